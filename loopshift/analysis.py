@@ -1,0 +1,350 @@
+"""Finds the training code in a module: models, optimizers, schedulers and manual loops.
+
+Collectors only gather facts (see `training.py`); generation decides what to write.
+Names are resolved through libcst's scope and qualified-name metadata, never by spelling.
+"""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import Assignment
+
+from . import torch_names
+from .index import CodeIndex
+from .training import EpochSegments, OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
+
+BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
+
+
+def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
+    """`receiver.method(...)` when statement is exactly that expression statement."""
+    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name(method))))])):
+        return statement.body[0].value
+    return None
+
+
+def root_name(expression: cst.BaseExpression) -> cst.Name | None:
+    """`model` for `model`, `model.backbone`, `model.fc.weight`."""
+    while isinstance(expression, cst.Attribute):
+        expression = expression.value
+    return expression if isinstance(expression, cst.Name) else None
+
+
+class Analyzer:
+    def __init__(self, index: CodeIndex) -> None:
+        self.index = index
+        self.code = TrainingCode()
+
+    # -- name resolution ---------------------------------------------------------------
+    def calls_of(self, function: cst.FunctionDef) -> list[cst.Call]:
+        scope = self.index.scope(function)
+        if scope is None:
+            return []
+        calls = []
+        for assignment in scope.assignments[function.name.value]:
+            if assignment.node is not function:
+                continue
+            for access in assignment.references:
+                parent = self.index.parent(access.node)
+                if isinstance(parent, cst.Call) and parent.func is access.node:
+                    calls.append(parent)
+        return calls
+
+    def argument_for(self, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
+        function = self.index.enclosing_function(param)
+        params = list(function.params.posonly_params) + list(function.params.params)
+        position = next(i for i, p in enumerate(params) if p is param)
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == param.name.value:
+                return arg.value
+        if position < len(positional):
+            return positional[position].value
+        return param.default
+
+    def resolve(self, name: cst.Name, depth: int = 0) -> Assignment | None:
+        """The assignment a name finally refers to, following function parameters to the
+        argument of the function's single call site."""
+        assignments = self.index.assignments(name)
+        if len(assignments) != 1 or depth > 8:
+            return None
+        assignment = assignments[0]
+        if not isinstance(assignment.node, cst.Param):
+            return assignment
+        function = self.index.enclosing_function(assignment.node)
+        calls = self.calls_of(function) if function else []
+        if len(calls) != 1:
+            return None
+        argument = self.argument_for(assignment.node, calls[0])
+        return self.resolve(argument, depth + 1) if isinstance(argument, cst.Name) else None
+
+    def definition_of(self, name: cst.Name, definitions: list) -> object | None:
+        assignment = self.resolve(name)
+        if assignment is None:
+            return None
+        statement = self.index.assignment_statement(assignment)
+        return next((d for d in definitions if d.statement is statement), None)
+
+    # -- collectors ----------------------------------------------------------------------
+    def collect_models(self) -> None:
+        for node in m.findall(self.index.module, m.ClassDef()):
+            for base in node.bases:
+                names = self.index.qualified_names(base.value)
+                local = isinstance(base.value, cst.Name) and base.value.value in self.code.models
+                if names & torch_names.MODULE_BASES or local:
+                    self.code.models[node.name.value] = next(iter(names), base.value.value if local else "")
+
+    def collect_definitions(self) -> None:
+        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])
+        for statement in m.findall(self.index.module, pattern):
+            assign = statement.body[0]
+            call, name = assign.value, assign.targets[0].target.value
+            called = self.index.called_name(call)
+            span = self.index.span(statement)
+            if any(torch_names.is_optimizer(n) for n in called):
+                model = self.optimized_model(call)
+                if model is not None:
+                    self.code.optimizers.append(OptimizerDef(name, statement, call, model, span))
+            elif any(torch_names.is_scheduler(n) for n in called):
+                plateau = torch_names.PLATEAU in called
+                self.code.schedulers.append(SchedulerDef(name, statement, call, span, plateau))
+
+    def optimized_model(self, call: cst.Call) -> str | None:
+        """The variable whose `.parameters()` the optimizer takes (also inside param groups)."""
+        parameters = m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
+        for arg in call.args:
+            for found in m.findall(arg.value, parameters):
+                root = root_name(found.func.value)
+                if root is not None:
+                    return root.value
+        return None
+
+    # -- loops -------------------------------------------------------------------------------
+    def problem(self, code: str, reason: str, node: cst.CSTNode) -> None:
+        if all(seen is not node for _, _, seen in self.code.problems):
+            self.code.problems.append((code, reason, node))
+
+    def collect_loops(self) -> None:
+        hosts: set[int] = set()
+        for backward in m.findall(self.index.module, BACKWARD):
+            loop = self.training_loop(backward)
+            if loop is None:
+                continue
+            if id(loop.host) in hosts:
+                self.problem("LS001", "several training loops share one epoch loop; not converted", loop.host)
+                continue
+            hosts.add(id(loop.host))
+            self.code.loops.append(loop)
+
+    def training_loop(self, backward: cst.SimpleStatementLine) -> TrainingLoop | None:
+        owner = self.index.owner_of_block(backward)
+        if not isinstance(owner, cst.For):
+            enclosing_loop = any(isinstance(a, (cst.For, cst.While)) for a in self.index.ancestors(backward))
+            if enclosing_loop:
+                self.problem("LS002", "backward() runs under a condition or context; not converted", backward)
+            return None
+        batch_loop = owner
+        body = list(batch_loop.body.body)
+        if sum(1 for s in body if m.matches(s, BACKWARD)) > 1:
+            self.problem("LS002", "several backward() calls in one step need manual optimization", batch_loop)
+            return None
+
+        steps = [(s, self.definition_of(root_name(c.func.value), self.code.optimizers))
+                 for s in body if (c := method_call(s, "step")) and root_name(c.func.value)]
+        optimizer_steps = [(s, d) for s, d in steps if d is not None]
+        if len(optimizer_steps) != 1:
+            reason = ("optimizer.step() is not a plain statement of the batch loop (conditional stepping?)"
+                      if not optimizer_steps else "several optimizers step in one loop: manual optimization")
+            self.problem("LS002", reason, batch_loop)
+            return None
+        step, optimizer = optimizer_steps[0]
+        zero_grads = [s for s in body if (c := method_call(s, "zero_grad")) and self.clears(c, optimizer)]
+        if len(zero_grads) != 1:
+            self.problem("LS002", "zero_grad() is not a plain statement of the batch loop", batch_loop)
+            return None
+
+        iterable = self.unwrap_iterable(batch_loop)
+        if iterable is None:
+            return None
+        loader, batch_target, index_name, index_start = iterable
+        loop = TrainingLoop(
+            batch_loop=batch_loop, loader=loader, batch_target=batch_target, index_name=index_name,
+            index_start=index_start, optimizer=optimizer, model=optimizer.model,
+            step_statements=[zero_grads[0], step], backward=backward,
+            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=batch_loop)
+        self.collect_step_extras(loop, body)
+        if not self.find_epochs(loop):
+            return None
+        return loop
+
+    def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
+        """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""
+        root = root_name(call.func.value)
+        if root is None:
+            return False
+        if self.definition_of(root, self.code.optimizers) is optimizer:
+            return True
+        target = self.resolve(root)
+        model_names = {optimizer.model}
+        return target is not None and target.name in model_names
+
+    def unwrap_iterable(self, loop: cst.For):
+        iterable, target = loop.iter, loop.target
+        index_name = index_start = None
+        while isinstance(iterable, cst.Call) and iterable.args:
+            called = self.index.called_name(iterable)
+            if "builtins.enumerate" in called and index_name is None:
+                if not (isinstance(target, cst.Tuple) and len(target.elements) == 2
+                        and isinstance(target.elements[0].value, cst.Name)):
+                    self.problem("LS001", "enumerate() target not understood", loop)
+                    return None
+                index_name = target.elements[0].value.value
+                target = target.elements[1].value
+                start = [a for a in iterable.args[1:] if a.keyword is None or a.keyword.value == "start"]
+                index_start = start[0].value if start else None
+                iterable = iterable.args[0].value
+            elif called & torch_names.PROGRESS_BARS:
+                iterable = iterable.args[0].value
+            else:
+                break
+        if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & torch_names.DATALOADERS:
+            self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
+            return None
+        return iterable, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \
+            index_name, index_start
+
+    def collect_step_extras(self, loop: TrainingLoop, body: list[cst.BaseStatement]) -> None:
+        for statement in body:
+            call = method_call(statement, "step")
+            if call is not None and not call.args and (root := root_name(call.func.value)):
+                scheduler = self.definition_of(root, self.code.schedulers)
+                if scheduler is not None:
+                    loop.schedulers.append((scheduler, "step"))
+                    loop.scheduler_steps.append(statement)
+            clip = self.clip_of(statement, loop)
+            if clip is not None:
+                loop.clip = clip
+            if self.is_mode_switch(statement, loop):
+                loop.mode_switches.append(statement)
+
+    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop):
+        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())])):
+            return None
+        call = statement.body[0].value
+        algorithm = next((torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD), None)
+        if algorithm is None:
+            return None
+        positional = [a for a in call.args if a.keyword is None]
+        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        value = positional[1].value if len(positional) > 1 else keywords.get("max_norm", keywords.get("clip_value"))
+        parameters = positional[0].value if positional else keywords.get("parameters")
+        clips_model = (m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
+                       and m.matches(root_name(parameters.func.value), m.Name(loop.model))
+                       and isinstance(parameters.func.value, cst.Name))
+        if value is None or len(positional) > 2 or set(keywords) - {"max_norm", "clip_value"} or not clips_model:
+            self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
+            return None
+        return algorithm, value, statement
+
+    def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
+        for method in ("train", "eval"):
+            call = method_call(statement, method)
+            if call is not None and not call.args and m.matches(call.func.value, m.Name(loop.model)):
+                return True
+        return False
+
+    # -- epochs ------------------------------------------------------------------------------
+    def find_epochs(self, loop: TrainingLoop) -> bool:
+        owner = self.index.owner_of_block(loop.batch_loop)
+        driver: cst.BaseStatement = loop.batch_loop
+        if isinstance(owner, cst.FunctionDef):
+            calls = self.calls_of(owner)
+            if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), m.Expr()):
+                self.problem("LS001", f"{owner.name.value}() must be called exactly once, as a statement, "
+                             "to be converted", owner)
+                return False
+            if self.index.enclosing_function(owner) is not None or isinstance(self.index.parent(owner.body), cst.ClassDef) \
+                    or isinstance(self.index.owner_of_block(owner), cst.ClassDef):
+                self.problem("LS001", "training loops in methods or nested functions are not converted yet", owner)
+                return False
+            loop.function, loop.call = owner, calls[0]
+            self.split_function(loop, owner)
+            driver = self.index.statement_of(calls[0])
+            owner = self.index.owner_of_block(driver)
+        loop.host = driver
+        if isinstance(owner, cst.For):
+            return self.epoch_loop(loop, owner, driver)
+        if not isinstance(owner, (cst.Module, cst.FunctionDef)):
+            self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
+            return False
+        return True
+
+    def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
+        body = list(function.body.body)
+        position = body.index(loop.batch_loop)
+        before, after = body[:position], body[position + 1:]
+        if before and m.matches(before[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
+            before = before[1:]  # the docstring
+        if after and m.matches(after[-1], m.SimpleStatementLine(body=[m.Return()])):
+            after = after[:-1]  # its value is unused: the call is a plain statement
+        loop.segments.before.extend(before)
+        loop.segments.after.extend(after)
+
+    def epoch_loop(self, loop: TrainingLoop, epoch_loop: cst.For, driver: cst.BaseStatement) -> bool:
+        iterable = epoch_loop.iter
+        while isinstance(iterable, cst.Call) and self.index.called_name(iterable) & torch_names.PROGRESS_BARS:
+            iterable = iterable.args[0].value
+        if not (isinstance(iterable, cst.Call) and "builtins.range" in self.index.called_name(iterable)
+                and isinstance(epoch_loop.target, cst.Name) and 1 <= len(iterable.args) <= 2
+                and all(a.keyword is None for a in iterable.args)):
+            self.problem("LS006", "the epoch loop is not a `for epoch in range(...)` loop; not converted", epoch_loop)
+            return False
+        if epoch_loop.orelse is not None:
+            self.problem("LS006", "the epoch loop has an else block; not converted", epoch_loop)
+            return False
+        args = [a.value for a in iterable.args]
+        start, stop = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+        loop.epoch_loop, loop.host = epoch_loop, epoch_loop
+        loop.epoch_name, loop.epoch_start = epoch_loop.target.value, start
+        loop.epochs = epoch_count(start, stop)
+        body = list(epoch_loop.body.body)
+        position = body.index(driver)
+        loop.segments = EpochSegments(body[:position] + loop.segments.before, loop.segments.after + body[position + 1:])
+        return True
+
+    def classify_segments(self, loop: TrainingLoop) -> None:
+        """Takes scheduler steps and mode switches out of the per-epoch code."""
+        for segment in (loop.segments.before, loop.segments.after):
+            for statement in list(segment):
+                call = method_call(statement, "step")
+                root = root_name(call.func.value) if call is not None else None
+                scheduler = self.definition_of(root, self.code.schedulers) if root is not None else None
+                if scheduler is not None and not call.args and not scheduler.is_plateau:
+                    loop.schedulers.append((scheduler, "epoch"))
+                    loop.scheduler_steps.append(statement)
+                    segment.remove(statement)
+                elif self.is_mode_switch(statement, loop):
+                    loop.mode_switches.append(statement)
+                    segment.remove(statement)
+
+    def run(self) -> TrainingCode:
+        self.collect_models()
+        self.collect_definitions()
+        self.collect_loops()
+        for loop in self.code.loops:
+            self.classify_segments(loop)
+        return self.code
+
+
+def epoch_count(start: cst.BaseExpression | None, stop: cst.BaseExpression) -> cst.BaseExpression:
+    """max_epochs for range(start, stop): `E` for range(E), range(0, E) and range(1, E + 1)."""
+    if start is None or m.matches(start, m.Integer("0")):
+        return stop
+    if m.matches(stop, m.BinaryOperation(operator=m.Add(), right=m.Integer())) and \
+            m.matches(start, m.Integer()) and stop.right.value == start.value:
+        return stop.left
+    return cst.BinaryOperation(left=stop, operator=cst.Subtract(), right=start)
+
+
+def analyze(index: CodeIndex) -> TrainingCode:
+    return Analyzer(index).run()

@@ -1,0 +1,108 @@
+"""The command line: a thin layer over the library API."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .convert import Result, convert_source
+from .output import default_output, unified_diff, write_atomic
+from .source import InputError, read_source
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Convert hand-written PyTorch training loops to PyTorch Lightning.")
+
+
+class Target(str, Enum):
+    lightning = "lightning"
+    pytorch_lightning = "pytorch_lightning"
+
+
+def python_files(paths: List[Path]) -> List[Path]:
+    files: List[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.py") if not p.stem.endswith("_lightning")))
+        else:
+            files.append(path)
+    return files
+
+
+def newline_of(source: str) -> str:
+    return "\r\n" if "\r\n" in source else "\n"
+
+
+@app.callback()
+def cli() -> None:
+    """Convert hand-written PyTorch training loops to PyTorch Lightning."""
+
+
+@app.command()
+def convert(
+    paths: List[Path] = typer.Argument(..., help="Python files (or folders) to convert."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write (one input only)."),
+    stdout: bool = typer.Option(False, "--stdout", help="Print the converted source, write nothing."),
+    diff: bool = typer.Option(False, "--diff", help="Show a unified diff, write nothing."),
+    in_place: bool = typer.Option(False, "--in-place", help="Rewrite the file itself (atomically)."),
+    target: Target = typer.Option(Target.lightning, "--target", help="Package the generated code imports."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print diagnostics only."),
+) -> None:
+    """Convert manual training loops to a LightningModule and a Trainer."""
+    if sum([stdout, diff, in_place, output is not None]) > 1:
+        fail("error: choose one of -o, --stdout, --diff and --in-place")
+    files = python_files(paths)
+    if output is not None and len(files) != 1:
+        fail("error: -o takes exactly one input file")
+    status = 0
+    for path in files:
+        try:
+            status = max(status, convert_one(path, output, stdout, diff, in_place, target.value, force, quiet))
+        except InputError as error:
+            typer.echo(str(error), err=True)
+            status = 2
+        except Exception as error:  # a bug of ours: say so in one line, leave the file alone
+            typer.echo(f"{path}: internal error: {type(error).__name__}: {error}", err=True)
+            status = 2
+    raise typer.Exit(status)
+
+
+def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
+                target: str, force: bool, quiet: bool) -> int:
+    source = read_source(path)
+    result: Result = convert_source(source.replace("\r\n", "\n"), target=target, path=str(path))
+    code = result.code
+    for diagnostic in result.diagnostics:
+        typer.echo(diagnostic.render(str(path)))
+    if stdout:
+        sys.stdout.write(code)
+    elif diff:
+        sys.stdout.write(unified_diff(source.replace("\r\n", "\n"), code, str(path), color=sys.stdout.isatty()))
+    elif result.loops_converted:
+        destination = path if in_place else (output or default_output(path))
+        if destination.exists() and not (in_place or force):
+            raise InputError(f"{destination}: error: already exists; use --force to overwrite it")
+        write_atomic(destination, code, newline=newline_of(source))
+        if not quiet:
+            typer.echo(f"wrote {destination}", err=True)
+    if result.loops_converted == 0 and not result.diagnostics:
+        if not quiet:
+            typer.echo(f"{path}: no training loop found", err=True)
+        return 1
+    return 1 if result.diagnostics else 0
+
+
+def fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        app(args=argv, prog_name="loopshift")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 0
+    return 0

@@ -1,0 +1,93 @@
+"""Device plumbing that Lightning owns: `.to(device)`, `.cuda()` and the `device` variables."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .index import CodeIndex
+
+DEVICE_STRINGS = ("cuda", "cpu", "mps")
+
+
+class DeviceOracle:
+    """Answers whether an expression denotes a device, following names to their values."""
+
+    def __init__(self, index: CodeIndex, resolve) -> None:
+        self.index = index
+        self.resolve = resolve  # Name -> Assignment | None, following parameters to call sites
+
+    def is_device(self, expression: cst.BaseExpression, depth: int = 0) -> bool:
+        if depth > 6:
+            return False
+        if isinstance(expression, cst.SimpleString):
+            return expression.evaluated_value.split(":")[0] in DEVICE_STRINGS
+        if isinstance(expression, cst.IfExp):
+            return self.is_device(expression.body, depth + 1) and self.is_device(expression.orelse, depth + 1)
+        if isinstance(expression, cst.Attribute):
+            return expression.attr.value == "device"
+        if isinstance(expression, cst.Call):
+            return "torch.device" in self.index.called_name(expression)
+        if isinstance(expression, cst.Name):
+            assignment = self.resolve(expression)
+            if assignment is None:
+                return expression.value.lower() == "device"
+            value = self.index.assigned_value(assignment)
+            return value is not None and self.is_device(value, depth + 1)
+        return False
+
+    def is_move(self, call: cst.Call) -> bool:
+        """`x.to(device)`, `x.to(device, non_blocking=True)`, `x.to(device=device)`, `x.cuda()`."""
+        if not isinstance(call.func, cst.Attribute):
+            return False
+        method = call.func.attr.value
+        keywords = {a.keyword.value for a in call.args if a.keyword is not None}
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if method == "cuda":
+            return not positional and keywords <= {"non_blocking"}
+        if method != "to" or keywords - {"non_blocking", "device"}:
+            return False
+        if "device" in keywords:
+            return not positional and self.is_device(next(a.value for a in call.args if a.keyword and a.keyword.value == "device"))
+        return len(positional) == 1 and self.is_device(positional[0])
+
+
+class DropDeviceMoves(cst.CSTTransformer):
+    """Removes device moves from moved code; `x, y = x, y` left behind disappears too."""
+
+    def __init__(self, oracle: DeviceOracle) -> None:
+        self.oracle = oracle
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if self.oracle.is_move(original):
+            return updated.func.value.with_changes(lpar=updated.lpar, rpar=updated.rpar) if updated.lpar else updated.func.value
+        return updated
+
+    def leave_DictComp(self, original: cst.DictComp, updated: cst.DictComp) -> cst.BaseExpression:
+        # {k: v for k, v in batch.items()} is a copy of batch once the moves are gone
+        identity = m.DictComp(key=m.Name(), value=m.Name(), for_in=m.CompFor(
+            target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]),
+            iter=m.Call(func=m.Attribute(attr=m.Name("items")), args=[]), ifs=[], inner_for_in=None))
+        if m.matches(updated, identity):
+            target = updated.for_in.target.elements
+            if updated.key.value == target[0].value.value and updated.value.value == target[1].value.value \
+                    and original is not updated:
+                return updated.for_in.iter.func.value
+        return updated
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if original is not updated and all(is_self_assignment(s) for s in updated.body):
+            return cst.RemovalSentinel.REMOVE
+        return updated
+
+
+def is_self_assignment(statement: cst.BaseSmallStatement) -> bool:
+    """`x = x` or `a, b = a, b`: what a line of device moves becomes."""
+    if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1):
+        return False
+    target, value = statement.targets[0].target, statement.value
+    if isinstance(target, cst.Name) and isinstance(value, cst.Name):
+        return target.value == value.value
+    if isinstance(target, cst.Tuple) and isinstance(value, cst.Tuple) and len(target.elements) == len(value.elements):
+        return all(isinstance(t.value, cst.Name) and isinstance(v.value, cst.Name) and t.value.value == v.value.value
+                   for t, v in zip(target.elements, value.elements))
+    return False

@@ -1,0 +1,443 @@
+"""Builds the LightningModule and the Trainer call for one training loop.
+
+The user's statements move into the hooks as they were (comments included); what changes is
+what Lightning now owns (device moves, zero_grad/backward/step, scheduler steps, clipping) and
+the names: locals of the training code become attributes set in `__init__`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import Assignment
+
+from .analysis import Analyzer, root_name
+from .devices import DeviceOracle, DropDeviceMoves
+from .training import TrainingLoop
+
+# LightningModule attributes a lifted name must not shadow.
+RESERVED = {"device", "trainer", "logger", "log", "optimizers", "lr_schedulers", "current_epoch", "global_step",
+            "training", "dtype", "hparams", "model", "forward", "precision", "fabric", "automatic_optimization"}
+TODO = "# TODO(loopshift): "
+EARLY_EXIT = "`{kind}` inside the training code was not converted"
+
+
+@dataclass
+class Generated:
+    """What one loop becomes: the class, the statements replacing the host, and what it consumed."""
+
+    class_def: cst.ClassDef
+    host_statements: list[cst.BaseStatement]
+    removed: list[cst.CSTNode]  # statements that are gone (their code moved into the class)
+    todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)
+
+
+def name_nodes(node: cst.CSTNode) -> list[cst.Name]:
+    """Names that denote variables: not attribute names, keywords or parameters."""
+    found: list[cst.Name] = []
+
+    class Collect(cst.CSTVisitor):
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            attribute.value.visit(self)
+            return False
+
+        def visit_Arg(self, arg: cst.Arg) -> bool:
+            arg.value.visit(self)
+            return False
+
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name)
+
+        def visit_Lambda(self, node) -> bool:
+            return False
+
+        def visit_FunctionDef(self, node) -> bool:
+            return False
+
+    node.visit(Collect())
+    return found
+
+
+def self_attribute(name: str) -> cst.Attribute:
+    return cst.Attribute(value=cst.Name("self"), attr=cst.Name(name))
+
+
+class Rename(cst.CSTTransformer):
+    """Replaces Name nodes (by identity) and lets device moves drop out."""
+
+    def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle) -> None:
+        self.replacements = replacements
+        self.devices = DropDeviceMoves(oracle)
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        return self.replacements.get(id(original), updated)
+
+    def leave_Call(self, original, updated):
+        return self.devices.leave_Call(original, updated)
+
+    def leave_DictComp(self, original, updated):
+        return self.devices.leave_DictComp(original, updated)
+
+    def leave_SimpleStatementLine(self, original, updated):
+        return self.devices.leave_SimpleStatementLine(original, updated)
+
+
+class LoopGenerator:
+    def __init__(self, analyzer: Analyzer, loop: TrainingLoop, class_name: str, lit_name: str, target_alias: str):
+        self.analyzer, self.index, self.loop = analyzer, analyzer.index, loop
+        self.class_name, self.lit_name, self.alias = class_name, lit_name, target_alias
+        self.oracle = DeviceOracle(self.index, analyzer.resolve)
+        self.config = self.index.module.config_for_parsing
+        self.todos: list[tuple[str, str, cst.CSTNode]] = []
+        self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
+        self.model_origin = self.origin_of_model()
+
+    # -- what each name becomes ------------------------------------------------------------
+    def origin_of_model(self) -> Assignment | None:
+        names = [n for n in name_nodes(self.loop.optimizer.call) if n.value == self.loop.model]
+        return self.analyzer.resolve(names[0]) if names else None
+
+    def blocks(self) -> dict[str, list[cst.BaseStatement]]:
+        loop = self.loop
+        dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches}
+        if loop.clip:
+            dropped.add(id(loop.clip[2]))
+        step = [s for s in loop.batch_loop.body.body if id(s) not in dropped]
+        return {"step": step, "start": list(loop.segments.before), "end": list(loop.segments.after)}
+
+    @staticmethod
+    def is_state(name: str, usage, assigned_where) -> bool:
+        """Whether a name carries a value from one step or epoch to the next: then it lives on self."""
+        reading = {block for block, (_, read, _) in usage.items() if name in read}
+        carried = any(name in aug for _, _, aug in usage.values())
+        return len(assigned_where[name]) > 1 or bool(reading - assigned_where[name]) or carried
+
+    @staticmethod
+    def is_read(name: str, usage) -> bool:
+        return any(name in read or name in aug for _, read, aug in usage.values())
+
+    def assigned_names(self, statements: list[cst.BaseStatement]) -> tuple[set[str], set[str], set[str]]:
+        """(names assigned, names read, names updated in place with `+=`) in a block."""
+        assigned, read, updated = set(), set(), set()
+        for statement in statements:
+            for name in name_nodes(statement):
+                if any(a.node is name for a in self.index.assignments(name)):
+                    assigned.add(name.value)
+                else:
+                    read.add(name.value)
+            for aug in m.findall(statement, m.AugAssign(target=m.Name())):
+                updated.add(aug.target.value)  # `x += 1` reads x first: state carried across steps
+        return assigned, read, updated
+
+    def plan_names(self, blocks: dict[str, list[cst.BaseStatement]]) -> dict[int, cst.BaseExpression]:
+        """Decides, for every variable Name in moved code, what it becomes."""
+        usage = {key: self.assigned_names(block) for key, block in blocks.items()}
+        assigned_where: dict[str, set[str]] = {}
+        for key, (assigned, _, _) in usage.items():
+            for name in assigned:
+                assigned_where.setdefault(name, set()).add(key)
+        moved = {id(s) for block in blocks.values() for s in block}
+        replacements: dict[int, cst.BaseExpression] = {}
+        for key, block in blocks.items():
+            for statement in block:
+                for name in name_nodes(statement):
+                    replacement = self.replacement(name, usage, assigned_where, moved)
+                    if replacement is not None:
+                        replacements[id(name)] = replacement
+        return replacements
+
+    def replacement(self, name: cst.Name, usage, assigned_where, moved) -> cst.BaseExpression | None:
+        loop, value = self.loop, name.value
+        if value == "self":
+            return None
+        bindings = self.index.assignments(name)
+        if not bindings:
+            return None  # a builtin or an unknown name: stays as written
+        if any(self.index.is_inside(a.node, {id(loop.batch_loop.target)}) for a in bindings):
+            return None  # the batch and its index: unpacked in training_step
+        origin = self.analyzer.resolve(name)
+        if origin is not None and origin is self.model_origin:
+            return self_attribute("model")
+        if self.analyzer.definition_of(name, [loop.optimizer]) is not None:
+            return cst.parse_expression("self.optimizers().optimizer")
+        if self.analyzer.definition_of(name, [s for s, _ in loop.schedulers]) is not None:
+            return cst.parse_expression("self.lr_schedulers()")
+        if loop.epoch_name and self.is_epoch(name):
+            return self.epoch_expression(name)
+        if value in assigned_where:
+            host_line = self.index.span(loop.host).line
+            initialised = any(not self.index.is_inside(a.node, moved) and self.index.span(a.node).line < host_line
+                              for a in bindings)
+            if not (self.is_state(value, usage, assigned_where) or initialised and self.is_read(value, usage)):
+                return None  # a local of its hook
+            if initialised:
+                self.init_args.setdefault(value, cst.Name(value))  # its value from before training starts
+            return self_attribute(self.attribute_name(value))
+        if self.oracle.is_device(name):
+            return self_attribute("device")  # Lightning's device for this module
+        if all(self.index.is_global(a) for a in bindings):
+            return None
+        binding = bindings[0]
+        argument = self.host_value(binding, value)
+        self.init_args.setdefault(value, argument)
+        return self_attribute(self.attribute_name(value))
+
+    def attribute_name(self, name: str) -> str:
+        return f"{name}_" if name in RESERVED else name
+
+    def host_value(self, binding: Assignment, name: str) -> cst.BaseExpression:
+        """The expression in the host's scope that a name of the moved code stands for."""
+        if isinstance(binding.node, cst.Param) and self.loop.call is not None \
+                and self.index.enclosing_function(binding.node) is self.loop.function:
+            argument = self.analyzer.argument_for(binding.node, self.loop.call)
+            if argument is not None:
+                return argument
+        return cst.Name(name)
+
+    def is_epoch(self, name: cst.Name) -> bool:
+        origin = self.analyzer.resolve(name)
+        return origin is not None and origin.node is self.loop.epoch_loop.target
+
+    def epoch_expression(self, name: cst.Name) -> cst.BaseExpression:
+        current = cst.parse_expression("self.current_epoch")
+        start = self.loop.epoch_start
+        if start is None or m.matches(start, m.Integer("0")):
+            return current
+        parent = self.index.parent(name)
+        needs_parens = isinstance(parent, (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute, cst.Subscript))
+        brackets = dict(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if needs_parens else {}
+        return cst.BinaryOperation(current, cst.Add(whitespace_before=cst.SimpleWhitespace(" "),
+                                                    whitespace_after=cst.SimpleWhitespace(" ")), start, **brackets)
+
+    # -- building --------------------------------------------------------------------------
+    def statement(self, code: str) -> cst.BaseStatement:
+        return cst.parse_statement(code, self.config)
+
+    def rewrite(self, statements, replacements) -> list[cst.BaseStatement]:
+        rename = Rename(replacements, self.oracle)
+        result = []
+        for statement in statements:
+            if id(statement) == id(self.loop.backward):
+                result.append(self.log_loss(statement, rename))
+                continue
+            new = statement.visit(rename)
+            if isinstance(new, cst.BaseStatement):
+                result.append(new)
+        return result
+
+    def log_loss(self, backward: cst.SimpleStatementLine, rename: Rename) -> cst.BaseStatement:
+        loss = self.loss_expression().visit(rename)
+        line = self.statement(f'self.log("train_loss", {self.index.module.code_for_node(loss)})')
+        return line.with_changes(leading_lines=backward.leading_lines)
+
+    def loss_expression(self) -> cst.BaseExpression:
+        return self.loop.loss
+
+    def report_early_exits(self, statements: list[cst.BaseStatement], block: str) -> None:
+        for statement in statements:
+            for node in m.findall(statement, m.Break() | m.Continue() | m.Return()):
+                if any(isinstance(a, (cst.For, cst.While, cst.FunctionDef)) for a in self.index.ancestors(node)
+                       if self.index.is_inside(a, {id(statement)})):
+                    continue
+                kind = type(node).__name__.lower()
+                if not (block == "end" and kind == "break"):
+                    self.todos.append(("LS003", EARLY_EXIT.format(kind=kind), node))
+
+    def early_exits(self, statements: list[cst.BaseStatement], block: str) -> list[cst.BaseStatement]:
+        """`break`/`continue`/`return` cannot leave a hook the way they left the loop."""
+        exits = m.SimpleStatementLine(body=[m.Break() | m.Continue() | m.Return()])
+
+        outer = self
+
+        class Replace(cst.CSTTransformer):
+            depth = 0
+
+            def visit_For(self, node):
+                self.depth += 1
+
+            def leave_For(self, original, updated):
+                self.depth -= 1
+                return updated
+
+            visit_While = visit_For
+            leave_While = leave_For
+
+            def leave_SimpleStatementLine(self, original, updated):
+                if self.depth or not m.matches(updated, exits):
+                    return updated
+                kind = type(updated.body[0]).__name__.lower()
+                if block == "end" and kind == "break":
+                    # leaving the epoch loop: ask the Trainer to stop after this epoch
+                    return cst.FlattenSentinel([
+                        outer.statement("self.trainer.should_stop = True").with_changes(leading_lines=updated.leading_lines),
+                        outer.statement("return")])
+                reason = EARLY_EXIT.format(kind=kind)
+                comment = cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS003): it no longer ends the loop early"))
+                return outer.statement("pass").with_changes(leading_lines=[*updated.leading_lines, comment])
+
+        return [s.visit(Replace()) for s in statements]
+
+    def function(self, name: str, params: str, body: list[cst.BaseStatement]) -> cst.FunctionDef:
+        if body:
+            body = [body[0].with_changes(leading_lines=drop_leading_blanks(body[0].leading_lines)), *body[1:]]
+        skeleton = self.statement(f"def {name}(self{params}):\n    pass\n")
+        return skeleton.with_changes(body=skeleton.body.with_changes(body=body or [self.statement("pass")]),
+                                     leading_lines=[cst.EmptyLine(indent=False)])
+
+    def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
+        loop = self.loop
+        target = loop.batch_target
+        index = loop.index_name if loop.index_name and loop.index_start is None else "batch_idx"
+        prologue = []
+        batch = target.value if isinstance(target, cst.Name) else "batch"
+        if not isinstance(target, cst.Name):
+            prologue.append(self.statement(f"{self.index.module.code_for_node(target)} = batch"))
+        if loop.index_name and loop.index_start is not None:
+            start = self.index.module.code_for_node(loop.index_start)
+            prologue.append(self.statement(f"{loop.index_name} = batch_idx + {start}"))
+        loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
+        return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
+
+    def configure_optimizers(self, replacements) -> cst.FunctionDef:
+        loop = self.loop
+        statements = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers]
+        for statement in statements:
+            for name in name_nodes(statement):
+                if id(name) in replacements or name.value in (loop.optimizer.name, *[s.name for s, _ in loop.schedulers]):
+                    continue
+                origin = self.analyzer.resolve(name)
+                if origin is not None and origin is self.model_origin:
+                    replacements[id(name)] = self_attribute("model")
+                elif self.index.assignments(name) and not all(self.index.is_global(a) for a in self.index.assignments(name)):
+                    self.init_args.setdefault(name.value, cst.Name(name.value))
+                    replacements[id(name)] = self_attribute(self.attribute_name(name.value))
+        body = self.rewrite(statements, replacements)
+        if body:
+            body[0] = body[0].with_changes(leading_lines=[])
+        optimizer = loop.optimizer.name
+        if not loop.schedulers:
+            body.append(self.statement(f"return {optimizer}"))
+        elif len(loop.schedulers) == 1:
+            scheduler, interval = loop.schedulers[0]
+            body.append(self.statement(
+                f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler.name}, "interval": "{interval}"}}}}'))
+        else:
+            configs = ", ".join(f'{{"scheduler": {s.name}, "interval": "{i}"}}' for s, i in loop.schedulers)
+            body.append(self.statement(f"return [{optimizer}], [{configs}]"))
+        return self.function("configure_optimizers", "", body)
+
+    def forward(self) -> cst.FunctionDef:
+        params = self.forward_params()
+        arguments = params.replace("=None", "")
+        return self.function("forward", f", {params}", [self.statement(f"return self.model({arguments})")])
+
+    def forward_params(self) -> str:
+        """The wrapped model's forward signature when its class is in this file."""
+        value = self.index.assigned_value(self.model_origin) if self.model_origin else None
+        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self.oracle.is_move(value):
+            value = value.func.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            for class_def in m.findall(self.index.module, m.ClassDef(name=m.Name(value.func.value))):
+                for method in class_def.body.body:
+                    if isinstance(method, cst.FunctionDef) and method.name.value == "forward":
+                        params = method.params.with_changes(params=method.params.params[1:])
+                        code = cst.Module([]).code_for_node(params)
+                        if not (method.params.star_arg != cst.MaybeSentinel.DEFAULT or method.params.kwonly_params
+                                or method.params.star_kwarg or any(p.default for p in params.params)):
+                            return code
+        return "*args, **kwargs"
+
+    def build(self) -> Generated:
+        loop = self.loop
+        blocks = self.blocks()
+        replacements = self.replacements = self.plan_names(blocks)
+        for key, block in blocks.items():
+            self.report_early_exits(block, key)
+        step = self.early_exits(self.rewrite(blocks["step"], replacements), "step")
+        start = self.early_exits(self.rewrite(blocks["start"], replacements), "start")
+        end = self.early_exits(self.rewrite(blocks["end"], replacements), "end")
+        if any(method_name(s) == "train" for s in loop.mode_switches) and any(
+                m.findall(s, m.Attribute(value=m.Name("self"), attr=m.Name("model"))) for s in end):
+            # the per-epoch code may leave the model in eval mode: train mode again, as the loop did
+            start.insert(0, self.statement("self.model.train()"))
+        configure = self.configure_optimizers(replacements)
+
+        methods = [self.forward(), self.training_step(step)]
+        if start:
+            methods.append(self.function("on_train_epoch_start", "", start))
+        if end:
+            methods.append(self.function("on_train_epoch_end", "", end))
+        methods.append(configure)
+        init_params = ["model", *[self.attribute_name(n) for n in self.init_args]]
+        init_body = [self.statement("super().__init__()")] + [
+            self.statement(f"self.{p} = {p}") for p in init_params]
+        methods.insert(0, self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
+            leading_lines=[]))
+        class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
+        class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
+        return Generated(class_def, self.host_statements(), self.removed(), self.todos)
+
+    def host_statements(self) -> list[cst.BaseStatement]:
+        loop, code = self.loop, self.index.module.code_for_node
+        model = self.host_model()
+        args = ", ".join([model] + [code(v) for v in self.init_args.values()])
+        options = []
+        if loop.epochs is not None:
+            options.append(f"max_epochs={code(loop.epochs)}")
+        else:
+            options.append("max_epochs=1")
+        if loop.clip:
+            algorithm, value, _ = loop.clip
+            options.append(f"gradient_clip_val={code(value)}")
+            if algorithm == "value":
+                options.append('gradient_clip_algorithm="value"')
+        loader = code(self.host_loader())
+        statements = [
+            self.statement(f"{self.lit_name} = {self.class_name}({args})"),
+            self.statement(f"trainer = {self.alias}.Trainer({', '.join(options)})"),
+            self.statement(f"trainer.fit({self.lit_name}, train_dataloaders={loader})"),
+        ]
+        statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
+        return statements
+
+    def host_model(self) -> str:
+        return self.loop.optimizer.model
+
+    def host_loader(self) -> cst.BaseExpression:
+        loader = self.loop.loader
+        if isinstance(loader, cst.Name):
+            bindings = self.index.assignments(loader)
+            if len(bindings) == 1:
+                value = self.host_value(bindings[0], loader.value)
+                value = self.unwrap_progress(value, bindings[0])
+                return value
+        return loader
+
+    def unwrap_progress(self, value: cst.BaseExpression, binding: Assignment) -> cst.BaseExpression:
+        """`pbar = tqdm(loader)`: the Trainer gets the loader, it draws its own progress bar."""
+        assigned = self.index.assigned_value(binding)
+        from . import torch_names
+        if isinstance(assigned, cst.Call) and self.index.called_name(assigned) & torch_names.PROGRESS_BARS:
+            return assigned.args[0].value
+        return value
+
+    def removed(self) -> list[cst.CSTNode]:
+        loop = self.loop
+        removed: list[cst.CSTNode] = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers]
+        if loop.function is not None:
+            removed.append(loop.function)
+        return removed
+
+
+def drop_leading_blanks(lines) -> list[cst.EmptyLine]:
+    lines = list(lines)
+    while lines and lines[0].comment is None:
+        lines.pop(0)
+    return lines
+
+
+def method_name(statement: cst.BaseStatement) -> str | None:
+    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute()))])):
+        return statement.body[0].value.func.attr.value
+    return None

@@ -1,0 +1,54 @@
+"""Where converted code goes: atomic file writes and the diff preview."""
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from .source import InputError
+
+RED, GREEN, CYAN, RESET = "\033[31m", "\033[32m", "\033[36m", "\033[0m"
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}_lightning{path.suffix}")
+
+
+def write_atomic(path: Path, text: str, newline: str = "") -> None:
+    """Writes through a temporary file in the same folder and a rename, so a failure at any
+    point (including Ctrl-C) leaves either the old file or the new one, never a partial one."""
+    folder = path.parent if str(path.parent) else Path(".")
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise InputError(f"{path}: error: cannot write: {error.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
+            stream.write(text)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise InputError(f"{path}: error: cannot write: {error.strerror}") from None
+        raise
+
+
+def unified_diff(before: str, after: str, path: str, color: bool = False) -> str:
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                 fromfile=f"a/{path}", tofile=f"b/{path}")
+    rendered = []
+    for line in lines:
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        if color:
+            prefix = line[:1]
+            tint = {"+": GREEN, "-": RED, "@": CYAN}.get(prefix)
+            if tint and not line.startswith(("+++", "---")):
+                line = f"{tint}{line.rstrip(chr(10))}{RESET}\n"
+        rendered.append(line)
+    return "".join(rendered)

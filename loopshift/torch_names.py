@@ -1,0 +1,32 @@
+"""Which qualified names are the torch, Lightning and helper APIs the converter understands."""
+from __future__ import annotations
+
+MODULE_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
+DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
+PROGRESS_BARS = {"tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "tqdm.tqdm.tqdm", "tqdm.std.tqdm"}
+CLIP_GRAD = {
+    "torch.nn.utils.clip_grad_norm_": "norm",
+    "torch.nn.utils.clip_grad.clip_grad_norm_": "norm",
+    "torch.nn.utils.clip_grad_value_": "value",
+    "torch.nn.utils.clip_grad.clip_grad_value_": "value",
+}
+PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"
+LIGHTNING_MODULES = ("lightning", "pytorch_lightning")
+
+
+def is_scheduler(name: str) -> bool:
+    return name.startswith("torch.optim.lr_scheduler.")
+
+
+def is_optimizer(name: str) -> bool:
+    """torch.optim.SGD, torch.optim.adam.Adam, ... but not the schedulers or helpers."""
+    if not name.startswith("torch.optim.") or is_scheduler(name):
+        return False
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf[:1].isupper() and leaf != "Optimizer"
+
+
+def is_torch_module(name: str) -> bool:
+    """A layer or container class from torch.nn (nn.Sequential, nn.Linear, ...)."""
+    leaf = name.rsplit(".", 1)[-1]
+    return name.startswith("torch.nn.") and leaf[:1].isupper() and not name.startswith("torch.nn.functional")

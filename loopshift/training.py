@@ -1,0 +1,75 @@
+"""The plain data model of training code that analysis finds and generation consumes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from .diagnostics import Span
+
+
+@dataclass
+class OptimizerDef:
+    name: str
+    statement: cst.SimpleStatementLine  # `optimizer = optim.SGD(model.parameters(), ...)`
+    call: cst.Call
+    model: str  # the variable whose parameters it optimizes
+    span: Span
+
+
+@dataclass
+class SchedulerDef:
+    name: str
+    statement: cst.SimpleStatementLine
+    call: cst.Call
+    span: Span
+    is_plateau: bool = False
+
+
+@dataclass
+class EpochSegments:
+    """Per-epoch code around the batch loop, each list in source order."""
+
+    before: list[cst.BaseStatement] = field(default_factory=list)  # -> on_train_epoch_start
+    after: list[cst.BaseStatement] = field(default_factory=list)  # -> on_train_epoch_end
+
+
+@dataclass
+class TrainingLoop:
+    """One manual training loop: a batch loop with the step triple, and how epochs drive it."""
+
+    batch_loop: cst.For
+    loader: cst.BaseExpression  # the iterable without enumerate()/tqdm()
+    batch_target: cst.BaseAssignTargetExpression
+    index_name: str | None
+    index_start: cst.BaseExpression | None
+    optimizer: OptimizerDef
+    model: str
+    step_statements: list[cst.SimpleStatementLine]  # zero_grad / step, removed
+    backward: cst.SimpleStatementLine
+    loss: cst.BaseExpression
+    span: Span
+    # how the loop is driven
+    host: cst.BaseStatement  # the statement trainer.fit replaces (epoch loop, call or batch loop)
+    epoch_loop: cst.For | None = None
+    epochs: cst.BaseExpression | None = None  # max_epochs, in the host's scope
+    epoch_name: str | None = None
+    epoch_start: cst.BaseExpression | None = None
+    function: cst.FunctionDef | None = None  # train(...) holding the batch loop, when called
+    call: cst.Call | None = None  # its call inside the epoch loop
+    segments: EpochSegments = field(default_factory=EpochSegments)
+    schedulers: list[tuple[SchedulerDef, str]] = field(default_factory=list)  # (scheduler, interval)
+    scheduler_steps: list[cst.SimpleStatementLine] = field(default_factory=list)
+    clip: tuple[str, cst.BaseExpression, cst.SimpleStatementLine] | None = None  # (algorithm, value, statement)
+    mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
+
+
+@dataclass
+class TrainingCode:
+    """Everything analysis found in one module."""
+
+    loops: list[TrainingLoop] = field(default_factory=list)
+    optimizers: list[OptimizerDef] = field(default_factory=list)
+    schedulers: list[SchedulerDef] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)  # nn.Module subclasses: class name -> qualified base
+    problems: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)  # (code, reason, node)
