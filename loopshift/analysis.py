@@ -259,7 +259,8 @@ class Analyzer:
         driver: cst.BaseStatement = loop.batch_loop
         if isinstance(owner, cst.FunctionDef):
             calls = self.calls_of(owner)
-            if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), m.Expr()):
+            statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
+            if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
                 self.problem("LS001", f"{owner.name.value}() must be called exactly once, as a statement, "
                              "to be converted", owner)
                 return False
@@ -286,7 +287,11 @@ class Analyzer:
         if before and m.matches(before[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
             before = before[1:]  # the docstring
         if after and m.matches(after[-1], m.SimpleStatementLine(body=[m.Return()])):
-            after = after[:-1]  # its value is unused: the call is a plain statement
+            returned = after.pop().body[0]
+            assign = self.index.parent(loop.call) if loop.call is not None else None
+            if isinstance(assign, cst.Assign) and returned.value is not None:
+                # `avg = train(...)` with `return total / n`: the epoch-end code computes `avg = total / n`
+                after.append(cst.SimpleStatementLine([cst.Assign(assign.targets, returned.value)]))
         loop.segments.before.extend(before)
         loop.segments.after.extend(after)
 

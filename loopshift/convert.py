@@ -45,7 +45,8 @@ class ApplyEdits(cst.CSTTransformer):
             if inserted:
                 body.extend(inserted)
                 updated = updated.with_changes(leading_lines=two_blank_lines(updated.leading_lines))
-            if id(original) in self.todo:
+            if id(original) in self.todo and not any(TODO in (line.comment.value if line.comment else "")
+                                                      for line in updated.leading_lines):
                 comment = cst.EmptyLine(comment=cst.Comment(TODO + self.todo[id(original)]))
                 updated = updated.with_changes(leading_lines=[*updated.leading_lines, comment])
             if id(original) in self.model_lines:

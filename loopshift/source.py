@@ -18,12 +18,15 @@ def read_source(path: Path) -> str:
     if path.is_dir():
         raise InputError(f"{path}: error: is a directory, expected a Python file")
     try:
-        with open(path, "rb") as raw:
-            encoding, _ = tokenize.detect_encoding(raw.readline)
-            raw.seek(0)
-            data = raw.read()
-    except (OSError, SyntaxError) as error:
-        raise InputError(f"{path}: error: cannot read: {error}") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: error: cannot read: {error.strerror}") from None
+    try:
+        encoding, _ = tokenize.detect_encoding(iter(data.splitlines(keepends=True)).__next__)
+    except SyntaxError as error:
+        if "encoding" in str(error) and "unknown" in str(error):
+            raise InputError(f"{path}:1: error: {error.args[0]}") from None
+        encoding = "utf-8"  # bytes that are not UTF-8: the decode below says where
     try:
         return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding)
     except (UnicodeDecodeError, LookupError) as error:
@@ -35,5 +38,11 @@ def parse_module(source: str, path: str = "<string>") -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        message = str(error.message).splitlines()[0] if error.message else "invalid syntax"
-        raise InputError(f"{path}:{error.raw_line}:{error.raw_column + 1}: error: syntax error: {message}") from None
+        line, column, message = error.raw_line, error.raw_column + 1, "invalid syntax"
+        try:  # CPython's parser names the place and the reason more precisely
+            compile(source, path, "exec", dont_inherit=True)
+        except SyntaxError as python_error:
+            line, column, message = python_error.lineno or line, python_error.offset or column, python_error.msg
+        except ValueError:
+            pass
+        raise InputError(f"{path}:{line}:{column}: error: syntax error: {message}") from None

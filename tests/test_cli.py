@@ -1,0 +1,141 @@
+"""The command line contract: outputs, modes, exit codes and one-line errors on bad input."""
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopshift.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FLAT = (FIXTURES / "flat_script" / "input.py").read_text()
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "train.py"
+    path.write_text(FLAT)
+    return path
+
+
+def test_default_writes_beside_the_input_and_keeps_it(script: Path, capsys) -> None:
+    assert main(["convert", str(script)]) == 0
+    output = script.with_name("train_lightning.py")
+    assert output.read_text() == (FIXTURES / "flat_script" / "expected.py").read_text()
+    assert script.read_text() == FLAT
+    assert str(output) in capsys.readouterr().err
+
+
+def test_existing_output_needs_force(script: Path, capsys) -> None:
+    output = script.with_name("train_lightning.py")
+    output.write_text("keep me")
+    assert main(["convert", str(script)]) == 2
+    assert output.read_text() == "keep me"
+    assert "--force" in capsys.readouterr().err
+    assert main(["convert", "--force", str(script)]) == 0
+    assert "LightningModule" in output.read_text()
+
+
+def test_diff_and_stdout_write_nothing(script: Path, capsys) -> None:
+    assert main(["convert", "--diff", str(script)]) == 0
+    diff = capsys.readouterr().out
+    assert "+class LitModel(L.LightningModule):" in diff and "-for epoch in range(EPOCHS):" in diff
+    assert main(["convert", "--stdout", str(script)]) == 0
+    assert capsys.readouterr().out == (FIXTURES / "flat_script" / "expected.py").read_text()
+    assert sorted(p.name for p in script.parent.iterdir()) == ["train.py"]
+
+
+def test_in_place_keeps_permissions_and_line_endings(script: Path) -> None:
+    script.write_bytes(FLAT.replace("\n", "\r\n").encode())
+    script.chmod(0o640)
+    assert main(["convert", "--in-place", str(script)]) == 0
+    data = script.read_bytes()
+    assert b"LightningModule" in data and b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+    assert stat.S_IMODE(script.stat().st_mode) == 0o640
+
+
+def test_output_option_and_target(script: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out.py"
+    assert main(["convert", str(script), "-o", str(output), "--target", "pytorch_lightning"]) == 0
+    code = output.read_text()
+    assert "import pytorch_lightning as pl" in code and "class LitModel(pl.LightningModule):" in code
+    assert "import lightning" not in code
+
+
+def test_no_loop_exits_one_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "model.py"
+    path.write_text((FIXTURES / "no_loop_model_only" / "input.py").read_text())
+    assert main(["convert", str(path)]) == 1
+    assert "no training loop found" in capsys.readouterr().err
+    assert not path.with_name("model_lightning.py").exists()
+
+
+def test_todo_exits_one(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "dry.py"
+    path.write_text((FIXTURES / "mnist_style_functions" / "input.py").read_text().replace(
+        "            print(", "            if args.dry_run:\n                break\n            print(", 1))
+    assert main(["convert", "--stdout", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:" in out and "LS003" in out and "# TODO(loopshift):" in out
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"def broken(:\n    pass\n", ":1:12: error: syntax error"),
+    (b"x = '\xff\xfe caf\xe9'\n", ":1: error: not valid utf-8 text"),
+])
+def test_bad_input_is_one_line_exit_two(tmp_path: Path, capsys, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.py"
+    path.write_bytes(content)
+    assert main(["convert", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(str(path)) and message in err and "\n" not in err
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py"]
+
+
+def test_missing_file_and_directory(tmp_path: Path, capsys) -> None:
+    assert main(["convert", str(tmp_path / "nope.py")]) == 2
+    assert capsys.readouterr().err.strip() == f"{tmp_path / 'nope.py'}: error: no such file"
+    assert main(["convert", str(tmp_path), "-o", str(tmp_path / "x.py")]) == 2
+
+
+def test_unwritable_output_location(script: Path, capsys) -> None:
+    if os.geteuid() == 0:
+        target = Path("/proc/loopshift_out.py")  # not even root may create files here
+    else:
+        script.parent.chmod(0o555)
+        target = script.with_name("train_lightning.py")
+    try:
+        assert main(["convert", str(script), "-o", str(target)]) == 2
+    finally:
+        script.parent.chmod(0o755)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(str(target)) and "cannot write" in err and "\n" not in err
+    assert not target.exists()
+    assert sorted(p.name for p in script.parent.iterdir()) == ["train.py"]
+
+
+def test_output_into_missing_folder_leaves_nothing(script: Path, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "missing" / "out.py"
+    assert main(["convert", str(script), "-o", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(str(target)) and "cannot write" in err
+    assert not target.parent.exists()
+
+
+def test_output_over_a_directory_is_an_error(script: Path, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "dir.py"
+    target.mkdir()
+    assert main(["convert", str(script), "-o", str(target), "--force"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.py", "train.py"]
+
+
+def test_python_dash_m_entry_point(script: Path) -> None:
+    completed = subprocess.run([sys.executable, "-m", "loopshift", "convert", "--stdout", str(script)],
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert "trainer.fit(lit_model, train_dataloaders=loader)" in completed.stdout
+    assert "torch" not in completed.stderr

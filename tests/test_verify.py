@@ -1,0 +1,399 @@
+"""loopshift verify: runs tiny scripts for real (each run is a subprocess that imports torch)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from loopshift.verify import ScriptError, VerifyResult, verify
+from loopshift.verify import harness
+from loopshift.verify.command import render_result, verify_command
+
+LIGHTNING_SCRIPT = '''
+import argparse
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class LitClassifier(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, required=True)
+    args = parser.parse_args()
+    loader = DataLoader(TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,))), batch_size=8)
+    checkpoint = ModelCheckpoint(dirpath="checkpoints", monitor="val_loss")
+    trainer = L.Trainer(max_epochs=args.epochs, callbacks=[checkpoint, LearningRateMonitor()])
+    trainer.fit(LitClassifier(), loader, loader)
+    trainer.test(dataloaders=loader)
+'''
+
+RAISING_SCRIPT = '''
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Broken(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        raise RuntimeError("boom in training_step")
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+loader = DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)
+L.Trainer().fit(Broken(), loader)
+'''
+
+RAW_LOOP = '''
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def main():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    loader = DataLoader(data, batch_size=8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+LIGHTNING_EQUIVALENT = '''
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class LitNet(L.LightningModule):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self.model(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE)
+
+
+def main():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    loader = DataLoader(data, batch_size=8)
+    trainer = L.Trainer(max_epochs=2)
+    trainer.fit(LitNet(model), train_dataloaders=loader)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+# A raw loop with a GradScaler and gradient accumulation (2 backward calls per optimizer step).
+SCALED_ACCUMULATING_LOOP = '''
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+model = nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+inputs, targets = torch.randn(8, 4), torch.randn(8, 1)
+for i in range(100):
+    batch = slice(i % 4 * 2, i % 4 * 2 + 2)
+    loss = nn.functional.mse_loss(model(inputs[batch]), targets[batch]) / 2
+    print("LOSS", repr(loss.item()))
+    scaler.scale(loss).backward()
+    if i % 2 == 1:
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+'''
+
+
+def write(folder: Path, name: str, source: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+    return path
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {path.relative_to(folder) for path in folder.rglob("*") if "__pycache__" not in path.parts}
+
+
+@pytest.fixture
+def cli():
+    """A typer app that registers verify_command the way cli.py does, beside a second command
+    (with one command typer would make the app the command itself)."""
+    app = typer.Typer()
+    app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
+    app.command("other")(lambda: None)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["verify", *map(str, args)])
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A scripts folder and a separate working directory, so that writes into either show."""
+    scripts, cwd = tmp_path / "scripts", tmp_path / "cwd"
+    scripts.mkdir()
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return scripts, cwd
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def test_lightning_script_passes_and_writes_nothing(workspace):
+    scripts, cwd = workspace
+    script = write(scripts, "train.py", LIGHTNING_SCRIPT)
+    before = files_under(scripts)
+
+    result = verify(script, steps=2, summary=True, script_args=["--epochs", "3"])
+
+    assert result.ok, result
+    assert result.stages == ("train", "validate", "test")
+    assert len(result.losses) == 2 and all(math.isfinite(loss) for loss in result.losses)
+    assert result.error is None
+    assert "In sizes" in result.summary and "[8, 4]" in result.summary  # taken from the first batch
+    assert files_under(scripts) == before  # no lightning_logs/, no checkpoints/
+    assert files_under(cwd) == set()
+
+
+def test_script_that_raises_fails_at_its_line(tmp_path):
+    script = write(tmp_path, "broken.py", RAISING_SCRIPT)
+    line = next(number for number, text in enumerate(script.read_text().splitlines(), 1) if "boom" in text)
+
+    result = verify(script)
+
+    assert not result.ok
+    assert result.error.type == "RuntimeError"
+    assert (result.error.file, result.error.line) == (str(script), line)
+    assert "boom in training_step" in result.message
+    assert any(f'"{script}", line {line}' in text for text in result.error.traceback)
+    assert "harness.py" not in "\n".join(result.error.traceback[:3])  # starts in the user's file
+
+
+def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1"))
+
+    result = verify(converted, original=original, steps=3)
+
+    assert result.ok, result
+    assert len(result.losses) == 3
+    assert result.losses == result.original_losses
+    assert result.max_abs_diff == 0.0
+    assert result.stages == ("train",)
+    assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
+
+
+def test_cli_parity_fails_for_another_learning_rate(tmp_path, cli):
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.2"))
+
+    outcome = cli(converted, "--original", original, "--steps", "3")
+
+    assert outcome.exit_code == 1, outcome.output
+    assert outcome.output.startswith("FAIL train_lightning.py and train.py differ from loss 2 on")
+    rows = [line.split() for line in outcome.output.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    assert rows[0][1] == rows[0][2] and "<-" not in rows[0]  # first loss is before any step
+    assert rows[1][-1] == "<-"
+
+
+def test_cli_passes_script_args_through(workspace, cli):
+    scripts, _ = workspace
+    script = write(scripts, "train.py", LIGHTNING_SCRIPT)  # argparse: --epochs is required
+
+    outcome = cli(script, "--", "--epochs", "1")
+
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.startswith("PASS train.py trains")
+    assert "stages  train, validate, test" in outcome.output
+
+
+def test_cli_fails_a_script_that_never_builds_a_trainer(tmp_path, cli):
+    script = write(tmp_path, "train.py", RAW_LOOP)
+
+    outcome = cli(script, "--steps", "2")
+
+    assert outcome.exit_code == 1, outcome.output
+    assert outcome.output.startswith("FAIL train.py never builds a Trainer")
+    assert "losses  " in outcome.output  # its raw loop was stopped after 2 steps
+
+
+def test_cli_missing_script_is_a_usage_error(tmp_path, cli):
+    outcome = cli(tmp_path / "nope.py")
+
+    assert outcome.exit_code == 2
+    assert outcome.output.strip() == f"{tmp_path / 'nope.py'}: error: no such file"
+
+
+def test_timeout_kills_the_run_and_fails(tmp_path):
+    script = write(tmp_path, "hangs.py", "import time\ntime.sleep(60)\n")
+
+    result = verify(script, timeout=1.0)
+
+    assert not result.ok
+    assert result.message == "hangs.py did not finish within the 1 s timeout (killed)"
+
+
+def test_interpreter_without_torch_gets_an_install_hint(tmp_path):
+    python = getattr(sys, "_base_executable", None)
+    if not python or subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+        pytest.skip("no interpreter without torch at hand")
+    script = write(tmp_path, "train.py", RAW_LOOP)
+
+    result = verify(script, python=python)
+
+    assert not result.ok
+    assert "torch is not installed" in result.message and "pip install torch" in result.message
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(workspace):
+    scripts, cwd = workspace
+    script = write(scripts, "train.py", LIGHTNING_SCRIPT)
+
+    result = verify(script, devices=2, script_args=["--epochs", "1"])
+
+    assert result.ok, result
+    assert result.stages == ("train", "validate", "test")
+    assert files_under(cwd) == set()
+
+
+# ---------------------------------------------------------------------------------------------
+# The harness on its own
+
+
+def test_harness_records_unscaled_losses_per_backward_and_stops_after_k_steps(tmp_path):
+    script = write(tmp_path, "scaled.py", SCALED_ACCUMULATING_LOOP)
+    result_file = tmp_path / "result.json"
+    command = [sys.executable, harness.HARNESS_FILE, "--result", str(result_file), "--parity", "--steps", "2",
+               "--", str(script)]
+
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+    result = json.loads(result_file.read_text())
+    printed = [float(line.split()[1]) for line in completed.stdout.splitlines() if line.startswith("LOSS")]
+    assert result["ok"] and result["steps"] == 2 and not result["trainer_built"]
+    assert result["losses"] == printed and len(printed) == 4  # 2 steps x 2 accumulated backward calls
+
+
+def test_harness_parses_its_options_and_the_script_args():
+    options = harness.parse_args(["--result", "r.json", "--steps", "3", "--parity", "--", "train.py", "--lr", "1"])
+
+    assert (options.result, options.steps, options.parity, options.devices) == ("r.json", 3, True, 1)
+    assert options.script == os.path.abspath("train.py")
+    assert options.script_args == ["--lr", "1"]
+
+
+def test_forced_trainer_kwargs_smoke_run():
+    options = harness.Options(result="r.json", script="s.py", script_args=[], steps=2)
+
+    kwargs = harness.forced_trainer_kwargs(
+        {"max_epochs": 10, "accelerator": "gpu", "devices": 4, "strategy": "ddp", "gradient_clip_val": 1.0},
+        options, "/tmp/root")
+
+    assert kwargs == {
+        "max_epochs": 10, "gradient_clip_val": 1.0, "fast_dev_run": 2, "accelerator": "cpu", "devices": 1,
+        "num_nodes": 1, "strategy": "auto", "default_root_dir": "/tmp/root",
+    }
+
+
+def test_forced_trainer_kwargs_parity_and_ddp():
+    parity = harness.Options(result="r.json", script="s.py", script_args=[], steps=3, parity=True)
+    ddp = harness.Options(result="r.json", script="s.py", script_args=[], devices=2)
+
+    parity_kwargs = harness.forced_trainer_kwargs({"fast_dev_run": True}, parity, "/tmp/root")
+    ddp_kwargs = harness.forced_trainer_kwargs({}, ddp, "/tmp/root")
+
+    assert "fast_dev_run" not in parity_kwargs
+    assert (parity_kwargs["max_steps"], parity_kwargs["num_sanity_val_steps"], parity_kwargs["limit_val_batches"]) == (3, 0, 0)
+    assert (ddp_kwargs["accelerator"], ddp_kwargs["devices"], ddp_kwargs["strategy"]) == ("cpu", 2, "ddp")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def test_render_failure_shows_the_users_file_and_line():
+    error = ScriptError("ZeroDivisionError", "division by zero", "/w/train.py", 12,
+                        ("Traceback (most recent call last):", '  File "/w/train.py", line 12, in <module>'))
+    result = VerifyResult(ok=False, stages=(), losses=(), seconds=1.0, error=error,
+                          message="train.py raised ZeroDivisionError: division by zero")
+
+    text = render_result(result)
+
+    assert text.splitlines()[0] == "FAIL train.py raised ZeroDivisionError: division by zero"
+    assert "  at /w/train.py:12" in text
+    assert '    File "/w/train.py", line 12, in <module>' in text
+
+
+def test_render_parity_table_marks_rows_beyond_tolerance_and_missing_rows():
+    result = VerifyResult(ok=False, stages=("train",), losses=(1.0, 2.5), seconds=1.0, error=None,
+                          original_losses=(1.0, 2.0, 3.0), max_abs_diff=0.5, message="differ")
+
+    rows = [line.split() for line in render_result(result).splitlines() if line.strip()[:1].isdigit()]
+
+    assert rows == [["1", "1", "1", "0"], ["2", "2", "2.5", "0.5", "<-"], ["3", "3", "-", "<-"]]
