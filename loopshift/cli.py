@@ -11,6 +11,7 @@ import typer
 from .convert import Result, convert_source
 from .output import default_output, unified_diff, write_atomic
 from .source import InputError, read_source
+from .verify.command import verify_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Convert hand-written PyTorch training loops to PyTorch Lightning.")
@@ -75,8 +76,8 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
     source = read_source(path)
     result: Result = convert_source(source.replace("\r\n", "\n"), target=target, path=str(path))
     code = result.code
-    for diagnostic in result.diagnostics:
-        typer.echo(diagnostic.render(str(path)))
+    for diagnostic in result.diagnostics:  # stdout carries the code or the diff in those modes
+        typer.echo(diagnostic.render(str(path)), err=stdout or diff)
     if stdout:
         sys.stdout.write(code)
     elif diff:
@@ -93,6 +94,9 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
             typer.echo(f"{path}: no training loop found", err=True)
         return 1
     return 1 if result.diagnostics else 0
+
+
+app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
 
 
 def fail(message: str) -> None:

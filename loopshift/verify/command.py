@@ -60,10 +60,11 @@ def render_result(result: VerifyResult, *, rtol: float = 1e-4, atol: float = 0.0
     lines.append(f"  time    {result.seconds:.1f} s")
     if result.summary:
         lines += ["", result.summary]
-    if result.output.strip():
-        lines += ["", "last lines of output:", *result.output.rstrip().splitlines()[-OUTPUT_LINES_ON_FAILURE:]]
-    elif result.error is not None:
-        lines += error_lines(result.error)
+    output = result.output.rstrip()  # set only when it explains a failure better than a traceback
+    if result.error is not None:
+        lines += error_lines(result.error, with_traceback=not output)
+    if output:
+        lines += ["", "last lines of output:", *output.splitlines()[-OUTPUT_LINES_ON_FAILURE:]]
     return "\n".join(lines)
 
 
@@ -86,9 +87,10 @@ def format_loss(loss: Optional[float]) -> str:
     return "-" if loss is None else f"{loss:.8g}"
 
 
-def error_lines(error: ScriptError) -> list[str]:
+def error_lines(error: ScriptError, *, with_traceback: bool) -> list[str]:
     lines = [""]
     if error.file:
         lines.append(f"  at {error.file}:{error.line}")
-    lines += [f"  {line}" for line in error.traceback]
+    if with_traceback:
+        lines += [f"  {line}" for line in error.traceback]
     return lines

@@ -71,8 +71,8 @@ class Record:
 
 
 class StopAfterSteps(BaseException):
-    """Raised after the K-th optimizer step in parity mode; a BaseException so that the script's
-    own `except Exception` blocks do not swallow it."""
+    """Ends the script after its K-th optimizer step (see count_optimizer_steps); a BaseException
+    so that the script's own `except Exception` blocks do not swallow it."""
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -364,7 +364,7 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
         pass
     except SystemExit as exc:
         if exc.code not in (None, 0):
-            return error_from_exception(exc, options.script, f"the script exited with status {exc.code}")
+            return error_from_exception(exc, options.script, f"exited with status {exc.code}")
     except BaseException as exc:  # noqa: BLE001 - every failure of the script is the result
         if isinstance(exc, ImportError) and exc.name in ("torch", "lightning", "pytorch_lightning"):
             return missing_package_error(exc)
@@ -392,17 +392,22 @@ def error_from_exception(exc: BaseException, script: str, message: Optional[str]
         "message": message if message is not None else str(exc),
         "file": file,
         "line": line,
-        "traceback": traceback_from_script(exc, script),
+        "traceback": traceback_from_script(exc),
     }
 
 
-def traceback_from_script(exc: BaseException, script: str) -> list[str]:
-    """The formatted traceback without the harness's own frames (it starts in the script)."""
+def traceback_from_script(exc: BaseException) -> list[str]:
+    """The formatted traceback without the harness's own frames: it starts in the script (or, for
+    a SyntaxError in it, is just the error)."""
     tb = exc.__traceback__
-    while tb is not None and not same_file(tb.tb_frame.f_code.co_filename, script):
+    while tb is not None and is_harness_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
     return text.rstrip("\n").splitlines()
+
+
+def is_harness_frame(filename: str) -> bool:
+    return filename == "<frozen runpy>" or os.path.basename(filename) == "runpy.py" or same_file(filename, HARNESS_FILE)
 
 
 def same_file(a: str, b: str) -> bool:

@@ -218,6 +218,8 @@ def run_failure(run: HarnessRun, timeout: float) -> Optional[str]:
         return f"{name} did not finish within the {timeout:g} s timeout (killed)"
     if run.no_result:
         return f"{name}: the verify harness reported nothing (exit status {run.exit_status})"
+    if run.error is not None and run.error.type == "SystemExit":
+        return f"{name} {run.error.message}"
     if run.error is not None:
         return f"{name} raised {run.error.type}: {run.error.message}"
     return None
