@@ -338,7 +338,16 @@ class Analyzer:
         self.collect_loops()
         for loop in self.code.loops:
             self.classify_segments(loop)
+            converted = [s for s, _ in loop.schedulers]
+            loop.kept_schedulers = [s for s in self.code.schedulers
+                                    if s not in converted and self.scheduled_optimizer(s) is loop.optimizer]
         return self.code
+
+    def scheduled_optimizer(self, scheduler: SchedulerDef) -> OptimizerDef | None:
+        args = [a.value for a in scheduler.call.args if a.keyword is None or a.keyword.value == "optimizer"]
+        if args and isinstance(args[0], cst.Name):
+            return self.definition_of(args[0], self.code.optimizers)
+        return None
 
 
 def epoch_count(start: cst.BaseExpression | None, stop: cst.BaseExpression) -> cst.BaseExpression:

@@ -34,8 +34,9 @@ class ApplyEdits(cst.CSTTransformer):
     """Applies statement-level edits found on the original tree, matched by identity."""
 
     def __init__(self, replace: dict[int, list[cst.BaseStatement]], before: dict[int, list[cst.BaseStatement]],
-                 todo: dict[int, str], moves: DropDeviceMoves, model_lines: set[int]) -> None:
-        self.replace, self.before, self.todo = replace, before, todo
+                 todo: dict[int, str], moves: DropDeviceMoves, model_lines: set[int],
+                 names: dict[int, cst.BaseExpression]) -> None:
+        self.replace, self.before, self.todo, self.names = replace, before, todo, names
         self.moves, self.model_lines = moves, model_lines
 
     def rebuild(self, original_body, updated_body) -> list[cst.BaseStatement]:
@@ -55,6 +56,9 @@ class ApplyEdits(cst.CSTTransformer):
                     continue
             body.extend(self.replace.get(id(original), [updated]))
         return body
+
+    def leave_Name(self, original, updated):
+        return self.names.get(id(original), updated)
 
     def leave_IndentedBlock(self, original, updated):
         body = self.rebuild(original.body, updated.body)
@@ -79,14 +83,28 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     diagnostics: list[Diagnostic] = []
     class_names: set[str] = set()
     model_lines: set[int] = set()
+    names: dict[int, cst.BaseExpression] = {}
     converted = 0
     for loop in code.loops:
         generator = LoopGenerator(analyzer, loop, unique(class_name(index, loop), class_names), lit_name(loop), alias)
         generated: Generated = generator.build()
         converted += 1
         replace[id(loop.host)] = generated.host_statements
+        consumed = {id(loop.host)} | {id(node) for node in generated.removed}
         for node in generated.removed:
-            replace.setdefault(id(node), [])
+            outside = uses_outside(index, node, consumed)
+            later = [use for use in outside if index.span(use).line > index.span(loop.host).end_line
+                     and index.scope(use) is index.scope(loop.host)]
+            replacement = generator.after_fit(node)
+            if replacement is not None:
+                names.update({id(use): replacement for use in later})  # the object Lightning trained
+                outside = [use for use in outside if use not in later]
+            if not outside:
+                replace.setdefault(id(node), [])
+            for use in outside:
+                reason = USED_OUTSIDE.format(name=use.value)
+                todo[id(index.statement_of(use))] = f"{reason} (LS005)"
+                diagnostics.append(Diagnostic("LS005", reason, index.span(use), path))
         placement = class_placement(index, loop)
         if loop.function is not None and id(loop.function) in replace and not replace[id(loop.function)]:
             replace[id(loop.function)] = [generated.class_def.with_changes(leading_lines=loop.function.leading_lines)]
@@ -94,6 +112,7 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
             before.setdefault(id(placement), []).append(generated.class_def.with_changes(
                 leading_lines=two_blank_lines([])))
         model_lines.update(model_statements(index, analyzer, generator))
+        names.update(generated.after_uses)
         for code_, reason, node in generated.todos:
             diagnostics.append(Diagnostic(code_, reason, index.span(node), path))
     for code_, reason, node in code.problems:
@@ -104,7 +123,7 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     if not converted and not todo:
         return Result(source, [], len(code.loops), 0)
     oracle = DeviceOracle(index, analyzer.resolve)
-    new_module = index.module.visit(ApplyEdits(replace, before, todo, DropDeviceMoves(oracle), model_lines))
+    new_module = index.module.visit(ApplyEdits(replace, before, todo, DropDeviceMoves(oracle), model_lines, names))
     if converted:
         context = CodemodContext()
         AddImportsVisitor.add_needed_import(context, package, asname=alias)
@@ -113,6 +132,23 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     parse_module(result, path)  # never emit code that does not parse
     diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
     return Result(result, diagnostics, len(code.loops) + len(code.problems), converted)
+
+
+USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
+                "after fit, use trainer.optimizers / trainer.lr_scheduler_configs")
+
+
+def uses_outside(index: CodeIndex, node: cst.CSTNode, consumed: set[int]) -> list[cst.Name]:
+    """Uses of what a removed statement defines (`optimizer = ...`) left outside the converted code."""
+    if not m.matches(node, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])):
+        return []
+    target = node.body[0].targets[0].target
+    uses = []
+    for assignment in index.assignments(target):
+        if assignment.node is target:
+            uses += [a.node for a in assignment.references
+                     if isinstance(a.node, cst.Name) and not index.is_inside(a.node, consumed)]
+    return uses
 
 
 def two_blank_lines(lines) -> list[cst.EmptyLine]:

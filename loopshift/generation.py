@@ -30,6 +30,7 @@ class Generated:
     class_def: cst.ClassDef
     host_statements: list[cst.BaseStatement]
     removed: list[cst.CSTNode]  # statements that are gone (their code moved into the class)
+    after_uses: dict[int, cst.BaseExpression] = field(default_factory=dict)  # Name after fit -> lit_model.x
     todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)
 
 
@@ -91,6 +92,7 @@ class LoopGenerator:
         self.config = self.index.module.config_for_parsing
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
+        self.after_uses: dict[int, cst.BaseExpression] = {}
         self.model_origin = self.origin_of_model()
 
     # -- what each name becomes ------------------------------------------------------------
@@ -112,6 +114,21 @@ class LoopGenerator:
         reading = {block for block, (_, read, _) in usage.items() if name in read}
         carried = any(name in aug for _, _, aug in usage.values())
         return len(assigned_where[name]) > 1 or bool(reading - assigned_where[name]) or carried
+
+    def uses_after_training(self, name: cst.Name, moved: set[int]) -> bool:
+        """Code after the training loop reads what the loop left in this variable: it reads it
+        from the module after fit (`lit_model.best_state`)."""
+        consumed = moved | {id(self.loop.host)} | ({id(self.loop.function)} if self.loop.function else set())
+        end = self.index.span(self.loop.host).end_line
+        found = False
+        for assignment in self.index.assignments(name):
+            for access in assignment.references:
+                node = access.node
+                if isinstance(node, cst.Name) and not self.index.is_inside(node, consumed) \
+                        and self.index.span(node).line > end:
+                    self.after_uses[id(node)] = cst.Attribute(cst.Name(self.lit_name), cst.Name(self.attribute_name(node.value)))
+                    found = True
+        return found
 
     @staticmethod
     def is_read(name: str, usage) -> bool:
@@ -161,15 +178,22 @@ class LoopGenerator:
             return self_attribute("model")
         if self.analyzer.definition_of(name, [loop.optimizer]) is not None:
             return cst.parse_expression("self.optimizers().optimizer")
-        if self.analyzer.definition_of(name, [s for s, _ in loop.schedulers]) is not None:
-            return cst.parse_expression("self.lr_schedulers()")
+        schedulers = [s for s, _ in loop.schedulers]
+        scheduler = self.analyzer.definition_of(name, schedulers)
+        if scheduler is not None:
+            position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
+            return cst.parse_expression(f"self.lr_schedulers(){position}")
+        if self.analyzer.definition_of(name, loop.kept_schedulers) is not None:
+            return self_attribute(value)
         if loop.epoch_name and self.is_epoch(name):
             return self.epoch_expression(name)
         if value in assigned_where:
             host_line = self.index.span(loop.host).line
             initialised = any(not self.index.is_inside(a.node, moved) and self.index.span(a.node).line < host_line
                               for a in bindings)
-            if not (self.is_state(value, usage, assigned_where) or initialised and self.is_read(value, usage)):
+            read_later = self.uses_after_training(name, moved)
+            if not (self.is_state(value, usage, assigned_where) or initialised and self.is_read(value, usage)
+                    or read_later):
                 return None  # a local of its hook
             if initialised:
                 self.init_args.setdefault(value, cst.Name(value))  # its value from before training starts
@@ -234,21 +258,49 @@ class LoopGenerator:
     def loss_expression(self) -> cst.BaseExpression:
         return self.loop.loss
 
-    def report_early_exits(self, statements: list[cst.BaseStatement], block: str) -> None:
+    def plan_early_exits(self, statements: list[cst.BaseStatement], block: str) -> list[str]:
+        """What each `break`/`continue`/`return` that left the loop becomes, in source order.
+
+        A hook cannot `break` out of the Trainer's loop, but Lightning has an exact equivalent for
+        each of these: skipping a batch (training_step returns None), ending the epoch
+        (on_train_batch_start returns -1) and stopping training (trainer.should_stop)."""
+        body = list(self.loop.batch_loop.body.body)
+        backward, step = body.index(self.loop.backward), max(body.index(s) for s in self.loop.step_statements)
+        actions = []
         for statement in statements:
             for node in m.findall(statement, m.Break() | m.Continue() | m.Return()):
                 if any(isinstance(a, (cst.For, cst.While, cst.FunctionDef)) for a in self.index.ancestors(node)
                        if self.index.is_inside(a, {id(statement)})):
                     continue
                 kind = type(node).__name__.lower()
-                if not (block == "end" and kind == "break"):
+                action = "todo"
+                if block == "step":
+                    position = body.index(statement)
+                    ends_epoch = kind == "break" or kind == "return" and self.loop.function is not None \
+                        and node.value is None
+                    if ends_epoch and position > step:
+                        action = "end_epoch"
+                    elif kind == "continue" and position < backward:
+                        action = "skip_batch"
+                    elif kind == "continue" and position > step:
+                        action = "next_batch"
+                elif block == "end" and kind == "break" and self.loop.function is None:
+                    action = "stop_training"
+                if action == "todo":
                     self.todos.append(("LS003", EARLY_EXIT.format(kind=kind), node))
+                actions.append(action)
+        return actions
 
-    def early_exits(self, statements: list[cst.BaseStatement], block: str) -> list[cst.BaseStatement]:
-        """`break`/`continue`/`return` cannot leave a hook the way they left the loop."""
+    def early_exits(self, statements: list[cst.BaseStatement], actions: list[str]) -> list[cst.BaseStatement]:
         exits = m.SimpleStatementLine(body=[m.Break() | m.Continue() | m.Return()])
-
-        outer = self
+        outer, pending = self, list(actions)
+        loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
+        replacements = {
+            "end_epoch": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did"],
+            "skip_batch": ["return None  # skips this batch, as `continue` did"],
+            "next_batch": [f"return {loss}"],
+            "stop_training": ["self.trainer.should_stop = True", "return"],
+        }
 
         class Replace(cst.CSTTransformer):
             depth = 0
@@ -263,15 +315,20 @@ class LoopGenerator:
             visit_While = visit_For
             leave_While = leave_For
 
+            def visit_FunctionDef(self, node):
+                return False
+
             def leave_SimpleStatementLine(self, original, updated):
                 if self.depth or not m.matches(updated, exits):
                     return updated
+                action = pending.pop(0)
+                if action in replacements:
+                    if action == "end_epoch":
+                        outer.ends_epoch = True
+                    lines = [outer.statement(code) for code in replacements[action]]
+                    lines[0] = lines[0].with_changes(leading_lines=updated.leading_lines)
+                    return cst.FlattenSentinel(lines)
                 kind = type(updated.body[0]).__name__.lower()
-                if block == "end" and kind == "break":
-                    # leaving the epoch loop: ask the Trainer to stop after this epoch
-                    return cst.FlattenSentinel([
-                        outer.statement("self.trainer.should_stop = True").with_changes(leading_lines=updated.leading_lines),
-                        outer.statement("return")])
                 reason = EARLY_EXIT.format(kind=kind)
                 comment = cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS003): it no longer ends the loop early"))
                 return outer.statement("pass").with_changes(leading_lines=[*updated.leading_lines, comment])
@@ -301,7 +358,11 @@ class LoopGenerator:
 
     def configure_optimizers(self, replacements) -> cst.FunctionDef:
         loop = self.loop
-        statements = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers]
+        kept = [s.statement for s in loop.kept_schedulers]
+        statements = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers] + kept
+        for scheduler in loop.kept_schedulers:
+            # stepped by the user's code, not by Lightning: it lives on the module
+            replacements[id(scheduler.statement.body[0].targets[0].target)] = self_attribute(scheduler.name)
         for statement in statements:
             for name in name_nodes(statement):
                 if id(name) in replacements or name.value in (loop.optimizer.name, *[s.name for s, _ in loop.schedulers]):
@@ -352,11 +413,9 @@ class LoopGenerator:
         loop = self.loop
         blocks = self.blocks()
         replacements = self.replacements = self.plan_names(blocks)
-        for key, block in blocks.items():
-            self.report_early_exits(block, key)
-        step = self.early_exits(self.rewrite(blocks["step"], replacements), "step")
-        start = self.early_exits(self.rewrite(blocks["start"], replacements), "start")
-        end = self.early_exits(self.rewrite(blocks["end"], replacements), "end")
+        self.ends_epoch = False
+        step, start, end = (self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
+                            for key in ("step", "start", "end"))
         if any(method_name(s) == "train" for s in loop.mode_switches) and any(
                 m.findall(s, m.Attribute(value=m.Name("self"), attr=m.Name("model"))) for s in end):
             # the per-epoch code may leave the model in eval mode: train mode again, as the loop did
@@ -364,6 +423,9 @@ class LoopGenerator:
         configure = self.configure_optimizers(replacements)
 
         methods = [self.forward(), self.training_step(step)]
+        if self.ends_epoch:
+            methods.append(self.function("on_train_batch_start", ", batch, batch_idx", [self.statement(
+                "if self.end_epoch:\n    self.end_epoch = False\n    return -1\n")]))
         if start:
             methods.append(self.function("on_train_epoch_start", "", start))
         if end:
@@ -372,11 +434,13 @@ class LoopGenerator:
         init_params = ["model", *[self.attribute_name(n) for n in self.init_args]]
         init_body = [self.statement("super().__init__()")] + [
             self.statement(f"self.{p} = {p}") for p in init_params]
+        if self.ends_epoch:
+            init_body.append(self.statement("self.end_epoch = False"))
         methods.insert(0, self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
             leading_lines=[]))
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
-        return Generated(class_def, self.host_statements(), self.removed(), self.todos)
+        return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos)
 
     def host_statements(self) -> list[cst.BaseStatement]:
         loop, code = self.loop, self.index.module.code_for_node
@@ -422,9 +486,23 @@ class LoopGenerator:
             return assigned.args[0].value
         return value
 
+    def after_fit(self, statement: cst.CSTNode) -> cst.BaseExpression | None:
+        """How code after `trainer.fit` reaches the object a removed statement used to build."""
+        loop = self.loop
+        if statement is loop.optimizer.statement:
+            return cst.parse_expression("trainer.optimizers[0]")
+        converted = [s.statement for s, _ in loop.schedulers]
+        if statement in converted:
+            return cst.parse_expression(f"trainer.lr_scheduler_configs[{converted.index(statement)}].scheduler")
+        for scheduler in loop.kept_schedulers:
+            if statement is scheduler.statement:
+                return cst.Attribute(cst.Name(self.lit_name), cst.Name(scheduler.name))
+        return None
+
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
         removed: list[cst.CSTNode] = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers]
+        removed += [s.statement for s in loop.kept_schedulers]
         if loop.function is not None:
             removed.append(loop.function)
         return removed

@@ -62,6 +62,8 @@ class TrainingLoop:
     scheduler_steps: list[cst.SimpleStatementLine] = field(default_factory=list)
     clip: tuple[str, cst.BaseExpression, cst.SimpleStatementLine] | None = None  # (algorithm, value, statement)
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
+    # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
+    kept_schedulers: list[SchedulerDef] = field(default_factory=list)
 
 
 @dataclass
