@@ -166,12 +166,17 @@ class Analyzer:
         iterable = self.unwrap_iterable(batch_loop)
         if iterable is None:
             return None
-        loader, batch_target, index_name, index_start = iterable
+        loader, batch_target, index_name, index_start, bar = iterable
+        statement = batch_loop
+        holder = self.index.owner_of_block(batch_loop)
+        if bar is not None and isinstance(holder, cst.With) and len(holder.body.body) == 1:
+            statement = holder  # `with tqdm(loader) as bar:` around the loop
         loop = TrainingLoop(
-            batch_loop=batch_loop, loader=loader, batch_target=batch_target, index_name=index_name,
+            batch_loop=batch_loop, statement=statement, loader=loader, progress_bar=bar and bar[0],
+            progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target, index_name=index_name,
             index_start=index_start, optimizer=optimizer, model=optimizer.model,
             step_statements=[zero_grads[0], step], backward=backward,
-            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=batch_loop)
+            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement)
         self.collect_step_extras(loop, body)
         if not self.find_epochs(loop):
             return None
@@ -188,9 +193,25 @@ class Analyzer:
         model_names = {optimizer.model}
         return target is not None and target.name in model_names
 
+    def progress_bar(self, name: cst.Name):
+        """(bar name, statement creating it) when name is `bar = tqdm(loader)` or `with tqdm(...) as bar`."""
+        assignments = self.index.assignments(name)
+        if len(assignments) != 1:
+            return None
+        node = assignments[0].node
+        parent = self.index.parent(self.index.parent(node))
+        value = self.index.assigned_value(assignments[0])
+        if isinstance(parent, cst.WithItem):
+            value = parent.item
+        if isinstance(value, cst.Call) and value.args and self.index.called_name(value) & torch_names.PROGRESS_BARS:
+            return (name.value, self.index.statement_of(node)), value
+        return None
+
     def unwrap_iterable(self, loop: cst.For):
         iterable, target = loop.iter, loop.target
-        index_name = index_start = None
+        index_name = index_start = bar = None
+        if isinstance(iterable, cst.Name) and (found := self.progress_bar(iterable)):
+            bar, iterable = found
         while isinstance(iterable, cst.Call) and iterable.args:
             called = self.index.called_name(iterable)
             if "builtins.enumerate" in called and index_name is None:
@@ -211,7 +232,7 @@ class Analyzer:
             self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
             return None
         return iterable, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \
-            index_name, index_start
+            index_name, index_start, bar
 
     def collect_step_extras(self, loop: TrainingLoop, body: list[cst.BaseStatement]) -> None:
         for statement in body:
@@ -255,8 +276,8 @@ class Analyzer:
 
     # -- epochs ------------------------------------------------------------------------------
     def find_epochs(self, loop: TrainingLoop) -> bool:
-        owner = self.index.owner_of_block(loop.batch_loop)
-        driver: cst.BaseStatement = loop.batch_loop
+        owner = self.index.owner_of_block(loop.statement)
+        driver: cst.BaseStatement = loop.statement
         if isinstance(owner, cst.FunctionDef):
             calls = self.calls_of(owner)
             statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
@@ -282,7 +303,7 @@ class Analyzer:
 
     def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
         body = list(function.body.body)
-        position = body.index(loop.batch_loop)
+        position = body.index(loop.statement)
         before, after = body[:position], body[position + 1:]
         if before and m.matches(before[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
             before = before[1:]  # the docstring

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import Assignment
+from libcst.metadata import Assignment, ComprehensionScope
 
 from .analysis import Analyzer, root_name
 from .devices import DeviceOracle, DropDeviceMoves
@@ -105,15 +105,32 @@ class LoopGenerator:
         dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches}
         if loop.clip:
             dropped.add(id(loop.clip[2]))
-        step = [s for s in loop.batch_loop.body.body if id(s) not in dropped]
-        return {"step": step, "start": list(loop.segments.before), "end": list(loop.segments.after)}
+        dropped |= {id(s) for s in loop.progress_statements}
+        blocks = {"step": list(loop.batch_loop.body.body), "start": list(loop.segments.before),
+                  "end": list(loop.segments.after)}
+        return {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
+                for key, block in blocks.items()}
 
-    @staticmethod
-    def is_state(name: str, usage, assigned_where) -> bool:
-        """Whether a name carries a value from one step or epoch to the next: then it lives on self."""
-        reading = {block for block, (_, read, _) in usage.items() if name in read}
-        carried = any(name in aug for _, _, aug in usage.values())
-        return len(assigned_where[name]) > 1 or bool(reading - assigned_where[name]) or carried
+    def without_progress_bar(self, statement: cst.BaseStatement) -> list[cst.BaseStatement]:
+        """The Trainer draws its own progress bar: `bar.set_postfix(loss=...)` becomes
+        `self.log("loss", ..., prog_bar=True)`, other calls on the bar go."""
+        bar = self.loop.progress_bar
+        call = m.Call(func=m.Attribute(value=m.Name(bar) if bar else m.DoNotCare()))
+        if bar is None or not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=call)])):
+            return [statement]
+        call = statement.body[0].value
+        if call.func.attr.value != "set_postfix":
+            return []
+        logs = []
+        for arg in call.args:
+            if arg.keyword is None:
+                continue
+            log = cst.Call(self_attribute("log"), [
+                cst.Arg(cst.SimpleString(f'"{arg.keyword.value}"')), cst.Arg(metric_value(arg.value)),
+                cst.Arg(cst.Name("True"), keyword=cst.Name("prog_bar"), equal=cst.AssignEqual(
+                    cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))])
+            logs.append(cst.SimpleStatementLine([cst.Expr(log)], leading_lines=statement.leading_lines if not logs else ()))
+        return logs
 
     def uses_after_training(self, name: cst.Name, moved: set[int]) -> bool:
         """Code after the training loop reads what the loop left in this variable: it reads it
@@ -130,28 +147,71 @@ class LoopGenerator:
                     found = True
         return found
 
-    @staticmethod
-    def is_read(name: str, usage) -> bool:
-        return any(name in read or name in aug for _, read, aug in usage.values())
+    def is_write(self, name: cst.Name) -> bool:
+        return any(a.node is name for a in self.index.assignments(name))
 
-    def assigned_names(self, statements: list[cst.BaseStatement]) -> tuple[set[str], set[str], set[str]]:
-        """(names assigned, names read, names updated in place with `+=`) in a block."""
-        assigned, read, updated = set(), set(), set()
+    def block_usage(self, statements: list[cst.BaseStatement]) -> tuple[set[str], set[str]]:
+        """(names assigned, names read before any assignment) in a block, in execution order.
+        A name read before it is written gets its value from outside the block: from another
+        hook, an earlier step or the code before training. That is state, kept on self."""
+        live_in: set[str] = set()
+
+        def unit(node: cst.CSTNode, written: set[str]) -> set[str]:
+            names = [n for n in name_nodes(node) if not self.in_comprehension(n)]
+            reads = {n.value for n in names if not self.is_write(n)}
+            reads |= {aug.target.value for aug in m.findall(node, m.AugAssign(target=m.Name()))}
+            live_in.update(reads - written)
+            return written | {n.value for n in names if self.is_write(n)}
+
+        def walk(node: cst.CSTNode, written: set[str]) -> set[str]:
+            """The names surely assigned after node runs, given those assigned before it."""
+            if isinstance(node, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
+                return unit(node, written)
+            if isinstance(node, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+                for child in node.body:
+                    written = walk(child, written)
+                return written
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                return written | {node.name.value}
+            if isinstance(node, cst.If):
+                written = unit(node.test, written)
+                branch = walk(node.body, written)
+                return branch & walk(node.orelse, written) if node.orelse else written
+            if isinstance(node, cst.Else):
+                return walk(node.body, written)
+            if isinstance(node, (cst.For, cst.While)):
+                header = unit(node.iter, written) if isinstance(node, cst.For) else unit(node.test, written)
+                if isinstance(node, cst.For):
+                    header = unit(node.target, header)
+                walk(node.body, header)  # may run zero times: what it assigns is not sure afterwards
+                return header
+            if isinstance(node, cst.Try):
+                walk(node.body, written)
+                for handler in node.handlers:
+                    walk(handler.body, written)
+                return walk(node.finalbody.body, written) if node.finalbody else written
+            for child in node.children:  # with, match, ...: in order
+                if isinstance(child, (cst.BaseSuite, cst.BaseStatement)):
+                    written = walk(child, written)
+                elif not isinstance(child, (cst.EmptyLine, cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace)):
+                    written = unit(child, written)
+            return written
+
+        written: set[str] = set()
+        assigned: set[str] = set()
         for statement in statements:
-            for name in name_nodes(statement):
-                if any(a.node is name for a in self.index.assignments(name)):
-                    assigned.add(name.value)
-                else:
-                    read.add(name.value)
-            for aug in m.findall(statement, m.AugAssign(target=m.Name())):
-                updated.add(aug.target.value)  # `x += 1` reads x first: state carried across steps
-        return assigned, read, updated
+            written = walk(statement, written)
+            assigned |= {n.value for n in name_nodes(statement) if self.is_write(n) and not self.in_comprehension(n)}
+        return assigned, live_in
+
+    def in_comprehension(self, name: cst.Name) -> bool:
+        return isinstance(self.index.scope(name), ComprehensionScope)
 
     def plan_names(self, blocks: dict[str, list[cst.BaseStatement]]) -> dict[int, cst.BaseExpression]:
         """Decides, for every variable Name in moved code, what it becomes."""
-        usage = {key: self.assigned_names(block) for key, block in blocks.items()}
+        usage = {key: self.block_usage(block) for key, block in blocks.items()}
         assigned_where: dict[str, set[str]] = {}
-        for key, (assigned, _, _) in usage.items():
+        for key, (assigned, _) in usage.items():
             for name in assigned:
                 assigned_where.setdefault(name, set()).add(key)
         moved = {id(s) for block in blocks.values() for s in block}
@@ -166,7 +226,7 @@ class LoopGenerator:
 
     def replacement(self, name: cst.Name, usage, assigned_where, moved) -> cst.BaseExpression | None:
         loop, value = self.loop, name.value
-        if value == "self":
+        if value == "self" or self.in_comprehension(name):
             return None
         bindings = self.index.assignments(name)
         if not bindings:
@@ -192,8 +252,7 @@ class LoopGenerator:
             initialised = any(not self.index.is_inside(a.node, moved) and self.index.span(a.node).line < host_line
                               for a in bindings)
             read_later = self.uses_after_training(name, moved)
-            if not (self.is_state(value, usage, assigned_where) or initialised and self.is_read(value, usage)
-                    or read_later):
+            if not (any(value in live_in for _, live_in in usage.values()) or read_later):
                 return None  # a local of its hook
             if initialised:
                 self.init_args.setdefault(value, cst.Name(value))  # its value from before training starts
@@ -284,7 +343,7 @@ class LoopGenerator:
                         action = "skip_batch"
                     elif kind == "continue" and position > step:
                         action = "next_batch"
-                elif block == "end" and kind == "break" and self.loop.function is None:
+                elif block == "end" and kind == "break":
                     action = "stop_training"
                 if action == "todo":
                     self.todos.append(("LS003", EARLY_EXIT.format(kind=kind), node))
@@ -506,6 +565,17 @@ class LoopGenerator:
         if loop.function is not None:
             removed.append(loop.function)
         return removed
+
+
+def metric_value(value: cst.BaseExpression) -> cst.BaseExpression:
+    """The tensor behind a displayed number: `loss.item()`, `f"{loss.item():.4f}"`, `float(loss)`."""
+    if m.matches(value, m.FormattedString(parts=[m.FormattedStringExpression()])):
+        value = value.parts[0].expression
+    if m.matches(value, m.Call(func=m.Attribute(attr=m.Name("item")), args=[])):
+        return value.func.value
+    if m.matches(value, m.Call(func=m.Name("float"), args=[m.Arg(keyword=None)])):
+        return value.args[0].value
+    return value
 
 
 def drop_leading_blanks(lines) -> list[cst.EmptyLine]:

@@ -39,6 +39,7 @@ class TrainingLoop:
     """One manual training loop: a batch loop with the step triple, and how epochs drive it."""
 
     batch_loop: cst.For
+    statement: cst.BaseStatement  # the batch loop, or the `with tqdm(loader) as bar:` holding it
     loader: cst.BaseExpression  # the iterable without enumerate()/tqdm()
     batch_target: cst.BaseAssignTargetExpression
     index_name: str | None
@@ -64,6 +65,8 @@ class TrainingLoop:
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
     # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
     kept_schedulers: list[SchedulerDef] = field(default_factory=list)
+    progress_bar: str | None = None  # `bar` in `bar = tqdm(loader)` / `with tqdm(loader) as bar`
+    progress_statements: list[cst.BaseStatement] = field(default_factory=list)  # creating the bar
 
 
 @dataclass

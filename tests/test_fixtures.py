@@ -31,6 +31,8 @@ def test_fixture(case: Path, update_fixtures: bool) -> None:
     else:
         assert result.code == source, "no expected.py: this case must convert to itself"
     diagnostics = case / "diagnostics.txt"
+    if update_fixtures and diagnostics.exists() and not result.diagnostics:
+        diagnostics.unlink()
     if diagnostics.exists() or result.diagnostics:
         check_golden(diagnostics, rendered(result, case), update_fixtures)
 
