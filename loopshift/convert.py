@@ -68,70 +68,100 @@ class ApplyEdits(cst.CSTTransformer):
         return updated.with_changes(body=self.rebuild(original.body, updated.body))
 
 
-def convert_source(source: str, target: str = "lightning", path: str = "<string>") -> Result:
-    """Converts the manual training loops of one module. Raises InputError on unparsable input."""
-    module = parse_module(source, path)
-    index = CodeIndex(module)
-    analyzer = Analyzer(index)
-    code = analyzer.run()
-    package, alias = TARGETS[target]
-    alias = existing_alias(module, package) or alias
+class Conversion:
+    """Collects the edits for every loop of one module, then applies them in one pass."""
 
-    replace: dict[int, list[cst.BaseStatement]] = {}
-    before: dict[int, list[cst.BaseStatement]] = {}
-    todo: dict[int, str] = {}
-    diagnostics: list[Diagnostic] = []
-    class_names: set[str] = set()
-    model_lines: set[int] = set()
-    names: dict[int, cst.BaseExpression] = {}
-    converted = 0
-    for loop in code.loops:
-        generator = LoopGenerator(analyzer, loop, unique(class_name(index, loop), class_names), lit_name(loop), alias)
+    def __init__(self, source: str, target: str, path: str) -> None:
+        self.source, self.path = source, path
+        module = parse_module(source, path)
+        self.index = CodeIndex(module)
+        self.analyzer = Analyzer(self.index)
+        self.code = self.analyzer.run()
+        self.package, alias = TARGETS[target]
+        self.alias = existing_alias(module, self.package) or alias
+        self.oracle = DeviceOracle(self.index, self.analyzer.resolve)
+        self.replace: dict[int, list[cst.BaseStatement]] = {}
+        self.before: dict[int, list[cst.BaseStatement]] = {}
+        self.todo: dict[int, str] = {}
+        self.names: dict[int, cst.BaseExpression] = {}
+        self.model_lines: set[int] = set()
+        self.consumed: set[int] = set()  # nodes whose code is gone or moved
+        self.diagnostics: list[Diagnostic] = []
+        self.class_names: set[str] = set()
+
+    def report(self, code: str, reason: str, node: cst.CSTNode, todo_at: cst.CSTNode | None = None) -> None:
+        if todo_at is not None:
+            self.todo[id(self.index.statement_of(todo_at))] = f"{reason} ({code})"
+        self.diagnostics.append(Diagnostic(code, reason, self.index.span(node), self.path))
+
+    def convert_loop(self, loop) -> None:
+        index = self.index
+        generator = LoopGenerator(self.analyzer, loop, unique(class_name(index, loop), self.class_names),
+                                  lit_name(loop), self.alias)
         generated: Generated = generator.build()
-        converted += 1
-        replace[id(loop.host)] = generated.host_statements
+        self.replace[id(loop.host)] = generated.host_statements
         consumed = {id(loop.host)} | {id(node) for node in generated.removed}
+        self.consumed |= consumed
         for node in generated.removed:
             outside = uses_outside(index, node, consumed)
             later = [use for use in outside if index.span(use).line > index.span(loop.host).end_line
                      and index.scope(use) is index.scope(loop.host)]
             replacement = generator.after_fit(node)
             if replacement is not None:
-                names.update({id(use): replacement for use in later})  # the object Lightning trained
+                self.names.update({id(use): replacement for use in later})  # the object Lightning trained
                 outside = [use for use in outside if use not in later]
             if not outside:
-                replace.setdefault(id(node), [])
+                self.replace.setdefault(id(node), [])
             for use in outside:
-                reason = USED_OUTSIDE.format(name=use.value)
-                todo[id(index.statement_of(use))] = f"{reason} (LS005)"
-                diagnostics.append(Diagnostic("LS005", reason, index.span(use), path))
-        placement = class_placement(index, loop)
-        if loop.function is not None and id(loop.function) in replace and not replace[id(loop.function)]:
-            replace[id(loop.function)] = [generated.class_def.with_changes(leading_lines=loop.function.leading_lines)]
+                self.report("LS005", USED_OUTSIDE.format(name=use.value), use, todo_at=use)
+        if loop.function is not None and not self.replace.get(id(loop.function), True):
+            self.replace[id(loop.function)] = [generated.class_def.with_changes(leading_lines=loop.function.leading_lines)]
         else:
-            before.setdefault(id(placement), []).append(generated.class_def.with_changes(
+            placement = class_placement(index, loop)
+            self.before.setdefault(id(placement), []).append(generated.class_def.with_changes(
                 leading_lines=two_blank_lines([])))
-        model_lines.update(model_statements(index, analyzer, generator))
-        names.update(generated.after_uses)
-        for code_, reason, node in generated.todos:
-            diagnostics.append(Diagnostic(code_, reason, index.span(node), path))
-    for code_, reason, node in code.problems:
-        statement = index.statement_of(node)
-        todo[id(statement)] = f"{reason} ({code_})"
-        diagnostics.append(Diagnostic(code_, reason, index.span(node), path))
+        for statement in model_statements(index, generator):
+            self.model_lines.add(id(statement))
+            self.consumed |= {id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)}
+        self.names.update(generated.after_uses)
+        for code, reason, node in generated.todos:
+            self.report(code, reason, node)
 
-    if not converted and not todo:
-        return Result(source, [], len(code.loops), 0)
-    oracle = DeviceOracle(index, analyzer.resolve)
-    new_module = index.module.visit(ApplyEdits(replace, before, todo, DropDeviceMoves(oracle), model_lines, names))
-    if converted:
-        context = CodemodContext()
-        AddImportsVisitor.add_needed_import(context, package, asname=alias)
-        new_module = AddImportsVisitor(context).transform_module(new_module)
-    result = new_module.code
-    parse_module(result, path)  # never emit code that does not parse
-    diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
-    return Result(result, diagnostics, len(code.loops) + len(code.problems), converted)
+    def remove_dead_devices(self) -> None:
+        """`device = torch.device(...)` goes when converting removed every use of it."""
+        assignment = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
+        for statement in m.findall(self.index.module, assignment):
+            if id(statement) in self.replace or not self.oracle.is_device(statement.body[0].value):
+                continue
+            target = statement.body[0].targets[0].target
+            references = [r.node for a in self.index.assignments(target) if a.node is target for r in a.references]
+            if references and not uses_outside(self.index, statement, self.consumed):
+                self.replace[id(statement)] = []
+
+    def run(self) -> Result:
+        for loop in self.code.loops:
+            self.convert_loop(loop)
+        for code, reason, node in self.code.problems:
+            self.report(code, reason, node, todo_at=node)
+        converted = len(self.code.loops)
+        found = converted + len(self.code.problems)
+        if not converted and not self.todo:
+            return Result(self.source, [], found, 0)
+        self.remove_dead_devices()
+        edits = ApplyEdits(self.replace, self.before, self.todo, DropDeviceMoves(self.oracle), self.model_lines, self.names)
+        module = self.index.module.visit(edits)
+        if converted:
+            context = CodemodContext()
+            AddImportsVisitor.add_needed_import(context, self.package, asname=self.alias)
+            module = AddImportsVisitor(context).transform_module(module)
+        parse_module(module.code, self.path)  # never emit code that does not parse
+        self.diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
+        return Result(module.code, self.diagnostics, found, converted)
+
+
+def convert_source(source: str, target: str = "lightning", path: str = "<string>") -> Result:
+    """Converts the manual training loops of one module. Raises InputError on unparsable input."""
+    return Conversion(source, target, path).run()
 
 
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
@@ -217,15 +247,15 @@ def is_definition(statement: cst.BaseStatement) -> bool:
     return m.matches(statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom()]))
 
 
-def model_statements(index: CodeIndex, analyzer: Analyzer, generator: LoopGenerator) -> set[int]:
+def model_statements(index: CodeIndex, generator: LoopGenerator) -> list[cst.BaseStatement]:
     """Statements that build or move the model: their device moves go (Lightning places it)."""
     origin = generator.model_origin
     if origin is None:
-        return set()
-    statements = {id(index.assignment_statement(origin))}
+        return []
+    statements = [index.assignment_statement(origin)]
     for access in origin.references:
         statement = index.statement_of(access.node)
         call = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("to") | m.Name("cuda"))))])
         if m.matches(statement, call):
-            statements.add(id(statement))
+            statements.append(statement)
     return statements

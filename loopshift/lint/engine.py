@@ -1,0 +1,147 @@
+"""Runs the rules over one file: one parse, one index, one analysis shared by every rule."""
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import libcst as cst
+
+from ..source import InputError, parse_module
+from .rule import Context, Finding, Fix, Rule
+from .rules import RULES
+
+Selectors = Sequence[str] | None
+NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+MAX_FIX_PASSES = 5
+
+
+# -- which rules run ----------------------------------------------------------------------
+def check_selectors(selectors: Iterable[str], where: str = "error") -> None:
+    for selector in selectors:
+        if selector != "ALL" and not any(rule.code.startswith(selector) for rule in RULES):
+            raise InputError(f"{where}: unknown rule code or prefix `{selector}`")
+
+
+def specificity(code: str, selectors: Iterable[str]) -> int:
+    """How closely the best selector matches code: -1 none, 0 `ALL`, else the prefix length."""
+    return max((0 if s == "ALL" else len(s) for s in selectors if s == "ALL" or code.startswith(s)), default=-1)
+
+
+def enabled_codes(layers: Iterable[tuple[Selectors, Selectors]]) -> set[str]:
+    """Codes left on by (select, ignore) layers, later layers (the command line) winning.
+
+    Within a layer the more specific selector wins (`--select LS2 --ignore LS204`, or
+    `--ignore LS2 --select LS204`) and ignore wins a tie. A layer that selects starts afresh;
+    one that only ignores narrows what earlier layers left on.
+    """
+    codes = {rule.code for rule in RULES}
+    for select, ignore in layers:
+        ignore = ignore or ()
+        if select is not None:
+            codes = {rule.code for rule in RULES if specificity(rule.code, select) > specificity(rule.code, ignore)}
+        else:
+            codes = {code for code in codes if specificity(code, ignore) < 0}
+    return codes
+
+
+def select_rules(select: Selectors = None, ignore: Selectors = None) -> list[Rule]:
+    check_selectors([*(select or ()), *(ignore or ())])
+    codes = enabled_codes([(select, ignore)])
+    return [rule for rule in RULES if rule.code in codes]
+
+
+# -- one file -----------------------------------------------------------------------------
+def run_rules(source: str, path: str, rules: Sequence[Rule],
+              target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
+    """(context, findings kept, findings suppressed by noqa). A file that holds none of the
+    words the rules need is not parsed by libcst at all, only compiled to report syntax errors."""
+    rules = [rule for rule in rules if rule.could_match(source)]
+    if not rules:
+        check_syntax(source, path)
+        return None, [], []
+    context = Context(source, path, parse_module(source, path), target)
+    findings = sorted({f for rule in rules for f in rule.check(context)},
+                      key=lambda f: (f.span.line, f.span.column, f.code))
+    lines = source.splitlines()
+    kept, suppressed = [], []
+    for finding in findings:
+        (suppressed if is_suppressed(finding, lines) else kept).append(finding)
+    return context, kept, suppressed
+
+
+def check_syntax(source: str, path: str) -> None:
+    try:
+        compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError):
+        parse_module(source, path)  # raises InputError with the file and line
+
+
+def is_suppressed(finding: Finding, lines: list[str]) -> bool:
+    line = lines[finding.span.line - 1] if finding.span.line <= len(lines) else ""
+    if "#" not in line:
+        return False
+    for match in NOQA.finditer(line):
+        codes = match.group("codes")
+        if codes is None or finding.code in re.split(r"[\s,]+", codes.upper()):
+            return True
+    return False
+
+
+def lint_source(source: str, path: str = "<string>", select: Selectors = None,
+                ignore: Selectors = None) -> list[Finding]:
+    """The findings of the selected rules in one module. Raises InputError on unparsable input."""
+    return run_rules(source, path, select_rules(select, ignore))[1]
+
+
+def fix_source(source: str, path: str, rules: Sequence[Rule],
+               target: str = "lightning") -> tuple[str, list[Finding], Counter]:
+    """Applies the fixes of the findings that are not suppressed, pass after pass, until none is
+    left: (new source, findings that remain, count of fixed findings per code)."""
+    fixed: Counter = Counter()
+    for _ in range(MAX_FIX_PASSES):
+        context, kept, suppressed = run_rules(source, path, rules, target)
+        fixes = applicable_fixes(context, kept, suppressed) if context is not None else {}
+        chosen = applied(fixes.values())
+        new_source = apply_fixes(context, chosen) if chosen else source
+        if new_source == source:
+            return source, kept, fixed
+        parse_module(new_source, path)  # a fix never leaves code that does not parse
+        fixed.update(finding.code for finding, fix in fixes.items() if fix in chosen)
+        source = new_source
+    return source, run_rules(source, path, rules, target)[1], fixed
+
+
+def applicable_fixes(context: Context, kept: list[Finding], suppressed: list[Finding]) -> dict[Finding, Fix]:
+    """Fixes of kept findings; a fix shared with a suppressed finding (one conversion for the
+    whole file, one rewrite of a Trainer call) is not applied."""
+    vetoed = {id(context.fixes[f]) for f in suppressed if f in context.fixes}
+    return {f: context.fixes[f] for f in kept if f in context.fixes and id(context.fixes[f]) not in vetoed}
+
+
+def applied(fixes: Iterable[Fix]) -> list[Fix]:
+    """The fixes one pass applies: every node replacement, or else the first whole-source rewrite."""
+    fixes = list({id(fix): fix for fix in fixes}.values())
+    return [fix for fix in fixes if fix.rewrite is None] or fixes[:1]
+
+
+def apply_fixes(context: Context, fixes: list[Fix]) -> str:
+    if fixes[0].rewrite is not None:
+        return fixes[0].rewrite(context.source)
+    replacements = {id(old): new for fix in fixes for old, new in fix.replacements.items()}
+    return context.module.visit(ReplaceNodes(replacements)).code
+
+
+class ReplaceNodes(cst.CSTTransformer):
+    """Swaps nodes of the original tree by identity. A replacement inside another one is
+    dropped in this pass; the next pass finds it again."""
+
+    def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
+        self.replacements = replacements
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return id(node) not in self.replacements
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
+        return self.replacements.get(id(original), updated)

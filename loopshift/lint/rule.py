@@ -1,0 +1,95 @@
+"""What a lint rule is: a code, a name, its documentation, examples that are also its tests, and a check."""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+
+import libcst as cst
+
+from ..diagnostics import Diagnostic
+from ..index import CodeIndex
+
+
+@dataclass(frozen=True)
+class Finding(Diagnostic):
+    """A diagnostic of a lint rule; `fixable` when `--fix` can repair it."""
+
+    fixable: bool = False
+
+
+@dataclass(eq=False)
+class Fix:
+    """How to repair a finding: node replacements on the parsed tree (applied together with
+    the other rules' replacements), or a rewrite of the whole source (applied alone)."""
+
+    replacements: Mapping[cst.CSTNode, cst.CSTNode] = field(default_factory=dict)
+    rewrite: Callable[[str], str] | None = None
+
+
+class Context:
+    """One parsed file and the facts about it that rules share, each computed once, on demand."""
+
+    def __init__(self, source: str, path: str, module: cst.Module, target: str = "lightning") -> None:
+        self.source, self.path, self.module, self.target = source, path, module, target
+        self.fixes: dict[Finding, Fix] = {}
+
+    @cached_property
+    def index(self) -> CodeIndex:
+        return CodeIndex(self.module)
+
+    @cached_property
+    def analyzer(self):
+        from ..analysis import Analyzer
+
+        return Analyzer(self.index)
+
+    @cached_property
+    def training(self):
+        """What analysis found: the same facts `loopshift convert` works from."""
+        return self.analyzer.run()
+
+    @cached_property
+    def lightning(self):
+        from .lightning import LightningFacts
+
+        return LightningFacts(self.index)
+
+
+class Rule:
+    """The base of every rule: subclasses set the class attributes and write `check`.
+
+    The docstring is the rule's documentation (`loopshift explain CODE`), in the sections
+    What it does / Why is this bad? / Example / Use instead.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]  # kebab-case, reads as "allow <name>"
+    summary: ClassVar[str]  # one line, for `loopshift rules`
+    fixable: ClassVar[bool] = False
+    # Words the source must contain for the rule to find anything: every entry is needed, an
+    # entry "a|b" is met by either word. Files without them are never parsed (see engine).
+    needs: ClassVar[tuple[str, ...]] = ()
+    VALID: ClassVar[list[str]] = []
+    INVALID: ClassVar[list[str]] = []
+    FIXED: ClassVar[list[tuple[str, str]]] = []  # (before, after) for fixable rules
+
+    def check(self, context: Context) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    @classmethod
+    def docs(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def could_match(cls, source: str) -> bool:
+        return all(any(word in source for word in entry.split("|")) for entry in cls.needs)
+
+    def report(self, context: Context, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
+        finding = Finding(self.code, message, context.index.span(node), context.path, fixable=fix is not None)
+        if fix is not None:
+            context.fixes[finding] = fix
+        return finding
+
