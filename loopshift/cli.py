@@ -51,6 +51,7 @@ def convert(
     target: Target = typer.Option(Target.lightning, "--target", help="Package the generated code imports."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print diagnostics only."),
+    verify: bool = typer.Option(False, "--verify", help="Then check the output computes the original's losses."),
 ) -> None:
     """Convert manual training loops to a LightningModule and a Trainer."""
     if sum([stdout, diff, in_place, output is not None]) > 1:
@@ -58,10 +59,12 @@ def convert(
     files = python_files(paths)
     if output is not None and len(files) != 1:
         fail("error: -o takes exactly one input file")
+    if verify and (stdout or diff):
+        fail("error: --verify needs a written output: drop --stdout / --diff")
     status = 0
     for path in files:
         try:
-            status = max(status, convert_one(path, output, stdout, diff, in_place, target.value, force, quiet))
+            status = max(status, convert_one(path, output, stdout, diff, in_place, target.value, force, quiet, verify))
         except InputError as error:
             typer.echo(str(error), err=True)
             status = 2
@@ -72,7 +75,7 @@ def convert(
 
 
 def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
-                target: str, force: bool, quiet: bool) -> int:
+                target: str, force: bool, quiet: bool, verify: bool = False) -> int:
     source = read_source(path)
     result: Result = convert_source(source.replace("\r\n", "\n"), target=target, path=str(path))
     code = result.code
@@ -86,9 +89,18 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
         destination = path if in_place else (output or default_output(path))
         if destination.exists() and not (in_place or force):
             raise InputError(f"{destination}: error: already exists; use --force to overwrite it")
+        original = keep_original(path, source) if verify and in_place else path
         write_atomic(destination, code, newline=newline_of(source))
         if not quiet:
             typer.echo(f"wrote {destination}", err=True)
+        if verify:
+            try:
+                passed = verify_parity(destination, original)
+            finally:
+                if original != path:
+                    original.unlink()
+            if not passed:
+                return 1
     if result.loops_converted == 0 and not result.diagnostics:
         if not quiet:
             typer.echo(f"{path}: no training loop found", err=True)
@@ -97,6 +109,22 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
 
 
 app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
+
+
+def keep_original(path: Path, source: str) -> Path:
+    """A copy of the input beside it (so its sibling imports work) for verifying an in-place rewrite."""
+    copy = path.with_name(f".{path.stem}.loopshift-original{path.suffix}")
+    write_atomic(copy, source)
+    return copy
+
+
+def verify_parity(converted: Path, original: Path) -> bool:
+    from .verify import verify
+    from .verify.command import render_result
+
+    result = verify(converted, original=original, steps=3)
+    typer.echo(render_result(result))
+    return result.ok
 
 
 def fail(message: str) -> None:

@@ -1,0 +1,58 @@
+"""Which files a lint run reads: `*.py` below the given folders, less excluded and git-ignored paths."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+SKIPPED_FOLDERS = {"__pycache__", "node_modules", "venv", "site-packages"}
+
+
+def matches(path: Path, root: Path, patterns: Iterable[str]) -> bool:
+    """Whether path matches a pattern, the simple way of .gitignore and ruff's `exclude`: a
+    pattern with a slash is matched against the path relative to root, one without against
+    each part of it."""
+    try:
+        relative = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        relative = path.as_posix()
+    parts = relative.split("/")
+    for pattern in patterns:
+        anchored = "/" in pattern.rstrip("/")
+        pattern = pattern.strip("/").removeprefix("**/")
+        if anchored and (fnmatchcase(relative, pattern) or fnmatchcase(relative, pattern + "/*")):
+            return True
+        if not anchored and any(fnmatchcase(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def gitignore(folder: Path) -> list[str]:
+    """The patterns of folder/.gitignore (negations and comments left out)."""
+    try:
+        lines = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line.strip() for line in lines if line.strip() and not line.startswith(("#", "!"))]
+
+
+def python_files(path: Path, root: Path, exclude: Iterable[str]) -> Iterator[Path]:
+    """path itself when it is not a folder (so that a missing file is reported), else every
+    `*.py` below it, in order, skipping hidden folders, `exclude` (relative to root, the
+    project folder) and the .gitignore patterns of path and root."""
+    exclude = tuple(exclude)
+    if not path.is_dir():
+        if not matches(path, root, exclude):
+            yield path
+        return
+    ignores = [(folder, gitignore(folder)) for folder in dict.fromkeys([path, root])]
+
+    def skipped(candidate: Path) -> bool:
+        return matches(candidate, root, exclude) or any(matches(candidate, base, patterns) for base, patterns in ignores)
+
+    for folder, folders, names in os.walk(path):
+        here = Path(folder)
+        folders[:] = sorted(name for name in folders if not name.startswith(".") and name not in SKIPPED_FOLDERS
+                            and not skipped(here / name))
+        yield from (here / name for name in sorted(names) if name.endswith(".py") and not skipped(here / name))

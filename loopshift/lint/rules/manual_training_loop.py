@@ -1,0 +1,163 @@
+"""LS101 manual-training-loop."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from ...analysis import BACKWARD
+from ...convert import convert_source
+from ..rule import Context, Fix, Rule
+
+# Analysis problems that stand for a raw training loop convert could not take over.
+RAW_LOOP_PROBLEMS = {"LS001", "LS002", "LS006"}
+HOLDS_BACKWARD = m.For(body=m.IndentedBlock(body=[m.ZeroOrMore(), BACKWARD, m.ZeroOrMore()]))
+
+
+@dataclass
+class RawLoop:
+    node: cst.CSTNode  # where it is reported: the batch loop, or the node analysis names
+    batch_loops: list[cst.CSTNode]  # the loops whose bodies are the training step
+    reason: str | None  # why convert cannot take it over; None when it can
+
+
+def raw_training_loops(context: Context) -> list[RawLoop]:
+    """The hand-written training loops analysis found, outside any LightningModule."""
+    code = context.training
+    loops = [RawLoop(loop.batch_loop, [loop.batch_loop], None) for loop in code.loops]
+    for problem, reason, node in code.problems:
+        if problem in RAW_LOOP_PROBLEMS and all(loop.node is not node for loop in loops):
+            loops.append(RawLoop(node, batch_loops_at(context, node), reason))
+    return [loop for loop in loops if not context.lightning.is_inside_module_class(loop.node)]
+
+
+def batch_loops_at(context: Context, node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The loops that run the step, for a node analysis reported: loops below it that call
+    backward(), else the node itself when it is a loop, else the loop around it."""
+    inner = m.findall(node, HOLDS_BACKWARD)
+    if inner:
+        return inner
+    if isinstance(node, (cst.For, cst.While)):
+        return [node]
+    return [next((a for a in context.index.ancestors(node) if isinstance(a, (cst.For, cst.While))), node)]
+
+
+class ManualTrainingLoop(Rule):
+    """
+    ## What it does
+    Finds training loops written by hand: a loop over batches that calls `loss.backward()`
+    and `optimizer.step()`. These are the loops `loopshift convert` works on.
+
+    ## Why is this bad?
+    Lightning's Trainer owns that loop: devices, mixed precision, gradient accumulation and
+    clipping, checkpoints, logging, validation and multi-GPU training come with it, instead of
+    being written again, one bug at a time, in every script.
+
+    ## Example
+    ```python
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4)
+
+    for epoch in range(3):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+
+    class LitModel(L.LightningModule):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.model(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+
+    model = torch.nn.Linear(4, 1)
+    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4)
+    L.Trainer(max_epochs=3).fit(LitModel(model), loader)
+    ```
+
+    ## Fix
+    `--fix` is `loopshift convert --in-place`: every loop convert understands becomes a
+    LightningModule and a Trainer. Loops it does not understand are reported with the reason
+    and are not fixable; the fix is skipped when any loop of the file carries a `# noqa`.
+    """
+
+    code = "LS101"
+    name = "manual-training-loop"
+    summary = "A hand-written training loop the Lightning Trainer can own"
+    fixable = True
+    needs = ("backward",)
+    VALID = [
+        """
+        import torch
+
+        def evaluate(model, loader):
+            with torch.no_grad():
+                return [model(x) for x, _ in loader]
+        """,
+        """
+        import torch
+
+        def step(model, optimizer, x, y):  # one step, no loop
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+        """,
+    ]
+    INVALID = [
+        """
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        model = torch.nn.Linear(4, 1)
+        optimizer = torch.optim.Adam(model.parameters())
+        loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)))
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """,
+        """
+        import torch
+
+        def train(model, loader, optimizer, step_every):
+            for i, (x, y) in enumerate(loader):
+                loss = model(x).sub(y).pow(2).mean()
+                loss.backward()
+                if i % step_every == 0:  # stepping convert cannot express: still a raw loop
+                    optimizer.step()
+                    optimizer.zero_grad()
+        """,
+    ]
+
+    def check(self, context: Context):
+        fix = Fix(rewrite=lambda source: convert_source(source, context.target, context.path).code)
+        for loop in raw_training_loops(context):
+            if loop.reason is None:
+                yield self.report(context, loop.node, "manual training loop: the Lightning Trainer can run it "
+                                  "(`loopshift convert`)", fix)
+            else:
+                yield self.report(context, loop.node, f"manual training loop, not converted automatically: {loop.reason}")
