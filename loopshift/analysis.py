@@ -87,7 +87,7 @@ class Analyzer:
 
     # -- collectors ----------------------------------------------------------------------
     def collect_models(self) -> None:
-        for node in m.findall(self.index.module, m.ClassDef()):
+        for node in self.index.nodes(cst.ClassDef):
             for base in node.bases:
                 names = self.index.qualified_names(base.value)
                 local = isinstance(base.value, cst.Name) and base.value.value in self.code.models
@@ -96,7 +96,7 @@ class Analyzer:
 
     def collect_definitions(self) -> None:
         pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])
-        for statement in m.findall(self.index.module, pattern):
+        for statement in self.index.findall(pattern, cst.SimpleStatementLine):
             assign = statement.body[0]
             call, name = assign.value, assign.targets[0].target.value
             called = self.index.called_name(call)
@@ -126,7 +126,7 @@ class Analyzer:
 
     def collect_loops(self) -> None:
         hosts: set[int] = set()
-        for backward in m.findall(self.index.module, BACKWARD):
+        for backward in self.index.findall(BACKWARD, cst.SimpleStatementLine):
             loop = self.training_loop(backward)
             if loop is None:
                 continue

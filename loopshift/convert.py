@@ -5,8 +5,6 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
 from .analysis import Analyzer
 from .devices import DeviceOracle, DropDeviceMoves
@@ -71,9 +69,8 @@ class ApplyEdits(cst.CSTTransformer):
 class Conversion:
     """Collects the edits for every loop of one module, then applies them in one pass."""
 
-    def __init__(self, source: str, target: str, path: str) -> None:
+    def __init__(self, module: cst.Module, source: str, target: str, path: str) -> None:
         self.source, self.path = source, path
-        module = parse_module(source, path)
         self.index = CodeIndex(module)
         self.analyzer = Analyzer(self.index)
         self.code = self.analyzer.run()
@@ -104,7 +101,7 @@ class Conversion:
         self.consumed |= consumed
         for node in generated.removed:
             outside = uses_outside(index, node, consumed)
-            later = [use for use in outside if index.span(use).line > index.span(loop.host).end_line
+            later = [use for use in outside if index.is_after(use, loop.host)
                      and index.scope(use) is index.scope(loop.host)]
             replacement = generator.after_fit(node)
             if replacement is not None:
@@ -130,7 +127,7 @@ class Conversion:
     def remove_dead_devices(self) -> None:
         """`device = torch.device(...)` goes when converting removed every use of it."""
         assignment = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
-        for statement in m.findall(self.index.module, assignment):
+        for statement in self.index.findall(assignment, cst.SimpleStatementLine):
             if id(statement) in self.replace or not self.oracle.is_device(statement.body[0].value):
                 continue
             target = statement.body[0].targets[0].target
@@ -150,10 +147,8 @@ class Conversion:
         self.remove_dead_devices()
         edits = ApplyEdits(self.replace, self.before, self.todo, DropDeviceMoves(self.oracle), self.model_lines, self.names)
         module = self.index.module.visit(edits)
-        if converted:
-            context = CodemodContext()
-            AddImportsVisitor.add_needed_import(context, self.package, asname=self.alias)
-            module = AddImportsVisitor(context).transform_module(module)
+        if converted and not existing_alias(module, self.package):
+            module = add_import(module, f"import {self.package} as {self.alias}")
         parse_module(module.code, self.path)  # never emit code that does not parse
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
         return Result(module.code, self.diagnostics, found, converted)
@@ -161,7 +156,10 @@ class Conversion:
 
 def convert_source(source: str, target: str = "lightning", path: str = "<string>") -> Result:
     """Converts the manual training loops of one module. Raises InputError on unparsable input."""
-    return Conversion(source, target, path).run()
+    module = parse_module(source, path)
+    if "backward" not in source:  # no backward() call, no manual loop: the analysis has nothing to find
+        return Result(source)
+    return Conversion(module, source, target, path).run()
 
 
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
@@ -190,6 +188,21 @@ def two_blank_lines(lines) -> list[cst.EmptyLine]:
     return [cst.EmptyLine(indent=False)] * 2 + lines[blanks:]
 
 
+def add_import(module: cst.Module, line: str) -> cst.Module:
+    """Adds the import after the module's leading imports (after its docstring when it has none)."""
+    body = list(module.body)
+    position = 0
+    for number, statement in enumerate(body):
+        if isinstance(statement, (cst.ClassDef, cst.FunctionDef)):
+            break
+        if m.matches(statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom()])):
+            position = number + 1
+        elif number == 0 and m.matches(statement, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
+            position = 1
+    body.insert(position, cst.parse_statement(line, module.config_for_parsing))
+    return module.with_changes(body=body)
+
+
 def existing_alias(module: cst.Module, package: str) -> str | None:
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
@@ -204,7 +217,7 @@ def existing_alias(module: cst.Module, package: str) -> str | None:
 
 def class_name(index: CodeIndex, loop) -> str:
     """`LitNet` for `model = Net()`, `LitModel` for `model = nn.Sequential(...)`."""
-    for statement in m.findall(index.module, m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))])):
+    for statement in index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign):
         value = statement.value
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("to", "cuda"):
             value = value.func.value

@@ -136,13 +136,12 @@ class LoopGenerator:
         """Code after the training loop reads what the loop left in this variable: it reads it
         from the module after fit (`lit_model.best_state`)."""
         consumed = moved | {id(self.loop.host)} | ({id(self.loop.function)} if self.loop.function else set())
-        end = self.index.span(self.loop.host).end_line
         found = False
         for assignment in self.index.assignments(name):
             for access in assignment.references:
                 node = access.node
                 if isinstance(node, cst.Name) and not self.index.is_inside(node, consumed) \
-                        and self.index.span(node).line > end:
+                        and self.index.is_after(node, self.loop.host):
                     self.after_uses[id(node)] = cst.Attribute(cst.Name(self.lit_name), cst.Name(self.attribute_name(node.value)))
                     found = True
         return found
@@ -248,8 +247,7 @@ class LoopGenerator:
         if loop.epoch_name and self.is_epoch(name):
             return self.epoch_expression(name)
         if value in assigned_where:
-            host_line = self.index.span(loop.host).line
-            initialised = any(not self.index.is_inside(a.node, moved) and self.index.span(a.node).line < host_line
+            initialised = any(not self.index.is_inside(a.node, moved) and self.index.is_before(a.node, loop.host)
                               for a in bindings)
             read_later = self.uses_after_training(name, moved)
             if not (any(value in live_in for _, live_in in usage.values()) or read_later):
@@ -458,7 +456,7 @@ class LoopGenerator:
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self.oracle.is_move(value):
             value = value.func.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
-            for class_def in m.findall(self.index.module, m.ClassDef(name=m.Name(value.func.value))):
+            for class_def in self.index.findall(m.ClassDef(name=m.Name(value.func.value)), cst.ClassDef):
                 for method in class_def.body.body:
                     if isinstance(method, cst.FunctionDef) and method.name.value == "forward":
                         params = method.params.with_changes(params=method.params.params[1:])

@@ -4,13 +4,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.metadata import (
     Assignment,
     GlobalScope,
     MetadataWrapper,
     ParentNodeProvider,
     PositionProvider,
-    QualifiedNameProvider,
     Scope,
     ScopeProvider,
 )
@@ -22,10 +22,12 @@ class CodeIndex:
     def __init__(self, module: cst.Module) -> None:
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        self._parents = self.wrapper.resolve(ParentNodeProvider)
-        self._positions = self.wrapper.resolve(PositionProvider)
-        self._scopes = self.wrapper.resolve(ScopeProvider)
-        self._qualified = self.wrapper.resolve(QualifiedNameProvider)
+        metadata = self.wrapper.resolve_many([ParentNodeProvider, ScopeProvider])
+        self._parents = metadata[ParentNodeProvider]
+        self._scopes = metadata[ScopeProvider]
+        self._positions = None  # positions are only needed to report: computed on first use
+        self._children: dict[int, dict[int, int]] = {}
+        self._by_type: dict[type, list[cst.CSTNode]] = {}
 
     # -- tree navigation -------------------------------------------------------------
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
@@ -72,8 +74,37 @@ class CodeIndex:
             return self.parent(parent)
         return None
 
+    def nodes(self, kind: type) -> list[cst.CSTNode]:
+        """Every node of a type (in no particular order)."""
+        if kind not in self._by_type:
+            self._by_type[kind] = [n for n in self._parents if isinstance(n, kind)]
+        return self._by_type[kind]
+
+    def findall(self, matcher, kind: type) -> list[cst.CSTNode]:
+        """The nodes of a type that match, in source order."""
+        return sorted((node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order)
+
+    def order(self, node: cst.CSTNode) -> tuple[int, ...]:
+        """The node's path of child positions from the module: compares source order without
+        computing line numbers."""
+        path = []
+        while (parent := self.parent(node)) is not None:
+            if id(parent) not in self._children:
+                self._children[id(parent)] = {id(child): i for i, child in enumerate(parent.children)}
+            path.append(self._children[id(parent)].get(id(node), -1))
+            node = parent
+        return tuple(reversed(path))
+
+    def is_before(self, node: cst.CSTNode, statement: cst.CSTNode) -> bool:
+        return self.order(node) < self.order(statement) and not self.is_inside(node, {id(statement)})
+
+    def is_after(self, node: cst.CSTNode, statement: cst.CSTNode) -> bool:
+        return self.order(node) > self.order(statement) and not self.is_inside(node, {id(statement)})
+
     # -- metadata --------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
+        if self._positions is None:
+            self._positions = self.wrapper.resolve(PositionProvider)
         position = self._positions[node]
         return Span(position.start.line, position.start.column, position.end.line, position.end.column)
 
@@ -81,11 +112,11 @@ class CodeIndex:
         return self._scopes.get(node)
 
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
-        value = self._qualified.get(node)
-        if value is None:
+        """`torch.optim.SGD` for `optim.SGD` after `import torch.optim as optim`, and so on."""
+        scope = self._scopes.get(node)
+        if scope is None:
             return set()
-        names = value() if callable(value) else value
-        return {qualified.name for qualified in names}
+        return {qualified.name for qualified in scope.get_qualified_names_for(node)}
 
     def called_name(self, call: cst.Call) -> set[str]:
         return self.qualified_names(call.func) or self.qualified_names(call)

@@ -13,6 +13,7 @@ except ModuleNotFoundError:  # Python 3.10
     except ModuleNotFoundError:
         tomllib = None
 
+from ..convert import TARGETS
 from ..source import InputError
 from .engine import check_selectors
 from .files import matches
@@ -73,4 +74,6 @@ def load(pyproject: Path) -> Settings:
     )
     selectors = [*(settings.select or ()), *settings.ignore, *(c for cs in settings.per_file_ignores.values() for c in cs)]
     check_selectors(selectors, f"{pyproject}: error: [tool.loopshift]")
+    if settings.target not in TARGETS:
+        raise InputError(f"{pyproject}: error: [tool.loopshift] target must be one of {', '.join(TARGETS)}")
     return settings

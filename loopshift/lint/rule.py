@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -82,6 +83,12 @@ class Rule:
     @classmethod
     def docs(cls) -> str:
         return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def sections(cls) -> dict[str, str]:
+        """The documentation's `## Title` sections, by title."""
+        parts = re.split(r"^## (.+)$", cls.docs(), flags=re.MULTILINE)
+        return {title.strip(): body.strip() for title, body in zip(parts[1::2], parts[2::2])}
 
     @classmethod
     def could_match(cls, source: str) -> bool:

@@ -1,0 +1,82 @@
+"""Lints many files: finds them, gives each its settings, and spreads them over processes."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..output import write_atomic
+from ..source import InputError, read_source
+from .config import settings_for
+from .engine import Selectors, check_selectors, enabled_codes, fix_source, run_rules
+from .files import python_files
+from .rule import Finding
+from .rules import RULES
+
+PARALLEL_FROM = 17  # files; below that, starting processes costs more than it saves
+
+
+@dataclass
+class FileReport:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    fixed: Counter = field(default_factory=Counter)  # code -> findings fixed
+    error: str | None = None  # one line: the file could not be linted
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    codes: frozenset[str]
+    target: str = "lightning"
+    fix: bool = False
+
+
+def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Selectors = None,
+               fix: bool = False, workers: int | None = None) -> list[FileReport]:
+    """Lints files and folders with the settings of their pyproject.toml, the arguments winning.
+    A file that cannot be read or parsed gets a report with `error`; the others go on."""
+    check_selectors([*(select or ()), *(ignore or ())])
+    reports: list[FileReport] = []
+    jobs: list[Job] = []
+    for path in map(Path, paths):
+        try:
+            jobs.extend(plan(path, select, ignore, fix))
+        except InputError as error:  # a bad pyproject.toml
+            reports.append(FileReport(str(path), error=str(error)))
+    jobs = list({job.path.resolve(): job for job in jobs}.values())  # a file named twice is linted once
+    workers = workers or os.cpu_count() or 1
+    if len(jobs) >= PARALLEL_FROM and workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            reports.extend(pool.map(run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    else:
+        reports.extend(map(run_job, jobs))
+    return reports
+
+
+def plan(path: Path, select: Selectors, ignore: Selectors, fix: bool) -> Iterator[Job]:
+    settings = settings_for(path)
+    for file in python_files(path, settings.root, settings.exclude):
+        layers = [(settings.select, settings.ignore), (select, ignore), (None, settings.ignored_for(file))]
+        yield Job(file, frozenset(enabled_codes(layers)), settings.target, fix)
+
+
+def run_job(job: Job) -> FileReport:
+    path = str(job.path)
+    rules = [rule for rule in RULES if rule.code in job.codes]
+    try:
+        source = read_source(job.path)
+        if not job.fix:
+            return FileReport(path, run_rules(source, path, rules, job.target)[1])
+        text = source.replace("\r\n", "\n")
+        fixed_source, findings, fixed = fix_source(text, path, rules, job.target)
+        if fixed:
+            write_atomic(job.path, fixed_source, newline="\r\n" if "\r\n" in source else "\n")
+        return FileReport(path, findings, fixed)
+    except InputError as error:
+        return FileReport(path, error=str(error))
+    except Exception as error:  # a bug of ours: one line, and the other files go on
+        return FileReport(path, error=f"{path}: internal error: {type(error).__name__}: {error}")
