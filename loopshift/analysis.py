@@ -11,7 +11,7 @@ from libcst.metadata import Assignment
 
 from . import torch_names
 from .index import CodeIndex
-from .training import EpochSegments, OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
+from .training import Accumulation, EpochSegments, OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
@@ -62,21 +62,23 @@ class Analyzer:
             return positional[position].value
         return param.default
 
-    def resolve(self, name: cst.Name, depth: int = 0) -> Assignment | None:
-        """The assignment a name finally refers to, following function parameters to the
-        argument of the function's single call site."""
+    def origins(self, name: cst.Name, depth: int = 0) -> list[Assignment]:
+        """The assignments a name may refer to, following a function parameter to the argument
+        of the function's single call site."""
         assignments = self.index.assignments(name)
-        if len(assignments) != 1 or depth > 8:
-            return None
-        assignment = assignments[0]
-        if not isinstance(assignment.node, cst.Param):
-            return assignment
-        function = self.index.enclosing_function(assignment.node)
+        if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
+            return assignments
+        function = self.index.enclosing_function(assignments[0].node)
         calls = self.calls_of(function) if function else []
         if len(calls) != 1:
-            return None
-        argument = self.argument_for(assignment.node, calls[0])
-        return self.resolve(argument, depth + 1) if isinstance(argument, cst.Name) else None
+            return []
+        argument = self.argument_for(assignments[0].node, calls[0])
+        return self.origins(argument, depth + 1) if isinstance(argument, cst.Name) else []
+
+    def resolve(self, name: cst.Name) -> Assignment | None:
+        """The one assignment a name finally refers to, if there is exactly one."""
+        origins = self.origins(name)
+        return origins[0] if len(origins) == 1 else None
 
     def definition_of(self, name: cst.Name, definitions: list) -> object | None:
         assignment = self.resolve(name)
@@ -102,21 +104,39 @@ class Analyzer:
             called = self.index.called_name(call)
             span = self.index.span(statement)
             if any(torch_names.is_optimizer(n) for n in called):
-                model = self.optimized_model(call)
+                model = self.optimized_model(cst.Tuple([cst.Element(a.value) for a in call.args]))
                 if model is not None:
-                    self.code.optimizers.append(OptimizerDef(name, statement, call, model, span))
-            elif any(torch_names.is_scheduler(n) for n in called):
+                    self.code.optimizers.append(OptimizerDef(name, statement, call, model.value, span, model))
+            elif any(torch_names.is_scheduler(n) for n in called) or self.builds_scheduler(call):
                 plateau = torch_names.PLATEAU in called
                 self.code.schedulers.append(SchedulerDef(name, statement, call, span, plateau))
 
-    def optimized_model(self, call: cst.Call) -> str | None:
-        """The variable whose `.parameters()` the optimizer takes (also inside param groups)."""
+    def builds_scheduler(self, call: cst.Call) -> bool:
+        """`warmup_linear_decay(optimizer, ...)`: a function of this file that returns a scheduler."""
+        if not isinstance(call.func, cst.Name):
+            return False
+        for assignment in self.index.assignments(call.func):
+            if isinstance(assignment.node, cst.FunctionDef):
+                returns = [r for r in m.findall(assignment.node, m.Return())
+                           if self.index.enclosing_function(r) is assignment.node]
+                return bool(returns) and all(
+                    isinstance(r.value, cst.Call) and any(torch_names.is_scheduler(n) for n in self.index.called_name(r.value))
+                    for r in returns)
+        return False
+
+    def optimized_model(self, node: cst.CSTNode, depth: int = 0) -> cst.Name | None:
+        """The variable whose `.parameters()` the optimizer takes: also inside param groups and
+        in lists built beforehand (`params = list(model.head.parameters())`)."""
         parameters = m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
-        for arg in call.args:
-            for found in m.findall(arg.value, parameters):
-                root = root_name(found.func.value)
-                if root is not None:
-                    return root.value
+        for found in m.findall(node, parameters):
+            root = root_name(found.func.value)
+            if root is not None:
+                return root
+        for name in m.findall(node, m.Name()) if depth < 3 else []:
+            assignment = self.resolve(name)
+            value = self.index.assigned_value(assignment) if assignment is not None else None
+            if value is not None and (model := self.optimized_model(value, depth + 1)):
+                return model
         return None
 
     # -- loops -------------------------------------------------------------------------------
@@ -138,6 +158,9 @@ class Analyzer:
 
     def training_loop(self, backward: cst.SimpleStatementLine) -> TrainingLoop | None:
         owner = self.index.owner_of_block(backward)
+        autocast = None
+        if isinstance(owner, cst.With) and self.autocast_of(owner) is not None:
+            autocast, owner = owner, self.index.owner_of_block(owner)
         if not isinstance(owner, cst.For):
             enclosing_loop = any(isinstance(a, (cst.For, cst.While)) for a in self.index.ancestors(backward))
             if enclosing_loop:
@@ -149,16 +172,20 @@ class Analyzer:
             self.problem("LS002", "several backward() calls in one step need manual optimization", batch_loop)
             return None
 
-        steps = [(s, self.definition_of(root_name(c.func.value), self.code.optimizers))
-                 for s in body if (c := method_call(s, "step")) and root_name(c.func.value)]
-        optimizer_steps = [(s, d) for s, d in steps if d is not None]
-        if len(optimizer_steps) != 1:
-            reason = ("optimizer.step() is not a plain statement of the batch loop (conditional stepping?)"
+        accumulation = next((s for s in body if isinstance(s, cst.If) and self.steps_in(s.body.body)), None)
+        stepping = list(accumulation.body.body) if accumulation is not None else body
+        optimizer_steps = self.steps_in(stepping)
+        if len(optimizer_steps) != 1 or accumulation is not None and self.steps_in(body):
+            in_method = any(m.matches(c.func.value, m.Attribute(value=m.Name("self")))
+                            for s in body if (c := method_call(s, "step")))
+            reason = ("training loops in methods of a class (`self.optimizer.step()`) are not converted yet"
+                      if in_method else "optimizer.step() is not a plain statement of the batch loop"
                       if not optimizer_steps else "several optimizers step in one loop: manual optimization")
             self.problem("LS002", reason, batch_loop)
             return None
         step, optimizer = optimizer_steps[0]
-        zero_grads = [s for s in body if (c := method_call(s, "zero_grad")) and self.clears(c, optimizer)]
+        searched = body if accumulation is None else body + stepping
+        zero_grads = [s for s in searched if (c := method_call(s, "zero_grad")) and self.clears(c, optimizer)]
         if len(zero_grads) != 1:
             self.problem("LS002", "zero_grad() is not a plain statement of the batch loop", batch_loop)
             return None
@@ -173,14 +200,114 @@ class Analyzer:
             statement = holder  # `with tqdm(loader) as bar:` around the loop
         loop = TrainingLoop(
             batch_loop=batch_loop, statement=statement, loader=loader, progress_bar=bar and bar[0],
-            progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target, index_name=index_name,
-            index_start=index_start, optimizer=optimizer, model=optimizer.model,
+            progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target,
+            index_name=index_name, index_start=index_start, optimizer=optimizer, model=optimizer.model,
             step_statements=[zero_grads[0], step], backward=backward,
             loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement)
-        self.collect_step_extras(loop, body)
+        if not self.mixed_precision(loop, body, autocast) or \
+                accumulation is not None and not self.accumulation(loop, accumulation, body):
+            return None
+        self.collect_step_extras(loop, stepping if accumulation is not None else body)
+        if accumulation is not None:
+            self.collect_step_extras(loop, [s for s in body if s is not accumulation])
         if not self.find_epochs(loop):
             return None
         return loop
+
+    def steps_in(self, statements) -> list[tuple[cst.SimpleStatementLine, OptimizerDef]]:
+        """`optimizer.step()` and `scaler.step(optimizer)` statements, with their optimizer."""
+        found = []
+        for statement in statements:
+            call = method_call(statement, "step")
+            if call is None or (root := root_name(call.func.value)) is None:
+                continue
+            optimizer = self.definition_of(root, self.code.optimizers)
+            if optimizer is None and self.is_grad_scaler(root) and call.args and isinstance(call.args[0].value, cst.Name):
+                optimizer = self.definition_of(call.args[0].value, self.code.optimizers)
+            if optimizer is not None:
+                found.append((statement, optimizer))
+        return found
+
+    # -- mixed precision and accumulation: what the Trainer's precision= and accumulate_grad_batches= own
+    def is_grad_scaler(self, name: cst.Name) -> bool:
+        assignment = self.resolve(name)
+        value = self.index.assigned_value(assignment) if assignment else None
+        return isinstance(value, cst.Call) and bool(self.index.called_name(value) & torch_names.GRAD_SCALERS)
+
+    def autocast_of(self, statement: cst.With) -> cst.Call | None:
+        if len(statement.items) == 1 and isinstance(call := statement.items[0].item, cst.Call) \
+                and self.index.called_name(call) & torch_names.AUTOCASTS and statement.items[0].asname is None:
+            return call
+        return None
+
+    def mixed_precision(self, loop: TrainingLoop, body: list[cst.BaseStatement], autocast: cst.With | None) -> bool:
+        """`with torch.autocast(...)` + GradScaler -> Trainer(precision=...), exactly as the script chose."""
+        autocasts = [s for s in body if isinstance(s, cst.With) and self.autocast_of(s) is not None]
+        if autocast is not None and autocast not in autocasts:
+            autocasts.append(autocast)
+        loss = loop.loss
+        scaled = m.matches(loss, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("scale")), args=[m.Arg()]))
+        scaler = loss.func.value if scaled and self.is_grad_scaler(loss.func.value) else None
+        if scaler is not None:
+            loop.loss = loss.args[0].value
+            loop.owned_statements += [s for s in body if (c := method_call(s, "update") or method_call(s, "unscale_"))
+                                    and m.matches(c.func.value, m.Name(scaler.value))]
+            loop.scaler = self.index.assignment_statement(self.resolve(scaler))
+        if not autocasts and scaler is None:
+            return True
+        if len(autocasts) > 1:
+            self.problem("LS002", "several autocast blocks in one step are not converted", loop.batch_loop)
+            return False
+        keywords = {}
+        for call in [self.autocast_of(w) for w in autocasts] + ([self.index.assigned_value(self.resolve(scaler))]
+                                                                if scaler is not None else []):
+            keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
+        dtype = keywords.get("dtype")
+        half = "bf16-mixed" if dtype is not None and self.index.qualified_names(dtype) & {"torch.bfloat16"} else "16-mixed"
+        loop.autocasts = autocasts
+        loop.precision = (half, keywords.get("enabled"))
+        return True
+
+    def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
+        """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""
+        index = loop_index(loop)
+        every = m.Comparison(left=m.BinaryOperation(left=m.BinaryOperation(left=m.Name(index), operator=m.Add(),
+                                                                          right=m.Integer("1")),
+                                                    operator=m.Modulo()),
+                             comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.Integer("0"))])
+        test = condition.test
+        at_last = False
+        if m.matches(test, m.BooleanOperation(operator=m.Or(), left=every)):
+            test, at_last = test.left, True  # `or <last batch>`: Lightning steps on the last batch too
+        if index is None or condition.orelse is not None or not m.matches(test, every):
+            self.problem("LS002", "optimizer.step() under a condition that is not gradient accumulation", condition)
+            return False
+        every_n = test.left.right
+        code = self.index.module.code_for_node
+        division = next((s for s in body if self.divides(s, loop, every_n)), None)
+        if division is None and not m.matches(loop.loss, m.BinaryOperation(operator=m.Divide())):
+            self.problem("LS002", f"the loss is not divided by {code(every_n)} before backward; Lightning's "
+                         "accumulation divides it", condition)
+            return False
+        loop.accumulation = Accumulation(condition, every_n, division, at_last)
+        if isinstance(loop.loss, cst.BinaryOperation):  # (loss / N).backward()
+            loop.loss = loop.loss.left
+        return True
+
+    def divides(self, statement: cst.BaseStatement, loop: TrainingLoop, every_n: cst.BaseExpression) -> bool:
+        """`loss = loss / N`, `loss = criterion(...) / N` or `loss /= N` for the backward's loss."""
+        if not isinstance(loop.loss, cst.Name):
+            return False
+        same = m.Name(loop.loss.value)
+        divisor = self.index.module.code_for_node(every_n)
+        for small in getattr(statement, "body", []) if isinstance(statement, cst.SimpleStatementLine) else []:
+            if m.matches(small, m.Assign(targets=[m.AssignTarget(target=same)], value=m.BinaryOperation(
+                    operator=m.Divide()))) and self.index.module.code_for_node(small.value.right) == divisor:
+                return True
+            if m.matches(small, m.AugAssign(target=same, operator=m.DivideAssign())) and \
+                    self.index.module.code_for_node(small.value) == divisor:
+                return True
+        return False
 
     def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
         """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""
@@ -352,6 +479,9 @@ class Analyzer:
                 elif self.is_mode_switch(statement, loop):
                     loop.mode_switches.append(statement)
                     segment.remove(statement)
+                elif (zero_grad := method_call(statement, "zero_grad")) and self.clears(zero_grad, loop.optimizer):
+                    loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
+                    segment.remove(statement)
 
     def run(self) -> TrainingCode:
         self.collect_models()
@@ -369,6 +499,10 @@ class Analyzer:
         if args and isinstance(args[0], cst.Name):
             return self.definition_of(args[0], self.code.optimizers)
         return None
+
+
+def loop_index(loop: TrainingLoop) -> str | None:
+    return loop.index_name if loop.index_start is None else None
 
 
 def epoch_count(start: cst.BaseExpression | None, stop: cst.BaseExpression) -> cst.BaseExpression:

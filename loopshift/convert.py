@@ -262,13 +262,9 @@ def is_definition(statement: cst.BaseStatement) -> bool:
 
 def model_statements(index: CodeIndex, generator: LoopGenerator) -> list[cst.BaseStatement]:
     """Statements that build or move the model: their device moves go (Lightning places it)."""
-    origin = generator.model_origin
-    if origin is None:
-        return []
-    statements = [index.assignment_statement(origin)]
-    for access in origin.references:
-        statement = index.statement_of(access.node)
-        call = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("to") | m.Name("cuda"))))])
-        if m.matches(statement, call):
-            statements.append(statement)
+    statements = []
+    move = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("to") | m.Name("cuda"))))])
+    for origin in generator.model_origins:
+        statements.append(index.assignment_statement(origin))
+        statements += [s for access in origin.references if m.matches(s := index.statement_of(access.node), move)]
     return statements

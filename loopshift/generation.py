@@ -20,6 +20,8 @@ from .training import TrainingLoop
 RESERVED = {"device", "trainer", "logger", "log", "optimizers", "lr_schedulers", "current_epoch", "global_step",
             "training", "dtype", "hparams", "model", "forward", "precision", "fabric", "automatic_optimization"}
 TODO = "# TODO(loopshift): "
+PARTIAL_ACCUMULATION = ("Lightning also steps after the last batch of an epoch; the loop carried a partial "
+                        "accumulation over unless the batches per epoch are a multiple of {n}")
 EARLY_EXIT = "`{kind}` inside the training code was not converted"
 
 
@@ -93,23 +95,51 @@ class LoopGenerator:
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
         self.after_uses: dict[int, cst.BaseExpression] = {}
-        self.model_origin = self.origin_of_model()
+        self.model_origins = self.origins_of_model()
 
     # -- what each name becomes ------------------------------------------------------------
-    def origin_of_model(self) -> Assignment | None:
-        names = [n for n in name_nodes(self.loop.optimizer.call) if n.value == self.loop.model]
-        return self.analyzer.resolve(names[0]) if names else None
+    def origins_of_model(self) -> list[Assignment]:
+        """Every assignment of the model variable (`model = Net()`, `model = model.to(device)`)."""
+        reference = self.loop.optimizer.model_reference
+        return self.analyzer.origins(reference) if reference is not None else []
+
+    def is_model(self, name: cst.Name) -> bool:
+        origins = self.analyzer.origins(name)
+        return bool(origins) and all(origin in self.model_origins for origin in origins)
 
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
         loop = self.loop
         dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches}
         if loop.clip:
             dropped.add(id(loop.clip[2]))
-        dropped |= {id(s) for s in loop.progress_statements}
-        blocks = {"step": list(loop.batch_loop.body.body), "start": list(loop.segments.before),
-                  "end": list(loop.segments.after)}
+        dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
+        step = [s for statement in loop.batch_loop.body.body for s in self.without_what_lightning_owns(statement, dropped)]
+        blocks = {"step": step, "start": list(loop.segments.before), "end": list(loop.segments.after)}
         return {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
                 for key, block in blocks.items()}
+
+    def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
+        """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
+        keeps only what is not stepping, and the loss is no longer divided by N."""
+        loop = self.loop
+        if statement is loop.backward:
+            return [self.log_loss()]
+        if statement in loop.autocasts:
+            inner = [s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)]
+            inner[0] = inner[0].with_changes(leading_lines=[*statement.leading_lines, *inner[0].leading_lines])
+            return inner
+        accumulation = loop.accumulation
+        if accumulation is None:
+            return [statement]
+        if statement is accumulation.condition:
+            kept = [s for s in statement.body.body if id(s) not in dropped]
+            return [statement.with_changes(body=statement.body.with_changes(body=kept))] if kept else []
+        if statement is accumulation.division:
+            small = statement.body[0]
+            if isinstance(small, cst.Assign) and not m.matches(small.value.left, m.Name(loop.loss.value)):
+                return [statement.with_changes(body=[small.with_changes(value=small.value.left)])]  # loss = expr
+            return []
+        return [statement]
 
     def without_progress_bar(self, statement: cst.BaseStatement) -> list[cst.BaseStatement]:
         """The Trainer draws its own progress bar: `bar.set_postfix(loss=...)` becomes
@@ -213,7 +243,8 @@ class LoopGenerator:
         for key, (assigned, _) in usage.items():
             for name in assigned:
                 assigned_where.setdefault(name, set()).add(key)
-        moved = {id(s) for block in blocks.values() for s in block}
+        loop = self.loop
+        moved = {id(s) for s in [*loop.batch_loop.body.body, *loop.segments.before, *loop.segments.after]}
         replacements: dict[int, cst.BaseExpression] = {}
         for key, block in blocks.items():
             for statement in block:
@@ -232,8 +263,7 @@ class LoopGenerator:
             return None  # a builtin or an unknown name: stays as written
         if any(self.index.is_inside(a.node, {id(loop.batch_loop.target)}) for a in bindings):
             return None  # the batch and its index: unpacked in training_step
-        origin = self.analyzer.resolve(name)
-        if origin is not None and origin is self.model_origin:
+        if self.is_model(name):
             return self_attribute("model")
         if self.analyzer.definition_of(name, [loop.optimizer]) is not None:
             return cst.parse_expression("self.optimizers().optimizer")
@@ -297,20 +327,13 @@ class LoopGenerator:
 
     def rewrite(self, statements, replacements) -> list[cst.BaseStatement]:
         rename = Rename(replacements, self.oracle)
-        result = []
-        for statement in statements:
-            if id(statement) == id(self.loop.backward):
-                result.append(self.log_loss(statement, rename))
-                continue
-            new = statement.visit(rename)
-            if isinstance(new, cst.BaseStatement):
-                result.append(new)
-        return result
+        return [new for statement in statements if isinstance(new := statement.visit(rename), cst.BaseStatement)]
 
-    def log_loss(self, backward: cst.SimpleStatementLine, rename: Rename) -> cst.BaseStatement:
-        loss = self.loss_expression().visit(rename)
-        line = self.statement(f'self.log("train_loss", {self.index.module.code_for_node(loss)})')
-        return line.with_changes(leading_lines=backward.leading_lines)
+    def log_loss(self) -> cst.SimpleStatementLine:
+        """`self.log("train_loss", loss)` where `loss.backward()` was (the loss node is the user's)."""
+        log = cst.Call(self_attribute("log"), [cst.Arg(cst.SimpleString('"train_loss"'), comma=cst.Comma(
+            whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(self.loss_expression())])
+        return cst.SimpleStatementLine([cst.Expr(log)], leading_lines=self.loop.backward.leading_lines)
 
     def loss_expression(self) -> cst.BaseExpression:
         return self.loop.loss
@@ -322,7 +345,13 @@ class LoopGenerator:
         each of these: skipping a batch (training_step returns None), ending the epoch
         (on_train_batch_start returns -1) and stopping training (trainer.should_stop)."""
         body = list(self.loop.batch_loop.body.body)
-        backward, step = body.index(self.loop.backward), max(body.index(s) for s in self.loop.step_statements)
+        def position(statement: cst.CSTNode) -> int:
+            """Index in the batch loop body of the statement that holds statement."""
+            while statement is not None and statement not in body:
+                statement = self.index.parent(statement)
+            return body.index(statement) if statement is not None else -1
+
+        backward, step = position(self.loop.backward), max(position(s) for s in self.loop.step_statements)
         actions = []
         for statement in statements:
             for node in m.findall(statement, m.Break() | m.Continue() | m.Return()):
@@ -332,7 +361,7 @@ class LoopGenerator:
                 kind = type(node).__name__.lower()
                 action = "todo"
                 if block == "step":
-                    position = body.index(statement)
+                    position = body.index(statement) if statement in body else position(node)
                     ends_epoch = kind == "break" or kind == "return" and self.loop.function is not None \
                         and node.value is None
                     if ends_epoch and position > step:
@@ -424,8 +453,7 @@ class LoopGenerator:
             for name in name_nodes(statement):
                 if id(name) in replacements or name.value in (loop.optimizer.name, *[s.name for s, _ in loop.schedulers]):
                     continue
-                origin = self.analyzer.resolve(name)
-                if origin is not None and origin is self.model_origin:
+                if self.is_model(name):
                     replacements[id(name)] = self_attribute("model")
                 elif self.index.assignments(name) and not all(self.index.is_global(a) for a in self.index.assignments(name)):
                     self.init_args.setdefault(name.value, cst.Name(name.value))
@@ -452,7 +480,8 @@ class LoopGenerator:
 
     def forward_params(self) -> str:
         """The wrapped model's forward signature when its class is in this file."""
-        value = self.index.assigned_value(self.model_origin) if self.model_origin else None
+        values = [self.index.assigned_value(origin) for origin in self.model_origins]
+        value = values[0] if values else None
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self.oracle.is_move(value):
             value = value.func.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
@@ -508,19 +537,40 @@ class LoopGenerator:
             options.append(f"max_epochs={code(loop.epochs)}")
         else:
             options.append("max_epochs=1")
+        if loop.accumulation is not None:
+            options.append(f"accumulate_grad_batches={code(self.host_expression(loop.accumulation.every))}")
         if loop.clip:
             algorithm, value, _ = loop.clip
-            options.append(f"gradient_clip_val={code(value)}")
+            options.append(f"gradient_clip_val={code(self.host_expression(value))}")
             if algorithm == "value":
                 options.append('gradient_clip_algorithm="value"')
+        if loop.precision is not None:
+            half, enabled = loop.precision
+            choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
+            options.append(f"precision={choice}")
         loader = code(self.host_loader())
+        trainer = self.statement(f"trainer = {self.alias}.Trainer({', '.join(options)})")
+        if loop.accumulation is not None and not loop.accumulation.at_last_batch:
+            reason = PARTIAL_ACCUMULATION.format(n=code(loop.accumulation.every))
+            self.todos.append(("LS007", reason, loop.accumulation.condition))
+            trainer = trainer.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS007)"))])
         statements = [
             self.statement(f"{self.lit_name} = {self.class_name}({args})"),
-            self.statement(f"trainer = {self.alias}.Trainer({', '.join(options)})"),
+            trainer,
             self.statement(f"trainer.fit({self.lit_name}, train_dataloaders={loader})"),
         ]
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
+
+    def host_expression(self, expression: cst.BaseExpression) -> cst.BaseExpression:
+        """An expression of the training function rewritten for the place trainer.fit runs:
+        its parameters become the arguments of its call."""
+        replacements = {}
+        for name in name_nodes(expression):
+            bindings = self.index.assignments(name)
+            if len(bindings) == 1 and isinstance(bindings[0].node, cst.Param):
+                replacements[id(name)] = self.host_value(bindings[0], name.value)
+        return expression.visit(Rename(replacements, self.oracle)) if replacements else expression
 
     def host_model(self) -> str:
         return self.loop.optimizer.model
@@ -560,6 +610,8 @@ class LoopGenerator:
         loop = self.loop
         removed: list[cst.CSTNode] = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers]
         removed += [s.statement for s in loop.kept_schedulers]
+        if loop.scaler is not None:
+            removed.append(loop.scaler)
         if loop.function is not None:
             removed.append(loop.function)
         return removed

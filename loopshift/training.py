@@ -15,6 +15,7 @@ class OptimizerDef:
     call: cst.Call
     model: str  # the variable whose parameters it optimizes
     span: Span
+    model_reference: cst.Name | None = None  # where the optimizer's code names the model
 
 
 @dataclass
@@ -32,6 +33,16 @@ class EpochSegments:
 
     before: list[cst.BaseStatement] = field(default_factory=list)  # -> on_train_epoch_start
     after: list[cst.BaseStatement] = field(default_factory=list)  # -> on_train_epoch_end
+
+
+@dataclass
+class Accumulation:
+    """`if (i + 1) % N == 0:` around the optimizer step, with the loss divided by N."""
+
+    condition: cst.If
+    every: cst.BaseExpression  # N
+    division: cst.BaseStatement | None  # `loss = loss / N` (None: `(loss / N).backward()`)
+    at_last_batch: bool  # `or i == len(loader) - 1`: steps on the last batch, as Lightning does
 
 
 @dataclass
@@ -65,6 +76,12 @@ class TrainingLoop:
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
     # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
     kept_schedulers: list[SchedulerDef] = field(default_factory=list)
+    accumulation: Accumulation | None = None
+    precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
+    autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step
+    # statements the Trainer now owns, dropped: scaler.update(), scaler.unscale_(), a zero_grad() before the loop
+    owned_statements: list[cst.SimpleStatementLine] = field(default_factory=list)
+    scaler: cst.BaseStatement | None = None  # `scaler = GradScaler(...)`, removed
     progress_bar: str | None = None  # `bar` in `bar = tqdm(loader)` / `with tqdm(loader) as bar`
     progress_statements: list[cst.BaseStatement] = field(default_factory=list)  # creating the bar
 

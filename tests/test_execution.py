@@ -25,7 +25,8 @@ def test_converted_fixture_runs_under_fast_dev_run(case: Path) -> None:
 def test_converted_fixture_reproduces_the_original_losses(case: Path) -> None:
     result = verify(case / "expected.py", original=case / "input.py", steps=3, timeout=180)
     assert result.ok, f"{result.message}\n{result.error}\n{result.output}"
-    assert len(result.losses) == len(result.original_losses) == 3
+    # one loss per backward call: with gradient accumulation, several per optimizer step
+    assert len(result.losses) == len(result.original_losses) >= 3
     assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(map(abs, result.original_losses))
 
 
