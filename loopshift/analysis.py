@@ -23,6 +23,23 @@ def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
     return None
 
 
+def self_attribute_name(expression: cst.CSTNode) -> str | None:
+    """`optimizer` for `self.optimizer`."""
+    if m.matches(expression, m.Attribute(value=m.Name("self"), attr=m.Name())):
+        return expression.attr.value
+    return None
+
+
+def held_object(expression: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The variable an expression reads from: `model` in `model.backbone`, `self.model` in
+    `self.model.head` (an object kept on `self`)."""
+    while isinstance(expression, cst.Attribute):
+        if self_attribute_name(expression) is not None:
+            return expression
+        expression = expression.value
+    return expression if isinstance(expression, cst.Name) else None
+
+
 def root_name(expression: cst.BaseExpression) -> cst.Name | None:
     """`model` for `model`, `model.backbone`, `model.fc.weight`."""
     while isinstance(expression, cst.Attribute):
@@ -36,7 +53,18 @@ class Analyzer:
         self.code = TrainingCode()
 
     # -- name resolution ---------------------------------------------------------------
+    def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
+        """The class a function is a method of."""
+        block = self.index.parent(function)
+        owner = self.index.parent(block) if isinstance(block, cst.IndentedBlock) else None
+        return owner if isinstance(owner, cst.ClassDef) else None
+
     def calls_of(self, function: cst.FunctionDef) -> list[cst.Call]:
+        """Where a function is called: by name, or as `self.method(...)` inside its class."""
+        owner = self.method_class(function)
+        if owner is not None:
+            method = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(function.name.value)))
+            return [c for c in m.findall(owner, method) if self.index.parent(c) is not None]
         scope = self.index.scope(function)
         if scope is None:
             return []
@@ -54,6 +82,10 @@ class Analyzer:
         function = self.index.enclosing_function(param)
         params = list(function.params.posonly_params) + list(function.params.params)
         position = next(i for i, p in enumerate(params) if p is param)
+        if isinstance(call.func, cst.Attribute) and self.method_class(function) is not None:
+            if position == 0:
+                return call.func.value  # self.method(...): `self` is the receiver
+            position -= 1  # self.method(x): x binds the parameter after self
         positional = [a for a in call.args if a.keyword is None and not a.star]
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == param.name.value:
@@ -65,6 +97,8 @@ class Analyzer:
     def origins(self, name: cst.Name, depth: int = 0) -> list[Assignment]:
         """The assignments a name may refer to, following a function parameter to the argument
         of the function's single call site."""
+        if not isinstance(name, cst.Name):
+            return []
         assignments = self.index.assignments(name)
         if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
             return assignments
@@ -80,7 +114,23 @@ class Analyzer:
         origins = self.origins(name)
         return origins[0] if len(origins) == 1 else None
 
-    def definition_of(self, name: cst.Name, definitions: list) -> object | None:
+    def enclosing_class(self, node: cst.CSTNode) -> cst.ClassDef | None:
+        return next((a for a in self.index.ancestors(node) if isinstance(a, cst.ClassDef)), None)
+
+    def definition_of(self, name: cst.BaseExpression | None, definitions: list) -> object | None:
+        """The definition (optimizer, scheduler) a name or a `self.attribute` refers to."""
+        if name is None:
+            return None
+        attribute = self_attribute_name(name)
+        if attribute is not None:
+            owner = self.enclosing_class(name)
+            return next((d for d in definitions if self_attribute_name(d.target) == attribute
+                         and owner is not None and self.enclosing_class(d.statement) is owner), None)
+        if not isinstance(name, cst.Name):
+            return None
+        return self.definition_of_name(name, definitions)
+
+    def definition_of_name(self, name: cst.Name, definitions: list) -> object | None:
         assignment = self.resolve(name)
         if assignment is None:
             return None
@@ -97,19 +147,22 @@ class Analyzer:
                     self.code.models[node.name.value] = next(iter(names), base.value.value if local else "")
 
     def collect_definitions(self) -> None:
-        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])
+        target = m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name())
+        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=target)], value=m.Call())])
         for statement in self.index.findall(pattern, cst.SimpleStatementLine):
             assign = statement.body[0]
-            call, name = assign.value, assign.targets[0].target.value
+            target = assign.targets[0].target
+            call, name = assign.value, self_attribute_name(target) or target.value
             called = self.index.called_name(call)
             span = self.index.span(statement)
             if any(torch_names.is_optimizer(n) for n in called):
                 model = self.optimized_model(cst.Tuple([cst.Element(a.value) for a in call.args]))
                 if model is not None:
-                    self.code.optimizers.append(OptimizerDef(name, statement, call, model.value, span, model))
+                    model_code = self.index.module.code_for_node(model)
+                    self.code.optimizers.append(OptimizerDef(name, statement, call, model_code, span, model, target))
             elif any(torch_names.is_scheduler(n) for n in called) or self.builds_scheduler(call):
                 plateau = torch_names.PLATEAU in called
-                self.code.schedulers.append(SchedulerDef(name, statement, call, span, plateau))
+                self.code.schedulers.append(SchedulerDef(name, statement, call, span, plateau, target))
 
     def builds_scheduler(self, call: cst.Call) -> bool:
         """`warmup_linear_decay(optimizer, ...)`: a function of this file that returns a scheduler."""
@@ -129,9 +182,9 @@ class Analyzer:
         in lists built beforehand (`params = list(model.head.parameters())`)."""
         parameters = m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
         for found in m.findall(node, parameters):
-            root = root_name(found.func.value)
-            if root is not None:
-                return root
+            held = held_object(found.func.value)
+            if held is not None:
+                return held
         for name in m.findall(node, m.Name()) if depth < 3 else []:
             assignment = self.resolve(name)
             value = self.index.assigned_value(assignment) if assignment is not None else None
@@ -176,10 +229,7 @@ class Analyzer:
         stepping = list(accumulation.body.body) if accumulation is not None else body
         optimizer_steps = self.steps_in(stepping)
         if len(optimizer_steps) != 1 or accumulation is not None and self.steps_in(body):
-            in_method = any(m.matches(c.func.value, m.Attribute(value=m.Name("self")))
-                            for s in body if (c := method_call(s, "step")))
-            reason = ("training loops in methods of a class (`self.optimizer.step()`) are not converted yet"
-                      if in_method else "optimizer.step() is not a plain statement of the batch loop"
+            reason = ("optimizer.step() is not a plain statement of the batch loop"
                       if not optimizer_steps else "several optimizers step in one loop: manual optimization")
             self.problem("LS002", reason, batch_loop)
             return None
@@ -219,10 +269,10 @@ class Analyzer:
         found = []
         for statement in statements:
             call = method_call(statement, "step")
-            if call is None or (root := root_name(call.func.value)) is None:
+            if call is None or (root := held_object(call.func.value)) is None:
                 continue
             optimizer = self.definition_of(root, self.code.optimizers)
-            if optimizer is None and self.is_grad_scaler(root) and call.args and isinstance(call.args[0].value, cst.Name):
+            if optimizer is None and isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
                 optimizer = self.definition_of(call.args[0].value, self.code.optimizers)
             if optimizer is not None:
                 found.append((statement, optimizer))
@@ -311,14 +361,12 @@ class Analyzer:
 
     def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
         """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""
-        root = root_name(call.func.value)
+        root = held_object(call.func.value)
         if root is None:
             return False
         if self.definition_of(root, self.code.optimizers) is optimizer:
             return True
-        target = self.resolve(root)
-        model_names = {optimizer.model}
-        return target is not None and target.name in model_names
+        return self.index.module.code_for_node(root) == optimizer.model
 
     def progress_bar(self, name: cst.Name):
         """(bar name, statement creating it) when name is `bar = tqdm(loader)` or `with tqdm(...) as bar`."""
@@ -364,7 +412,7 @@ class Analyzer:
     def collect_step_extras(self, loop: TrainingLoop, body: list[cst.BaseStatement]) -> None:
         for statement in body:
             call = method_call(statement, "step")
-            if call is not None and not call.args and (root := root_name(call.func.value)):
+            if call is not None and not call.args and (root := held_object(call.func.value)):
                 scheduler = self.definition_of(root, self.code.schedulers)
                 if scheduler is not None:
                     loop.schedulers.append((scheduler, "step"))
@@ -387,8 +435,7 @@ class Analyzer:
         value = positional[1].value if len(positional) > 1 else keywords.get("max_norm", keywords.get("clip_value"))
         parameters = positional[0].value if positional else keywords.get("parameters")
         clips_model = (m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
-                       and m.matches(root_name(parameters.func.value), m.Name(loop.model))
-                       and isinstance(parameters.func.value, cst.Name))
+                       and self.index.module.code_for_node(parameters.func.value) == loop.model)
         if value is None or len(positional) > 2 or set(keywords) - {"max_norm", "clip_value"} or not clips_model:
             self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
             return None
@@ -397,7 +444,7 @@ class Analyzer:
     def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
         for method in ("train", "eval"):
             call = method_call(statement, method)
-            if call is not None and not call.args and m.matches(call.func.value, m.Name(loop.model)):
+            if call is not None and not call.args and self.index.module.code_for_node(call.func.value) == loop.model:
                 return True
         return False
 
@@ -412,9 +459,10 @@ class Analyzer:
                 self.problem("LS001", f"{owner.name.value}() must be called exactly once, as a statement, "
                              "to be converted", owner)
                 return False
-            if self.index.enclosing_function(owner) is not None or isinstance(self.index.parent(owner.body), cst.ClassDef) \
-                    or isinstance(self.index.owner_of_block(owner), cst.ClassDef):
-                self.problem("LS001", "training loops in methods or nested functions are not converted yet", owner)
+            holder = self.method_class(owner)
+            if self.index.enclosing_function(owner) is not None or holder is not None and holder.name.value in self.code.models:
+                self.problem("LS001", "training loops in nested functions or in methods of a model are not converted yet",
+                             owner)
                 return False
             loop.function, loop.call = owner, calls[0]
             self.split_function(loop, owner)
@@ -470,18 +518,41 @@ class Analyzer:
         for segment in (loop.segments.before, loop.segments.after):
             for statement in list(segment):
                 call = method_call(statement, "step")
-                root = root_name(call.func.value) if call is not None else None
+                root = held_object(call.func.value) if call is not None else None
                 scheduler = self.definition_of(root, self.code.schedulers) if root is not None else None
                 if scheduler is not None and not call.args and not scheduler.is_plateau:
                     loop.schedulers.append((scheduler, "epoch"))
                     loop.scheduler_steps.append(statement)
                     segment.remove(statement)
-                elif self.is_mode_switch(statement, loop):
-                    loop.mode_switches.append(statement)
-                    segment.remove(statement)
                 elif (zero_grad := method_call(statement, "zero_grad")) and self.clears(zero_grad, loop.optimizer):
                     loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
                     segment.remove(statement)
+
+    def model_values(self, loop: TrainingLoop) -> list[cst.BaseExpression]:
+        """What the model variable is assigned: `Net().to(device)`; for `self.model = model` in a
+        class of the user's, what its constructor receives as `model`."""
+        attribute = loop.model.split(".", 1)[1] if loop.model.startswith("self.") else None
+        if attribute is None:
+            return [a.value for a in self.index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign)]
+        owner = self.method_class(loop.function) if loop.function is not None else None
+        held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
+        values = []
+        for assign in m.findall(owner, held) if owner is not None else []:
+            value = assign.value
+            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "to":
+                value = value.func.value
+            param = next((a.node for a in self.index.assignments(value) if isinstance(a.node, cst.Param)), None) \
+                if isinstance(value, cst.Name) else None
+            if param is None:
+                values.append(value)
+                continue
+            init = self.index.enclosing_function(param)
+            position = list(init.params.params).index(param) - 1  # Owner(model, ...): self is implicit
+            for call in self.index.findall(m.Call(func=m.Name(owner.name.value)), cst.Call):
+                positional = [a.value for a in call.args if a.keyword is None]
+                keyword = [a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value]
+                values += keyword or positional[position:position + 1]
+        return values
 
     def run(self) -> TrainingCode:
         self.collect_models()
@@ -496,7 +567,7 @@ class Analyzer:
 
     def scheduled_optimizer(self, scheduler: SchedulerDef) -> OptimizerDef | None:
         args = [a.value for a in scheduler.call.args if a.keyword is None or a.keyword.value == "optimizer"]
-        if args and isinstance(args[0], cst.Name):
+        if args:
             return self.definition_of(args[0], self.code.optimizers)
         return None
 

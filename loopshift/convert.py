@@ -93,7 +93,7 @@ class Conversion:
 
     def convert_loop(self, loop) -> None:
         index = self.index
-        generator = LoopGenerator(self.analyzer, loop, unique(class_name(index, loop), self.class_names),
+        generator = LoopGenerator(self.analyzer, loop, unique(class_name(index, self.analyzer, loop), self.class_names),
                                   lit_name(loop), self.alias)
         generated: Generated = generator.build()
         self.replace[id(loop.host)] = generated.host_statements
@@ -111,7 +111,8 @@ class Conversion:
                 self.replace.setdefault(id(node), [])
             for use in outside:
                 self.report("LS005", USED_OUTSIDE.format(name=use.value), use, todo_at=use)
-        if loop.function is not None and not self.replace.get(id(loop.function), True):
+        is_method = loop.function is not None and self.analyzer.method_class(loop.function) is not None
+        if loop.function is not None and not is_method and not self.replace.get(id(loop.function), True):
             self.replace[id(loop.function)] = [generated.class_def.with_changes(leading_lines=loop.function.leading_lines)]
         else:
             placement = class_placement(index, loop)
@@ -215,19 +216,21 @@ def existing_alias(module: cst.Module, package: str) -> str | None:
     return None
 
 
-def class_name(index: CodeIndex, loop) -> str:
-    """`LitNet` for `model = Net()`, `LitModel` for `model = nn.Sequential(...)`."""
-    for statement in index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign):
-        value = statement.value
+def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
+    """`LitNet` for `model = Net()` (also `self.model = model` with `Trainer(Net(), ...)`),
+    `LitModel` for `model = nn.Sequential(...)`."""
+    for value in analyzer.model_values(loop):
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("to", "cuda"):
             value = value.func.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper():
             return "Lit" + value.func.value
-    return "Lit" + "".join(part.capitalize() for part in loop.model.split("_"))
+    name = loop.model.rsplit(".", 1)[-1]
+    return "Lit" + "".join(part.capitalize() for part in name.split("_"))
 
 
 def lit_name(loop) -> str:
-    return "lit_model" if loop.model == "model" else f"lit_{loop.model}"
+    model = loop.model.rsplit(".", 1)[-1]  # `self.model` -> lit_model
+    return "lit_model" if model == "model" else f"lit_{model}"
 
 
 def unique(name: str, taken: set[str]) -> str:

@@ -12,7 +12,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ComprehensionScope
 
-from .analysis import Analyzer, root_name
+from .analysis import Analyzer, held_object, self_attribute_name
 from .devices import DeviceOracle, DropDeviceMoves
 from .training import TrainingLoop
 
@@ -76,6 +76,9 @@ class Rename(cst.CSTTransformer):
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         return self.replacements.get(id(original), updated)
 
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        return self.replacements.get(id(original), updated)
+
     def leave_Call(self, original, updated):
         return self.devices.leave_Call(original, updated)
 
@@ -110,6 +113,9 @@ class LoopGenerator:
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
         loop = self.loop
         dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches}
+        if not self.may_switch_mode(loop.segments.after):
+            # nothing at the end of an epoch can leave the model in eval mode: `model.train()` is moot
+            dropped |= {id(s) for s in loop.segments.before if self.analyzer.is_mode_switch(s, loop)}
         if loop.clip:
             dropped.add(id(loop.clip[2]))
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
@@ -252,7 +258,60 @@ class LoopGenerator:
                     replacement = self.replacement(name, usage, assigned_where, moved)
                     if replacement is not None:
                         replacements[id(name)] = replacement
+                self.plan_held_objects(statement, replacements)
         return replacements
+
+    # -- training code held by a class of the user's (`self.model`, `self.optimizer`, ...) -------
+    def owner_class(self) -> cst.ClassDef | None:
+        return self.analyzer.method_class(self.loop.function) if self.loop.function is not None else None
+
+    def owner_attribute(self) -> str:
+        """The LightningModule keeps the user's object whose methods trained: `self.<this>`."""
+        owner = self.owner_class()
+        name = "".join(f"_{c.lower()}" if c.isupper() else c for c in owner.name.value).lstrip("_")
+        name = f"user_{name}" if name in RESERVED else name
+        self.init_args.setdefault(name, cst.Name("self"))
+        return name
+
+    def plan_held_objects(self, statement: cst.CSTNode, replacements: dict, configure: bool = False) -> None:
+        """`self.X` in a method's code: the model, optimizer and schedulers become Lightning's,
+        everything else is reached through the user's object."""
+        if self.owner_class() is None:
+            return
+        loop = self.loop
+        held = m.Attribute(value=m.Name("self"), attr=m.Name())
+        for attribute in m.findall(statement, held):
+            if id(attribute) in replacements or self.index.parent(attribute) is None:
+                continue  # already planned, or code loopshift wrote (`self.log`)
+            name = attribute.attr.value
+            schedulers = [s for s, _ in loop.schedulers]
+            if self.index.module.code_for_node(attribute) == loop.model or name == "device":
+                continue
+            if self.analyzer.definition_of(attribute, [loop.optimizer]) is not None:
+                replacement = cst.Name(loop.optimizer.name) if configure else cst.parse_expression(
+                    "self.optimizers().optimizer")
+            elif (scheduler := self.analyzer.definition_of(attribute, schedulers)) is not None:
+                position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
+                replacement = cst.Name(scheduler.name) if configure else cst.parse_expression(
+                    f"self.lr_schedulers(){position}")
+            elif self.analyzer.definition_of(attribute, loop.kept_schedulers) is not None:
+                continue
+            else:
+                replacement = cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(name))
+            replacements[id(attribute)] = replacement
+        for name in m.findall(statement, m.Name("self")):
+            parent = self.index.parent(name)
+            if parent is not None and not (isinstance(parent, cst.Attribute) and parent.value is name):
+                replacements[id(name)] = self_attribute(self.owner_attribute())  # the object itself
+
+    def constructor_value(self, name: cst.Name) -> cst.BaseExpression | None:
+        """For code from `__init__` (the optimizer's), `config` stands for `self.<owner>.config`
+        when `__init__` keeps it there."""
+        function = self.index.enclosing_function(name)
+        for assign in m.findall(function, m.Assign(targets=[m.AssignTarget(target=m.Attribute(
+                value=m.Name("self"), attr=m.Name()))], value=m.Name(name.value))):
+            return cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value))
+        return None
 
     def replacement(self, name: cst.Name, usage, assigned_where, moved) -> cst.BaseExpression | None:
         loop, value = self.loop, name.value
@@ -442,6 +501,21 @@ class LoopGenerator:
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
 
+    def may_switch_mode(self, statements: list[cst.BaseStatement]) -> bool:
+        """Whether per-epoch code calls the user's own functions or methods (an evaluation
+        function calls model.eval()) or the model's: then training must switch back to train mode."""
+        for statement in statements:
+            for call in m.findall(statement, m.Call()):
+                func = call.func
+                if isinstance(func, cst.Name) and any(isinstance(a.node, cst.FunctionDef)
+                                                      for a in self.index.assignments(func)):
+                    return True
+                receiver = held_object(func.value) if isinstance(func, cst.Attribute) else None
+                if isinstance(receiver, cst.Attribute) or isinstance(receiver, cst.Name) and (
+                        receiver.value == "self" or self.is_model(receiver)):
+                    return True
+        return False
+
     def configure_optimizers(self, replacements) -> cst.FunctionDef:
         loop = self.loop
         kept = [s.statement for s in loop.kept_schedulers]
@@ -449,10 +523,22 @@ class LoopGenerator:
         for scheduler in loop.kept_schedulers:
             # stepped by the user's code, not by Lightning: it lives on the module
             replacements[id(scheduler.statement.body[0].targets[0].target)] = self_attribute(scheduler.name)
+        for definition in [loop.optimizer, *[s for s, _ in loop.schedulers]]:
+            if self_attribute_name(definition.target):
+                replacements[id(definition.target)] = cst.Name(definition.name)  # a local of configure_optimizers
+        in_method = self.owner_class() is not None
         for statement in statements:
+            if in_method:
+                self.plan_held_objects(statement, replacements, configure=True)
             for name in name_nodes(statement):
-                if id(name) in replacements or name.value in (loop.optimizer.name, *[s.name for s, _ in loop.schedulers]):
+                if id(name) in replacements or name.value in ("self", loop.optimizer.name, *[s.name for s, _ in loop.schedulers]):
                     continue
+                if in_method and name.value != "self" and any(
+                        isinstance(a.node, cst.Param) for a in self.index.assignments(name)):
+                    value = self.constructor_value(name)
+                    if value is not None:
+                        replacements[id(name)] = value
+                        continue
                 if self.is_model(name):
                     replacements[id(name)] = self_attribute("model")
                 elif self.index.assignments(name) and not all(self.index.is_global(a) for a in self.index.assignments(name)):
@@ -480,7 +566,7 @@ class LoopGenerator:
 
     def forward_params(self) -> str:
         """The wrapped model's forward signature when its class is in this file."""
-        values = [self.index.assigned_value(origin) for origin in self.model_origins]
+        values = self.analyzer.model_values(self.loop)
         value = values[0] if values else None
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self.oracle.is_move(value):
             value = value.func.value
@@ -502,10 +588,6 @@ class LoopGenerator:
         self.ends_epoch = False
         step, start, end = (self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
                             for key in ("step", "start", "end"))
-        if any(method_name(s) == "train" for s in loop.mode_switches) and any(
-                m.findall(s, m.Attribute(value=m.Name("self"), attr=m.Name("model"))) for s in end):
-            # the per-epoch code may leave the model in eval mode: train mode again, as the loop did
-            start.insert(0, self.statement("self.model.train()"))
         configure = self.configure_optimizers(replacements)
 
         methods = [self.forward(), self.training_step(step)]

@@ -15,7 +15,8 @@ class OptimizerDef:
     call: cst.Call
     model: str  # the variable whose parameters it optimizes
     span: Span
-    model_reference: cst.Name | None = None  # where the optimizer's code names the model
+    model_reference: cst.BaseExpression | None = None  # where the optimizer's code names the model
+    target: cst.BaseExpression | None = None  # `optimizer` or `self.optimizer`
 
 
 @dataclass
@@ -25,6 +26,7 @@ class SchedulerDef:
     call: cst.Call
     span: Span
     is_plateau: bool = False
+    target: cst.BaseExpression | None = None
 
 
 @dataclass

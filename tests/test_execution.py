@@ -23,7 +23,8 @@ def test_converted_fixture_runs_under_fast_dev_run(case: Path) -> None:
 
 @pytest.mark.parametrize("case", CONVERTED, ids=[c.name for c in CONVERTED])
 def test_converted_fixture_reproduces_the_original_losses(case: Path) -> None:
-    result = verify(case / "expected.py", original=case / "input.py", steps=3, timeout=180)
+    # enough optimizer steps to cross an epoch boundary: per-epoch code runs between them
+    result = verify(case / "expected.py", original=case / "input.py", steps=12, timeout=240)
     assert result.ok, f"{result.message}\n{result.error}\n{result.output}"
     # one loss per backward call: with gradient accumulation, several per optimizer step
     assert len(result.losses) == len(result.original_losses) >= 3
