@@ -33,4 +33,5 @@ CONVERT_CODES = {
     "LS004": "scheduler stepped in a way that was not converted",
     "LS005": "optimizer or scheduler used outside the training loop",
     "LS006": "epoch loop not understood",
+    "LS007": "gradient accumulation that Lightning's differs from at the end of an epoch",
 }
