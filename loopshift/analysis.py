@@ -10,44 +10,16 @@ import libcst.matchers as m
 from libcst.metadata import Assignment
 
 from . import torch_names
+from .epochs import EpochAnalysis
 from .index import CodeIndex
-from .training import Accumulation, EpochSegments, OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
+from .stepping import SteppingAnalysis
+from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
+from .util import held_object, method_call, self_attribute_name
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
-    """`receiver.method(...)` when statement is exactly that expression statement."""
-    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name(method))))])):
-        return statement.body[0].value
-    return None
-
-
-def self_attribute_name(expression: cst.CSTNode) -> str | None:
-    """`optimizer` for `self.optimizer`."""
-    if m.matches(expression, m.Attribute(value=m.Name("self"), attr=m.Name())):
-        return expression.attr.value
-    return None
-
-
-def held_object(expression: cst.BaseExpression) -> cst.BaseExpression | None:
-    """The variable an expression reads from: `model` in `model.backbone`, `self.model` in
-    `self.model.head` (an object kept on `self`)."""
-    while isinstance(expression, cst.Attribute):
-        if self_attribute_name(expression) is not None:
-            return expression
-        expression = expression.value
-    return expression if isinstance(expression, cst.Name) else None
-
-
-def root_name(expression: cst.BaseExpression) -> cst.Name | None:
-    """`model` for `model`, `model.backbone`, `model.fc.weight`."""
-    while isinstance(expression, cst.Attribute):
-        expression = expression.value
-    return expression if isinstance(expression, cst.Name) else None
-
-
-class Analyzer:
+class Analyzer(SteppingAnalysis, EpochAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
@@ -278,87 +250,6 @@ class Analyzer:
                 found.append((statement, optimizer))
         return found
 
-    # -- mixed precision and accumulation: what the Trainer's precision= and accumulate_grad_batches= own
-    def is_grad_scaler(self, name: cst.Name) -> bool:
-        assignment = self.resolve(name)
-        value = self.index.assigned_value(assignment) if assignment else None
-        return isinstance(value, cst.Call) and bool(self.index.called_name(value) & torch_names.GRAD_SCALERS)
-
-    def autocast_of(self, statement: cst.With) -> cst.Call | None:
-        if len(statement.items) == 1 and isinstance(call := statement.items[0].item, cst.Call) \
-                and self.index.called_name(call) & torch_names.AUTOCASTS and statement.items[0].asname is None:
-            return call
-        return None
-
-    def mixed_precision(self, loop: TrainingLoop, body: list[cst.BaseStatement], autocast: cst.With | None) -> bool:
-        """`with torch.autocast(...)` + GradScaler -> Trainer(precision=...), exactly as the script chose."""
-        autocasts = [s for s in body if isinstance(s, cst.With) and self.autocast_of(s) is not None]
-        if autocast is not None and autocast not in autocasts:
-            autocasts.append(autocast)
-        loss = loop.loss
-        scaled = m.matches(loss, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("scale")), args=[m.Arg()]))
-        scaler = loss.func.value if scaled and self.is_grad_scaler(loss.func.value) else None
-        if scaler is not None:
-            loop.loss = loss.args[0].value
-            loop.owned_statements += [s for s in body if (c := method_call(s, "update") or method_call(s, "unscale_"))
-                                    and m.matches(c.func.value, m.Name(scaler.value))]
-            loop.scaler = self.index.assignment_statement(self.resolve(scaler))
-        if not autocasts and scaler is None:
-            return True
-        if len(autocasts) > 1:
-            self.problem("LS002", "several autocast blocks in one step are not converted", loop.batch_loop)
-            return False
-        keywords = {}
-        for call in [self.autocast_of(w) for w in autocasts] + ([self.index.assigned_value(self.resolve(scaler))]
-                                                                if scaler is not None else []):
-            keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
-        dtype = keywords.get("dtype")
-        half = "bf16-mixed" if dtype is not None and self.index.qualified_names(dtype) & {"torch.bfloat16"} else "16-mixed"
-        loop.autocasts = autocasts
-        loop.precision = (half, keywords.get("enabled"))
-        return True
-
-    def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
-        """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""
-        index = loop_index(loop)
-        every = m.Comparison(left=m.BinaryOperation(left=m.BinaryOperation(left=m.Name(index), operator=m.Add(),
-                                                                          right=m.Integer("1")),
-                                                    operator=m.Modulo()),
-                             comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.Integer("0"))])
-        test = condition.test
-        at_last = False
-        if m.matches(test, m.BooleanOperation(operator=m.Or(), left=every)):
-            test, at_last = test.left, True  # `or <last batch>`: Lightning steps on the last batch too
-        if index is None or condition.orelse is not None or not m.matches(test, every):
-            self.problem("LS002", "optimizer.step() under a condition that is not gradient accumulation", condition)
-            return False
-        every_n = test.left.right
-        code = self.index.module.code_for_node
-        division = next((s for s in body if self.divides(s, loop, every_n)), None)
-        if division is None and not m.matches(loop.loss, m.BinaryOperation(operator=m.Divide())):
-            self.problem("LS002", f"the loss is not divided by {code(every_n)} before backward; Lightning's "
-                         "accumulation divides it", condition)
-            return False
-        loop.accumulation = Accumulation(condition, every_n, division, at_last)
-        if isinstance(loop.loss, cst.BinaryOperation):  # (loss / N).backward()
-            loop.loss = loop.loss.left
-        return True
-
-    def divides(self, statement: cst.BaseStatement, loop: TrainingLoop, every_n: cst.BaseExpression) -> bool:
-        """`loss = loss / N`, `loss = criterion(...) / N` or `loss /= N` for the backward's loss."""
-        if not isinstance(loop.loss, cst.Name):
-            return False
-        same = m.Name(loop.loss.value)
-        divisor = self.index.module.code_for_node(every_n)
-        for small in getattr(statement, "body", []) if isinstance(statement, cst.SimpleStatementLine) else []:
-            if m.matches(small, m.Assign(targets=[m.AssignTarget(target=same)], value=m.BinaryOperation(
-                    operator=m.Divide()))) and self.index.module.code_for_node(small.value.right) == divisor:
-                return True
-            if m.matches(small, m.AugAssign(target=same, operator=m.DivideAssign())) and \
-                    self.index.module.code_for_node(small.value) == divisor:
-                return True
-        return False
-
     def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
         """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""
         root = held_object(call.func.value)
@@ -409,125 +300,6 @@ class Analyzer:
         return iterable, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \
             index_name, index_start, bar
 
-    def collect_step_extras(self, loop: TrainingLoop, body: list[cst.BaseStatement]) -> None:
-        for statement in body:
-            call = method_call(statement, "step")
-            if call is not None and not call.args and (root := held_object(call.func.value)):
-                scheduler = self.definition_of(root, self.code.schedulers)
-                if scheduler is not None:
-                    loop.schedulers.append((scheduler, "step"))
-                    loop.scheduler_steps.append(statement)
-            clip = self.clip_of(statement, loop)
-            if clip is not None:
-                loop.clip = clip
-            if self.is_mode_switch(statement, loop):
-                loop.mode_switches.append(statement)
-
-    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop):
-        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())])):
-            return None
-        call = statement.body[0].value
-        algorithm = next((torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD), None)
-        if algorithm is None:
-            return None
-        positional = [a for a in call.args if a.keyword is None]
-        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        value = positional[1].value if len(positional) > 1 else keywords.get("max_norm", keywords.get("clip_value"))
-        parameters = positional[0].value if positional else keywords.get("parameters")
-        clips_model = (m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
-                       and self.index.module.code_for_node(parameters.func.value) == loop.model)
-        if value is None or len(positional) > 2 or set(keywords) - {"max_norm", "clip_value"} or not clips_model:
-            self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
-            return None
-        return algorithm, value, statement
-
-    def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
-        for method in ("train", "eval"):
-            call = method_call(statement, method)
-            if call is not None and not call.args and self.index.module.code_for_node(call.func.value) == loop.model:
-                return True
-        return False
-
-    # -- epochs ------------------------------------------------------------------------------
-    def find_epochs(self, loop: TrainingLoop) -> bool:
-        owner = self.index.owner_of_block(loop.statement)
-        driver: cst.BaseStatement = loop.statement
-        if isinstance(owner, cst.FunctionDef):
-            calls = self.calls_of(owner)
-            statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
-            if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
-                self.problem("LS001", f"{owner.name.value}() must be called exactly once, as a statement, "
-                             "to be converted", owner)
-                return False
-            holder = self.method_class(owner)
-            if self.index.enclosing_function(owner) is not None or holder is not None and holder.name.value in self.code.models:
-                self.problem("LS001", "training loops in nested functions or in methods of a model are not converted yet",
-                             owner)
-                return False
-            loop.function, loop.call = owner, calls[0]
-            self.split_function(loop, owner)
-            driver = self.index.statement_of(calls[0])
-            owner = self.index.owner_of_block(driver)
-        loop.host = driver
-        if isinstance(owner, cst.For):
-            return self.epoch_loop(loop, owner, driver)
-        if not isinstance(owner, (cst.Module, cst.FunctionDef)):
-            self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
-            return False
-        return True
-
-    def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
-        body = list(function.body.body)
-        position = body.index(loop.statement)
-        before, after = body[:position], body[position + 1:]
-        if before and m.matches(before[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
-            before = before[1:]  # the docstring
-        if after and m.matches(after[-1], m.SimpleStatementLine(body=[m.Return()])):
-            returned = after.pop().body[0]
-            assign = self.index.parent(loop.call) if loop.call is not None else None
-            if isinstance(assign, cst.Assign) and returned.value is not None:
-                # `avg = train(...)` with `return total / n`: the epoch-end code computes `avg = total / n`
-                after.append(cst.SimpleStatementLine([cst.Assign(assign.targets, returned.value)]))
-        loop.segments.before.extend(before)
-        loop.segments.after.extend(after)
-
-    def epoch_loop(self, loop: TrainingLoop, epoch_loop: cst.For, driver: cst.BaseStatement) -> bool:
-        iterable = epoch_loop.iter
-        while isinstance(iterable, cst.Call) and self.index.called_name(iterable) & torch_names.PROGRESS_BARS:
-            iterable = iterable.args[0].value
-        if not (isinstance(iterable, cst.Call) and "builtins.range" in self.index.called_name(iterable)
-                and isinstance(epoch_loop.target, cst.Name) and 1 <= len(iterable.args) <= 2
-                and all(a.keyword is None for a in iterable.args)):
-            self.problem("LS006", "the epoch loop is not a `for epoch in range(...)` loop; not converted", epoch_loop)
-            return False
-        if epoch_loop.orelse is not None:
-            self.problem("LS006", "the epoch loop has an else block; not converted", epoch_loop)
-            return False
-        args = [a.value for a in iterable.args]
-        start, stop = (args[0], args[1]) if len(args) == 2 else (None, args[0])
-        loop.epoch_loop, loop.host = epoch_loop, epoch_loop
-        loop.epoch_name, loop.epoch_start = epoch_loop.target.value, start
-        loop.epochs = epoch_count(start, stop)
-        body = list(epoch_loop.body.body)
-        position = body.index(driver)
-        loop.segments = EpochSegments(body[:position] + loop.segments.before, loop.segments.after + body[position + 1:])
-        return True
-
-    def classify_segments(self, loop: TrainingLoop) -> None:
-        """Takes scheduler steps and mode switches out of the per-epoch code."""
-        for segment in (loop.segments.before, loop.segments.after):
-            for statement in list(segment):
-                call = method_call(statement, "step")
-                root = held_object(call.func.value) if call is not None else None
-                scheduler = self.definition_of(root, self.code.schedulers) if root is not None else None
-                if scheduler is not None and not call.args and not scheduler.is_plateau:
-                    loop.schedulers.append((scheduler, "epoch"))
-                    loop.scheduler_steps.append(statement)
-                    segment.remove(statement)
-                elif (zero_grad := method_call(statement, "zero_grad")) and self.clears(zero_grad, loop.optimizer):
-                    loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
-                    segment.remove(statement)
-
     def model_values(self, loop: TrainingLoop) -> list[cst.BaseExpression]:
         """What the model variable is assigned: `Net().to(device)`; for `self.model = model` in a
         class of the user's, what its constructor receives as `model`."""
@@ -570,20 +342,6 @@ class Analyzer:
         if args:
             return self.definition_of(args[0], self.code.optimizers)
         return None
-
-
-def loop_index(loop: TrainingLoop) -> str | None:
-    return loop.index_name if loop.index_start is None else None
-
-
-def epoch_count(start: cst.BaseExpression | None, stop: cst.BaseExpression) -> cst.BaseExpression:
-    """max_epochs for range(start, stop): `E` for range(E), range(0, E) and range(1, E + 1)."""
-    if start is None or m.matches(start, m.Integer("0")):
-        return stop
-    if m.matches(stop, m.BinaryOperation(operator=m.Add(), right=m.Integer())) and \
-            m.matches(start, m.Integer()) and stop.right.value == start.value:
-        return stop.left
-    return cst.BinaryOperation(left=stop, operator=cst.Subtract(), right=start)
 
 
 def analyze(index: CodeIndex) -> TrainingCode:

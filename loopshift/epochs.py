@@ -1,0 +1,107 @@
+"""How epochs drive the batch loop: an epoch loop around it or around the call of the function
+that holds it, and the per-epoch code before and after it."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from . import torch_names
+from .training import EpochSegments, TrainingLoop
+from .util import held_object, method_call
+
+
+class EpochAnalysis:
+    """Mixed into Analyzer."""
+
+    # -- epochs ------------------------------------------------------------------------------
+    def find_epochs(self, loop: TrainingLoop) -> bool:
+        owner = self.index.owner_of_block(loop.statement)
+        driver: cst.BaseStatement = loop.statement
+        if isinstance(owner, cst.FunctionDef):
+            calls = self.calls_of(owner)
+            statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
+            if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
+                self.problem("LS001", f"{owner.name.value}() must be called exactly once, as a statement, "
+                             "to be converted", owner)
+                return False
+            holder = self.method_class(owner)
+            if self.index.enclosing_function(owner) is not None or holder is not None and holder.name.value in self.code.models:
+                self.problem("LS001", "training loops in nested functions or in methods of a model are not converted yet",
+                             owner)
+                return False
+            loop.function, loop.call = owner, calls[0]
+            self.split_function(loop, owner)
+            driver = self.index.statement_of(calls[0])
+            owner = self.index.owner_of_block(driver)
+        loop.host = driver
+        if isinstance(owner, cst.For):
+            return self.epoch_loop(loop, owner, driver)
+        if not isinstance(owner, (cst.Module, cst.FunctionDef)):
+            self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
+            return False
+        return True
+
+    def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
+        body = list(function.body.body)
+        position = body.index(loop.statement)
+        before, after = body[:position], body[position + 1:]
+        if before and m.matches(before[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
+            before = before[1:]  # the docstring
+        if after and m.matches(after[-1], m.SimpleStatementLine(body=[m.Return()])):
+            returned = after.pop().body[0]
+            assign = self.index.parent(loop.call) if loop.call is not None else None
+            if isinstance(assign, cst.Assign) and returned.value is not None:
+                # `avg = train(...)` with `return total / n`: the epoch-end code computes `avg = total / n`
+                after.append(cst.SimpleStatementLine([cst.Assign(assign.targets, returned.value)]))
+        loop.segments.before.extend(before)
+        loop.segments.after.extend(after)
+
+    def epoch_loop(self, loop: TrainingLoop, epoch_loop: cst.For, driver: cst.BaseStatement) -> bool:
+        iterable = epoch_loop.iter
+        while isinstance(iterable, cst.Call) and self.index.called_name(iterable) & torch_names.PROGRESS_BARS:
+            iterable = iterable.args[0].value
+        if not (isinstance(iterable, cst.Call) and "builtins.range" in self.index.called_name(iterable)
+                and isinstance(epoch_loop.target, cst.Name) and 1 <= len(iterable.args) <= 2
+                and all(a.keyword is None for a in iterable.args)):
+            self.problem("LS006", "the epoch loop is not a `for epoch in range(...)` loop; not converted", epoch_loop)
+            return False
+        if epoch_loop.orelse is not None:
+            self.problem("LS006", "the epoch loop has an else block; not converted", epoch_loop)
+            return False
+        args = [a.value for a in iterable.args]
+        start, stop = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+        loop.epoch_loop, loop.host = epoch_loop, epoch_loop
+        loop.epoch_name, loop.epoch_start = epoch_loop.target.value, start
+        loop.epochs = epoch_count(start, stop)
+        body = list(epoch_loop.body.body)
+        position = body.index(driver)
+        loop.segments = EpochSegments(body[:position] + loop.segments.before, loop.segments.after + body[position + 1:])
+        return True
+
+    def classify_segments(self, loop: TrainingLoop) -> None:
+        """Takes scheduler steps and mode switches out of the per-epoch code."""
+        for segment in (loop.segments.before, loop.segments.after):
+            for statement in list(segment):
+                call = method_call(statement, "step")
+                root = held_object(call.func.value) if call is not None else None
+                scheduler = self.definition_of(root, self.code.schedulers) if root is not None else None
+                if scheduler is not None and not call.args and not scheduler.is_plateau:
+                    loop.schedulers.append((scheduler, "epoch"))
+                    loop.scheduler_steps.append(statement)
+                    segment.remove(statement)
+                elif (zero_grad := method_call(statement, "zero_grad")) and self.clears(zero_grad, loop.optimizer):
+                    loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
+                    segment.remove(statement)
+
+
+
+def epoch_count(start: cst.BaseExpression | None, stop: cst.BaseExpression) -> cst.BaseExpression:
+    """max_epochs for range(start, stop): `E` for range(E), range(0, E) and range(1, E + 1)."""
+    if start is None or m.matches(start, m.Integer("0")):
+        return stop
+    if m.matches(stop, m.BinaryOperation(operator=m.Add(), right=m.Integer())) and \
+            m.matches(start, m.Integer()) and stop.right.value == start.value:
+        return stop.left
+    return cst.BinaryOperation(left=stop, operator=cst.Subtract(), right=start)
+
+

@@ -1,0 +1,98 @@
+"""`break`, `continue` and `return` that left the batch or epoch loop, in Lightning's terms."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .naming import Rename
+
+TODO = "# TODO(loopshift): "
+EARLY_EXIT = "`{kind}` inside the training code was not converted"
+
+
+class EarlyExits:
+    """Mixed into LoopGenerator."""
+
+    def plan_early_exits(self, statements: list[cst.BaseStatement], block: str) -> list[str]:
+        """What each `break`/`continue`/`return` that left the loop becomes, in source order.
+
+        A hook cannot `break` out of the Trainer's loop, but Lightning has an exact equivalent for
+        each of these: skipping a batch (training_step returns None), ending the epoch
+        (on_train_batch_start returns -1) and stopping training (trainer.should_stop)."""
+        body = list(self.loop.batch_loop.body.body)
+        def position(statement: cst.CSTNode) -> int:
+            """Index in the batch loop body of the statement that holds statement."""
+            while statement is not None and statement not in body:
+                statement = self.index.parent(statement)
+            return body.index(statement) if statement is not None else -1
+
+        backward, step = position(self.loop.backward), max(position(s) for s in self.loop.step_statements)
+        actions = []
+        for statement in statements:
+            for node in m.findall(statement, m.Break() | m.Continue() | m.Return()):
+                if any(isinstance(a, (cst.For, cst.While, cst.FunctionDef)) for a in self.index.ancestors(node)
+                       if self.index.is_inside(a, {id(statement)})):
+                    continue
+                kind = type(node).__name__.lower()
+                action = "todo"
+                if block == "step":
+                    position = body.index(statement) if statement in body else position(node)
+                    ends_epoch = kind == "break" or kind == "return" and self.loop.function is not None \
+                        and node.value is None
+                    if ends_epoch and position > step:
+                        action = "end_epoch"
+                    elif kind == "continue" and position < backward:
+                        action = "skip_batch"
+                    elif kind == "continue" and position > step:
+                        action = "next_batch"
+                elif block == "end" and kind == "break":
+                    action = "stop_training"
+                if action == "todo":
+                    self.todos.append(("LS003", EARLY_EXIT.format(kind=kind), node))
+                actions.append(action)
+        return actions
+
+    def early_exits(self, statements: list[cst.BaseStatement], actions: list[str]) -> list[cst.BaseStatement]:
+        exits = m.SimpleStatementLine(body=[m.Break() | m.Continue() | m.Return()])
+        outer, pending = self, list(actions)
+        loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
+        replacements = {
+            "end_epoch": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did"],
+            "skip_batch": ["return None  # skips this batch, as `continue` did"],
+            "next_batch": [f"return {loss}"],
+            "stop_training": ["self.trainer.should_stop = True", "return"],
+        }
+
+        class Replace(cst.CSTTransformer):
+            depth = 0
+
+            def visit_For(self, node):
+                self.depth += 1
+
+            def leave_For(self, original, updated):
+                self.depth -= 1
+                return updated
+
+            visit_While = visit_For
+            leave_While = leave_For
+
+            def visit_FunctionDef(self, node):
+                return False
+
+            def leave_SimpleStatementLine(self, original, updated):
+                if self.depth or not m.matches(updated, exits):
+                    return updated
+                action = pending.pop(0)
+                if action in replacements:
+                    if action == "end_epoch":
+                        outer.ends_epoch = True
+                    lines = [outer.statement(code) for code in replacements[action]]
+                    lines[0] = lines[0].with_changes(leading_lines=updated.leading_lines)
+                    return cst.FlattenSentinel(lines)
+                kind = type(updated.body[0]).__name__.lower()
+                reason = EARLY_EXIT.format(kind=kind)
+                comment = cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS003): it no longer ends the loop early"))
+                return outer.statement("pass").with_changes(leading_lines=[*updated.leading_lines, comment])
+
+        return [s.visit(Replace()) for s in statements]
+

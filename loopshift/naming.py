@@ -1,0 +1,304 @@
+"""What each name of the moved code becomes: a local of its hook, an attribute on the module
+(a constructor argument, or state carried across steps and epochs), the model, the optimizer,
+the epoch counter, or an object of the user's reached through the module."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import Assignment, ComprehensionScope
+
+from .devices import DeviceOracle, DropDeviceMoves
+
+# LightningModule attributes a lifted name must not shadow.
+RESERVED = {"device", "trainer", "logger", "log", "optimizers", "lr_schedulers", "current_epoch", "global_step",
+            "training", "dtype", "hparams", "model", "forward", "precision", "fabric", "automatic_optimization"}
+
+
+def name_nodes(node: cst.CSTNode) -> list[cst.Name]:
+    """Names that denote variables: not attribute names, keywords or parameters."""
+    found: list[cst.Name] = []
+
+    class Collect(cst.CSTVisitor):
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            attribute.value.visit(self)
+            return False
+
+        def visit_Arg(self, arg: cst.Arg) -> bool:
+            arg.value.visit(self)
+            return False
+
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name)
+
+        def visit_Lambda(self, node) -> bool:
+            return False
+
+        def visit_FunctionDef(self, node) -> bool:
+            return False
+
+    node.visit(Collect())
+    return found
+
+
+def self_attribute(name: str) -> cst.Attribute:
+    return cst.Attribute(value=cst.Name("self"), attr=cst.Name(name))
+
+
+class Rename(cst.CSTTransformer):
+    """Replaces Name nodes (by identity) and lets device moves drop out."""
+
+    def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle) -> None:
+        self.replacements = replacements
+        self.devices = DropDeviceMoves(oracle)
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        return self.replacements.get(id(original), updated)
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        return self.replacements.get(id(original), updated)
+
+    def leave_Call(self, original, updated):
+        return self.devices.leave_Call(original, updated)
+
+    def leave_DictComp(self, original, updated):
+        return self.devices.leave_DictComp(original, updated)
+
+    def leave_SimpleStatementLine(self, original, updated):
+        return self.devices.leave_SimpleStatementLine(original, updated)
+
+
+class NamePlanner:
+    """Mixed into LoopGenerator: the naming decisions, made once on the original tree."""
+
+    def origins_of_model(self) -> list[Assignment]:
+        """Every assignment of the model variable (`model = Net()`, `model = model.to(device)`)."""
+        reference = self.loop.optimizer.model_reference
+        return self.analyzer.origins(reference) if reference is not None else []
+
+    def is_model(self, name: cst.Name) -> bool:
+        origins = self.analyzer.origins(name)
+        return bool(origins) and all(origin in self.model_origins for origin in origins)
+
+    def uses_after_training(self, name: cst.Name, moved: set[int]) -> bool:
+        """Code after the training loop reads what the loop left in this variable: it reads it
+        from the module after fit (`lit_model.best_state`)."""
+        consumed = moved | {id(self.loop.host)} | ({id(self.loop.function)} if self.loop.function else set())
+        found = False
+        for assignment in self.index.assignments(name):
+            for access in assignment.references:
+                node = access.node
+                if isinstance(node, cst.Name) and not self.index.is_inside(node, consumed) \
+                        and self.index.is_after(node, self.loop.host):
+                    self.after_uses[id(node)] = cst.Attribute(cst.Name(self.lit_name), cst.Name(self.attribute_name(node.value)))
+                    found = True
+        return found
+
+    def is_write(self, name: cst.Name) -> bool:
+        return any(a.node is name for a in self.index.assignments(name))
+
+    def block_usage(self, statements: list[cst.BaseStatement]) -> tuple[set[str], set[str]]:
+        """(names assigned, names read before any assignment) in a block, in execution order.
+        A name read before it is written gets its value from outside the block: from another
+        hook, an earlier step or the code before training. That is state, kept on self."""
+        live_in: set[str] = set()
+
+        def unit(node: cst.CSTNode, written: set[str]) -> set[str]:
+            names = [n for n in name_nodes(node) if not self.in_comprehension(n)]
+            reads = {n.value for n in names if not self.is_write(n)}
+            reads |= {aug.target.value for aug in m.findall(node, m.AugAssign(target=m.Name()))}
+            live_in.update(reads - written)
+            return written | {n.value for n in names if self.is_write(n)}
+
+        def walk(node: cst.CSTNode, written: set[str]) -> set[str]:
+            """The names surely assigned after node runs, given those assigned before it."""
+            if isinstance(node, (cst.SimpleStatementLine, cst.BaseSmallStatement)):
+                return unit(node, written)
+            if isinstance(node, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+                for child in node.body:
+                    written = walk(child, written)
+                return written
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                return written | {node.name.value}
+            if isinstance(node, cst.If):
+                written = unit(node.test, written)
+                branch = walk(node.body, written)
+                return branch & walk(node.orelse, written) if node.orelse else written
+            if isinstance(node, cst.Else):
+                return walk(node.body, written)
+            if isinstance(node, (cst.For, cst.While)):
+                header = unit(node.iter, written) if isinstance(node, cst.For) else unit(node.test, written)
+                if isinstance(node, cst.For):
+                    header = unit(node.target, header)
+                walk(node.body, header)  # may run zero times: what it assigns is not sure afterwards
+                return header
+            if isinstance(node, cst.Try):
+                walk(node.body, written)
+                for handler in node.handlers:
+                    walk(handler.body, written)
+                return walk(node.finalbody.body, written) if node.finalbody else written
+            for child in node.children:  # with, match, ...: in order
+                if isinstance(child, (cst.BaseSuite, cst.BaseStatement)):
+                    written = walk(child, written)
+                elif not isinstance(child, (cst.EmptyLine, cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace)):
+                    written = unit(child, written)
+            return written
+
+        written: set[str] = set()
+        assigned: set[str] = set()
+        for statement in statements:
+            written = walk(statement, written)
+            assigned |= {n.value for n in name_nodes(statement) if self.is_write(n) and not self.in_comprehension(n)}
+        return assigned, live_in
+
+    def in_comprehension(self, name: cst.Name) -> bool:
+        return isinstance(self.index.scope(name), ComprehensionScope)
+
+    def plan_names(self, blocks: dict[str, list[cst.BaseStatement]]) -> dict[int, cst.BaseExpression]:
+        """Decides, for every variable Name in moved code, what it becomes."""
+        usage = {key: self.block_usage(block) for key, block in blocks.items()}
+        assigned_where: dict[str, set[str]] = {}
+        for key, (assigned, _) in usage.items():
+            for name in assigned:
+                assigned_where.setdefault(name, set()).add(key)
+        loop = self.loop
+        moved = {id(s) for s in [*loop.batch_loop.body.body, *loop.segments.before, *loop.segments.after]}
+        replacements: dict[int, cst.BaseExpression] = {}
+        for key, block in blocks.items():
+            for statement in block:
+                for name in name_nodes(statement):
+                    replacement = self.replacement(name, usage, assigned_where, moved)
+                    if replacement is not None:
+                        replacements[id(name)] = replacement
+                self.plan_held_objects(statement, replacements)
+        return replacements
+
+    # -- training code held by a class of the user's (`self.model`, `self.optimizer`, ...) -------
+    def owner_class(self) -> cst.ClassDef | None:
+        return self.analyzer.method_class(self.loop.function) if self.loop.function is not None else None
+
+    def owner_attribute(self) -> str:
+        """The LightningModule keeps the user's object whose methods trained: `self.<this>`."""
+        owner = self.owner_class()
+        name = "".join(f"_{c.lower()}" if c.isupper() else c for c in owner.name.value).lstrip("_")
+        name = f"user_{name}" if name in RESERVED else name
+        self.init_args.setdefault(name, cst.Name("self"))
+        return name
+
+    def plan_held_objects(self, statement: cst.CSTNode, replacements: dict, configure: bool = False) -> None:
+        """`self.X` in a method's code: the model, optimizer and schedulers become Lightning's,
+        everything else is reached through the user's object."""
+        if self.owner_class() is None:
+            return
+        loop = self.loop
+        held = m.Attribute(value=m.Name("self"), attr=m.Name())
+        for attribute in m.findall(statement, held):
+            if id(attribute) in replacements or self.index.parent(attribute) is None:
+                continue  # already planned, or code loopshift wrote (`self.log`)
+            name = attribute.attr.value
+            schedulers = [s for s, _ in loop.schedulers]
+            if self.index.module.code_for_node(attribute) == loop.model or name == "device":
+                continue
+            if self.analyzer.definition_of(attribute, [loop.optimizer]) is not None:
+                replacement = cst.Name(loop.optimizer.name) if configure else cst.parse_expression(
+                    "self.optimizers().optimizer")
+            elif (scheduler := self.analyzer.definition_of(attribute, schedulers)) is not None:
+                position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
+                replacement = cst.Name(scheduler.name) if configure else cst.parse_expression(
+                    f"self.lr_schedulers(){position}")
+            elif self.analyzer.definition_of(attribute, loop.kept_schedulers) is not None:
+                continue
+            else:
+                replacement = cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(name))
+            replacements[id(attribute)] = replacement
+        for name in m.findall(statement, m.Name("self")):
+            parent = self.index.parent(name)
+            if parent is not None and not (isinstance(parent, cst.Attribute) and parent.value is name):
+                replacements[id(name)] = self_attribute(self.owner_attribute())  # the object itself
+
+    def constructor_value(self, name: cst.Name) -> cst.BaseExpression | None:
+        """For code from `__init__` (the optimizer's), `config` stands for `self.<owner>.config`
+        when `__init__` keeps it there."""
+        function = self.index.enclosing_function(name)
+        for assign in m.findall(function, m.Assign(targets=[m.AssignTarget(target=m.Attribute(
+                value=m.Name("self"), attr=m.Name()))], value=m.Name(name.value))):
+            return cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value))
+        return None
+
+    def replacement(self, name: cst.Name, usage, assigned_where, moved) -> cst.BaseExpression | None:
+        loop, value = self.loop, name.value
+        if value == "self" or self.in_comprehension(name):
+            return None
+        bindings = self.index.assignments(name)
+        if not bindings:
+            return None  # a builtin or an unknown name: stays as written
+        if any(self.index.is_inside(a.node, {id(loop.batch_loop.target)}) for a in bindings):
+            return None  # the batch and its index: unpacked in training_step
+        if self.is_model(name):
+            return self_attribute("model")
+        if self.analyzer.definition_of(name, [loop.optimizer]) is not None:
+            return cst.parse_expression("self.optimizers().optimizer")
+        schedulers = [s for s, _ in loop.schedulers]
+        scheduler = self.analyzer.definition_of(name, schedulers)
+        if scheduler is not None:
+            position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
+            return cst.parse_expression(f"self.lr_schedulers(){position}")
+        if self.analyzer.definition_of(name, loop.kept_schedulers) is not None:
+            return self_attribute(value)
+        if loop.epoch_name and self.is_epoch(name):
+            return self.epoch_expression(name)
+        if value in assigned_where:
+            initialised = any(not self.index.is_inside(a.node, moved) and self.index.is_before(a.node, loop.host)
+                              for a in bindings)
+            read_later = self.uses_after_training(name, moved)
+            if not (any(value in live_in for _, live_in in usage.values()) or read_later):
+                return None  # a local of its hook
+            if initialised:
+                self.init_args.setdefault(value, cst.Name(value))  # its value from before training starts
+            return self_attribute(self.attribute_name(value))
+        if self.oracle.is_device(name):
+            return self_attribute("device")  # Lightning's device for this module
+        if all(self.index.is_global(a) for a in bindings):
+            return None
+        binding = bindings[0]
+        argument = self.host_value(binding, value)
+        self.init_args.setdefault(value, argument)
+        return self_attribute(self.attribute_name(value))
+
+    def attribute_name(self, name: str) -> str:
+        return f"{name}_" if name in RESERVED else name
+
+    def host_value(self, binding: Assignment, name: str) -> cst.BaseExpression:
+        """The expression in the host's scope that a name of the moved code stands for."""
+        if isinstance(binding.node, cst.Param) and self.loop.call is not None \
+                and self.index.enclosing_function(binding.node) is self.loop.function:
+            argument = self.analyzer.argument_for(binding.node, self.loop.call)
+            if argument is not None:
+                return argument
+        return cst.Name(name)
+
+    def is_epoch(self, name: cst.Name) -> bool:
+        origin = self.analyzer.resolve(name)
+        return origin is not None and origin.node is self.loop.epoch_loop.target
+
+    def epoch_expression(self, name: cst.Name) -> cst.BaseExpression:
+        current = cst.parse_expression("self.current_epoch")
+        start = self.loop.epoch_start
+        if start is None or m.matches(start, m.Integer("0")):
+            return current
+        parent = self.index.parent(name)
+        needs_parens = isinstance(parent, (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute, cst.Subscript))
+        brackets = dict(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if needs_parens else {}
+        return cst.BinaryOperation(current, cst.Add(whitespace_before=cst.SimpleWhitespace(" "),
+                                                    whitespace_after=cst.SimpleWhitespace(" ")), start, **brackets)
+
+    # -- building --------------------------------------------------------------------------
+    def host_expression(self, expression: cst.BaseExpression) -> cst.BaseExpression:
+        """An expression of the training function rewritten for the place trainer.fit runs:
+        its parameters become the arguments of its call."""
+        replacements = {}
+        for name in name_nodes(expression):
+            bindings = self.index.assignments(name)
+            if len(bindings) == 1 and isinstance(bindings[0].node, cst.Param):
+                replacements[id(name)] = self.host_value(bindings[0], name.value)
+        return expression.visit(Rename(replacements, self.oracle)) if replacements else expression
+

@@ -1,0 +1,139 @@
+"""How the optimizer step is driven: gradient accumulation, mixed precision, clipping, the
+schedulers and mode switches inside the batch loop."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from . import torch_names
+from .training import Accumulation, TrainingLoop
+from .util import held_object, method_call
+
+
+class SteppingAnalysis:
+    """Mixed into Analyzer."""
+
+    # -- mixed precision and accumulation: what the Trainer's precision= and accumulate_grad_batches= own
+    def is_grad_scaler(self, name: cst.Name) -> bool:
+        assignment = self.resolve(name)
+        value = self.index.assigned_value(assignment) if assignment else None
+        return isinstance(value, cst.Call) and bool(self.index.called_name(value) & torch_names.GRAD_SCALERS)
+
+    def autocast_of(self, statement: cst.With) -> cst.Call | None:
+        if len(statement.items) == 1 and isinstance(call := statement.items[0].item, cst.Call) \
+                and self.index.called_name(call) & torch_names.AUTOCASTS and statement.items[0].asname is None:
+            return call
+        return None
+
+    def mixed_precision(self, loop: TrainingLoop, body: list[cst.BaseStatement], autocast: cst.With | None) -> bool:
+        """`with torch.autocast(...)` + GradScaler -> Trainer(precision=...), exactly as the script chose."""
+        autocasts = [s for s in body if isinstance(s, cst.With) and self.autocast_of(s) is not None]
+        if autocast is not None and autocast not in autocasts:
+            autocasts.append(autocast)
+        loss = loop.loss
+        scaled = m.matches(loss, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("scale")), args=[m.Arg()]))
+        scaler = loss.func.value if scaled and self.is_grad_scaler(loss.func.value) else None
+        if scaler is not None:
+            loop.loss = loss.args[0].value
+            loop.owned_statements += [s for s in body if (c := method_call(s, "update") or method_call(s, "unscale_"))
+                                    and m.matches(c.func.value, m.Name(scaler.value))]
+            loop.scaler = self.index.assignment_statement(self.resolve(scaler))
+        if not autocasts and scaler is None:
+            return True
+        if len(autocasts) > 1:
+            self.problem("LS002", "several autocast blocks in one step are not converted", loop.batch_loop)
+            return False
+        keywords = {}
+        for call in [self.autocast_of(w) for w in autocasts] + ([self.index.assigned_value(self.resolve(scaler))]
+                                                                if scaler is not None else []):
+            keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
+        dtype = keywords.get("dtype")
+        half = "bf16-mixed" if dtype is not None and self.index.qualified_names(dtype) & {"torch.bfloat16"} else "16-mixed"
+        loop.autocasts = autocasts
+        loop.precision = (half, keywords.get("enabled"))
+        return True
+
+    def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
+        """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""
+        index = loop_index(loop)
+        every = m.Comparison(left=m.BinaryOperation(left=m.BinaryOperation(left=m.Name(index), operator=m.Add(),
+                                                                          right=m.Integer("1")),
+                                                    operator=m.Modulo()),
+                             comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.Integer("0"))])
+        test = condition.test
+        at_last = False
+        if m.matches(test, m.BooleanOperation(operator=m.Or(), left=every)):
+            test, at_last = test.left, True  # `or <last batch>`: Lightning steps on the last batch too
+        if index is None or condition.orelse is not None or not m.matches(test, every):
+            self.problem("LS002", "optimizer.step() under a condition that is not gradient accumulation", condition)
+            return False
+        every_n = test.left.right
+        code = self.index.module.code_for_node
+        division = next((s for s in body if self.divides(s, loop, every_n)), None)
+        if division is None and not m.matches(loop.loss, m.BinaryOperation(operator=m.Divide())):
+            self.problem("LS002", f"the loss is not divided by {code(every_n)} before backward; Lightning's "
+                         "accumulation divides it", condition)
+            return False
+        loop.accumulation = Accumulation(condition, every_n, division, at_last)
+        if isinstance(loop.loss, cst.BinaryOperation):  # (loss / N).backward()
+            loop.loss = loop.loss.left
+        return True
+
+    def divides(self, statement: cst.BaseStatement, loop: TrainingLoop, every_n: cst.BaseExpression) -> bool:
+        """`loss = loss / N`, `loss = criterion(...) / N` or `loss /= N` for the backward's loss."""
+        if not isinstance(loop.loss, cst.Name):
+            return False
+        same = m.Name(loop.loss.value)
+        divisor = self.index.module.code_for_node(every_n)
+        for small in getattr(statement, "body", []) if isinstance(statement, cst.SimpleStatementLine) else []:
+            if m.matches(small, m.Assign(targets=[m.AssignTarget(target=same)], value=m.BinaryOperation(
+                    operator=m.Divide()))) and self.index.module.code_for_node(small.value.right) == divisor:
+                return True
+            if m.matches(small, m.AugAssign(target=same, operator=m.DivideAssign())) and \
+                    self.index.module.code_for_node(small.value) == divisor:
+                return True
+        return False
+
+    def collect_step_extras(self, loop: TrainingLoop, body: list[cst.BaseStatement]) -> None:
+        for statement in body:
+            call = method_call(statement, "step")
+            if call is not None and not call.args and (root := held_object(call.func.value)):
+                scheduler = self.definition_of(root, self.code.schedulers)
+                if scheduler is not None:
+                    loop.schedulers.append((scheduler, "step"))
+                    loop.scheduler_steps.append(statement)
+            clip = self.clip_of(statement, loop)
+            if clip is not None:
+                loop.clip = clip
+            if self.is_mode_switch(statement, loop):
+                loop.mode_switches.append(statement)
+
+    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop):
+        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())])):
+            return None
+        call = statement.body[0].value
+        algorithm = next((torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD), None)
+        if algorithm is None:
+            return None
+        positional = [a for a in call.args if a.keyword is None]
+        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        value = positional[1].value if len(positional) > 1 else keywords.get("max_norm", keywords.get("clip_value"))
+        parameters = positional[0].value if positional else keywords.get("parameters")
+        clips_model = (m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
+                       and self.index.module.code_for_node(parameters.func.value) == loop.model)
+        if value is None or len(positional) > 2 or set(keywords) - {"max_norm", "clip_value"} or not clips_model:
+            self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
+            return None
+        return algorithm, value, statement
+
+    def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
+        for method in ("train", "eval"):
+            call = method_call(statement, method)
+            if call is not None and not call.args and self.index.module.code_for_node(call.func.value) == loop.model:
+                return True
+        return False
+
+
+
+def loop_index(loop: TrainingLoop) -> str | None:
+    return loop.index_name if loop.index_start is None else None

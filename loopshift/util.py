@@ -1,0 +1,29 @@
+"""Small matchers over libcst nodes shared by the analysis modules."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+
+def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
+    """`receiver.method(...)` when statement is exactly that expression statement."""
+    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name(method))))])):
+        return statement.body[0].value
+    return None
+
+
+def self_attribute_name(expression: cst.CSTNode) -> str | None:
+    """`optimizer` for `self.optimizer`."""
+    if m.matches(expression, m.Attribute(value=m.Name("self"), attr=m.Name())):
+        return expression.attr.value
+    return None
+
+
+def held_object(expression: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The variable an expression reads from: `model` in `model.backbone`, `self.model` in
+    `self.model.head` (an object kept on `self`)."""
+    while isinstance(expression, cst.Attribute):
+        if self_attribute_name(expression) is not None:
+            return expression
+        expression = expression.value
+    return expression if isinstance(expression, cst.Name) else None
