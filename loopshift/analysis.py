@@ -186,6 +186,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
         autocast = None
         if isinstance(owner, cst.With) and self.autocast_of(owner) is not None:
             autocast, owner = owner, self.index.owner_of_block(owner)
+        if isinstance(owner, cst.While):
+            self.problem("LS001", "`while` step loops are not converted yet (Trainer(max_steps=...))", owner)
+            return None
         if not isinstance(owner, cst.For):
             enclosing_loop = any(isinstance(a, (cst.For, cst.While)) for a in self.index.ancestors(backward))
             if enclosing_loop:
@@ -232,9 +235,32 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
         self.collect_step_extras(loop, stepping if accumulation is not None else body)
         if accumulation is not None:
             self.collect_step_extras(loop, [s for s in body if s is not accumulation])
-        if not self.find_epochs(loop):
+        if self.reads_gradients(loop, body, stepping, accumulation) or not self.find_epochs(loop):
             return None
         return loop
+
+    def reads_gradients(self, loop: TrainingLoop, body, stepping, accumulation) -> bool:
+        """Code between backward() and step() that uses the gradients cannot move into
+        training_step, which Lightning runs before backward."""
+        def between(statements, start, end):
+            return statements[start + 1:end] if end >= 0 else statements[start + 1:]
+
+        backward = body.index(loop.backward) if loop.backward in body else -1
+        if accumulation is not None:
+            candidates = between(body, backward, body.index(accumulation))
+            candidates += stepping[:stepping.index(loop.step_statements[1])]
+        else:
+            candidates = between(body, backward, body.index(loop.step_statements[1]))
+        understood = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.owned_statements
+                      + loop.mode_switches} | ({id(loop.clip[2])} if loop.clip else set())
+        gradients = m.Attribute(attr=m.Name("grad")) | m.Call(
+            func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
+        for statement in candidates:
+            if id(statement) not in understood and m.findall(statement, gradients):
+                self.problem("LS002", "code between backward() and step() uses the gradients; it cannot run "
+                             "in training_step, before Lightning's backward", statement)
+                return True
+        return False
 
     def steps_in(self, statements) -> list[tuple[cst.SimpleStatementLine, OptimizerDef]]:
         """`optimizer.step()` and `scaler.step(optimizer)` statements, with their optimizer."""
