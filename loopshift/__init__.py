@@ -3,8 +3,15 @@ from .convert import Result, convert_source
 from .diagnostics import Diagnostic, Span
 from .source import InputError
 
-__all__ = ["Diagnostic", "InputError", "Result", "Span", "convert_source", "convert_file"]
+__all__ = ["Diagnostic", "InputError", "Result", "Span", "convert_source", "convert_file", "lint_source"]
 __version__ = "0.1.0"
+
+
+def lint_source(source: str, path: str = "<string>", select=None, ignore=None):
+    """Lint findings for one module's source (see loopshift.lint)."""
+    from .lint import lint_source as lint
+
+    return lint(source, path=path, select=select, ignore=ignore)
 
 
 def convert_file(path, target: str = "lightning") -> Result:

@@ -11,6 +11,7 @@ import typer
 from .convert import Result, convert_source
 from .output import default_output, unified_diff, write_atomic
 from .source import InputError, read_source
+from .lint.command import explain_command, lint_command, rules_command
 from .verify.command import verify_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -102,13 +103,18 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
             if not passed:
                 return 1
     if result.loops_converted == 0 and not result.diagnostics:
+        if diff:  # a preview (and the pre-commit hook): nothing to change is a clean result
+            return 0
         if not quiet:
             typer.echo(f"{path}: no training loop found", err=True)
         return 1
-    return 1 if result.diagnostics else 0
+    return 1 if result.diagnostics or diff else 0
 
 
 app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
+app.command("lint")(lint_command)
+app.command("rules")(rules_command)
+app.command("explain")(explain_command)
 
 
 def keep_original(path: Path, source: str) -> Path:

@@ -39,7 +39,7 @@ def test_existing_output_needs_force(script: Path, capsys) -> None:
 
 
 def test_diff_and_stdout_write_nothing(script: Path, capsys) -> None:
-    assert main(["convert", "--diff", str(script)]) == 0
+    assert main(["convert", "--diff", str(script)]) == 1  # a change to show, as a check would report it
     diff = capsys.readouterr().out
     assert "+class LitModel(L.LightningModule):" in diff and "-for epoch in range(EPOCHS):" in diff
     assert main(["convert", "--stdout", str(script)]) == 0
@@ -70,6 +70,8 @@ def test_no_loop_exits_one_and_writes_nothing(tmp_path: Path, capsys) -> None:
     assert main(["convert", str(path)]) == 1
     assert "no training loop found" in capsys.readouterr().err
     assert not path.with_name("model_lightning.py").exists()
+    assert main(["convert", "--diff", str(path)]) == 0  # nothing to change: a clean pre-commit check
+    assert capsys.readouterr().out == ""
 
 
 def test_todo_exits_one(tmp_path: Path, capsys) -> None:

@@ -21,11 +21,6 @@ class OutputFormat(str, Enum):
     sarif = "sarif"
 
 
-def codes(option: Optional[str]) -> Optional[List[str]]:
-    """`LS101, LS2` -> ["LS101", "LS2"]."""
-    return None if option is None else [code.strip().upper() for code in option.split(",") if code.strip()]
-
-
 def lint_command(
     paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders to lint (default: the current folder)."),
     select: Optional[str] = typer.Option(None, "--select", help="Rules to run: comma-separated codes, prefixes, or ALL."),
@@ -41,7 +36,7 @@ def lint_command(
     from .runner import lint_paths
 
     try:
-        reports = lint_paths(paths or [Path(".")], codes(select), codes(ignore), fix=fix)
+        reports = lint_paths(paths or [Path(".")], select, ignore, fix=fix)
     except InputError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(EXIT_ERROR)
@@ -55,8 +50,9 @@ def lint_command(
             typer.echo(f"{report.path}: fixed {', '.join(f'{code} x{n}' for code, n in sorted(report.fixed.items()))}",
                        err=True)
     fixed = sum(sum(report.fixed.values()) for report in reports)
-    typer.echo(render.summary(len(findings), fixed, sum(f.fixable for f in findings)), err=True)
-    if any(report.error for report in reports):
+    failed = sum(1 for report in reports if report.error)
+    typer.echo(render.summary(len(findings), fixed, sum(f.fixable for f in findings), failed), err=True)
+    if failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 

@@ -72,8 +72,8 @@ def load(pyproject: Path) -> Settings:
         per_file_ignores={pattern: strings(f"per-file-ignores.{pattern}", codes) for pattern, codes in per_file.items()},
         target=str(table.get("target", "lightning")),
     )
-    selectors = [*(settings.select or ()), *settings.ignore, *(c for cs in settings.per_file_ignores.values() for c in cs)]
-    check_selectors(selectors, f"{pyproject}: error: [tool.loopshift]")
+    check_selectors(settings.select, settings.ignore, *settings.per_file_ignores.values(),
+                    where=f"{pyproject}: error: [tool.loopshift]")
     if settings.target not in TARGETS:
         raise InputError(f"{pyproject}: error: [tool.loopshift] target must be one of {', '.join(TARGETS)}")
     return settings

@@ -12,14 +12,22 @@ from ..source import InputError, parse_module
 from .rule import Context, Finding, Fix, Rule
 from .rules import RULES
 
-Selectors = Sequence[str] | None
+Selectors = Sequence[str] | str | None  # codes and prefixes (LS101, LS2, ALL), or one comma-separated string
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 MAX_FIX_PASSES = 5
 
 
 # -- which rules run ----------------------------------------------------------------------
-def check_selectors(selectors: Iterable[str], where: str = "error") -> None:
-    for selector in selectors:
+def selectors(value: Selectors) -> list[str] | None:
+    """`"ls101, LS2"` or `["ls101", "LS2"]` -> `["LS101", "LS2"]`; None stays None (not given)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    return [item.strip().upper() for item in items if item.strip()]
+
+
+def check_selectors(*groups: Selectors, where: str = "error") -> None:
+    for selector in (s for group in groups for s in selectors(group) or ()):
         if selector != "ALL" and not any(rule.code.startswith(selector) for rule in RULES):
             raise InputError(f"{where}: unknown rule code or prefix `{selector}`")
 
@@ -38,7 +46,7 @@ def enabled_codes(layers: Iterable[tuple[Selectors, Selectors]]) -> set[str]:
     """
     codes = {rule.code for rule in RULES}
     for select, ignore in layers:
-        ignore = ignore or ()
+        select, ignore = selectors(select), selectors(ignore) or []
         if select is not None:
             codes = {rule.code for rule in RULES if specificity(rule.code, select) > specificity(rule.code, ignore)}
         else:
@@ -47,7 +55,7 @@ def enabled_codes(layers: Iterable[tuple[Selectors, Selectors]]) -> set[str]:
 
 
 def select_rules(select: Selectors = None, ignore: Selectors = None) -> list[Rule]:
-    check_selectors([*(select or ()), *(ignore or ())])
+    check_selectors(select, ignore)
     codes = enabled_codes([(select, ignore)])
     return [rule for rule in RULES if rule.code in codes]
 
@@ -55,8 +63,8 @@ def select_rules(select: Selectors = None, ignore: Selectors = None) -> list[Rul
 # -- one file -----------------------------------------------------------------------------
 def run_rules(source: str, path: str, rules: Sequence[Rule],
               target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
-    """(context, findings kept, findings suppressed by noqa). A file that holds none of the
-    words the rules need is not parsed by libcst at all, only compiled to report syntax errors."""
+    """(context, findings kept, findings suppressed by noqa). A file whose text misses what
+    every rule `needs` is not parsed by libcst at all, only compiled to report syntax errors."""
     rules = [rule for rule in rules if rule.could_match(source)]
     if not rules:
         check_syntax(source, path)
@@ -64,7 +72,7 @@ def run_rules(source: str, path: str, rules: Sequence[Rule],
     context = Context(source, path, parse_module(source, path), target)
     findings = sorted({f for rule in rules for f in rule.check(context)},
                       key=lambda f: (f.span.line, f.span.column, f.code))
-    lines = source.splitlines()
+    lines = source.split("\n")  # libcst's lines: str.splitlines() also splits at \f, \x1c, ...
     kept, suppressed = [], []
     for finding in findings:
         (suppressed if is_suppressed(finding, lines) else kept).append(finding)
@@ -98,19 +106,22 @@ def lint_source(source: str, path: str = "<string>", select: Selectors = None,
 def fix_source(source: str, path: str, rules: Sequence[Rule],
                target: str = "lightning") -> tuple[str, list[Finding], Counter]:
     """Applies the fixes of the findings that are not suppressed, pass after pass, until none is
-    left: (new source, findings that remain, count of fixed findings per code)."""
-    fixed: Counter = Counter()
+    left: (new source, findings that remain, findings gone per code). A fix can take other
+    findings with it: converting a loop also removes its device moves (LS103)."""
+    context, kept, suppressed = run_rules(source, path, rules, target)
+    found = Counter(finding.code for finding in kept)
     for _ in range(MAX_FIX_PASSES):
-        context, kept, suppressed = run_rules(source, path, rules, target)
-        fixes = applicable_fixes(context, kept, suppressed) if context is not None else {}
-        chosen = applied(fixes.values())
+        chosen = chosen_for_one_pass(applicable_fixes(context, kept, suppressed).values()) if context else []
         new_source = apply_fixes(context, chosen) if chosen else source
         if new_source == source:
-            return source, kept, fixed
-        parse_module(new_source, path)  # a fix never leaves code that does not parse
-        fixed.update(finding.code for finding, fix in fixes.items() if fix in chosen)
+            break
+        try:
+            parse_module(new_source, path)
+        except InputError:  # a fix never leaves code that does not parse: that would be our bug
+            raise RuntimeError("a fix produced code that does not parse; the file is left as it was") from None
         source = new_source
-    return source, run_rules(source, path, rules, target)[1], fixed
+        context, kept, suppressed = run_rules(source, path, rules, target)
+    return source, kept, found - Counter(finding.code for finding in kept)
 
 
 def applicable_fixes(context: Context, kept: list[Finding], suppressed: list[Finding]) -> dict[Finding, Fix]:
@@ -120,7 +131,7 @@ def applicable_fixes(context: Context, kept: list[Finding], suppressed: list[Fin
     return {f: context.fixes[f] for f in kept if f in context.fixes and id(context.fixes[f]) not in vetoed}
 
 
-def applied(fixes: Iterable[Fix]) -> list[Fix]:
+def chosen_for_one_pass(fixes: Iterable[Fix]) -> list[Fix]:
     """The fixes one pass applies: every node replacement, or else the first whole-source rewrite."""
     fixes = list({id(fix): fix for fix in fixes}.values())
     return [fix for fix in fixes if fix.rewrite is None] or fixes[:1]

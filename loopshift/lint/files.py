@@ -9,21 +9,20 @@ from pathlib import Path
 SKIPPED_FOLDERS = {"__pycache__", "node_modules", "venv", "site-packages"}
 
 
-def matches(path: Path, root: Path, patterns: Iterable[str]) -> bool:
+def matches(path: Path, root: Path, patterns: Iterable[str], folders: bool = True) -> bool:
     """Whether path matches a pattern, the simple way of .gitignore and ruff's `exclude`: a
     pattern with a slash is matched against the path relative to root, one without against
-    each part of it."""
+    its name. With `folders`, the folders between root and path count too."""
     try:
-        relative = path.resolve().relative_to(root.resolve()).as_posix()
+        parts = path.resolve().relative_to(root.resolve()).parts
     except ValueError:
-        relative = path.as_posix()
-    parts = relative.split("/")
+        parts = path.parts
+    depths = range(1, len(parts) + 1) if folders else [len(parts)]
     for pattern in patterns:
         anchored = "/" in pattern.rstrip("/")
         pattern = pattern.strip("/").removeprefix("**/")
-        if anchored and (fnmatchcase(relative, pattern) or fnmatchcase(relative, pattern + "/*")):
-            return True
-        if not anchored and any(fnmatchcase(part, pattern) for part in parts):
+        names = ("/".join(parts[:depth]) if anchored else parts[depth - 1] for depth in depths)
+        if any(fnmatchcase(name, pattern) for name in names):
             return True
     return False
 
@@ -38,18 +37,21 @@ def gitignore(folder: Path) -> list[str]:
 
 
 def python_files(path: Path, root: Path, exclude: Iterable[str]) -> Iterator[Path]:
-    """path itself when it is not a folder (so that a missing file is reported), else every
-    `*.py` below it, in order, skipping hidden folders, `exclude` (relative to root, the
-    project folder) and the .gitignore patterns of path and root."""
+    """path itself when it is not a folder (unless `exclude` names it, as a pre-commit hook
+    needs; a missing file comes through to be reported), else every `*.py` below it, in order,
+    skipping hidden folders, `exclude` (relative to root, the project folder) and the
+    .gitignore patterns of path and root."""
     exclude = tuple(exclude)
     if not path.is_dir():
         if not matches(path, root, exclude):
             yield path
         return
-    ignores = [(folder, gitignore(folder)) for folder in dict.fromkeys([path, root])]
+    ignores = [(root, exclude), *((folder, gitignore(folder)) for folder in dict.fromkeys([path, root]))]
 
-    def skipped(candidate: Path) -> bool:
-        return matches(candidate, root, exclude) or any(matches(candidate, base, patterns) for base, patterns in ignores)
+    def skipped(entry: Path) -> bool:
+        # the entry alone: folders above it were checked as the walk went in, and those above
+        # the folder the user named are theirs to choose
+        return any(matches(entry, base, patterns, folders=False) for base, patterns in ignores)
 
     for folder, folders, names in os.walk(path):
         here = Path(folder)

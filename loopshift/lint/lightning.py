@@ -42,7 +42,7 @@ class LightningFacts:
     def imports(self) -> list[tuple[str, cst.Import | cst.ImportFrom]]:
         """(package, import statement) for every import of `lightning` or `pytorch_lightning`."""
         found = []
-        for node in m.findall(self.index.module, m.Import() | m.ImportFrom()):
+        for node in sorted([*self.index.nodes(cst.Import), *self.index.nodes(cst.ImportFrom)], key=self.index.order):
             if isinstance(node, cst.Import):
                 names = [alias.name for alias in node.names]
             else:
@@ -59,7 +59,7 @@ class LightningFacts:
     def classes(self) -> list[LightningClass]:
         """LightningModule subclasses, also through base classes defined in the same module."""
         found: dict[str, LightningClass] = {}
-        for node in m.findall(self.index.module, m.ClassDef()):
+        for node in sorted(self.index.nodes(cst.ClassDef), key=self.index.order):  # bases before subclasses
             parents = [found.get(base.value.value) for base in node.bases if isinstance(base.value, cst.Name)]
             local = [parent for parent in parents if parent is not None]
             is_module = any(self.index.qualified_names(base.value) & MODULE_CLASSES for base in node.bases)
@@ -72,7 +72,7 @@ class LightningFacts:
 
     @cached_property
     def trainer_calls(self) -> list[cst.Call]:
-        return [call for call in m.findall(self.index.module, m.Call()) if self.index.called_name(call) & TRAINERS]
+        return [call for call in self.index.nodes(cst.Call) if self.index.called_name(call) & TRAINERS]
 
     def class_of(self, node: cst.CSTNode) -> LightningClass | None:
         """The LightningModule class whose body holds node."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from .. import __version__
 from .rule import Finding
@@ -66,7 +67,7 @@ def as_sarif(findings: Sequence[Finding]) -> dict:
         "level": "error",
         "message": {"text": f.message},
         "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": f.path.replace("\\", "/")},
+            "artifactLocation": {"uri": quote(f.path.replace("\\", "/"))},
             "region": {"startLine": f.span.line, "startColumn": f.span.column + 1,
                        "endLine": f.span.end_line, "endColumn": f.span.end_column + 1},
         }}],
@@ -86,14 +87,17 @@ def statistics(findings: Sequence[Finding], output_format: str) -> str:
     return "".join(f"{r['count']:>5}  {r['code']}  {'[*]' if r['fixable'] else '   '} {r['name']}\n" for r in rows)
 
 
-def summary(remaining: int, fixed: int, fixable: int) -> str:
-    """The closing line on stderr, as ruff words it."""
-    def errors(n: int) -> str:
-        return f"{n} error{'' if n == 1 else 's'}"
+def summary(remaining: int, fixed: int, fixable: int, failed: int = 0) -> str:
+    """The closing lines on stderr, worded as ruff words them."""
+    def plural(n: int, noun: str) -> str:
+        return f"{n} {noun}{'' if n == 1 else 's'}"
 
     if fixed:
-        return f"Found {errors(fixed + remaining)} ({fixed} fixed, {remaining} remaining)."
-    if not remaining:
-        return "All checks passed!"
-    hint = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
-    return f"Found {errors(remaining)}.{hint}"
+        lines = [f"Found {plural(fixed + remaining, 'error')} ({fixed} fixed, {remaining} remaining)."]
+    elif remaining:
+        lines = [f"Found {plural(remaining, 'error')}."]
+        lines += [f"[*] {fixable} fixable with the `--fix` option."] if fixable else []
+    else:
+        lines = [] if failed else ["All checks passed!"]
+    lines += [f"{plural(failed, 'file')} could not be linted."] if failed else []
+    return "\n".join(lines)

@@ -10,8 +10,12 @@ from typing import ClassVar
 
 import libcst as cst
 
+from ..analysis import Analyzer
 from ..diagnostics import Diagnostic
 from ..index import CodeIndex
+from ..training import TrainingCode
+from .lightning import LightningFacts
+from .raw_loops import RawLoop, raw_training_loops
 
 
 @dataclass(frozen=True)
@@ -42,20 +46,21 @@ class Context:
         return CodeIndex(self.module)
 
     @cached_property
-    def analyzer(self):
-        from ..analysis import Analyzer
-
+    def analyzer(self) -> Analyzer:
         return Analyzer(self.index)
 
     @cached_property
-    def training(self):
+    def training(self) -> TrainingCode:
         """What analysis found: the same facts `loopshift convert` works from."""
         return self.analyzer.run()
 
     @cached_property
-    def lightning(self):
-        from .lightning import LightningFacts
+    def raw_loops(self) -> list[RawLoop]:
+        """The hand-written training loops: what LS101 reports and LS103 looks into."""
+        return raw_training_loops(self)
 
+    @cached_property
+    def lightning(self) -> LightningFacts:
         return LightningFacts(self.index)
 
 
@@ -70,8 +75,8 @@ class Rule:
     name: ClassVar[str]  # kebab-case, reads as "allow <name>"
     summary: ClassVar[str]  # one line, for `loopshift rules`
     fixable: ClassVar[bool] = False
-    # Words the source must contain for the rule to find anything: every entry is needed, an
-    # entry "a|b" is met by either word. Files without them are never parsed (see engine).
+    # Patterns (regular expressions) the source must all match for the rule to find anything:
+    # files that miss one are never parsed for it (see engine). They must never hide a finding.
     needs: ClassVar[tuple[str, ...]] = ()
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[str]] = []
@@ -92,7 +97,7 @@ class Rule:
 
     @classmethod
     def could_match(cls, source: str) -> bool:
-        return all(any(word in source for word in entry.split("|")) for entry in cls.needs)
+        return all(re.search(pattern, source) for pattern in cls.needs)
 
     def report(self, context: Context, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
         finding = Finding(self.code, message, context.index.span(node), context.path, fixable=fix is not None)
@@ -100,3 +105,8 @@ class Rule:
             context.fixes[finding] = fix
         return finding
 
+
+def attribute(name: str) -> str:
+    """A `needs` pattern for `.name`, with what Python allows between the dot and the name
+    (spaces, line continuations, comments on the lines of a bracketed expression)."""
+    return rf"\.(?:[ \t\r\n\f\\]|#[^\n]*\n)*(?:{name})\b"

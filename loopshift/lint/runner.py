@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,7 @@ def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Se
                fix: bool = False, workers: int | None = None) -> list[FileReport]:
     """Lints files and folders with the settings of their pyproject.toml, the arguments winning.
     A file that cannot be read or parsed gets a report with `error`; the others go on."""
-    check_selectors([*(select or ()), *(ignore or ())])
+    check_selectors(select, ignore)
     reports: list[FileReport] = []
     jobs: list[Job] = []
     for path in map(Path, paths):

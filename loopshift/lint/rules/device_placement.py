@@ -4,8 +4,7 @@ from __future__ import annotations
 import libcst.matchers as m
 
 from ...devices import DeviceOracle
-from ..rule import Context, Rule
-from .manual_training_loop import raw_training_loops
+from ..rule import Context, Rule, attribute
 
 MOVE = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))
 
@@ -49,7 +48,7 @@ class DevicePlacement(Rule):
     code = "LS103"
     name = "device-placement"
     summary = "A .to(device) or .cuda() call inside a hand-written training loop"
-    needs = ("backward",)
+    needs = (attribute("backward"), attribute("to|cuda"))
     VALID = [
         """
         import torch
@@ -84,9 +83,10 @@ class DevicePlacement(Rule):
     ]
 
     def check(self, context: Context):
-        oracle = DeviceOracle(context.index, context.analyzer.resolve)
+        loops = context.raw_loops
+        oracle = DeviceOracle(context.index, context.analyzer.resolve) if loops else None
         seen: set[int] = set()
-        for loop in raw_training_loops(context):
+        for loop in loops:
             for node in loop.batch_loops:
                 for call in m.findall(node, MOVE):
                     if id(call) not in seen and oracle.is_move(call):

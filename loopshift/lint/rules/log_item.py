@@ -4,7 +4,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from ..rule import Context, Fix, Rule
+from ..rule import Context, Fix, Rule, attribute
 
 ITEM = m.Call(func=m.Attribute(attr=m.Name("item")), args=[])
 
@@ -64,7 +64,7 @@ class LogItem(Rule):
     name = "log-item"
     summary = "self.log(name, x.item()): log the tensor"
     fixable = True
-    needs = ("lightning", "item")
+    needs = ("lightning", attribute("item"))
     VALID = [
         """
         import lightning as L

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from ... import torch_names
 from ..rule import Context, Rule
@@ -106,7 +105,7 @@ class ManualEvaluationLoop(Rule):
     def check(self, context: Context):
         if context.lightning.imports:
             return
-        for loop in m.findall(context.module, m.For()):
+        for loop in context.index.nodes(cst.For):
             loader = self.loader_of(context, loop.iter)
             if loader is not None and self.without_gradients(context, loop):
                 yield self.report(context, loop, f"manual evaluation loop over `{context.module.code_for_node(loader)}`: "

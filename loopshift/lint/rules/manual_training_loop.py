@@ -1,46 +1,8 @@
 """LS101 manual-training-loop."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import libcst as cst
-import libcst.matchers as m
-
-from ...analysis import BACKWARD
 from ...convert import convert_source
-from ..rule import Context, Fix, Rule
-
-# Analysis problems that stand for a raw training loop convert could not take over.
-RAW_LOOP_PROBLEMS = {"LS001", "LS002", "LS006"}
-HOLDS_BACKWARD = m.For(body=m.IndentedBlock(body=[m.ZeroOrMore(), BACKWARD, m.ZeroOrMore()]))
-
-
-@dataclass
-class RawLoop:
-    node: cst.CSTNode  # where it is reported: the batch loop, or the node analysis names
-    batch_loops: list[cst.CSTNode]  # the loops whose bodies are the training step
-    reason: str | None  # why convert cannot take it over; None when it can
-
-
-def raw_training_loops(context: Context) -> list[RawLoop]:
-    """The hand-written training loops analysis found, outside any LightningModule."""
-    code = context.training
-    loops = [RawLoop(loop.batch_loop, [loop.batch_loop], None) for loop in code.loops]
-    for problem, reason, node in code.problems:
-        if problem in RAW_LOOP_PROBLEMS and all(loop.node is not node for loop in loops):
-            loops.append(RawLoop(node, batch_loops_at(context, node), reason))
-    return [loop for loop in loops if not context.lightning.is_inside_module_class(loop.node)]
-
-
-def batch_loops_at(context: Context, node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The loops that run the step, for a node analysis reported: loops below it that call
-    backward(), else the node itself when it is a loop, else the loop around it."""
-    inner = m.findall(node, HOLDS_BACKWARD)
-    if inner:
-        return inner
-    if isinstance(node, (cst.For, cst.While)):
-        return [node]
-    return [next((a for a in context.index.ancestors(node) if isinstance(a, (cst.For, cst.While))), node)]
+from ..rule import Context, Fix, Rule, attribute
 
 
 class ManualTrainingLoop(Rule):
@@ -108,7 +70,7 @@ class ManualTrainingLoop(Rule):
     name = "manual-training-loop"
     summary = "A hand-written training loop the Lightning Trainer can own"
     fixable = True
-    needs = ("backward",)
+    needs = (attribute("backward"),)
     VALID = [
         """
         import torch
@@ -124,6 +86,14 @@ class ManualTrainingLoop(Rule):
             optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(x), y).backward()
             optimizer.step()
+        """,
+        """
+        import torch
+
+        def gradients(model, inputs):  # backward in a loop, but nothing steps: not training
+            for x in inputs:
+                model(x).sum().backward(retain_graph=True)
+            return [p.grad for p in model.parameters()]
         """,
     ]
     INVALID = [
@@ -147,7 +117,7 @@ class ManualTrainingLoop(Rule):
             for i, (x, y) in enumerate(loader):
                 loss = model(x).sub(y).pow(2).mean()
                 loss.backward()
-                if i % step_every == 0:  # stepping convert cannot express: still a raw loop
+                if i % step_every == 0:  # stepped every few batches: still a raw loop
                     optimizer.step()
                     optimizer.zero_grad()
         """,
@@ -155,7 +125,7 @@ class ManualTrainingLoop(Rule):
 
     def check(self, context: Context):
         fix = Fix(rewrite=lambda source: convert_source(source, context.target, context.path).code)
-        for loop in raw_training_loops(context):
+        for loop in context.raw_loops:
             if loop.reason is None:
                 yield self.report(context, loop.node, "manual training loop: the Lightning Trainer can run it "
                                   "(`loopshift convert`)", fix)
