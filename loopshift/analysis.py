@@ -76,10 +76,10 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
             return assignments
         function = self.index.enclosing_function(assignments[0].node)
         calls = self.calls_of(function) if function else []
-        if len(calls) != 1:
-            return []
-        argument = self.argument_for(assignments[0].node, calls[0])
-        return self.origins(argument, depth + 1) if isinstance(argument, cst.Name) else []
+        argument = self.argument_for(assignments[0].node, calls[0]) if len(calls) == 1 else None
+        if not isinstance(argument, cst.Name):
+            return assignments  # called from several places (or with an expression): the parameter itself
+        return self.origins(argument, depth + 1)
 
     def resolve(self, name: cst.Name) -> Assignment | None:
         """The one assignment a name finally refers to, if there is exactly one."""

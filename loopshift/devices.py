@@ -29,7 +29,7 @@ class DeviceOracle:
             return "torch.device" in self.index.called_name(expression)
         if isinstance(expression, cst.Name):
             assignment = self.resolve(expression)
-            if assignment is None:
+            if assignment is None or isinstance(assignment.node, cst.Param):
                 return expression.value.lower() == "device"
             value = self.index.assigned_value(assignment)
             return value is not None and self.is_device(value, depth + 1)
