@@ -171,8 +171,16 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
 
     def collect_loops(self) -> None:
         hosts: set[int] = set()
+        self.seen_batch_loops: set[int] = set()
         for backward in self.index.findall(BACKWARD, cst.SimpleStatementLine):
+            problems = len(self.code.problems)
             loop = self.training_loop(backward)
+            if loop is None and self.last_batch_loop is not None and problems < len(self.code.problems) and \
+                    all(code == "LS002" for code, _, _ in self.code.problems[problems:]):
+                # what automatic optimization cannot express, manual optimization keeps in the user's order
+                loop = self.manual_loop(self.last_batch_loop)
+                if loop is not None:
+                    del self.code.problems[problems:]
             if loop is None:
                 continue
             if id(loop.host) in hosts:
@@ -182,6 +190,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
             self.code.loops.append(loop)
 
     def training_loop(self, backward: cst.SimpleStatementLine) -> TrainingLoop | None:
+        self.last_batch_loop = None
         owner = self.index.owner_of_block(backward)
         autocast = None
         if isinstance(owner, cst.With) and self.autocast_of(owner) is not None:
@@ -195,6 +204,10 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
                 self.problem("LS002", "backward() runs under a condition or context; not converted", backward)
             return None
         batch_loop = owner
+        if id(batch_loop) in self.seen_batch_loops:
+            return None  # another backward() of a loop already analysed
+        self.seen_batch_loops.add(id(batch_loop))
+        self.last_batch_loop = batch_loop
         body = list(batch_loop.body.body)
         if sum(1 for s in body if m.matches(s, BACKWARD)) > 1:
             self.problem("LS002", "several backward() calls in one step need manual optimization", batch_loop)
@@ -261,6 +274,38 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
                              "in training_step, before Lightning's backward", statement)
                 return True
         return False
+
+    def manual_loop(self, batch_loop: cst.For) -> TrainingLoop | None:
+        """A loop for manual optimization: every backward() and step() stays where it was."""
+        def in_this_loop(node: cst.CSTNode) -> bool:
+            loops = (a for a in self.index.ancestors(node) if isinstance(a, (cst.For, cst.While, cst.FunctionDef)))
+            return next(loops, None) is batch_loop
+
+        statements = [s for s in self.index.findall(m.SimpleStatementLine(), cst.SimpleStatementLine)
+                      if self.index.is_inside(s, {id(batch_loop.body)}) and in_this_loop(s)]
+        backwards = [s for s in statements if m.matches(s, BACKWARD)]
+        steps = self.steps_in(statements)
+        scaled = any(m.matches(b.body[0].value.func.value, m.Call(func=m.Attribute(attr=m.Name("scale"))))
+                     for b in backwards)
+        if not steps or scaled or any(method_call(s, "step") and s not in [t for t, _ in steps]
+                                      and self.is_grad_scaler_step(s) for s in statements):
+            return None
+        optimizers = sorted({id(o): o for _, o in steps}.values(), key=lambda o: self.index.order(o.statement))
+        iterable = self.unwrap_iterable(batch_loop)
+        if iterable is None:
+            return None
+        loader, batch_target, index_name, index_start, bar = iterable
+        loop = TrainingLoop(
+            batch_loop=batch_loop, statement=batch_loop, loader=loader, progress_bar=bar and bar[0],
+            progress_statements=[bar[1]] if bar else [], batch_target=batch_target, index_name=index_name,
+            index_start=index_start, optimizer=optimizers[0], model=optimizers[0].model, step_statements=[],
+            backward=backwards[0], loss=backwards[0].body[0].value.func.value, span=self.index.span(batch_loop),
+            host=batch_loop, manual=True, backwards=backwards, optimizers=optimizers)
+        return loop if self.find_epochs(loop) else None
+
+    def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:
+        call = method_call(statement, "step")
+        return call is not None and isinstance(call.func.value, cst.Name) and self.is_grad_scaler(call.func.value)
 
     def steps_in(self, statements) -> list[tuple[cst.SimpleStatementLine, OptimizerDef]]:
         """`optimizer.step()` and `scaler.step(optimizer)` statements, with their optimizer."""
@@ -360,7 +405,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
             self.classify_segments(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
-                                    if s not in converted and self.scheduled_optimizer(s) is loop.optimizer]
+                                    if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]
         return self.code
 
     def scheduled_optimizer(self, scheduler: SchedulerDef) -> OptimizerDef | None:

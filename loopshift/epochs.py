@@ -79,7 +79,10 @@ class EpochAnalysis:
         return True
 
     def classify_segments(self, loop: TrainingLoop) -> None:
-        """Takes scheduler steps and mode switches out of the per-epoch code."""
+        """Takes scheduler steps and zero_grad() out of the per-epoch code (under manual
+        optimization they stay, in the user's order)."""
+        if loop.manual:
+            return
         for segment in (loop.segments.before, loop.segments.after):
             for statement in list(segment):
                 call = method_call(statement, "step")

@@ -26,7 +26,8 @@ class EarlyExits:
                 statement = self.index.parent(statement)
             return body.index(statement) if statement is not None else -1
 
-        backward, step = position(self.loop.backward), max(position(s) for s in self.loop.step_statements)
+        backward = position(self.loop.backward)
+        step = max((position(s) for s in self.loop.step_statements), default=backward)
         actions = []
         for statement in statements:
             for node in m.findall(statement, m.Break() | m.Continue() | m.Return()):
@@ -35,7 +36,10 @@ class EarlyExits:
                     continue
                 kind = type(node).__name__.lower()
                 action = "todo"
-                if block == "step":
+                if block == "step" and self.loop.manual:
+                    # the whole step runs in the user's order: leaving it early is exact anywhere
+                    action = {"break": "end_epoch", "continue": "skip_batch"}.get(kind, "todo")
+                elif block == "step":
                     position = body.index(statement) if statement in body else position(node)
                     ends_epoch = kind == "break" or kind == "return" and self.loop.function is not None \
                         and node.value is None
@@ -57,7 +61,8 @@ class EarlyExits:
         outer, pending = self, list(actions)
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         replacements = {
-            "end_epoch": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did"],
+            "end_epoch": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did"]
+            + (["return"] if self.loop.manual else []),
             "skip_batch": ["return None  # skips this batch, as `continue` did"],
             "next_batch": [f"return {loss}"],
             "stop_training": ["self.trainer.should_stop = True", "return"],

@@ -43,7 +43,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
         self.after_uses: dict[int, cst.BaseExpression] = {}
-        self.model_origins = self.origins_of_model()
+        self.model_list = self.models()
+        self.model_origins = [origin for _, _, origins in self.model_list for origin in origins]
 
     # -- what each name becomes ------------------------------------------------------------
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
@@ -64,7 +65,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
         keeps only what is not stepping, and the loss is no longer divided by N."""
         loop = self.loop
-        if statement is loop.backward:
+        if statement is loop.backward and not loop.manual:
             return [self.log_loss()]
         if statement in loop.autocasts:
             inner = [s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)]
@@ -108,8 +109,28 @@ class LoopGenerator(NamePlanner, EarlyExits):
         return cst.parse_statement(code, self.config)
 
     def rewrite(self, statements, replacements) -> list[cst.BaseStatement]:
-        rename = Rename(replacements, self.oracle)
-        return [new for statement in statements if isinstance(new := statement.visit(rename), cst.BaseStatement)]
+        backwards = {id(b): self.manual_backward for b in self.loop.backwards}
+        rename = Rename(replacements, self.oracle, backwards)
+        rewritten = []
+        for statement in statements:
+            new = statement.visit(rename)
+            if isinstance(new, cst.FlattenSentinel):
+                rewritten.extend(new.nodes)
+            elif isinstance(new, cst.BaseStatement):
+                rewritten.append(new)  # (a RemovalSentinel: a line of device moves that is gone)
+        return rewritten
+
+    def manual_backward(self, backward: cst.SimpleStatementLine) -> list[cst.SimpleStatementLine]:
+        """`loss.backward()` -> `self.manual_backward(loss)`, and the loss logged under its name
+        (backward is the statement with its names already rewritten)."""
+        loss = backward.body[0].value.func.value
+        call = cst.Call(self_attribute("manual_backward"), [cst.Arg(loss)])
+        lines = [cst.SimpleStatementLine([cst.Expr(call)], leading_lines=backward.leading_lines)]
+        if isinstance(loss, cst.Name):
+            log = cst.Call(self_attribute("log"), [cst.Arg(cst.SimpleString(f'"{loss.value}"'), comma=cst.Comma(
+                whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(loss)])
+            lines.append(cst.SimpleStatementLine([cst.Expr(log)]))
+        return lines
 
     def log_loss(self) -> cst.SimpleStatementLine:
         """`self.log("train_loss", loss)` where `loss.backward()` was (the loss node is the user's)."""
@@ -138,6 +159,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.index_name and loop.index_start is not None:
             start = self.index.module.code_for_node(loop.index_start)
             prologue.append(self.statement(f"{loop.index_name} = batch_idx + {start}"))
+        if loop.manual:
+            names = [o.name for o in loop.optimizers]
+            prologue.append(self.statement(f"{', '.join(names)} = self.optimizers()"))
+            return self.function("training_step", f", {batch}, {index}", prologue + body)
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
 
@@ -159,11 +184,13 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def configure_optimizers(self, replacements) -> cst.FunctionDef:
         loop = self.loop
         kept = [s.statement for s in loop.kept_schedulers]
-        statements = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers] + kept
+        optimizers = loop.all_optimizers
+        statements = sorted([o.statement for o in optimizers] + [s.statement for s, _ in loop.schedulers] + kept,
+                            key=self.index.order)
         for scheduler in loop.kept_schedulers:
             # stepped by the user's code, not by Lightning: it lives on the module
             replacements[id(scheduler.statement.body[0].targets[0].target)] = self_attribute(scheduler.name)
-        for definition in [loop.optimizer, *[s for s, _ in loop.schedulers]]:
+        for definition in [*optimizers, *[s for s, _ in loop.schedulers]]:
             if self_attribute_name(definition.target):
                 replacements[id(definition.target)] = cst.Name(definition.name)  # a local of configure_optimizers
         in_method = self.owner_class() is not None
@@ -171,7 +198,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             if in_method:
                 self.plan_held_objects(statement, replacements, configure=True)
             for name in name_nodes(statement):
-                if id(name) in replacements or name.value in ("self", loop.optimizer.name, *[s.name for s, _ in loop.schedulers]):
+                if id(name) in replacements or name.value in ("self", *[o.name for o in optimizers],
+                                                              *[s.name for s, _ in loop.schedulers]):
                     continue
                 if in_method and name.value != "self" and any(
                         isinstance(a.node, cst.Param) for a in self.index.assignments(name)):
@@ -179,15 +207,15 @@ class LoopGenerator(NamePlanner, EarlyExits):
                     if value is not None:
                         replacements[id(name)] = value
                         continue
-                if self.is_model(name):
-                    replacements[id(name)] = self_attribute("model")
+                if (attribute := self.model_attribute(name)) is not None:
+                    replacements[id(name)] = self_attribute(attribute)
                 elif self.index.assignments(name) and not all(self.index.is_global(a) for a in self.index.assignments(name)):
                     self.init_args.setdefault(name.value, cst.Name(name.value))
                     replacements[id(name)] = self_attribute(self.attribute_name(name.value))
         body = self.rewrite(statements, replacements)
         if body:
             body[0] = body[0].with_changes(leading_lines=[])
-        optimizer = loop.optimizer.name
+        optimizer = ", ".join(o.name for o in optimizers)
         if not loop.schedulers:
             body.append(self.statement(f"return {optimizer}"))
         elif len(loop.schedulers) == 1:
@@ -199,7 +227,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
             body.append(self.statement(f"return [{optimizer}], [{configs}]"))
         return self.function("configure_optimizers", "", body)
 
-    def forward(self) -> cst.FunctionDef:
+    def forward(self) -> cst.FunctionDef | None:
+        if len(self.model_list) > 1:
+            return None  # which of the models is "the" forward pass is the user's call
         params = self.forward_params()
         arguments = params.replace("=None", "")
         return self.function("forward", f", {params}", [self.statement(f"return self.model({arguments})")])
@@ -229,7 +259,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
                             for key in ("step", "start", "end"))
         configure = self.configure_optimizers(replacements)
 
-        methods = [self.forward(), self.training_step(step)]
+        methods = [m for m in (self.forward(), self.training_step(step)) if m is not None]
         if self.ends_epoch:
             methods.append(self.function("on_train_batch_start", ", batch, batch_idx", [self.statement(
                 "if self.end_epoch:\n    self.end_epoch = False\n    return -1\n")]))
@@ -238,9 +268,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if end:
             methods.append(self.function("on_train_epoch_end", "", end))
         methods.append(configure)
-        init_params = ["model", *[self.attribute_name(n) for n in self.init_args]]
-        init_body = [self.statement("super().__init__()")] + [
-            self.statement(f"self.{p} = {p}") for p in init_params]
+        init_params = [*[attribute for attribute, _, _ in self.model_list], *[self.attribute_name(n) for n in self.init_args]]
+        init_body = [self.statement("super().__init__()")]
+        if self.loop.manual:
+            init_body.append(self.statement("self.automatic_optimization = False  # the step keeps its own order"))
+        init_body += [self.statement(f"self.{p} = {p}") for p in init_params]
         if self.ends_epoch:
             init_body.append(self.statement("self.end_epoch = False"))
         methods.insert(0, self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
@@ -251,8 +283,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def host_statements(self) -> list[cst.BaseStatement]:
         loop, code = self.loop, self.index.module.code_for_node
-        model = self.host_model()
-        args = ", ".join([model] + [code(v) for v in self.init_args.values()])
+        args = ", ".join([name for _, name, _ in self.model_list] + [code(v) for v in self.init_args.values()])
         options = []
         if loop.epochs is not None:
             options.append(f"max_epochs={code(loop.epochs)}")
@@ -282,9 +313,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
         ]
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
-
-    def host_model(self) -> str:
-        return self.loop.optimizer.model
 
     def host_loader(self) -> cst.BaseExpression:
         loader = self.loop.loader

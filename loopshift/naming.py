@@ -3,6 +3,8 @@
 the epoch counter, or an object of the user's reached through the module."""
 from __future__ import annotations
 
+from typing import Callable
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ComprehensionScope
@@ -45,11 +47,14 @@ def self_attribute(name: str) -> cst.Attribute:
 
 
 class Rename(cst.CSTTransformer):
-    """Replaces Name nodes (by identity) and lets device moves drop out."""
+    """Replaces Name and Attribute nodes (by identity), lets device moves drop out and rewrites
+    whole statements (by identity) through the given functions."""
 
-    def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle) -> None:
+    def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle,
+                 statements: dict[int, Callable] | None = None) -> None:
         self.replacements = replacements
         self.devices = DropDeviceMoves(oracle)
+        self.statements = statements or {}
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         return self.replacements.get(id(original), updated)
@@ -64,20 +69,35 @@ class Rename(cst.CSTTransformer):
         return self.devices.leave_DictComp(original, updated)
 
     def leave_SimpleStatementLine(self, original, updated):
+        if id(original) in self.statements:
+            return cst.FlattenSentinel(self.statements[id(original)](updated))
         return self.devices.leave_SimpleStatementLine(original, updated)
 
 
 class NamePlanner:
     """Mixed into LoopGenerator: the naming decisions, made once on the original tree."""
 
-    def origins_of_model(self) -> list[Assignment]:
-        """Every assignment of the model variable (`model = Net()`, `model = model.to(device)`)."""
-        reference = self.loop.optimizer.model_reference
-        return self.analyzer.origins(reference) if reference is not None else []
+    def models(self) -> list[tuple[str, str, list[Assignment]]]:
+        """(attribute on the module, name where fit runs, every assignment of the variable) for
+        each model an optimizer trains: `self.model` for one model, the user's names for several."""
+        found: dict[str, list[Assignment]] = {}
+        for optimizer in self.loop.all_optimizers:
+            reference = optimizer.model_reference
+            found.setdefault(optimizer.model, self.analyzer.origins(reference) if reference is not None else [])
+        if len(found) == 1:
+            return [("model", name, origins) for name, origins in found.items()]
+        return [(self.attribute_name(name), name, origins) for name, origins in found.items()]
+
+    def model_attribute(self, name: cst.Name) -> str | None:
+        """The module attribute a name of the moved code stands for, when it is a model."""
+        origins = self.analyzer.origins(name)
+        for attribute, _, model_origins in self.model_list:
+            if origins and all(origin in model_origins for origin in origins):
+                return attribute
+        return None
 
     def is_model(self, name: cst.Name) -> bool:
-        origins = self.analyzer.origins(name)
-        return bool(origins) and all(origin in self.model_origins for origin in origins)
+        return self.model_attribute(name) is not None
 
     def uses_after_training(self, name: cst.Name, moved: set[int]) -> bool:
         """Code after the training loop reads what the loop left in this variable: it reads it
@@ -233,8 +253,12 @@ class NamePlanner:
             return None  # a builtin or an unknown name: stays as written
         if any(self.index.is_inside(a.node, {id(loop.batch_loop.target)}) for a in bindings):
             return None  # the batch and its index: unpacked in training_step
-        if self.is_model(name):
-            return self_attribute("model")
+        if (attribute := self.model_attribute(name)) is not None:
+            return self_attribute(attribute)
+        if loop.manual and (optimizer := self.analyzer.definition_of(name, loop.optimizers)) is not None:
+            # training_step unpacks self.optimizers() under the user's names
+            position = f"[{loop.optimizers.index(optimizer)}]" if len(loop.optimizers) > 1 else ""
+            return None if self.in_step(name) else cst.parse_expression(f"self.optimizers(){position}")
         if self.analyzer.definition_of(name, [loop.optimizer]) is not None:
             return cst.parse_expression("self.optimizers().optimizer")
         schedulers = [s for s, _ in loop.schedulers]
@@ -263,6 +287,9 @@ class NamePlanner:
         argument = self.host_value(binding, value)
         self.init_args.setdefault(value, argument)
         return self_attribute(self.attribute_name(value))
+
+    def in_step(self, node: cst.CSTNode) -> bool:
+        return self.index.is_inside(node, {id(self.loop.batch_loop.body)})
 
     def attribute_name(self, name: str) -> str:
         return f"{name}_" if name in RESERVED else name

@@ -78,6 +78,9 @@ class TrainingLoop:
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
     # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
     kept_schedulers: list[SchedulerDef] = field(default_factory=list)
+    manual: bool = False  # manual optimization: backward() and step() stay in the user's order
+    backwards: list[cst.SimpleStatementLine] = field(default_factory=list)  # under manual optimization
+    optimizers: list[OptimizerDef] = field(default_factory=list)  # under manual optimization, in order
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
     autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step
@@ -86,6 +89,11 @@ class TrainingLoop:
     scaler: cst.BaseStatement | None = None  # `scaler = GradScaler(...)`, removed
     progress_bar: str | None = None  # `bar` in `bar = tqdm(loader)` / `with tqdm(loader) as bar`
     progress_statements: list[cst.BaseStatement] = field(default_factory=list)  # creating the bar
+
+
+    @property
+    def all_optimizers(self) -> list[OptimizerDef]:
+        return self.optimizers or [self.optimizer]
 
 
 @dataclass

@@ -27,3 +27,4 @@ def held_object(expression: cst.BaseExpression) -> cst.BaseExpression | None:
             return expression
         expression = expression.value
     return expression if isinstance(expression, cst.Name) else None
+
