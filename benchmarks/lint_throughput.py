@@ -1,6 +1,6 @@
 """How fast `loopshift lint` reads a folder of Python files, next to a bare libcst parse of the same files.
 
-    python benchmarks/lint_speed.py [FOLDER] [--limit N] [--workers N]
+    python benchmarks/lint_throughput.py [FOLDER] [--limit N] [--workers N]
 
 FOLDER defaults to the installed torch package (found without importing it), else tests/fixtures.
 Prints files/s and lines/s for: a bare `libcst.parse_module` pass on one core, `lint_paths` on one
