@@ -70,3 +70,11 @@ def test_convert_verify_in_place_keeps_no_copy(tmp_path: Path, capsys) -> None:
     assert "PASS" in capsys.readouterr().out
     assert script.read_text() == (FIXTURES / "flat_script" / "expected.py").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.py"]
+
+
+def test_parity_of_a_single_step() -> None:
+    """The default --steps 1: the converted run is stopped right after its first optimizer step."""
+    case = FIXTURES / "mnist_style_functions"
+    result = verify(case / "expected.py", original=case / "input.py", steps=1, timeout=180)
+    assert result.ok, result.message
+    assert result.stages == ("train",) and len(result.losses) == 1 == len(result.original_losses)

@@ -179,6 +179,8 @@ def count_optimizer_steps(torch: ModuleType, record: Record, options: Options) -
 
     def after_step(optimizer, args, kwargs):
         record.steps += 1
+        if record.trainer_built:
+            record.saw_stage("train")  # a Trainer's optimizer stepped: stopping below skips on_train_batch_end
         # Parity compares the first K steps. A loop outside any Trainer fails verify anyway:
         # stop it there too rather than let it train for hours.
         if record.steps >= options.steps and (options.parity or not record.trainer_built):
