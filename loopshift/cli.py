@@ -10,7 +10,7 @@ import typer
 
 from .convert import Result, convert_source
 from .output import default_output, unified_diff, write_atomic
-from .source import InputError, read_source
+from .source import InputError, read_source, source_encoding
 from .lint.command import explain_command, lint_command, rules_command
 from .verify.command import verify_command
 
@@ -91,7 +91,7 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
         if destination.exists() and not (in_place or force):
             raise InputError(f"{destination}: error: already exists; use --force to overwrite it")
         original = keep_original(path, source) if verify and in_place else path
-        write_atomic(destination, code, newline=newline_of(source))
+        write_atomic(destination, code, newline=newline_of(source), encoding=source_encoding(path))
         if not quiet:
             typer.echo(f"wrote {destination}", err=True)
         if verify:
@@ -120,7 +120,7 @@ app.command("explain")(explain_command)
 def keep_original(path: Path, source: str) -> Path:
     """A copy of the input beside it (so its sibling imports work) for verifying an in-place rewrite."""
     copy = path.with_name(f".{path.stem}.loopshift-original{path.suffix}")
-    write_atomic(copy, source)
+    write_atomic(copy, source, encoding=source_encoding(path))
     return copy
 
 

@@ -16,7 +16,7 @@ def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}_lightning{path.suffix}")
 
 
-def write_atomic(path: Path, text: str, newline: str = "") -> None:
+def write_atomic(path: Path, text: str, newline: str = "", encoding: str = "utf-8") -> None:
     """Writes through a temporary file in the same folder and a rename, so a failure at any
     point (including Ctrl-C) leaves either the old file or the new one, never a partial one."""
     folder = path.parent if str(path.parent) else Path(".")
@@ -26,7 +26,7 @@ def write_atomic(path: Path, text: str, newline: str = "") -> None:
     except OSError as error:
         raise InputError(f"{path}: error: cannot write: {error.strerror}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
+        with os.fdopen(handle, "w", encoding=encoding, newline=newline) as stream:
             stream.write(text)
         if mode is not None:
             os.chmod(temporary, mode)

@@ -34,6 +34,15 @@ def read_source(path: Path) -> str:
         raise InputError(f"{path}:{line}: error: not valid {encoding} text ({error.reason})") from None
 
 
+def source_encoding(path: Path) -> str:
+    """The encoding to write a file back in: its cookie's, with its BOM if it had one."""
+    try:
+        with open(path, "rb") as raw:
+            return tokenize.detect_encoding(raw.readline)[0]
+    except (OSError, SyntaxError):
+        return "utf-8"
+
+
 def parse_module(source: str, path: str = "<string>") -> cst.Module:
     try:
         return cst.parse_module(source)

@@ -142,3 +142,26 @@ def test_python_dash_m_entry_point(script: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert "trainer.fit(lit_model, train_dataloaders=loader)" in completed.stdout
     assert "torch" not in completed.stderr
+
+
+@pytest.mark.parametrize("encoding, header", [
+    ("latin-1", "# -*- coding: latin-1 -*-\n# café au lait: the experiment's name\n"),
+    ("utf-8-sig", "# naïve baseline, written by an editor that adds a BOM\n"),
+])
+def test_output_keeps_the_encoding(tmp_path: Path, encoding: str, header: str) -> None:
+    script = tmp_path / "train.py"
+    script.write_bytes((header + FLAT).encode(encoding))
+    assert main(["convert", "--in-place", str(script)]) == 0
+    data = script.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
+    text = data.decode(encoding)
+    assert text.startswith(header) and "class LitModel(L.LightningModule):" in text
+
+
+def test_tab_indented_script_converts(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(FLAT.replace("    ", "\t"))
+    assert main(["convert", str(script)]) == 0
+    output = script.with_name("train_lightning.py").read_text()
+    compile(output, "train_lightning.py", "exec")
+    assert "\tdef training_step(self, batch, batch_idx):" in output

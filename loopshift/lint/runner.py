@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..output import write_atomic
-from ..source import InputError, read_source
+from ..source import InputError, read_source, source_encoding
 from .config import settings_for
 from .engine import Selectors, check_selectors, enabled_codes, fix_source, run_rules
 from .files import python_files
@@ -74,7 +74,8 @@ def run_job(job: Job) -> FileReport:
         text = source.replace("\r\n", "\n")
         fixed_source, findings, fixed = fix_source(text, path, rules, job.target)
         if fixed:
-            write_atomic(job.path, fixed_source, newline="\r\n" if "\r\n" in source else "\n")
+            write_atomic(job.path, fixed_source, newline="\r\n" if "\r\n" in source else "\n",
+                         encoding=source_encoding(job.path))
         return FileReport(path, findings, fixed)
     except InputError as error:
         return FileReport(path, error=str(error))
