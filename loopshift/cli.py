@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -23,13 +24,15 @@ class Target(str, Enum):
     pytorch_lightning = "pytorch_lightning"
 
 
-def python_files(paths: List[Path]) -> List[Path]:
-    files: List[Path] = []
+def python_files(paths: List[Path]) -> List[tuple]:
+    """(file, whether it was found by walking a folder): a folder's files without a loop are skipped quietly."""
+    files = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.py") if not p.stem.endswith("_lightning")))
+            files += [(p, True) for p in sorted(path.rglob("*.py")) if not p.stem.endswith("_lightning")
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts)]
         else:
-            files.append(path)
+            files.append((path, False))
     return files
 
 
@@ -62,21 +65,42 @@ def convert(
         fail("error: -o takes exactly one input file")
     if verify and (stdout or diff):
         fail("error: --verify needs a written output: drop --stdout / --diff")
-    status = 0
-    for path in files:
+    outcomes = Counter()
+    for path, in_folder in files:
         try:
-            status = max(status, convert_one(path, output, stdout, diff, in_place, target.value, force, quiet, verify))
+            outcome = convert_one(path, output, stdout, diff, in_place, target.value, force, quiet or in_folder, verify)
         except InputError as error:
             typer.echo(str(error), err=True)
-            status = 2
+            outcome = "failed"
         except Exception as error:  # a bug of ours: say so in one line, leave the file alone
             typer.echo(f"{path}: internal error: {type(error).__name__}: {error}", err=True)
-            status = 2
-    raise typer.Exit(status)
+            outcome = "failed"
+        outcomes[outcome] += 1
+    if len(files) > 1 and not quiet:
+        typer.echo(summary(len(files), outcomes), err=True)
+    raise typer.Exit(exit_status(outcomes, diff, any(in_folder for _, in_folder in files)))
+
+
+def summary(scanned: int, outcomes: Counter) -> str:
+    found = outcomes["clean"] + outcomes["todo"]
+    return (f"loopshift: {scanned} files scanned, {found} with training loops: {outcomes['clean']} converted "
+            f"cleanly, {outcomes['todo']} with TODOs; {outcomes['failed']} failed")
+
+
+def exit_status(outcomes: Counter, diff: bool, folders: bool) -> int:
+    """2 for bad input, 1 for TODOs or (for files named one by one) a file without a loop."""
+    if outcomes["failed"]:
+        return 2
+    if outcomes["todo"] or (diff and outcomes["clean"]):
+        return 1
+    if outcomes["none"] and not diff and (not folders or not outcomes["clean"]):
+        return 1
+    return 0
 
 
 def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
-                target: str, force: bool, quiet: bool, verify: bool = False) -> int:
+                target: str, force: bool, quiet: bool, verify: bool = False) -> str:
+    """Converts one file; says how it went: "clean", "todo" (diagnostics or failed parity) or "none"."""
     source = read_source(path)
     result: Result = convert_source(source.replace("\r\n", "\n"), target=target, path=str(path))
     code = result.code
@@ -101,14 +125,12 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
                 if original != path:
                     original.unlink()
             if not passed:
-                return 1
+                return "todo"
     if result.loops_converted == 0 and not result.diagnostics:
-        if diff:  # a preview (and the pre-commit hook): nothing to change is a clean result
-            return 0
-        if not quiet:
+        if not quiet and not diff:  # in a preview (and the pre-commit hook) nothing to change is clean
             typer.echo(f"{path}: no training loop found", err=True)
-        return 1
-    return 1 if result.diagnostics or diff else 0
+        return "none"
+    return "todo" if result.diagnostics else "clean"
 
 
 app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)

@@ -165,3 +165,19 @@ def test_tab_indented_script_converts(tmp_path: Path) -> None:
     output = script.with_name("train_lightning.py").read_text()
     compile(output, "train_lightning.py", "exec")
     assert "\tdef training_step(self, batch, batch_idx):" in output
+
+
+def test_folder_converts_the_files_with_loops_and_sums_up(tmp_path: Path, capsys) -> None:
+    (tmp_path / "train.py").write_text(FLAT)
+    (tmp_path / "models.py").write_text((FIXTURES / "no_loop_model_only" / "input.py").read_text())
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "fit.py").write_text((FIXTURES / "mnist_style_functions" / "input.py").read_text())
+    assert main(["convert", str(tmp_path)]) == 0  # files without a loop in a folder are not a failure
+    err = capsys.readouterr().err
+    assert "3 files scanned, 2 with training loops: 2 converted cleanly, 0 with TODOs; 0 failed" in err
+    assert "no training loop found" not in err
+    assert (tmp_path / "train_lightning.py").exists() and (tmp_path / "pkg" / "fit_lightning.py").exists()
+    assert not (tmp_path / "models_lightning.py").exists()
+    # a second run skips its own outputs and needs --force to overwrite them
+    assert main(["convert", str(tmp_path)]) == 2
+    assert main(["convert", "--force", str(tmp_path)]) == 0
