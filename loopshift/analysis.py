@@ -11,6 +11,7 @@ from libcst.metadata import Assignment
 
 from . import torch_names
 from .epochs import EpochAnalysis
+from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
 from .stepping import SteppingAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
@@ -19,10 +20,11 @@ from .util import held_object, method_call, self_attribute_name
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-class Analyzer(SteppingAnalysis, EpochAnalysis):
+class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
+        self.bound_calls: dict[int, cst.Call] = {}  # function -> the call whose arguments its parameters are
 
     # -- name resolution ---------------------------------------------------------------
     def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
@@ -75,7 +77,8 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
         if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
             return assignments
         function = self.index.enclosing_function(assignments[0].node)
-        calls = self.calls_of(function) if function else []
+        calls = [self.bound_calls[id(function)]] if id(function) in self.bound_calls else \
+            self.calls_of(function) if function else []
         argument = self.argument_for(assignments[0].node, calls[0]) if len(calls) == 1 else None
         if not isinstance(argument, cst.Name):
             return assignments  # called from several places (or with an expression): the parameter itself
@@ -403,6 +406,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis):
         self.collect_loops()
         for loop in self.code.loops:
             self.classify_segments(loop)
+            self.find_validation(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
                                     if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]

@@ -43,6 +43,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
         self.after_uses: dict[int, cst.BaseExpression] = {}
+        self.state_scopes: dict[str, object] = {}  # state attribute -> the scope of the variable it holds
         self.model_list = self.models()
         self.model_origins = [origin for _, _, origins in self.model_list for origin in origins]
 
@@ -50,16 +51,33 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
         loop = self.loop
         dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches}
-        if not self.may_switch_mode(loop.segments.after):
+        validation = loop.validation
+        end = list(loop.segments.after)
+        if validation is not None:  # the evaluation becomes Lightning's validation, which restores train mode
+            taken = {id(validation.statement)} | {id(s) for s in validation.moved}
+            end = [s for s in end if id(s) not in taken]
+        if not self.may_switch_mode(end):
             # nothing at the end of an epoch can leave the model in eval mode: `model.train()` is moot
             dropped |= {id(s) for s in loop.segments.before if self.analyzer.is_mode_switch(s, loop)}
         if loop.clip:
             dropped.add(id(loop.clip[2]))
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
         step = [s for statement in loop.batch_loop.body.body for s in self.without_what_lightning_owns(statement, dropped)]
-        blocks = {"step": step, "start": list(loop.segments.before), "end": list(loop.segments.after)}
+        blocks = {"step": step, "start": list(loop.segments.before), "end": end}
+        if validation is not None:
+            blocks |= {"val_start": validation.before, "val_step": list(validation.loop.body.body),
+                       "val_end": validation.after + self.metric_log()}
         return {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
                 for key, block in blocks.items()}
+
+    def metric_log(self) -> list[cst.SimpleStatementLine]:
+        """`self.log("accuracy", accuracy)` for `accuracy = test(...)`: the callbacks can monitor it."""
+        metric = self.loop.validation.metric
+        if metric is None:
+            return []
+        log = cst.Call(self_attribute("log"), [cst.Arg(cst.SimpleString(f'"{metric.value}"'), comma=cst.Comma(
+            whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(metric)])
+        return [cst.SimpleStatementLine([cst.Expr(log)])]
 
     def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
@@ -166,6 +184,20 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
 
+    def validation_methods(self, blocks, replacements) -> list[cst.FunctionDef]:
+        validation = self.loop.validation
+        target = validation.loop.target
+        batch = target.value if isinstance(target, cst.Name) else "batch"
+        unpack = [] if isinstance(target, cst.Name) else [self.statement(
+            f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = batch")]
+        start, step, end = (self.rewrite(blocks[key], replacements) for key in ("val_start", "val_step", "val_end"))
+        methods = [self.function("validation_step", f", {batch}, batch_idx", unpack + step)]
+        if start:
+            methods.insert(0, self.function("on_validation_epoch_start", "", start))
+        if end:
+            methods.append(self.function("on_validation_epoch_end", "", end))
+        return methods
+
     def may_switch_mode(self, statements: list[cst.BaseStatement]) -> bool:
         """Whether per-epoch code calls the user's own functions or methods (an evaluation
         function calls model.eval()) or the model's: then training must switch back to train mode."""
@@ -267,6 +299,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             methods.append(self.function("on_train_epoch_start", "", start))
         if end:
             methods.append(self.function("on_train_epoch_end", "", end))
+        if self.loop.validation is not None:
+            methods += self.validation_methods(blocks, replacements)
         methods.append(configure)
         init_params = [*[attribute for attribute, _, _ in self.model_list], *[self.attribute_name(n) for n in self.init_args]]
         init_body = [self.statement("super().__init__()")]
@@ -300,7 +334,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
             half, enabled = loop.precision
             choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
             options.append(f"precision={choice}")
-        loader = code(self.host_loader())
+        loader = code(self.host_loader(loop.loader))
+        fit_loaders = f"train_dataloaders={loader}"
+        if loop.validation is not None:
+            # no sanity check: the user's evaluation code would run before training, on part of the data
+            options.append("num_sanity_val_steps=0")
+            fit_loaders += f", val_dataloaders={code(self.host_loader(loop.validation.loop.iter))}"
         trainer = self.statement(f"trainer = {self.alias}.Trainer({', '.join(options)})")
         if loop.accumulation is not None and not loop.accumulation.at_last_batch:
             reason = PARTIAL_ACCUMULATION.format(n=code(loop.accumulation.every))
@@ -309,13 +348,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
         statements = [
             self.statement(f"{self.lit_name} = {self.class_name}({args})"),
             trainer,
-            self.statement(f"trainer.fit({self.lit_name}, train_dataloaders={loader})"),
+            self.statement(f"trainer.fit({self.lit_name}, {fit_loaders})"),
         ]
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
 
-    def host_loader(self) -> cst.BaseExpression:
-        loader = self.loop.loader
+    def host_loader(self, loader: cst.BaseExpression) -> cst.BaseExpression:
         if isinstance(loader, cst.Name):
             bindings = self.index.assignments(loader)
             if len(bindings) == 1:
@@ -353,6 +391,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             removed.append(loop.scaler)
         if loop.function is not None:
             removed.append(loop.function)
+        validation = loop.validation
+        if validation is not None and validation.function is not None \
+                and self.analyzer.calls_of(validation.function) == [validation.call]:
+            removed.append(validation.function)  # called only from the epoch loop: it became the hooks
         return removed
 
 

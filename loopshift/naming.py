@@ -99,19 +99,21 @@ class NamePlanner:
     def is_model(self, name: cst.Name) -> bool:
         return self.model_attribute(name) is not None
 
-    def uses_after_training(self, name: cst.Name, moved: set[int]) -> bool:
-        """Code after the training loop reads what the loop left in this variable: it reads it
-        from the module after fit (`lit_model.best_state`)."""
+    def uses_after_training(self, name: cst.Name, moved: set[int]) -> list[cst.Name]:
+        """Code after the training loop that reads what the loop left in this variable (it will
+        read it from the module after fit: `lit_model.best_state`)."""
         consumed = moved | {id(self.loop.host)} | ({id(self.loop.function)} if self.loop.function else set())
-        found = False
-        for assignment in self.index.assignments(name):
-            for access in assignment.references:
-                node = access.node
-                if isinstance(node, cst.Name) and not self.index.is_inside(node, consumed) \
-                        and self.index.is_after(node, self.loop.host):
-                    self.after_uses[id(node)] = cst.Attribute(cst.Name(self.lit_name), cst.Name(self.attribute_name(node.value)))
-                    found = True
-        return found
+        return [access.node for assignment in self.index.assignments(name) for access in assignment.references
+                if isinstance(access.node, cst.Name) and not self.index.is_inside(access.node, consumed)
+                and self.index.is_after(access.node, self.loop.host)]
+
+    def state_attribute(self, name: str, scope) -> str:
+        """The attribute a variable carried across steps lives in: its own name, unless a variable
+        of another function already took it (`total` of train() and of evaluate())."""
+        attribute = name
+        while self.state_scopes.setdefault(attribute, scope) is not scope:
+            attribute = f"val_{attribute}" if not attribute.startswith("val_") else f"{attribute}_"
+        return attribute
 
     def is_write(self, name: cst.Name) -> bool:
         return any(a.node is name for a in self.index.assignments(name))
@@ -182,6 +184,8 @@ class NamePlanner:
                 assigned_where.setdefault(name, set()).add(key)
         loop = self.loop
         moved = {id(s) for s in [*loop.batch_loop.body.body, *loop.segments.before, *loop.segments.after]}
+        if loop.validation is not None:
+            moved |= {id(s) for s in [*loop.validation.before, loop.validation.loop, *loop.validation.after]}
         replacements: dict[int, cst.BaseExpression] = {}
         for key, block in blocks.items():
             for statement in block:
@@ -251,8 +255,9 @@ class NamePlanner:
         bindings = self.index.assignments(name)
         if not bindings:
             return None  # a builtin or an unknown name: stays as written
-        if any(self.index.is_inside(a.node, {id(loop.batch_loop.target)}) for a in bindings):
-            return None  # the batch and its index: unpacked in training_step
+        batches = {id(loop.batch_loop.target)} | ({id(loop.validation.loop.target)} if loop.validation else set())
+        if any(self.index.is_inside(a.node, batches) for a in bindings):
+            return None  # the batch and its index: unpacked in training_step / validation_step
         if (attribute := self.model_attribute(name)) is not None:
             return self_attribute(attribute)
         if loop.manual and (optimizer := self.analyzer.definition_of(name, loop.optimizers)) is not None:
@@ -276,17 +281,24 @@ class NamePlanner:
             read_later = self.uses_after_training(name, moved)
             if not (any(value in live_in for _, live_in in usage.values()) or read_later):
                 return None  # a local of its hook
+            attribute = self.attribute_name(self.state_attribute(value, bindings[0].scope))
+            self.after_uses.update({id(node): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute))
+                                    for node in read_later})
             if initialised:
-                self.init_args.setdefault(value, cst.Name(value))  # its value from before training starts
-            return self_attribute(self.attribute_name(value))
+                self.init_args.setdefault(attribute, cst.Name(value))  # its value from before training starts
+            return self_attribute(attribute)
         if self.oracle.is_device(name):
             return self_attribute("device")  # Lightning's device for this module
         if all(self.index.is_global(a) for a in bindings):
             return None
-        binding = bindings[0]
-        argument = self.host_value(binding, value)
-        self.init_args.setdefault(value, argument)
-        return self_attribute(self.attribute_name(value))
+        argument = self.host_value(bindings[0], value)
+        # named as where fit runs: `loader` of train() and of evaluate() are two loaders there
+        attribute = argument.value if isinstance(argument, cst.Name) else value
+        code = self.index.module.code_for_node
+        while attribute in self.init_args and code(self.init_args[attribute]) != code(argument):
+            attribute += "_"
+        self.init_args.setdefault(attribute, argument)
+        return self_attribute(self.attribute_name(attribute))
 
     def in_step(self, node: cst.CSTNode) -> bool:
         return self.index.is_inside(node, {id(self.loop.batch_loop.body)})
@@ -295,13 +307,21 @@ class NamePlanner:
         return f"{name}_" if name in RESERVED else name
 
     def host_value(self, binding: Assignment, name: str) -> cst.BaseExpression:
-        """The expression in the host's scope that a name of the moved code stands for."""
-        if isinstance(binding.node, cst.Param) and self.loop.call is not None \
-                and self.index.enclosing_function(binding.node) is self.loop.function:
-            argument = self.analyzer.argument_for(binding.node, self.loop.call)
-            if argument is not None:
-                return argument
-        return cst.Name(name)
+        """The expression where fit runs that a name of the moved code stands for: a parameter of
+        train() or test() is the argument of its call (followed through a call inside train())."""
+        node, value = binding.node, cst.Name(name)
+        for _ in range(4):
+            if not isinstance(node, cst.Param):
+                break
+            function = self.index.enclosing_function(node)
+            call = self.loop.call if function is self.loop.function else self.analyzer.bound_calls.get(id(function))
+            argument = self.analyzer.argument_for(node, call) if call is not None else None
+            if argument is None:
+                break
+            value = argument
+            bindings = self.index.assignments(argument) if isinstance(argument, cst.Name) else []
+            node = bindings[0].node if len(bindings) == 1 else None
+        return value
 
     def is_epoch(self, name: cst.Name) -> bool:
         origin = self.analyzer.resolve(name)

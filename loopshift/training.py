@@ -48,6 +48,20 @@ class Accumulation:
 
 
 @dataclass
+class ValidationLoop:
+    """An evaluation loop run once per epoch, as Lightning's validation."""
+
+    loop: cst.For  # the loop over the validation loader
+    statement: cst.BaseStatement  # what it replaces in the epoch-end code: the call or the inline block
+    before: list[cst.BaseStatement]  # -> on_validation_epoch_start (the accumulators)
+    after: list[cst.BaseStatement]  # -> on_validation_epoch_end (reductions, prints, the returned metric)
+    moved: list[cst.BaseStatement]  # epoch-end statements it takes along (inline accumulators, model.eval())
+    function: cst.FunctionDef | None = None  # test(model, device, loader)
+    call: cst.Call | None = None
+    metric: cst.Name | None = None  # `accuracy` in `accuracy = test(...)`: logged
+
+
+@dataclass
 class TrainingLoop:
     """One manual training loop: a batch loop with the step triple, and how epochs drive it."""
 
@@ -81,6 +95,7 @@ class TrainingLoop:
     manual: bool = False  # manual optimization: backward() and step() stay in the user's order
     backwards: list[cst.SimpleStatementLine] = field(default_factory=list)  # under manual optimization
     optimizers: list[OptimizerDef] = field(default_factory=list)  # under manual optimization, in order
+    validation: ValidationLoop | None = None
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
     autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step

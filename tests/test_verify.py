@@ -369,7 +369,8 @@ def test_forced_trainer_kwargs_parity_and_ddp():
     ddp_kwargs = harness.forced_trainer_kwargs({}, ddp, "/tmp/root")
 
     assert "fast_dev_run" not in parity_kwargs
-    assert (parity_kwargs["max_steps"], parity_kwargs["num_sanity_val_steps"], parity_kwargs["limit_val_batches"]) == (3, 0, 0)
+    assert (parity_kwargs["max_steps"], parity_kwargs["num_sanity_val_steps"]) == (3, 0)
+    assert "limit_val_batches" not in parity_kwargs  # validation draws from the RNG as the original's did
     assert (ddp_kwargs["accelerator"], ddp_kwargs["devices"], ddp_kwargs["strategy"]) == ("cpu", 2, "ddp")
 
 

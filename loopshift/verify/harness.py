@@ -97,9 +97,11 @@ def forced_trainer_kwargs(user_kwargs: dict[str, Any], options: Options, root_di
     kwargs = dict(user_kwargs)
     kwargs.update(accelerator="cpu", devices=1, num_nodes=1, strategy="auto", default_root_dir=root_dir)
     if options.parity:
-        # Compare the first K optimizer steps and nothing else (IDIOMS.md, Equivalence).
+        # Compare the first K optimizer steps (IDIOMS.md, Equivalence). Validation still runs where
+        # the script has it: iterating a DataLoader draws from the global generator, and the
+        # original's evaluation drew it too.
         kwargs.pop("fast_dev_run", None)
-        kwargs.update(max_steps=options.steps, num_sanity_val_steps=0, limit_val_batches=0)
+        kwargs.update(max_steps=options.steps, num_sanity_val_steps=0)
     else:
         kwargs["fast_dev_run"] = options.steps
         if options.devices > 1:

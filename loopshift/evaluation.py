@@ -1,0 +1,90 @@
+"""Evaluation loops run once per epoch: a function such as `test(model, device, loader)` called
+from the epoch loop, or a `with torch.no_grad(): for ... in val_loader:` block inline. They become
+Lightning's validation: `on_validation_epoch_start` / `validation_step` / `on_validation_epoch_end`."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .training import TrainingLoop, ValidationLoop
+from .util import method_call
+
+NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.grad_mode.no_grad",
+           "torch.autograd.grad_mode.inference_mode"}
+
+
+class EvaluationAnalysis:
+    """Mixed into Analyzer."""
+
+    def find_validation(self, loop: TrainingLoop) -> None:
+        for statement in loop.segments.after:
+            validation = self.evaluation_call(loop, statement) or self.inline_evaluation(loop, statement)
+            if validation is not None:
+                loop.validation = validation
+                return
+
+    def no_grad(self, node: cst.CSTNode) -> bool:
+        return isinstance(node, cst.Call) and bool(self.index.called_name(node) & NO_GRAD)
+
+    def evaluation_loop(self, statement: cst.BaseStatement, decorated: bool = False) -> cst.For | None:
+        """`with torch.no_grad(): for batch in loader: ...` (or the bare loop in a no_grad function)."""
+        if isinstance(statement, cst.With) and len(statement.items) == 1 and self.no_grad(statement.items[0].item) \
+                and len(statement.body.body) == 1:
+            statement = statement.body.body[0]
+        elif not decorated:
+            return None
+        if not isinstance(statement, cst.For) or statement.orelse is not None:
+            return None
+        stepping = m.Call(func=m.Attribute(attr=m.Name("backward") | m.Name("step") | m.Name("zero_grad")))
+        if m.findall(statement, stepping) or m.findall(statement, m.Break() | m.Continue() | m.Return()):
+            return None
+        iterable = statement.iter
+        if isinstance(iterable, cst.Call):  # enumerate(loader) / tqdm(loader) are fine, range(...) is not
+            return None
+        return statement
+
+    def evaluation_call(self, loop: TrainingLoop, statement: cst.BaseStatement) -> ValidationLoop | None:
+        call_statement = m.SimpleStatementLine(body=[
+            m.Expr(value=m.Call(func=m.Name())) | m.Assign(targets=[m.AssignTarget(target=m.Name())],
+                                                           value=m.Call(func=m.Name()))])
+        if not m.matches(statement, call_statement):
+            return None
+        small = statement.body[0]
+        call = small.value
+        function = next((a.node for a in self.index.assignments(call.func) if isinstance(a.node, cst.FunctionDef)), None)
+        if function is None or self.method_class(function) is not None or \
+                self.index.enclosing_function(function) is not None:
+            return None
+        decorated = any(self.no_grad(d.decorator) for d in function.decorators)
+        body = list(function.body.body)
+        if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
+            body = body[1:]  # the docstring
+        found = [(i, f) for i, s in enumerate(body) if (f := self.evaluation_loop(s, decorated)) is not None]
+        if len(found) != 1:
+            return None
+        position, for_loop = found[0]
+        after = body[position + 1:]
+        returned = None
+        if after and m.matches(after[-1], m.SimpleStatementLine(body=[m.Return()])):
+            returned = after.pop().body[0].value
+        if m.findall(cst.Module(body=after), m.Return()) or m.findall(cst.Module(body=body[:position]), m.Return()):
+            return None
+        target = small.targets[0].target if isinstance(small, cst.Assign) else None
+        if target is not None and returned is not None:
+            # `accuracy = test(...)` with `return 100.0 * correct / n`: the epoch end computes it
+            after.append(cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(target)], returned)]))
+        self.bound_calls[id(function)] = call  # its parameters are this call's arguments
+        before = [s for s in body[:position] if not self.is_mode_switch(s, loop)]
+        return ValidationLoop(for_loop, statement, before, after, [], function, call, target)
+
+    def inline_evaluation(self, loop: TrainingLoop, statement: cst.BaseStatement) -> ValidationLoop | None:
+        for_loop = self.evaluation_loop(statement)
+        if for_loop is None:
+            return None
+        segment = loop.segments.after
+        earlier = segment[:segment.index(statement)]
+        read = {n.value for n in m.findall(for_loop, m.Name())}
+        inits = [s for s in earlier if m.matches(s, m.SimpleStatementLine(body=[m.Assign(targets=[
+            m.AssignTarget(target=m.Name(m.MatchIfTrue(lambda name: name in read)))])]))]
+        switches = [s for s in earlier if self.is_mode_switch(s, loop) and method_call(s, "eval")]
+        return ValidationLoop(for_loop, statement, inits, [], inits + switches, None, None, None)
