@@ -118,18 +118,24 @@ class NamePlanner:
     def is_write(self, name: cst.Name) -> bool:
         return any(a.node is name for a in self.index.assignments(name))
 
-    def block_usage(self, statements: list[cst.BaseStatement]) -> tuple[set[str], set[str]]:
+    def variable(self, name: cst.Name) -> tuple:
+        """A variable: its name and the scope it lives in (`total` of train() is not evaluate()'s)."""
+        bindings = self.index.assignments(name)
+        return name.value, id(bindings[0].scope) if bindings else None
+
+    def block_usage(self, statements: list[cst.BaseStatement]) -> tuple[set[tuple], set[tuple]]:
         """(names assigned, names read before any assignment) in a block, in execution order.
         A name read before it is written gets its value from outside the block: from another
         hook, an earlier step or the code before training. That is state, kept on self."""
-        live_in: set[str] = set()
+        live_in: set[tuple] = set()
+        variable = self.variable
 
-        def unit(node: cst.CSTNode, written: set[str]) -> set[str]:
+        def unit(node: cst.CSTNode, written: set[tuple]) -> set[tuple]:
             names = [n for n in name_nodes(node) if not self.in_comprehension(n)]
-            reads = {n.value for n in names if not self.is_write(n)}
-            reads |= {aug.target.value for aug in m.findall(node, m.AugAssign(target=m.Name()))}
+            reads = {variable(n) for n in names if not self.is_write(n)}
+            reads |= {variable(aug.target) for aug in m.findall(node, m.AugAssign(target=m.Name()))}
             live_in.update(reads - written)
-            return written | {n.value for n in names if self.is_write(n)}
+            return written | {variable(n) for n in names if self.is_write(n)}
 
         def walk(node: cst.CSTNode, written: set[str]) -> set[str]:
             """The names surely assigned after node runs, given those assigned before it."""
@@ -140,7 +146,7 @@ class NamePlanner:
                     written = walk(child, written)
                 return written
             if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-                return written | {node.name.value}
+                return written | {(node.name.value, None)}
             if isinstance(node, cst.If):
                 written = unit(node.test, written)
                 branch = walk(node.body, written)
@@ -165,11 +171,11 @@ class NamePlanner:
                     written = unit(child, written)
             return written
 
-        written: set[str] = set()
-        assigned: set[str] = set()
+        written: set[tuple] = set()
+        assigned: set[tuple] = set()
         for statement in statements:
             written = walk(statement, written)
-            assigned |= {n.value for n in name_nodes(statement) if self.is_write(n) and not self.in_comprehension(n)}
+            assigned |= {variable(n) for n in name_nodes(statement) if self.is_write(n) and not self.in_comprehension(n)}
         return assigned, live_in
 
     def in_comprehension(self, name: cst.Name) -> bool:
@@ -178,7 +184,7 @@ class NamePlanner:
     def plan_names(self, blocks: dict[str, list[cst.BaseStatement]]) -> dict[int, cst.BaseExpression]:
         """Decides, for every variable Name in moved code, what it becomes."""
         usage = {key: self.block_usage(block) for key, block in blocks.items()}
-        assigned_where: dict[str, set[str]] = {}
+        assigned_where: dict[tuple, set[str]] = {}
         for key, (assigned, _) in usage.items():
             for name in assigned:
                 assigned_where.setdefault(name, set()).add(key)
@@ -275,11 +281,11 @@ class NamePlanner:
             return self_attribute(value)
         if loop.epoch_name and self.is_epoch(name):
             return self.epoch_expression(name)
-        if value in assigned_where:
+        if (key := self.variable(name)) in assigned_where:
             initialised = any(not self.index.is_inside(a.node, moved) and self.index.is_before(a.node, loop.host)
                               for a in bindings)
             read_later = self.uses_after_training(name, moved)
-            if not (any(value in live_in for _, live_in in usage.values()) or read_later):
+            if not (any(key in live_in for _, live_in in usage.values()) or read_later):
                 return None  # a local of its hook
             attribute = self.attribute_name(self.state_attribute(value, bindings[0].scope))
             self.after_uses.update({id(node): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute))
