@@ -51,6 +51,11 @@ class EarlyExits:
                         action = "next_batch"
                 elif block == "end" and kind == "break":
                     action = "stop_training"
+                elif block == "end" and kind == "return" and node.value is None and not self.leaves_after_fit \
+                        and self.index.enclosing_function(node) is not self.loop.function:
+                    # `return` from the function that runs the epochs: stop, and return after fit
+                    action = "stop_training"
+                    self.returns_after_fit = True
                 if action == "todo":
                     self.todos.append(("LS003", EARLY_EXIT.format(kind=kind), node))
                 actions.append(action)

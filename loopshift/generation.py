@@ -286,7 +286,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def build(self) -> Generated:
         blocks = self.blocks()
         replacements = self.replacements = self.plan_names(blocks)
-        self.ends_epoch = False
+        self.ends_epoch = self.returns_after_fit = False
+        # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
+        self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
         step, start, end = (self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
                             for key in ("step", "start", "end"))
         configure = self.configure_optimizers(replacements)
@@ -350,6 +352,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             trainer,
             self.statement(f"trainer.fit({self.lit_name}, {fit_loaders})"),
         ]
+        if self.returns_after_fit:  # the epoch loop returned from the function: so does an early stop
+            statements.append(self.statement("if trainer.should_stop:\n    return\n"))
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
 
