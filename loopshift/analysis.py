@@ -417,7 +417,3 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
         if args:
             return self.definition_of(args[0], self.code.optimizers)
         return None
-
-
-def analyze(index: CodeIndex) -> TrainingCode:
-    return Analyzer(index).run()

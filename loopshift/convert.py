@@ -23,10 +23,6 @@ class Result:
     loops_found: int = 0
     loops_converted: int = 0
 
-    @property
-    def changed(self) -> bool:
-        return self.loops_converted > 0 or bool(self.diagnostics)
-
 
 class ApplyEdits(cst.CSTTransformer):
     """Applies statement-level edits found on the original tree, matched by identity."""

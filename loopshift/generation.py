@@ -418,9 +418,3 @@ def drop_leading_blanks(lines) -> list[cst.EmptyLine]:
     while lines and lines[0].comment is None:
         lines.pop(0)
     return lines
-
-
-def method_name(statement: cst.BaseStatement) -> str | None:
-    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute()))])):
-        return statement.body[0].value.func.attr.value
-    return None

@@ -58,13 +58,6 @@ class CodeIndex:
                 return ancestor
         return None
 
-    def body_of(self, statement: cst.BaseStatement) -> list[cst.BaseStatement] | None:
-        """The statement list that directly holds statement (a block body or the module)."""
-        parent = self.parent(statement)
-        if isinstance(parent, (cst.IndentedBlock, cst.Module)):
-            return list(parent.body)
-        return None
-
     def owner_of_block(self, statement: cst.BaseStatement) -> cst.CSTNode | None:
         """The compound statement (for, def, if, ...) or module whose block holds statement."""
         parent = self.parent(statement)

@@ -15,7 +15,6 @@ GRAD_SCALERS = {"torch.amp.GradScaler", "torch.cuda.amp.GradScaler", "torch.amp.
 AUTOCASTS = {"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
              "torch.amp.autocast_mode.autocast"}
 PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"
-LIGHTNING_MODULES = ("lightning", "pytorch_lightning")
 
 
 def is_scheduler(name: str) -> bool:
@@ -28,9 +27,3 @@ def is_optimizer(name: str) -> bool:
         return False
     leaf = name.rsplit(".", 1)[-1]
     return leaf[:1].isupper() and leaf != "Optimizer"
-
-
-def is_torch_module(name: str) -> bool:
-    """A layer or container class from torch.nn (nn.Sequential, nn.Linear, ...)."""
-    leaf = name.rsplit(".", 1)[-1]
-    return name.startswith("torch.nn.") and leaf[:1].isupper() and not name.startswith("torch.nn.functional")

@@ -74,11 +74,6 @@ class LightningFacts:
     def trainer_calls(self) -> list[cst.Call]:
         return [call for call in self.index.nodes(cst.Call) if self.index.called_name(call) & TRAINERS]
 
-    def class_of(self, node: cst.CSTNode) -> LightningClass | None:
-        """The LightningModule class whose body holds node."""
-        owner = next((a for a in self.index.ancestors(node) if isinstance(a, cst.ClassDef)), None)
-        return next((c for c in self.classes if c.node is owner), None)
-
     def is_inside_module_class(self, node: cst.CSTNode) -> bool:
         classes = {id(c.node) for c in self.classes}
         return any(id(ancestor) in classes for ancestor in self.index.ancestors(node))
