@@ -10,7 +10,7 @@ import libcst.matchers as m
 from libcst.metadata import Assignment
 
 from . import torch_names
-from .epochs import EpochAnalysis
+from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
 from .stepping import SteppingAnalysis
@@ -24,7 +24,8 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
-        self.bound_calls: dict[int, cst.Call] = {}  # function -> the call whose arguments its parameters are
+        self.bound_calls: dict[int, cst.Call] = {}
+        self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)  # function -> the call whose arguments its parameters are
 
     # -- name resolution ---------------------------------------------------------------
     def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
@@ -55,7 +56,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
     def argument_for(self, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
         function = self.index.enclosing_function(param)
         params = list(function.params.posonly_params) + list(function.params.params)
-        position = next(i for i, p in enumerate(params) if p is param)
+        position = next((i for i, p in enumerate(params) if p is param), None)
+        if position is None:  # a lambda's parameter, or a keyword-only one
+            return None
         if isinstance(call.func, cst.Attribute) and self.method_class(function) is not None:
             if position == 0:
                 return call.func.value  # self.method(...): `self` is the receiver
@@ -198,10 +201,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
         autocast = None
         if isinstance(owner, cst.With) and self.autocast_of(owner) is not None:
             autocast, owner = owner, self.index.owner_of_block(owner)
-        if isinstance(owner, cst.While):
-            self.problem("LS001", "`while` step loops are not converted yet (Trainer(max_steps=...))", owner)
-            return None
-        if not isinstance(owner, cst.For):
+        if not isinstance(owner, (cst.For, cst.While)):
             enclosing_loop = any(isinstance(a, (cst.For, cst.While)) for a in self.index.ancestors(backward))
             if enclosing_loop:
                 self.problem("LS002", "backward() runs under a condition or context; not converted", backward)
@@ -231,7 +231,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
             self.problem("LS002", "zero_grad() is not a plain statement of the batch loop", batch_loop)
             return None
 
-        iterable = self.unwrap_iterable(batch_loop)
+        iterable = self.batches_of(batch_loop)
         if iterable is None:
             return None
         loader, batch_target, index_name, index_start, bar = iterable
@@ -251,9 +251,73 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
         self.collect_step_extras(loop, stepping if accumulation is not None else body)
         if accumulation is not None:
             self.collect_step_extras(loop, [s for s in body if s is not accumulation])
-        if self.reads_gradients(loop, body, stepping, accumulation) or not self.find_epochs(loop):
+        if self.reads_gradients(loop, body, stepping, accumulation) or not self.drive(loop):
             return None
         return loop
+
+    def drive(self, loop: TrainingLoop) -> bool:
+        """How the loop is driven: epochs around it, or a step count of its own."""
+        step_loop = self.step_loops.get(id(loop.batch_loop))
+        if step_loop is None:
+            return self.find_epochs(loop)
+        loop.fetch, loop.max_steps, removed = step_loop
+        loop.owned_statements += removed
+        if loop.accumulation is not None:
+            self.problem("LS002", "gradient accumulation in a step loop is not converted yet", loop.batch_loop)
+            return False
+        if not isinstance(self.index.owner_of_block(loop.batch_loop), (cst.Module, cst.FunctionDef)):
+            self.problem("LS001", "the step loop sits inside a block that is not converted", loop.batch_loop)
+            return False
+        return True
+
+    def batches_of(self, loop: cst.For | cst.While):
+        """(loader, batch target, index name, index start, progress bar) of a batch loop, or of a step
+        loop that draws `batch = next(it)` and restarts `it = iter(loader)` on StopIteration."""
+        if isinstance(loop, cst.For) and not self.counts_steps(loop):
+            return self.unwrap_iterable(loop)
+        body = list(loop.body.body)
+        restart = m.Try(body=m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Assign(
+            targets=[m.AssignTarget()], value=m.Call(func=m.Name("next"), args=[m.Arg(m.Name())]))])]),
+            handlers=[m.ExceptHandler(type=m.Name("StopIteration"), body=m.IndentedBlock(body=[
+                m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())],
+                                                     value=m.Call(func=m.Name("iter"), args=[m.Arg()]))]),
+                m.SimpleStatementLine(body=[m.Assign(value=m.Call(func=m.Name("next")))])]))],
+            orelse=None, finalbody=None)
+        fetch = next((s for s in body if m.matches(s, restart)), None)
+        max_steps = self.step_count(loop, body)
+        if fetch is None or max_steps is None:
+            self.problem("LS001", "a step loop is converted when it draws `batch = next(it)` with a restart on "
+                         "StopIteration and counts to a fixed number of steps", loop)
+            return None
+        draw = fetch.body.body[0].body[0]
+        iterator = draw.value.args[0].value.value
+        loader = fetch.handlers[0].body.body[0].body[0].value.args[0].value
+        creations = [s for s in self.index.findall(m.SimpleStatementLine(body=[m.Assign(
+            targets=[m.AssignTarget(target=m.Name(iterator))], value=m.Call(func=m.Name("iter")))]),
+            cst.SimpleStatementLine) if self.index.is_before(s, loop)
+            and self.index.owner_of_block(s) is self.index.owner_of_block(loop)]
+        self.step_loops[id(loop)] = (fetch, max_steps, creations[-1:])
+        target = draw.targets[0].target
+        return loader, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \
+            None, None, None
+
+    def counts_steps(self, loop: cst.For) -> bool:
+        return isinstance(loop.iter, cst.Call) and "builtins.range" in self.index.called_name(loop.iter) \
+            and isinstance(loop.target, cst.Name)
+
+    def step_count(self, loop: cst.For | cst.While, body: list[cst.BaseStatement]) -> cst.BaseExpression | None:
+        """N for `for step in range(N)` and for `while step < N` with `step += 1` (from 0)."""
+        if isinstance(loop, cst.For):
+            args = [a.value for a in loop.iter.args]
+            return epoch_count(args[0] if len(args) == 2 else None, args[-1]) if len(args) in (1, 2) else None
+        if not m.matches(loop.test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(operator=m.LessThan())])):
+            return None
+        counter = loop.test.left.value
+        increments = [s for s in body if m.matches(s, m.SimpleStatementLine(body=[m.AugAssign(
+            target=m.Name(counter), operator=m.AddAssign(), value=m.Integer("1"))]))]
+        starts = [a for a in self.index.assignments(loop.test.left)
+                  if m.matches(self.index.assigned_value(a), m.Integer("0")) and self.index.is_before(a.node, loop)]
+        return loop.test.comparisons[0].comparator if len(increments) == 1 and starts else None
 
     def reads_gradients(self, loop: TrainingLoop, body, stepping, accumulation) -> bool:
         """Code between backward() and step() that uses the gradients cannot move into
@@ -294,7 +358,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
                                       and self.is_grad_scaler_step(s) for s in statements):
             return None
         optimizers = sorted({id(o): o for _, o in steps}.values(), key=lambda o: self.index.order(o.statement))
-        iterable = self.unwrap_iterable(batch_loop)
+        iterable = self.batches_of(batch_loop)
         if iterable is None:
             return None
         loader, batch_target, index_name, index_start, bar = iterable
@@ -304,7 +368,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
             index_start=index_start, optimizer=optimizers[0], model=optimizers[0].model, step_statements=[],
             backward=backwards[0], loss=backwards[0].body[0].value.func.value, span=self.index.span(batch_loop),
             host=batch_loop, manual=True, backwards=backwards, optimizers=optimizers)
-        return loop if self.find_epochs(loop) else None
+        return loop if self.drive(loop) else None
 
     def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:
         call = method_call(statement, "step")

@@ -62,6 +62,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.clip:
             dropped.add(id(loop.clip[2]))
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
+        if loop.fetch is not None:
+            dropped.add(id(loop.fetch))  # the Trainer draws the batches
         step = [s for statement in loop.batch_loop.body.body for s in self.without_what_lightning_owns(statement, dropped)]
         blocks = {"step": step, "start": list(loop.segments.before), "end": end}
         if validation is not None:
@@ -230,8 +232,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             if in_method:
                 self.plan_held_objects(statement, replacements, configure=True)
             for name in name_nodes(statement):
-                if id(name) in replacements or name.value in ("self", *[o.name for o in optimizers],
-                                                              *[s.name for s, _ in loop.schedulers]):
+                if id(name) in replacements or self.in_comprehension(name) or name.value in (
+                        "self", *[o.name for o in optimizers], *[s.name for s, _ in loop.schedulers]):
                     continue
                 if in_method and name.value != "self" and any(
                         isinstance(a.node, cst.Param) for a in self.index.assignments(name)):
@@ -321,7 +323,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loop, code = self.loop, self.index.module.code_for_node
         args = ", ".join([name for _, name, _ in self.model_list] + [code(v) for v in self.init_args.values()])
         options = []
-        if loop.epochs is not None:
+        if loop.max_steps is not None:
+            options.append(f"max_steps={code(self.host_expression(loop.max_steps))}")
+        elif loop.epochs is not None:
             options.append(f"max_epochs={code(loop.epochs)}")
         else:
             options.append("max_epochs=1")
@@ -393,6 +397,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:
             removed.append(loop.scaler)
+        if loop.fetch is not None:  # `it = iter(loader)` before the step loop
+            removed += [s for s in loop.owned_statements if not self.index.is_inside(s, {id(loop.batch_loop)})]
         if loop.function is not None:
             removed.append(loop.function)
         validation = loop.validation

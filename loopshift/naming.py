@@ -32,7 +32,8 @@ def name_nodes(node: cst.CSTNode) -> list[cst.Name]:
         def visit_Name(self, name: cst.Name) -> None:
             found.append(name)
 
-        def visit_Lambda(self, node) -> bool:
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            node.body.visit(self)  # its parameters are not variables of the moved code; its body reads them
             return False
 
         def visit_FunctionDef(self, node) -> bool:
@@ -179,7 +180,11 @@ class NamePlanner:
         return assigned, live_in
 
     def in_comprehension(self, name: cst.Name) -> bool:
-        return isinstance(self.index.scope(name), ComprehensionScope)
+        """A variable of a comprehension or a lambda (`p` in `[p for p in ...]`, `s` in `lambda s: ...`):
+        local to its expression, never lifted."""
+        bindings = self.index.assignments(name)
+        return bool(bindings) and all(isinstance(a.scope, ComprehensionScope) or isinstance(
+            getattr(a.scope, "node", None), cst.Lambda) for a in bindings)
 
     def plan_names(self, blocks: dict[str, list[cst.BaseStatement]]) -> dict[int, cst.BaseExpression]:
         """Decides, for every variable Name in moved code, what it becomes."""
@@ -261,7 +266,12 @@ class NamePlanner:
         bindings = self.index.assignments(name)
         if not bindings:
             return None  # a builtin or an unknown name: stays as written
-        batches = {id(loop.batch_loop.target)} | ({id(loop.validation.loop.target)} if loop.validation else set())
+        if loop.max_steps is not None and isinstance(loop.batch_loop, cst.For) \
+                and any(a.node is loop.batch_loop.target for a in bindings):
+            return cst.parse_expression("self.global_step")  # `for step in range(max_steps)`: steps done so far
+        batches = {id(loop.fetch if loop.fetch is not None else loop.batch_loop.target)}
+        if loop.validation is not None:
+            batches.add(id(loop.validation.loop.target))
         if any(self.index.is_inside(a.node, batches) for a in bindings):
             return None  # the batch and its index: unpacked in training_step / validation_step
         if (attribute := self.model_attribute(name)) is not None:

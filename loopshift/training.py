@@ -65,7 +65,7 @@ class ValidationLoop:
 class TrainingLoop:
     """One manual training loop: a batch loop with the step triple, and how epochs drive it."""
 
-    batch_loop: cst.For
+    batch_loop: cst.For | cst.While  # a loop over batches, or a step loop drawing them with next()
     statement: cst.BaseStatement  # the batch loop, or the `with tqdm(loader) as bar:` holding it
     loader: cst.BaseExpression  # the iterable without enumerate()/tqdm()
     batch_target: cst.BaseAssignTargetExpression
@@ -95,6 +95,8 @@ class TrainingLoop:
     manual: bool = False  # manual optimization: backward() and step() stay in the user's order
     backwards: list[cst.SimpleStatementLine] = field(default_factory=list)  # under manual optimization
     optimizers: list[OptimizerDef] = field(default_factory=list)  # under manual optimization, in order
+    fetch: cst.Try | None = None  # a step loop's `try: batch = next(it) except StopIteration: ...`
+    max_steps: cst.BaseExpression | None = None  # a step loop's step count
     validation: ValidationLoop | None = None
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
