@@ -25,6 +25,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
         self.index = index
         self.code = TrainingCode()
         self.bound_calls: dict[int, cst.Call] = {}
+        self.manual_obstacle = ""  # why the last loop could not fall back to manual optimization
         self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)  # function -> the call whose arguments its parameters are
 
     # -- name resolution ---------------------------------------------------------------
@@ -187,6 +188,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
                 loop = self.manual_loop(self.last_batch_loop)
                 if loop is not None:
                     del self.code.problems[problems:]
+                elif self.manual_obstacle:
+                    code, reason, node = self.code.problems[-1]
+                    self.code.problems[-1] = (code, f"{reason}; manual optimization: {self.manual_obstacle}", node)
             if loop is None:
                 continue
             if id(loop.host) in hosts:
@@ -354,8 +358,12 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
         steps = self.steps_in(statements)
         scaled = any(m.matches(b.body[0].value.func.value, m.Call(func=m.Attribute(attr=m.Name("scale"))))
                      for b in backwards)
-        if not steps or scaled or any(method_call(s, "step") and s not in [t for t, _ in steps]
-                                      and self.is_grad_scaler_step(s) for s in statements):
+        self.manual_obstacle = ""
+        if scaled or any(method_call(s, "step") and s not in [t for t, _ in steps]
+                         and self.is_grad_scaler_step(s) for s in statements):
+            self.manual_obstacle = "GradScaler is not converted under manual optimization yet"
+            return None
+        if not steps:
             return None
         optimizers = sorted({id(o): o for _, o in steps}.values(), key=lambda o: self.index.order(o.statement))
         iterable = self.batches_of(batch_loop)
