@@ -15,7 +15,7 @@ from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
 from .stepping import SteppingAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
-from .util import held_object, method_call, self_attribute_name
+from .util import held_object, method_call, self_attribute_name, without_moves
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
@@ -447,18 +447,18 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
             index_name, index_start, bar
 
     def model_values(self, loop: TrainingLoop) -> list[cst.BaseExpression]:
-        """What the model variable is assigned: `Net().to(device)`; for `self.model = model` in a
-        class of the user's, what its constructor receives as `model`."""
+        """What the model variable is built from, without device moves: `Net()` for
+        `model = Net().to(device)`; for `self.model = model` in a class of the user's, what its
+        constructor receives as `model` (followed to its own assignment)."""
         attribute = loop.model.split(".", 1)[1] if loop.model.startswith("self.") else None
         if attribute is None:
-            return [a.value for a in self.index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign)]
+            assigns = self.index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign)
+            return [without_moves(a.value) for a in assigns]
         owner = self.method_class(loop.function) if loop.function is not None else None
         held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
         values = []
         for assign in m.findall(owner, held) if owner is not None else []:
-            value = assign.value
-            while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "to":
-                value = value.func.value
+            value = without_moves(assign.value)
             param = next((a.node for a in self.index.assignments(value) if isinstance(a.node, cst.Param)), None) \
                 if isinstance(value, cst.Name) else None
             if param is None:
@@ -469,7 +469,10 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
             for call in self.index.findall(m.Call(func=m.Name(owner.name.value)), cst.Call):
                 positional = [a.value for a in call.args if a.keyword is None]
                 keyword = [a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value]
-                values += keyword or positional[position:position + 1]
+                for argument in keyword or positional[position:position + 1]:
+                    assignment = self.resolve(argument) if isinstance(argument, cst.Name) else None
+                    built = self.index.assigned_value(assignment) if assignment is not None else None
+                    values.append(without_moves(built if built is not None else argument))
         return values
 
     def run(self) -> TrainingCode:

@@ -216,8 +216,6 @@ def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
     """`LitNet` for `model = Net()` (also `self.model = model` with `Trainer(Net(), ...)`),
     `LitModel` for `model = nn.Sequential(...)`."""
     for value in analyzer.model_values(loop):
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("to", "cuda"):
-            value = value.func.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper():
             return "Lit" + value.func.value
     name = loop.model.rsplit(".", 1)[-1]

@@ -16,7 +16,7 @@ from .analysis import Analyzer
 from .util import held_object, self_attribute_name
 from .devices import DeviceOracle
 from .exits import TODO, EarlyExits
-from .naming import NamePlanner, Rename, name_nodes, self_attribute
+from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import TrainingLoop
 
 PARTIAL_ACCUMULATION = ("Lightning also steps after the last batch of an epoch; the loop carried a partial "
@@ -77,9 +77,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         metric = self.loop.validation.metric
         if metric is None:
             return []
-        log = cst.Call(self_attribute("log"), [cst.Arg(cst.SimpleString(f'"{metric.value}"'), comma=cst.Comma(
-            whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(metric)])
-        return [cst.SimpleStatementLine([cst.Expr(log)])]
+        return [log_line(metric.value, metric)]
 
     def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
@@ -118,11 +116,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         for arg in call.args:
             if arg.keyword is None:
                 continue
-            log = cst.Call(self_attribute("log"), [
-                cst.Arg(cst.SimpleString(f'"{arg.keyword.value}"')), cst.Arg(metric_value(arg.value)),
-                cst.Arg(cst.Name("True"), keyword=cst.Name("prog_bar"), equal=cst.AssignEqual(
-                    cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))])
-            logs.append(cst.SimpleStatementLine([cst.Expr(log)], leading_lines=statement.leading_lines if not logs else ()))
+            logs.append(log_line(arg.keyword.value, metric_value(arg.value), prog_bar=True,
+                                 leading_lines=statement.leading_lines if not logs else ()))
         return logs
 
     def statement(self, code: str) -> cst.BaseStatement:
@@ -147,16 +142,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
         call = cst.Call(self_attribute("manual_backward"), [cst.Arg(loss)])
         lines = [cst.SimpleStatementLine([cst.Expr(call)], leading_lines=backward.leading_lines)]
         if isinstance(loss, cst.Name):
-            log = cst.Call(self_attribute("log"), [cst.Arg(cst.SimpleString(f'"{loss.value}"'), comma=cst.Comma(
-                whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(loss)])
-            lines.append(cst.SimpleStatementLine([cst.Expr(log)]))
+            lines.append(log_line(loss.value, loss))
         return lines
 
     def log_loss(self) -> cst.SimpleStatementLine:
         """`self.log("train_loss", loss)` where `loss.backward()` was (the loss node is the user's)."""
-        log = cst.Call(self_attribute("log"), [cst.Arg(cst.SimpleString('"train_loss"'), comma=cst.Comma(
-            whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(self.loss_expression())])
-        return cst.SimpleStatementLine([cst.Expr(log)], leading_lines=self.loop.backward.leading_lines)
+        return log_line("train_loss", self.loss_expression(), leading_lines=self.loop.backward.leading_lines)
 
     def loss_expression(self) -> cst.BaseExpression:
         return self.loop.loss
@@ -272,8 +263,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """The wrapped model's forward signature when its class is in this file."""
         values = self.analyzer.model_values(self.loop)
         value = values[0] if values else None
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and self.oracle.is_move(value):
-            value = value.func.value
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
             for class_def in self.index.findall(m.ClassDef(name=m.Name(value.func.value)), cst.ClassDef):
                 for method in class_def.body.body:

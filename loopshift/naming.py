@@ -43,6 +43,17 @@ def name_nodes(node: cst.CSTNode) -> list[cst.Name]:
     return found
 
 
+def log_line(name: str, value: cst.BaseExpression, prog_bar: bool = False, leading_lines=()) -> cst.SimpleStatementLine:
+    """`self.log("name", value)` (with `prog_bar=True`), value being the user's expression node."""
+    args = [cst.Arg(cst.SimpleString(f'"{name}"'), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+            cst.Arg(value)]
+    if prog_bar:
+        args[1] = args[1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        args.append(cst.Arg(cst.Name("True"), keyword=cst.Name("prog_bar"),
+                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+    return cst.SimpleStatementLine([cst.Expr(cst.Call(self_attribute("log"), args))], leading_lines=leading_lines)
+
+
 def self_attribute(name: str) -> cst.Attribute:
     return cst.Attribute(value=cst.Name("self"), attr=cst.Name(name))
 

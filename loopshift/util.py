@@ -12,6 +12,13 @@ def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
     return None
 
 
+def without_moves(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """`Net()` for `Net().to(device)` or `Net().cuda()`."""
+    while m.matches(expression, m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))):
+        expression = expression.func.value
+    return expression
+
+
 def self_attribute_name(expression: cst.CSTNode) -> str | None:
     """`optimizer` for `self.optimizer`."""
     if m.matches(expression, m.Attribute(value=m.Name("self"), attr=m.Name())):
