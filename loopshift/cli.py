@@ -102,14 +102,15 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
                 target: str, force: bool, quiet: bool, verify: bool = False) -> str:
     """Converts one file; says how it went: "clean", "todo" (diagnostics or failed parity) or "none"."""
     source = read_source(path)
-    result: Result = convert_source(source.replace("\r\n", "\n"), target=target, path=str(path))
+    text = source.replace("\r\n", "\n")  # converted as LF, written back with the file's own line endings
+    result: Result = convert_source(text, target=target, path=str(path))
     code = result.code
     for diagnostic in result.diagnostics:  # stdout carries the code or the diff in those modes
         typer.echo(diagnostic.render(str(path)), err=stdout or diff)
     if stdout:
         sys.stdout.write(code)
     elif diff:
-        sys.stdout.write(unified_diff(source.replace("\r\n", "\n"), code, str(path), color=sys.stdout.isatty()))
+        sys.stdout.write(unified_diff(text, code, str(path), color=sys.stdout.isatty()))
     elif result.loops_converted:
         destination = path if in_place else (output or default_output(path))
         if destination.exists() and not (in_place or force):
