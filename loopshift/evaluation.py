@@ -44,8 +44,9 @@ class EvaluationAnalysis:
         return statement
 
     def evaluation_call(self, loop: TrainingLoop, statement: cst.BaseStatement) -> ValidationLoop | None:
+        names = m.Name() | m.Tuple(elements=[m.ZeroOrMore(m.Element(value=m.Name()))])
         call_statement = m.SimpleStatementLine(body=[
-            m.Expr(value=m.Call(func=m.Name())) | m.Assign(targets=[m.AssignTarget(target=m.Name())],
+            m.Expr(value=m.Call(func=m.Name())) | m.Assign(targets=[m.AssignTarget(target=names)],
                                                            value=m.Call(func=m.Name()))])
         if not m.matches(statement, call_statement):
             return None
@@ -71,11 +72,15 @@ class EvaluationAnalysis:
             return None
         target = small.targets[0].target if isinstance(small, cst.Assign) else None
         if target is not None and returned is not None:
+            if isinstance(target, cst.Tuple) != isinstance(returned, cst.Tuple) or isinstance(target, cst.Tuple) \
+                    and len(target.elements) != len(returned.elements):
+                return None
             # `accuracy = test(...)` with `return 100.0 * correct / n`: the epoch end computes it
             after.append(cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(target)], returned)]))
         self.bound_calls[id(function)] = call  # its parameters are this call's arguments
         before = [s for s in body[:position] if not self.is_mode_switch(s, loop)]
-        return ValidationLoop(for_loop, statement, before, after, [], function, call, target)
+        metrics = [e.value for e in target.elements] if isinstance(target, cst.Tuple) else [target] if target else []
+        return ValidationLoop(for_loop, statement, before, after, [], function, call, metrics)
 
     def inline_evaluation(self, loop: TrainingLoop, statement: cst.BaseStatement) -> ValidationLoop | None:
         for_loop = self.evaluation_loop(statement)
@@ -87,4 +92,4 @@ class EvaluationAnalysis:
         inits = [s for s in earlier if m.matches(s, m.SimpleStatementLine(body=[m.Assign(targets=[
             m.AssignTarget(target=m.Name(m.MatchIfTrue(lambda name: name in read)))])]))]
         switches = [s for s in earlier if self.is_mode_switch(s, loop) and method_call(s, "eval")]
-        return ValidationLoop(for_loop, statement, inits, [], inits + switches, None, None, None)
+        return ValidationLoop(for_loop, statement, inits, [], inits + switches)

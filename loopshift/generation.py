@@ -74,10 +74,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def metric_log(self) -> list[cst.SimpleStatementLine]:
         """`self.log("accuracy", accuracy)` for `accuracy = test(...)`: the callbacks can monitor it."""
-        metric = self.loop.validation.metric
-        if metric is None:
-            return []
-        return [log_line(metric.value, metric)]
+        return [log_line(metric.value, metric) for metric in self.loop.validation.metrics]
 
     def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition

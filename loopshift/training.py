@@ -58,7 +58,7 @@ class ValidationLoop:
     moved: list[cst.BaseStatement]  # epoch-end statements it takes along (inline accumulators, model.eval())
     function: cst.FunctionDef | None = None  # test(model, device, loader)
     call: cst.Call | None = None
-    metric: cst.Name | None = None  # `accuracy` in `accuracy = test(...)`: logged
+    metrics: list[cst.Name] = field(default_factory=list)  # `accuracy` in `accuracy = test(...)`: logged
 
 
 @dataclass
