@@ -482,6 +482,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
         for loop in self.code.loops:
             self.classify_segments(loop)
             self.find_validation(loop)
+            self.find_test(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
                                     if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]

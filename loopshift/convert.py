@@ -93,7 +93,8 @@ class Conversion:
                                   lit_name(loop), self.alias)
         generated: Generated = generator.build()
         self.replace[id(loop.host)] = generated.host_statements
-        consumed = {id(loop.host)} | {id(node) for node in generated.removed}
+        self.replace.update(generated.replaced)
+        consumed = {id(loop.host)} | {id(node) for node in generated.removed} | set(generated.replaced)
         self.consumed |= consumed
         for node in generated.removed:
             outside = uses_outside(index, node, consumed)

@@ -1,12 +1,13 @@
 """Evaluation loops run once per epoch: a function such as `test(model, device, loader)` called
 from the epoch loop, or a `with torch.no_grad(): for ... in val_loader:` block inline. They become
-Lightning's validation: `on_validation_epoch_start` / `validation_step` / `on_validation_epoch_end`."""
+Lightning's validation: `on_validation_epoch_start` / `validation_step` / `on_validation_epoch_end`.
+The same shapes after training, evaluating the trained model, become its test (`trainer.test`)."""
 from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
 
-from .training import TrainingLoop, ValidationLoop
+from .training import EvaluationLoop, TrainingLoop
 from .util import method_call
 
 NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.grad_mode.no_grad",
@@ -17,11 +18,40 @@ class EvaluationAnalysis:
     """Mixed into Analyzer."""
 
     def find_validation(self, loop: TrainingLoop) -> None:
-        for statement in loop.segments.after:
-            validation = self.evaluation_call(loop, statement) or self.inline_evaluation(loop, statement)
+        segment = loop.segments.after
+        for position, statement in enumerate(segment):
+            validation = self.evaluation_call(loop, statement) or self.inline_evaluation(loop, statement, segment[:position])
             if validation is not None:
+                self.accept(validation)
                 loop.validation = validation
                 return
+
+    def find_test(self, loop: TrainingLoop) -> None:
+        """The first evaluation of the trained model after training, in the block where fit runs.
+        A function that is also the validation stays a plain call: its code cannot be both."""
+        block = list(self.index.parent(loop.host).body)
+        later = block[block.index(loop.host) + 1:]
+        validation = loop.validation.function if loop.validation is not None else None
+        for position, statement in enumerate(later):
+            test = self.evaluation_call(loop, statement) or self.inline_evaluation(loop, statement, later[:position])
+            if test is not None and (test.function is None or test.function is not validation) \
+                    and self.evaluates_model(loop, test):
+                self.accept(test)
+                loop.test = test
+                return
+
+    def accept(self, evaluation: EvaluationLoop) -> None:
+        if evaluation.function is not None:
+            self.bound_calls[id(evaluation.function)] = evaluation.call  # its parameters are this call's arguments
+
+    def evaluates_model(self, loop: TrainingLoop, evaluation: EvaluationLoop) -> bool:
+        """Whether the evaluation runs the model that was trained (passed in, or used inline)."""
+        code = self.index.module.code_for_node
+        model = self.origins(loop.optimizer.model_reference) if loop.optimizer.model_reference is not None else []
+        used = [a.value for a in evaluation.call.args] if evaluation.call is not None else \
+            m.findall(evaluation.loop.body, m.Name() | m.Attribute())
+        return any(code(node) == loop.model and (not isinstance(node, cst.Name) or self.origins(node) == model)
+                   for node in used)
 
     def no_grad(self, node: cst.CSTNode) -> bool:
         return isinstance(node, cst.Call) and bool(self.index.called_name(node) & NO_GRAD)
@@ -43,7 +73,7 @@ class EvaluationAnalysis:
             return None
         return statement
 
-    def evaluation_call(self, loop: TrainingLoop, statement: cst.BaseStatement) -> ValidationLoop | None:
+    def evaluation_call(self, loop: TrainingLoop, statement: cst.BaseStatement) -> EvaluationLoop | None:
         names = m.Name() | m.Tuple(elements=[m.ZeroOrMore(m.Element(value=m.Name()))])
         call_statement = m.SimpleStatementLine(body=[
             m.Expr(value=m.Call(func=m.Name())) | m.Assign(targets=[m.AssignTarget(target=names)],
@@ -77,19 +107,18 @@ class EvaluationAnalysis:
                 return None
             # `accuracy = test(...)` with `return 100.0 * correct / n`: the epoch end computes it
             after.append(cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(target)], returned)]))
-        self.bound_calls[id(function)] = call  # its parameters are this call's arguments
         before = [s for s in body[:position] if not self.is_mode_switch(s, loop)]
         metrics = [e.value for e in target.elements] if isinstance(target, cst.Tuple) else [target] if target else []
-        return ValidationLoop(for_loop, statement, before, after, [], function, call, metrics)
+        return EvaluationLoop(for_loop, statement, before, after, [], function, call, metrics)
 
-    def inline_evaluation(self, loop: TrainingLoop, statement: cst.BaseStatement) -> ValidationLoop | None:
+    def inline_evaluation(self, loop: TrainingLoop, statement: cst.BaseStatement,
+                          earlier: list[cst.BaseStatement]) -> EvaluationLoop | None:
+        """`with torch.no_grad(): for ... in loader:`, with the accumulators it reads set earlier."""
         for_loop = self.evaluation_loop(statement)
         if for_loop is None:
             return None
-        segment = loop.segments.after
-        earlier = segment[:segment.index(statement)]
         read = {n.value for n in m.findall(for_loop, m.Name())}
         inits = [s for s in earlier if m.matches(s, m.SimpleStatementLine(body=[m.Assign(targets=[
             m.AssignTarget(target=m.Name(m.MatchIfTrue(lambda name: name in read)))])]))]
         switches = [s for s in earlier if self.is_mode_switch(s, loop) and method_call(s, "eval")]
-        return ValidationLoop(for_loop, statement, inits, [], inits + switches)
+        return EvaluationLoop(for_loop, statement, inits, [], inits + switches)

@@ -17,7 +17,7 @@ from .util import held_object, self_attribute_name
 from .devices import DeviceOracle
 from .exits import TODO, EarlyExits
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
-from .training import TrainingLoop
+from .training import EvaluationLoop, TrainingLoop
 
 PARTIAL_ACCUMULATION = ("Lightning also steps after the last batch of an epoch; the loop carried a partial "
                         "accumulation over unless the batches per epoch are a multiple of {n}")
@@ -32,6 +32,7 @@ class Generated:
     removed: list[cst.CSTNode]  # statements that are gone (their code moved into the class)
     after_uses: dict[int, cst.BaseExpression] = field(default_factory=dict)  # Name after fit -> lit_model.x
     todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)
+    replaced: dict[int, list[cst.BaseStatement]] = field(default_factory=dict)  # statements after fit: trainer.test
 
 
 class LoopGenerator(NamePlanner, EarlyExits):
@@ -66,15 +67,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
             dropped.add(id(loop.fetch))  # the Trainer draws the batches
         step = [s for statement in loop.batch_loop.body.body for s in self.without_what_lightning_owns(statement, dropped)]
         blocks = {"step": step, "start": list(loop.segments.before), "end": end}
-        if validation is not None:
-            blocks |= {"val_start": validation.before, "val_step": list(validation.loop.body.body),
-                       "val_end": validation.after + self.metric_log()}
+        for stage, evaluation in (("val", validation), ("test", loop.test)):
+            if evaluation is not None:
+                blocks |= {f"{stage}_start": evaluation.before, f"{stage}_step": list(evaluation.loop.body.body),
+                           f"{stage}_end": evaluation.after + metric_log(evaluation)}
         return {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
                 for key, block in blocks.items()}
-
-    def metric_log(self) -> list[cst.SimpleStatementLine]:
-        """`self.log("accuracy", accuracy)` for `accuracy = test(...)`: the callbacks can monitor it."""
-        return [log_line(metric.value, metric) for metric in self.loop.validation.metrics]
 
     def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
@@ -174,18 +172,19 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
 
-    def validation_methods(self, blocks, replacements) -> list[cst.FunctionDef]:
-        validation = self.loop.validation
-        target = validation.loop.target
+    def evaluation_methods(self, evaluation: EvaluationLoop, stage: str, blocks, replacements) -> list[cst.FunctionDef]:
+        """`on_{stage}_epoch_start` / `{stage}_step` / `on_{stage}_epoch_end` (stage: validation or test)."""
+        target = evaluation.loop.target
         batch = target.value if isinstance(target, cst.Name) else "batch"
         unpack = [] if isinstance(target, cst.Name) else [self.statement(
             f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = batch")]
-        start, step, end = (self.rewrite(blocks[key], replacements) for key in ("val_start", "val_step", "val_end"))
-        methods = [self.function("validation_step", f", {batch}, batch_idx", unpack + step)]
+        key = "val" if stage == "validation" else stage
+        start, step, end = (self.rewrite(blocks[f"{key}_{part}"], replacements) for part in ("start", "step", "end"))
+        methods = [self.function(f"{stage}_step", f", {batch}, batch_idx", unpack + step)]
         if start:
-            methods.insert(0, self.function("on_validation_epoch_start", "", start))
+            methods.insert(0, self.function(f"on_{stage}_epoch_start", "", start))
         if end:
-            methods.append(self.function("on_validation_epoch_end", "", end))
+            methods.append(self.function(f"on_{stage}_epoch_end", "", end))
         return methods
 
     def may_switch_mode(self, statements: list[cst.BaseStatement]) -> bool:
@@ -290,7 +289,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if end:
             methods.append(self.function("on_train_epoch_end", "", end))
         if self.loop.validation is not None:
-            methods += self.validation_methods(blocks, replacements)
+            methods += self.evaluation_methods(self.loop.validation, "validation", blocks, replacements)
+        if self.loop.test is not None:
+            methods += self.evaluation_methods(self.loop.test, "test", blocks, replacements)
         methods.append(configure)
         init_params = [*[attribute for attribute, _, _ in self.model_list], *[self.attribute_name(n) for n in self.init_args]]
         init_body = [self.statement("super().__init__()")]
@@ -303,7 +304,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             leading_lines=[]))
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
-        return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos)
+        return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
+                         self.test_statements())
 
     def host_statements(self) -> list[cst.BaseStatement]:
         loop, code = self.loop, self.index.module.code_for_node
@@ -347,6 +349,16 @@ class LoopGenerator(NamePlanner, EarlyExits):
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
 
+    def test_statements(self) -> dict[int, list[cst.BaseStatement]]:
+        """The evaluation after training becomes `trainer.test(...)`; what it set up before goes with it."""
+        test = self.loop.test
+        if test is None:
+            return {}
+        loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
+        call = self.statement(f"trainer.test({self.lit_name}, dataloaders={loader})")
+        return {id(test.statement): [call.with_changes(leading_lines=test.statement.leading_lines)],
+                **{id(s): [] for s in test.moved}}
+
     def host_loader(self, loader: cst.BaseExpression) -> cst.BaseExpression:
         if isinstance(loader, cst.Name):
             bindings = self.index.assignments(loader)
@@ -387,11 +399,15 @@ class LoopGenerator(NamePlanner, EarlyExits):
             removed += [s for s in loop.owned_statements if not self.index.is_inside(s, {id(loop.batch_loop)})]
         if loop.function is not None:
             removed.append(loop.function)
-        validation = loop.validation
-        if validation is not None and validation.function is not None \
-                and self.analyzer.calls_of(validation.function) == [validation.call]:
-            removed.append(validation.function)  # called only from the epoch loop: it became the hooks
+        for evaluation in self.evaluations():
+            if evaluation.function is not None and self.analyzer.calls_of(evaluation.function) == [evaluation.call]:
+                removed.append(evaluation.function)  # called only here: it became the hooks
         return removed
+
+
+def metric_log(evaluation: EvaluationLoop) -> list[cst.SimpleStatementLine]:
+    """`self.log("accuracy", accuracy)` for `accuracy = test(...)`: the callbacks can monitor it."""
+    return [log_line(metric.value, metric) for metric in evaluation.metrics]
 
 
 def metric_value(value: cst.BaseExpression) -> cst.BaseExpression:

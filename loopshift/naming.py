@@ -119,12 +119,12 @@ class NamePlanner:
                 if isinstance(access.node, cst.Name) and not self.index.is_inside(access.node, consumed)
                 and self.index.is_after(access.node, self.loop.host)]
 
-    def state_attribute(self, name: str, scope) -> str:
+    def state_attribute(self, name: str, scope, prefix: str) -> str:
         """The attribute a variable carried across steps lives in: its own name, unless a variable
-        of another function already took it (`total` of train() and of evaluate())."""
+        of another function already took it (`total` of train() and of evaluate() -> `val_total`)."""
         attribute = name
         while self.state_scopes.setdefault(attribute, scope) is not scope:
-            attribute = f"val_{attribute}" if not attribute.startswith("val_") else f"{attribute}_"
+            attribute = f"{prefix}{attribute}" if not attribute.startswith(prefix) else f"{attribute}_"
         return attribute
 
     def is_write(self, name: cst.Name) -> bool:
@@ -206,13 +206,14 @@ class NamePlanner:
                 assigned_where.setdefault(name, set()).add(key)
         loop = self.loop
         moved = {id(s) for s in [*loop.batch_loop.body.body, *loop.segments.before, *loop.segments.after]}
-        if loop.validation is not None:
-            moved |= {id(s) for s in [*loop.validation.before, loop.validation.loop, *loop.validation.after]}
+        for evaluation in self.evaluations():
+            moved |= {id(s) for s in [*evaluation.before, evaluation.loop, *evaluation.after, evaluation.statement]}
         replacements: dict[int, cst.BaseExpression] = {}
         for key, block in blocks.items():
+            prefix = "test_" if key.startswith("test") else "val_"  # for a name another hook's code took
             for statement in block:
                 for name in name_nodes(statement):
-                    replacement = self.replacement(name, usage, assigned_where, moved)
+                    replacement = self.replacement(name, usage, assigned_where, moved, prefix)
                     if replacement is not None:
                         replacements[id(name)] = replacement
                 self.plan_held_objects(statement, replacements)
@@ -270,7 +271,10 @@ class NamePlanner:
             return cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value))
         return None
 
-    def replacement(self, name: cst.Name, usage, assigned_where, moved) -> cst.BaseExpression | None:
+    def evaluations(self) -> list:
+        return [e for e in (self.loop.validation, self.loop.test) if e is not None]
+
+    def replacement(self, name: cst.Name, usage, assigned_where, moved, prefix: str) -> cst.BaseExpression | None:
         loop, value = self.loop, name.value
         if value == "self" or self.in_comprehension(name):
             return None
@@ -281,10 +285,9 @@ class NamePlanner:
                 and any(a.node is loop.batch_loop.target for a in bindings):
             return cst.parse_expression("self.global_step")  # `for step in range(max_steps)`: steps done so far
         batches = {id(loop.fetch if loop.fetch is not None else loop.batch_loop.target)}
-        if loop.validation is not None:
-            batches.add(id(loop.validation.loop.target))
+        batches |= {id(evaluation.loop.target) for evaluation in self.evaluations()}
         if any(self.index.is_inside(a.node, batches) for a in bindings):
-            return None  # the batch and its index: unpacked in training_step / validation_step
+            return None  # the batch and its index: unpacked in training_step / validation_step / test_step
         if (attribute := self.model_attribute(name)) is not None:
             return self_attribute(attribute)
         if loop.manual and (optimizer := self.analyzer.definition_of(name, loop.optimizers)) is not None:
@@ -308,7 +311,7 @@ class NamePlanner:
             read_later = self.uses_after_training(name, moved)
             if not (any(key in live_in for _, live_in in usage.values()) or read_later):
                 return None  # a local of its hook
-            attribute = self.attribute_name(self.state_attribute(value, bindings[0].scope))
+            attribute = self.attribute_name(self.state_attribute(value, bindings[0].scope, prefix))
             self.after_uses.update({id(node): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute))
                                     for node in read_later})
             if initialised:

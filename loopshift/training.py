@@ -48,14 +48,14 @@ class Accumulation:
 
 
 @dataclass
-class ValidationLoop:
-    """An evaluation loop run once per epoch, as Lightning's validation."""
+class EvaluationLoop:
+    """An evaluation loop: run once per epoch, it is Lightning's validation; after training, its test."""
 
     loop: cst.For  # the loop over the validation loader
-    statement: cst.BaseStatement  # what it replaces in the epoch-end code: the call or the inline block
+    statement: cst.BaseStatement  # what it replaces: the call or the inline block
     before: list[cst.BaseStatement]  # -> on_validation_epoch_start (the accumulators)
     after: list[cst.BaseStatement]  # -> on_validation_epoch_end (reductions, prints, the returned metric)
-    moved: list[cst.BaseStatement]  # epoch-end statements it takes along (inline accumulators, model.eval())
+    moved: list[cst.BaseStatement]  # statements before it that it takes along (inline accumulators, model.eval())
     function: cst.FunctionDef | None = None  # test(model, device, loader)
     call: cst.Call | None = None
     metrics: list[cst.Name] = field(default_factory=list)  # `accuracy` in `accuracy = test(...)`: logged
@@ -97,7 +97,8 @@ class TrainingLoop:
     optimizers: list[OptimizerDef] = field(default_factory=list)  # under manual optimization, in order
     fetch: cst.Try | None = None  # a step loop's `try: batch = next(it) except StopIteration: ...`
     max_steps: cst.BaseExpression | None = None  # a step loop's step count
-    validation: ValidationLoop | None = None
+    validation: EvaluationLoop | None = None
+    test: EvaluationLoop | None = None  # an evaluation of the trained model after training
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
     autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step

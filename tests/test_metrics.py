@@ -1,8 +1,9 @@
-"""The metric a converted validation logs is the number the original evaluation function returned:
+"""The metric a converted validation (or test) logs is the number the original evaluation function returned:
 both run on the same weights and data (the fixture's own model, dataset and evaluation code)."""
 import importlib.util
 import inspect
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,16 +32,16 @@ def fixture_modules(case: str):
     return original, converted
 
 
-def logged_by_validation(converted, model, loader, **values) -> dict:
+def logged_by_validation(converted, model, loader, stage="validate", **values) -> dict:
     """Builds the generated LightningModule around `model` (other constructor arguments by name, None
-    where validation does not read them) and returns what `trainer.validate` logged."""
+    where the evaluation does not read them) and returns what `trainer.validate` (or `.test`) logged."""
     lit_class = next(c for c in vars(converted).values()
                      if inspect.isclass(c) and issubclass(c, L.LightningModule) and c.__module__ == converted.__name__)
     params = list(inspect.signature(lit_class).parameters)
     lit = lit_class(*(model if p == "model" else values.get(p) for p in params))
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                         enable_checkpointing=False)
-    return trainer.validate(lit, dataloaders=loader, verbose=False)[0]
+    return getattr(trainer, stage)(lit, dataloaders=loader, verbose=False)[0]
 
 
 def test_accuracy_of_a_test_function():
@@ -76,3 +77,25 @@ def test_mean_squared_error_over_the_dataset():
     expected = original.evaluate(model, loader, criterion, torch.device("cpu"))
     logged = logged_by_validation(converted, model, loader, val_loader=loader, criterion=criterion)
     assert logged["val_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_test_metrics_after_training():
+    original, converted = fixture_modules("test_after_training")
+    torch.manual_seed(0)
+    model = original.Classifier()
+    loader = torch.utils.data.DataLoader(original.make_split(96, seed=4), batch_size=32)
+    expected_loss, expected_acc = original.test(model, loader, torch.device("cpu"))
+    logged = logged_by_validation(converted, model, loader, stage="test")
+    assert logged == pytest.approx({"test_loss": expected_loss, "test_acc": expected_acc}, rel=1e-6)
+
+
+@pytest.mark.parametrize("case", ["test_after_training", "inline_test_after_training"])
+def test_whole_run_prints_the_test_metrics_the_original_printed(case):
+    """Trained to the end, both scripts print the same test-set numbers (seeded, on CPU)."""
+    def printed(script: Path) -> list[str]:
+        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=script.parent, check=True)
+        return [line for line in run.stdout.splitlines() if ("loss" in line or "accuracy" in line) and "│" not in line]
+
+    expected = printed(FIXTURES / case / "input.py")
+    assert expected and printed(FIXTURES / case / "expected.py") == expected
