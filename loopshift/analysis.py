@@ -14,13 +14,14 @@ from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
 from .stepping import SteppingAnalysis
+from .stopping import EarlyStoppingAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
 from .util import held_object, method_call, self_attribute_name, without_moves
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
+class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
@@ -483,6 +484,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis):
             self.classify_segments(loop)
             self.find_validation(loop)
             self.find_test(loop)
+            self.find_early_stopping(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
                                     if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]

@@ -14,6 +14,7 @@ from .index import CodeIndex
 from .source import parse_module
 
 TARGETS = {"lightning": ("lightning", "L"), "pytorch_lightning": ("pytorch_lightning", "pl")}
+CALLBACKS = {"lightning": "lightning.pytorch.callbacks", "pytorch_lightning": "pytorch_lightning.callbacks"}
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Conversion:
         self.consumed: set[int] = set()  # nodes whose code is gone or moved
         self.diagnostics: list[Diagnostic] = []
         self.class_names: set[str] = set()
+        self.imports: set[str] = set()  # callbacks the Trainer calls take
 
     def report(self, code: str, reason: str, node: cst.CSTNode, todo_at: cst.CSTNode | None = None) -> None:
         if todo_at is not None:
@@ -119,6 +121,7 @@ class Conversion:
             self.model_lines.add(id(statement))
             self.consumed |= {id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)}
         self.names.update(generated.after_uses)
+        self.imports |= set(generated.imports)
         for code, reason, node in generated.todos:
             self.report(code, reason, node)
 
@@ -147,6 +150,9 @@ class Conversion:
         module = self.index.module.visit(edits)
         if converted and not existing_alias(module, self.package):
             module = add_import(module, f"import {self.package} as {self.alias}")
+        callbacks = CALLBACKS[self.package]
+        for name in sorted(self.imports - imported_names(module, callbacks)):
+            module = add_import(module, f"from {callbacks} import {name}")
         parse_module(module.code, self.path)  # never emit code that does not parse
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
         return Result(module.code, self.diagnostics, found, converted)
@@ -211,6 +217,17 @@ def existing_alias(module: cst.Module, package: str) -> str | None:
                     if m.matches(alias.name, m.Name(package)):
                         return alias.asname.name.value if alias.asname else package
     return None
+
+
+def imported_names(module: cst.Module, source: str) -> set[str]:
+    """Names a module already imports from `source` (`from source import a, b`)."""
+    names = set()
+    for statement in module.body:
+        for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else []:
+            if isinstance(small, cst.ImportFrom) and small.module is not None \
+                    and cst.Module([]).code_for_node(small.module) == source and not isinstance(small.names, cst.ImportStar):
+                names |= {alias.evaluated_name for alias in small.names}
+    return names
 
 
 def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:

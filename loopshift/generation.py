@@ -32,7 +32,8 @@ class Generated:
     removed: list[cst.CSTNode]  # statements that are gone (their code moved into the class)
     after_uses: dict[int, cst.BaseExpression] = field(default_factory=dict)  # Name after fit -> lit_model.x
     todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)
-    replaced: dict[int, list[cst.BaseStatement]] = field(default_factory=dict)  # statements after fit: trainer.test
+    replaced: dict[int, list[cst.BaseStatement]] = field(default_factory=dict)  # other host statements
+    imports: list[str] = field(default_factory=list)  # names from the package's callbacks module
 
 
 class LoopGenerator(NamePlanner, EarlyExits):
@@ -66,6 +67,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.fetch is not None:
             dropped.add(id(loop.fetch))  # the Trainer draws the batches
         step = [s for statement in loop.batch_loop.body.body for s in self.without_what_lightning_owns(statement, dropped)]
+        if loop.early_stopping is not None:  # the callback counts and stops
+            stopping = loop.early_stopping
+            dropped |= {id(stopping.check), id(stopping.reset)}
+            kept = [s for s in stopping.condition.body.body if s is not stopping.reset]
+            end = [stopping.condition.with_changes(body=stopping.condition.body.with_changes(body=kept), orelse=None)
+                   if s is stopping.condition else s for s in end]
         blocks = {"step": step, "start": list(loop.segments.before), "end": end}
         for stage, evaluation in (("val", validation), ("test", loop.test)):
             if evaluation is not None:
@@ -304,8 +311,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
             leading_lines=[]))
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
+        imports = ["EarlyStopping"] if self.loop.early_stopping is not None else []
         return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
-                         self.test_statements())
+                         self.host_edits(), imports)
 
     def host_statements(self) -> list[cst.BaseStatement]:
         loop, code = self.loop, self.index.module.code_for_node
@@ -328,6 +336,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             half, enabled = loop.precision
             choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
             options.append(f"precision={choice}")
+        callbacks = []
+        if loop.early_stopping is not None:
+            callbacks.append(self.statement(f"early_stopping = {self.early_stopping_callback()}"))
+            options.append("callbacks=[early_stopping]")
         loader = code(self.host_loader(loop.loader))
         fit_loaders = f"train_dataloaders={loader}"
         if loop.validation is not None:
@@ -341,6 +353,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             trainer = trainer.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS007)"))])
         statements = [
             self.statement(f"{self.lit_name} = {self.class_name}({args})"),
+            *callbacks,
             trainer,
             self.statement(f"trainer.fit({self.lit_name}, {fit_loaders})"),
         ]
@@ -349,15 +362,28 @@ class LoopGenerator(NamePlanner, EarlyExits):
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
 
-    def test_statements(self) -> dict[int, list[cst.BaseStatement]]:
-        """The evaluation after training becomes `trainer.test(...)`; what it set up before goes with it."""
-        test = self.loop.test
-        if test is None:
-            return {}
-        loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
-        call = self.statement(f"trainer.test({self.lit_name}, dataloaders={loader})")
-        return {id(test.statement): [call.with_changes(leading_lines=test.statement.leading_lines)],
-                **{id(s): [] for s in test.moved}}
+    def early_stopping_callback(self) -> str:
+        stopping, code = self.loop.early_stopping, self.index.module.code_for_node
+        arguments = [f'monitor="{stopping.monitor.value}"', f'mode="{stopping.mode}"',
+                     f"patience={code(self.host_expression(stopping.patience))}"]
+        if stopping.min_delta is not None:
+            arguments.append(f"min_delta={code(self.host_expression(stopping.min_delta))}")
+        if len(stopping.check.body.body) > 1:
+            arguments.append("verbose=True")  # the script said why it stopped: so does the callback
+        return f"EarlyStopping({', '.join(arguments)})"
+
+    def host_edits(self) -> dict[int, list[cst.BaseStatement]]:
+        """Host statements after fit or before the loop that change: the evaluation after training becomes
+        `trainer.test(...)` (what it set up goes with it), a patience counter's initial value goes."""
+        test, replaced = self.loop.test, {}
+        if self.loop.early_stopping is not None:
+            replaced[id(self.loop.early_stopping.init)] = []  # the callback keeps its own count
+        if test is not None:
+            loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
+            call = self.statement(f"trainer.test({self.lit_name}, dataloaders={loader})")
+            replaced[id(test.statement)] = [call.with_changes(leading_lines=test.statement.leading_lines)]
+            replaced |= {id(s): [] for s in test.moved}
+        return replaced
 
     def host_loader(self, loader: cst.BaseExpression) -> cst.BaseExpression:
         if isinstance(loader, cst.Name):

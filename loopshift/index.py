@@ -134,6 +134,13 @@ class CodeIndex:
                 return assign.value
         if isinstance(parent, cst.AnnAssign):
             return parent.value
+        if isinstance(parent, cst.Element) and isinstance(tuple_ := self.parent(parent), cst.Tuple):
+            # `best, state = float("inf"), None`: the element at the same position
+            target = self.parent(tuple_)
+            assign = self.parent(target) if isinstance(target, cst.AssignTarget) else None
+            if isinstance(assign, cst.Assign) and len(assign.targets) == 1 and isinstance(assign.value, cst.Tuple) \
+                    and len(assign.value.elements) == len(tuple_.elements):
+                return assign.value.elements[tuple_.elements.index(parent)].value
         return None
 
     def assignment_statement(self, assignment: Assignment) -> cst.BaseStatement:

@@ -62,6 +62,20 @@ class EvaluationLoop:
 
 
 @dataclass
+class EarlyStopping:
+    """A patience counter at the end of an epoch that breaks out of training: Lightning's callback."""
+
+    monitor: cst.Name  # the logged validation metric it compares
+    mode: str  # "min" / "max"
+    patience: cst.BaseExpression
+    min_delta: cst.BaseExpression | None
+    condition: cst.If  # `if val_loss < best: ... else: wait += 1 ...`, kept without the counting
+    reset: cst.SimpleStatementLine  # `wait = 0`
+    check: cst.If  # `if wait >= patience: break`
+    init: cst.SimpleStatementLine  # `wait = 0` before training
+
+
+@dataclass
 class TrainingLoop:
     """One manual training loop: a batch loop with the step triple, and how epochs drive it."""
 
@@ -99,6 +113,7 @@ class TrainingLoop:
     max_steps: cst.BaseExpression | None = None  # a step loop's step count
     validation: EvaluationLoop | None = None
     test: EvaluationLoop | None = None  # an evaluation of the trained model after training
+    early_stopping: EarlyStopping | None = None
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
     autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step

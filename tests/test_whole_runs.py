@@ -1,0 +1,35 @@
+"""Trained to the end (seeded, on CPU), a converted script prints the numbers the original printed:
+per-epoch metrics, test metrics after training, the epoch early stopping ends at, the best value."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("lightning")
+
+# (fixture, script arguments, the printed lines to compare)
+CASES = [
+    ("test_after_training", [], r"epoch \d+: val loss|test loss"),
+    ("inline_test_after_training", [], r"accuracy of the network"),
+    ("corpus_tabular_plateau_early_stop", ["--output-dir", "{tmp}"], r"epoch +\d+ \||best val mse"),
+    ("early_stopping_max_accuracy", [], r"epoch \d+ val_acc|best val_acc"),
+]
+
+
+def printed(script: Path, args: list[str], pattern: str) -> list[str]:
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=script.parent, check=True)
+    return [line for line in run.stdout.splitlines() if re.match(pattern, line)]
+
+
+@pytest.mark.parametrize("case, args, pattern", CASES, ids=[c[0] for c in CASES])
+def test_converted_script_prints_what_the_original_printed(case, args, pattern, tmp_path):
+    args = [a.format(tmp=tmp_path) for a in args]
+    expected = printed(FIXTURES / case / "input.py", args, pattern)
+    assert expected and printed(FIXTURES / case / "expected.py", args, pattern) == expected
