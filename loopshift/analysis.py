@@ -13,6 +13,7 @@ from . import torch_names
 from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
+from .reporting import ReportingAnalysis
 from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
@@ -21,7 +22,7 @@ from .util import held_object, method_call, self_attribute_name, without_moves
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis):
+class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis, ReportingAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
@@ -485,6 +486,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             self.find_validation(loop)
             self.find_test(loop)
             self.find_early_stopping(loop)
+            self.find_loss_reports(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
                                     if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]

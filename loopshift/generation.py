@@ -52,7 +52,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
     # -- what each name becomes ------------------------------------------------------------
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
         loop = self.loop
-        dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches}
+        dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches
+                   + loop.loss_reports + loop.report_inits}
         validation = loop.validation
         end = list(loop.segments.after)
         if validation is not None:  # the evaluation becomes Lightning's validation, which restores train mode
@@ -144,12 +145,13 @@ class LoopGenerator(NamePlanner, EarlyExits):
         call = cst.Call(self_attribute("manual_backward"), [cst.Arg(loss)])
         lines = [cst.SimpleStatementLine([cst.Expr(call)], leading_lines=backward.leading_lines)]
         if isinstance(loss, cst.Name):
-            lines.append(log_line(loss.value, loss))
+            lines.append(log_line(loss.value, loss, prog_bar=bool(self.loop.loss_reports)))
         return lines
 
     def log_loss(self) -> cst.SimpleStatementLine:
         """`self.log("train_loss", loss)` where `loss.backward()` was (the loss node is the user's)."""
-        return log_line("train_loss", self.loss_expression(), leading_lines=self.loop.backward.leading_lines)
+        return log_line("train_loss", self.loss_expression(), prog_bar=bool(self.loop.loss_reports),
+                        leading_lines=self.loop.backward.leading_lines)
 
     def loss_expression(self) -> cst.BaseExpression:
         return self.loop.loss
@@ -378,6 +380,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         test, replaced = self.loop.test, {}
         if self.loop.early_stopping is not None:
             replaced[id(self.loop.early_stopping.init)] = []  # the callback keeps its own count
+        replaced |= {id(s): [] for s in self.loop.report_inits}  # (those before training; dropped if per epoch)
         if test is not None:
             loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
             call = self.statement(f"trainer.test({self.lit_name}, dataloaders={loader})")

@@ -114,6 +114,9 @@ class TrainingLoop:
     validation: EvaluationLoop | None = None
     test: EvaluationLoop | None = None  # an evaluation of the trained model after training
     early_stopping: EarlyStopping | None = None
+    # prints of the loss in the step and the running sums only they read: the progress bar shows the loss
+    loss_reports: list[cst.BaseStatement] = field(default_factory=list)
+    report_inits: list[cst.SimpleStatementLine] = field(default_factory=list)  # `running_loss = 0.0`
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
     autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step
