@@ -290,6 +290,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 m.SimpleStatementLine(body=[m.Assign(value=m.Call(func=m.Name("next")))])]))],
             orelse=None, finalbody=None)
         fetch = next((s for s in body if m.matches(s, restart)), None)
+        if fetch is None and isinstance(loop, cst.For):
+            # full-batch training (`for t in range(500): loss = loss_fn(model(x), y)`): the steps are the batches
+            return self.unwrap_iterable(loop)
         max_steps = self.step_count(loop, body)
         if fetch is None or max_steps is None:
             self.problem("LS001", "a step loop is converted when it draws `batch = next(it)` with a restart on "
@@ -442,7 +445,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 iterable = iterable.args[0].value
             else:
                 break
-        if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & torch_names.DATALOADERS:
+        if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & (torch_names.DATALOADERS | {"builtins.range"}):
             self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
             return None
         return iterable, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \

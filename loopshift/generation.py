@@ -395,7 +395,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
                 value = self.host_value(bindings[0], loader.value)
                 value = self.unwrap_progress(value, bindings[0])
                 return value
-        return loader
+        return self.host_expression(loader)  # `range(0, len(data), bptt)` of train(): in the host's names
 
     def unwrap_progress(self, value: cst.BaseExpression, binding: Assignment) -> cst.BaseExpression:
         """`pbar = tqdm(loader)`: the Trainer gets the loader, it draws its own progress bar."""
