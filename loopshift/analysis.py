@@ -16,13 +16,15 @@ from .index import CodeIndex
 from .reporting import ReportingAnalysis
 from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
+from .updates import HandUpdateAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
 from .util import held_object, method_call, self_attribute_name, without_moves
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis, ReportingAnalysis):
+class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis, ReportingAnalysis,
+               HandUpdateAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
@@ -368,9 +370,14 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                          and self.is_grad_scaler_step(s) for s in statements):
             self.manual_obstacle = "GradScaler is not converted under manual optimization yet"
             return None
-        if not steps:
+        hand_update = None if steps else self.hand_update(batch_loop)
+        if not steps and hand_update is None:
             return None
         optimizers = sorted({id(o): o for _, o in steps}.values(), key=lambda o: self.index.order(o.statement))
+        if optimizers:
+            optimizer, model = optimizers[0], optimizers[0].model
+        else:
+            optimizer, model = None, self.index.module.code_for_node(hand_update.model) if hand_update.model else ""
         iterable = self.batches_of(batch_loop)
         if iterable is None:
             return None
@@ -378,9 +385,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         loop = TrainingLoop(
             batch_loop=batch_loop, statement=batch_loop, loader=loader, progress_bar=bar and bar[0],
             progress_statements=[bar[1]] if bar else [], batch_target=batch_target, index_name=index_name,
-            index_start=index_start, optimizer=optimizers[0], model=optimizers[0].model, step_statements=[],
+            index_start=index_start, optimizer=optimizer, model=model, step_statements=[],
             backward=backwards[0], loss=backwards[0].body[0].value.func.value, span=self.index.span(batch_loop),
-            host=batch_loop, manual=True, backwards=backwards, optimizers=optimizers)
+            host=batch_loop, manual=True, backwards=backwards, optimizers=optimizers, hand_update=hand_update)
         return loop if self.drive(loop) else None
 
     def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:

@@ -236,13 +236,13 @@ def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
     for value in analyzer.model_values(loop):
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper():
             return "Lit" + value.func.value
-    name = loop.model.rsplit(".", 1)[-1]
+    name = loop.model.rsplit(".", 1)[-1] or "model"
     return "Lit" + "".join(part.capitalize() for part in name.split("_"))
 
 
 def lit_name(loop) -> str:
     model = loop.model.rsplit(".", 1)[-1]  # `self.model` -> lit_model
-    return "lit_model" if model == "model" else f"lit_{model}"
+    return "lit_model" if model in ("model", "") else f"lit_{model}"
 
 
 def unique(name: str, taken: set[str]) -> str:

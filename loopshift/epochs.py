@@ -92,7 +92,8 @@ class EpochAnalysis:
                     loop.schedulers.append((scheduler, "epoch"))
                     loop.scheduler_steps.append(statement)
                     segment.remove(statement)
-                elif (zero_grad := method_call(statement, "zero_grad")) and self.clears(zero_grad, loop.optimizer):
+                elif loop.optimizer is not None and (zero_grad := method_call(statement, "zero_grad")) \
+                        and self.clears(zero_grad, loop.optimizer):
                     loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
                     segment.remove(statement)
 

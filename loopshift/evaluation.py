@@ -47,7 +47,7 @@ class EvaluationAnalysis:
     def evaluates_model(self, loop: TrainingLoop, evaluation: EvaluationLoop) -> bool:
         """Whether the evaluation runs the model that was trained (passed in, or used inline)."""
         code = self.index.module.code_for_node
-        model = self.origins(loop.optimizer.model_reference) if loop.optimizer.model_reference is not None else []
+        model = self.origins(loop.model_reference) if loop.model_reference is not None else []
         used = [a.value for a in evaluation.call.args] if evaluation.call is not None else \
             m.findall(evaluation.loop.body, m.Name() | m.Attribute())
         return any(code(node) == loop.model and (not isinstance(node, cst.Name) or self.origins(node) == model)

@@ -176,7 +176,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             prologue.append(self.statement(f"{loop.index_name} = batch_idx + {start}"))
         if loop.manual:
             names = [o.name for o in loop.optimizers]
-            prologue.append(self.statement(f"{', '.join(names)} = self.optimizers()"))
+            if names:
+                prologue.append(self.statement(f"{', '.join(names)} = self.optimizers()"))
             return self.function("training_step", f", {batch}, {index}", prologue + body)
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
@@ -246,7 +247,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if body:
             body[0] = body[0].with_changes(leading_lines=[])
         optimizer = ", ".join(o.name for o in optimizers)
-        if not loop.schedulers:
+        if not optimizers:
+            body.append(self.statement("return None"))
+        elif not loop.schedulers:
             body.append(self.statement(f"return {optimizer}"))
         elif len(loop.schedulers) == 1:
             scheduler, interval = loop.schedulers[0]
@@ -258,8 +261,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         return self.function("configure_optimizers", "", body)
 
     def forward(self) -> cst.FunctionDef | None:
-        if len(self.model_list) > 1:
-            return None  # which of the models is "the" forward pass is the user's call
+        if len(self.model_list) != 1:
+            return None  # which of several models is "the" forward pass is the user's call
         params = self.forward_params()
         arguments = params.replace("=None", "")
         return self.function("forward", f", {params}", [self.statement(f"return self.model({arguments})")])
@@ -305,8 +308,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         init_params = [*[attribute for attribute, _, _ in self.model_list], *[self.attribute_name(n) for n in self.init_args]]
         init_body = [self.statement("super().__init__()")]
         if self.loop.manual:
-            init_body.append(self.statement("self.automatic_optimization = False  # the step keeps its own order"))
-        init_body += [self.statement(f"self.{p} = {p}") for p in init_params]
+            why = "the step updates the parameters itself" if self.loop.hand_update else "the step keeps its own order"
+            init_body.append(self.statement(f"self.automatic_optimization = False  # {why}"))
+        init_body += [self.statement(f"self.{p} = {self.parameter(p)}") for p in init_params]
         if self.ends_epoch:
             init_body.append(self.statement("self.end_epoch = False"))
         methods.insert(0, self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
@@ -316,6 +320,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         imports = ["EarlyStopping"] if self.loop.early_stopping is not None else []
         return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
                          self.host_edits(), imports)
+
+    def parameter(self, attribute: str) -> str:
+        """`w1` for a constructor argument; `nn.Parameter(w1)` for a raw tensor the step updates by hand
+        (it shares the tensor's storage: code after fit that reads `w1` sees the trained values)."""
+        update, value = self.loop.hand_update, self.init_args.get(attribute)
+        if update is None or not isinstance(value, cst.Name) or value.value not in {t.value for t in update.tensors}:
+            return attribute
+        return f"torch.nn.Parameter({attribute})"
 
     def host_statements(self) -> list[cst.BaseStatement]:
         loop, code = self.loop, self.index.module.code_for_node
@@ -408,7 +420,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def after_fit(self, statement: cst.CSTNode) -> cst.BaseExpression | None:
         """How code after `trainer.fit` reaches the object a removed statement used to build."""
         loop = self.loop
-        if statement is loop.optimizer.statement:
+        if loop.optimizer is not None and statement is loop.optimizer.statement:
             return cst.parse_expression("trainer.optimizers[0]")
         converted = [s.statement for s, _ in loop.schedulers]
         if statement in converted:
@@ -420,7 +432,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
-        removed: list[cst.CSTNode] = [loop.optimizer.statement] + [s.statement for s, _ in loop.schedulers]
+        removed: list[cst.CSTNode] = [o.statement for o in loop.all_optimizers[:1]] + [s.statement for s, _ in loop.schedulers]
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:
             removed.append(loop.scaler)

@@ -96,6 +96,8 @@ class NamePlanner:
         for optimizer in self.loop.all_optimizers:
             reference = optimizer.model_reference
             found.setdefault(optimizer.model, self.analyzer.origins(reference) if reference is not None else [])
+        if self.loop.optimizer is None and self.loop.model:  # updated by hand: `for p in model.parameters()`
+            found[self.loop.model] = self.analyzer.origins(self.loop.model_reference)
         if len(found) == 1:
             return [("model", name, origins) for name, origins in found.items()]
         return [(self.attribute_name(name), name, origins) for name, origins in found.items()]
@@ -245,7 +247,7 @@ class NamePlanner:
             schedulers = [s for s, _ in loop.schedulers]
             if self.index.module.code_for_node(attribute) == loop.model or name == "device":
                 continue
-            if self.analyzer.definition_of(attribute, [loop.optimizer]) is not None:
+            if self.analyzer.definition_of(attribute, loop.all_optimizers[:1]) is not None:
                 replacement = cst.Name(loop.optimizer.name) if configure else cst.parse_expression(
                     "self.optimizers().optimizer")
             elif (scheduler := self.analyzer.definition_of(attribute, schedulers)) is not None:
@@ -294,7 +296,7 @@ class NamePlanner:
             # training_step unpacks self.optimizers() under the user's names
             position = f"[{loop.optimizers.index(optimizer)}]" if len(loop.optimizers) > 1 else ""
             return None if self.in_step(name) else cst.parse_expression(f"self.optimizers(){position}")
-        if self.analyzer.definition_of(name, [loop.optimizer]) is not None:
+        if self.analyzer.definition_of(name, loop.all_optimizers[:1]) is not None:
             return cst.parse_expression("self.optimizers().optimizer")
         schedulers = [s for s, _ in loop.schedulers]
         scheduler = self.analyzer.definition_of(name, schedulers)

@@ -76,6 +76,15 @@ class EarlyStopping:
 
 
 @dataclass
+class HandUpdate:
+    """Parameters the step updates itself, without an optimizer (see updates.py)."""
+
+    block: cst.With  # `with torch.no_grad(): ... p -= lr * p.grad`
+    model: cst.BaseExpression | None  # `model` of `for p in model.parameters()`
+    tensors: list[cst.Name]  # raw tensors made with requires_grad=True: parameters of the module
+
+
+@dataclass
 class TrainingLoop:
     """One manual training loop: a batch loop with the step triple, and how epochs drive it."""
 
@@ -85,7 +94,7 @@ class TrainingLoop:
     batch_target: cst.BaseAssignTargetExpression
     index_name: str | None
     index_start: cst.BaseExpression | None
-    optimizer: OptimizerDef
+    optimizer: OptimizerDef | None  # None: the script updates the parameters itself (hand_update)
     model: str
     step_statements: list[cst.SimpleStatementLine]  # zero_grad / step, removed
     backward: cst.SimpleStatementLine
@@ -114,6 +123,7 @@ class TrainingLoop:
     validation: EvaluationLoop | None = None
     test: EvaluationLoop | None = None  # an evaluation of the trained model after training
     early_stopping: EarlyStopping | None = None
+    hand_update: HandUpdate | None = None
     # prints of the loss in the step and the running sums only they read: the progress bar shows the loss
     loss_reports: list[cst.BaseStatement] = field(default_factory=list)
     report_inits: list[cst.SimpleStatementLine] = field(default_factory=list)  # `running_loss = 0.0`
@@ -129,7 +139,14 @@ class TrainingLoop:
 
     @property
     def all_optimizers(self) -> list[OptimizerDef]:
-        return self.optimizers or [self.optimizer]
+        return self.optimizers or ([self.optimizer] if self.optimizer is not None else [])
+
+    @property
+    def model_reference(self) -> cst.BaseExpression | None:
+        """Where the code names the model: in its optimizer's parameters, or its hand-written update."""
+        if self.optimizer is not None:
+            return self.optimizer.model_reference
+        return self.hand_update.model if self.hand_update is not None else None
 
 
 @dataclass

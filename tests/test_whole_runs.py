@@ -20,6 +20,8 @@ CASES = [
     ("corpus_tabular_plateau_early_stop", ["--output-dir", "{tmp}"], r"epoch +\d+ \||best val mse"),
     ("early_stopping_max_accuracy", [], r"epoch \d+ val_acc|best val_acc"),
     ("full_batch_polynomial", [], r"Result"),
+    ("hand_update_module", [], r"Result"),
+    ("hand_update_raw_tensors", [], r"Result"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
 ]
 
