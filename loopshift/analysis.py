@@ -10,6 +10,7 @@ import libcst.matchers as m
 from libcst.metadata import Assignment
 
 from . import torch_names
+from .devices import DeviceOracle
 from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
@@ -18,7 +19,7 @@ from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
 from .updates import HandUpdateAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
-from .util import held_object, method_call, self_attribute_name, without_moves
+from .util import held_object, method_call, opened, self_attribute_name, without_moves
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
@@ -206,9 +207,13 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def training_loop(self, backward: cst.SimpleStatementLine) -> TrainingLoop | None:
         self.last_batch_loop = None
         owner = self.index.owner_of_block(backward)
-        autocast = None
+        autocast = closure = None
         if isinstance(owner, cst.With) and self.autocast_of(owner) is not None:
             autocast, owner = owner, self.index.owner_of_block(owner)
+        if isinstance(owner, cst.FunctionDef) and self.is_closure(owner, backward):
+            closure, owner = owner, self.index.owner_of_block(owner)
+            if not self.runs_once_per_closure(owner, closure):
+                return None
         if not isinstance(owner, (cst.For, cst.While)):
             enclosing_loop = any(isinstance(a, (cst.For, cst.While)) for a in self.index.ancestors(backward))
             if enclosing_loop:
@@ -219,7 +224,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             return None  # another backward() of a loop already analysed
         self.seen_batch_loops.add(id(batch_loop))
         self.last_batch_loop = batch_loop
-        body = list(batch_loop.body.body)
+        body = opened(batch_loop.body.body, closure)
         if sum(1 for s in body if m.matches(s, BACKWARD)) > 1:
             self.problem("LS002", "several backward() calls in one step need manual optimization", batch_loop)
             return None
@@ -252,7 +257,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target,
             index_name=index_name, index_start=index_start, optimizer=optimizer, model=optimizer.model,
             step_statements=[zero_grads[0], step], backward=backward,
-            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement)
+            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement, closure=closure)
         if not self.mixed_precision(loop, body, autocast) or \
                 accumulation is not None and not self.accumulation(loop, accumulation, body):
             return None
@@ -262,6 +267,34 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if self.reads_gradients(loop, body, stepping, accumulation) or not self.drive(loop):
             return None
         return loop
+
+    def is_closure(self, function: cst.FunctionDef, backward: cst.SimpleStatementLine) -> bool:
+        """`def closure(): ...; loss.backward(); return loss` defined in a loop that calls
+        `optimizer.step(closure)` (LBFGS): Lightning's training step is such a closure."""
+        loop = self.index.owner_of_block(function)
+        body = function.body.body
+        loss = backward.body[0].value.func.value
+        passed = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("step")),
+                                                                 args=[m.Arg(value=m.Name(function.name.value))]))])
+        return isinstance(loop, (cst.For, cst.While)) and not function.params.params and not function.decorators \
+            and m.matches(body[-1], m.SimpleStatementLine(body=[m.Return(value=m.Name(loss.value) if isinstance(
+                loss, cst.Name) else m.DoNotCare())])) and len(m.findall(function, m.Return())) == 1 \
+            and any(m.matches(s, passed) for s in loop.body.body)
+
+    def runs_once_per_closure(self, loop: cst.For | cst.While, closure: cst.FunctionDef) -> bool:
+        """Lightning's training step is the closure, which the optimizer may evaluate several times per
+        step: the loop may hold nothing else but batch unpacking and device moves before it."""
+        body = list(loop.body.body)
+        position = body.index(closure)
+        after = [s for s in body[position + 1:] if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(
+            value=m.Call(args=[m.Arg(value=m.Name(closure.name.value))]))]))]
+        oracle = DeviceOracle(self.index, self.resolve)
+        calls = [c for s in body[:position] for c in m.findall(s, m.Call()) if not oracle.is_move(c)]
+        if after or calls:
+            self.problem("LS002", "the optimizer evaluates the closure several times per step, and Lightning's "
+                         "training step is that closure: code outside it in the loop would run as often", loop)
+            return False
+        return True
 
     def drive(self, loop: TrainingLoop) -> bool:
         """How the loop is driven: epochs around it, or a step count of its own."""

@@ -13,7 +13,7 @@ import libcst.matchers as m
 from libcst.metadata import Assignment
 
 from .analysis import Analyzer
-from .util import held_object, self_attribute_name
+from .util import held_object, opened, self_attribute_name
 from .devices import DeviceOracle
 from .exits import TODO, EarlyExits
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
@@ -67,7 +67,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
         if loop.fetch is not None:
             dropped.add(id(loop.fetch))  # the Trainer draws the batches
-        step = [s for statement in loop.batch_loop.body.body for s in self.without_what_lightning_owns(statement, dropped)]
+        step = [s for statement in opened(loop.batch_loop.body.body, loop.closure)
+                for s in self.without_what_lightning_owns(statement, dropped)]
         if loop.early_stopping is not None:  # the callback counts and stops
             stopping = loop.early_stopping
             dropped |= {id(stopping.check), id(stopping.reset)}

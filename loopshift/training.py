@@ -124,6 +124,7 @@ class TrainingLoop:
     test: EvaluationLoop | None = None  # an evaluation of the trained model after training
     early_stopping: EarlyStopping | None = None
     hand_update: HandUpdate | None = None
+    closure: cst.FunctionDef | None = None  # `def closure(): ...` passed to `optimizer.step(closure)`
     # prints of the loss in the step and the running sums only they read: the progress bar shows the loss
     loss_reports: list[cst.BaseStatement] = field(default_factory=list)
     report_inits: list[cst.SimpleStatementLine] = field(default_factory=list)  # `running_loss = 0.0`

@@ -35,3 +35,10 @@ def held_object(expression: cst.BaseExpression) -> cst.BaseExpression | None:
         expression = expression.value
     return expression if isinstance(expression, cst.Name) else None
 
+
+
+def opened(statements, closure) -> list:
+    """A batch loop's statements with the closure it passes to `optimizer.step(closure)` opened in
+    place (its body without the final `return loss`)."""
+    return [s for statement in statements
+            for s in (list(closure.body.body[:-1]) if statement is closure else [statement])]

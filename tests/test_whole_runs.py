@@ -22,6 +22,7 @@ CASES = [
     ("full_batch_polynomial", [], r"Result"),
     ("hand_update_module", [], r"Result"),
     ("hand_update_raw_tensors", [], r"Result"),
+    ("lbfgs_closure", [], r"final mse"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
 ]
 
