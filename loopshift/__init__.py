@@ -1,10 +1,26 @@
 """loopshift: convert hand-written PyTorch training loops to PyTorch Lightning."""
-from .convert import Result, convert_source
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .diagnostics import Diagnostic, Span
 from .source import InputError
 
 __all__ = ["Diagnostic", "InputError", "Result", "Span", "convert_source", "convert_file", "lint_source"]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .convert import Result, convert_source
+
+
+def __getattr__(name: str):
+    """`Result` and `convert_source` load the converter (and libcst) when first asked for, so
+    that `loopshift lint` and `import loopshift` stay quick."""
+    if name in ("Result", "convert_source"):
+        from . import convert
+
+        return getattr(convert, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lint_source(source: str, path: str = "<string>", select=None, ignore=None):
@@ -18,6 +34,7 @@ def convert_file(path, target: str = "lightning") -> Result:
     """Reads and converts one file; raises InputError with a one-line message on bad input."""
     from pathlib import Path
 
+    from .convert import convert_source
     from .source import read_source
 
     path = Path(path)

@@ -9,7 +9,6 @@ from typing import List, Optional
 
 import typer
 
-from .convert import Result, convert_source
 from .output import default_output, unified_diff, write_atomic
 from .source import InputError, read_source, source_encoding
 from .lint.command import explain_command, lint_command, rules_command
@@ -101,9 +100,11 @@ def exit_status(outcomes: Counter, diff: bool, folders: bool) -> int:
 def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
                 target: str, force: bool, quiet: bool, verify: bool = False) -> str:
     """Converts one file; says how it went: "clean", "todo" (diagnostics or failed parity) or "none"."""
+    from .convert import convert_source  # loads libcst: only the commands that convert pay for it
+
     source = read_source(path)
     text = source.replace("\r\n", "\n")  # converted as LF, written back with the file's own line endings
-    result: Result = convert_source(text, target=target, path=str(path))
+    result = convert_source(text, target=target, path=str(path))
     code = result.code
     for diagnostic in result.diagnostics:  # stdout carries the code or the diff in those modes
         typer.echo(diagnostic.render(str(path)), err=stdout or diff)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import tokenize
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import libcst as cst
+if TYPE_CHECKING:
+    import libcst as cst
 
 
 class InputError(Exception):
@@ -44,6 +46,8 @@ def source_encoding(path: Path) -> str:
 
 
 def parse_module(source: str, path: str = "<string>") -> cst.Module:
+    import libcst as cst  # here, not above: reading files and InputError need no parser
+
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as error:

@@ -199,6 +199,34 @@ def test_output_formats(tmp_path: Path) -> None:
     assert json.loads(invoke("lint", "--statistics", "--output-format", "json", path).stdout)[0]["count"] == 1
 
 
+def test_sarif_is_valid_against_the_official_schema(tmp_path: Path, monkeypatch) -> None:
+    """Against the OASIS SARIF 2.1.0 schema, vendored in tests/data (its README names the source):
+    findings, fixable ones, a path to escape, and a file that cannot be linted."""
+    from jsonschema import Draft4Validator, FormatChecker
+
+    schema = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+    Draft4Validator.check_schema(schema)
+    # every format jsonschema knows: draft-04's own checker skips the schema's "uri-reference"
+    validator = Draft4Validator(schema, format_checker=FormatChecker())
+    write(tmp_path / "m.py", LIGHTNING)
+    write(tmp_path / "raw loop.py", FLAT)
+    write(tmp_path / "broken.py", "def f(:\n")
+    monkeypatch.chdir(tmp_path)
+    for folder in (".", tmp_path):  # relative URIs, and file: URIs for absolute paths
+        result = invoke("lint", "--output-format", "sarif", folder)
+        assert result.exit_code == 2
+        sarif = json.loads(result.stdout)
+        assert [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(sarif)] == []
+        run = sarif["runs"][0]
+        assert sorted(r["ruleId"] for r in run["results"]) == ["LS101", "LS204", "LS205", "LS206", "LS208"]
+        [invocation] = run["invocations"]
+        assert invocation["executionSuccessful"] is False
+        [notification] = invocation["toolExecutionNotifications"]
+        assert "broken.py:1:7: error: syntax error" in notification["message"]["text"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+    assert uris == {(tmp_path / "m.py").as_uri(), (tmp_path / "raw loop.py").as_uri()}
+
+
 def test_rules_and_explain() -> None:
     listing = invoke("rules")
     assert listing.exit_code == 0
@@ -282,6 +310,40 @@ def test_linting_imports_neither_torch_nor_lightning() -> None:
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_file_no_rule_could_match_is_linted_without_libcst(tmp_path: Path) -> None:
+    """The CLI imports lazily and the engine reads a file's text before parsing it: a file that
+    no rule could match, most of what a pre-commit hook sees, costs neither libcst nor torch."""
+    path = write(tmp_path / "paths.py", "import os\n\n\ndef here(name):\n    return os.path.join(os.getcwd(), name)\n")
+    script = textwrap.dedent(f"""\
+        import sys
+        import loopshift.cli
+        code = loopshift.cli.main(["lint", {str(path)!r}])
+        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 []"
+
+
+def test_the_public_api_loads_the_converter_when_asked_for() -> None:
+    import loopshift
+    from loopshift import convert
+
+    assert (loopshift.convert_source, loopshift.Result) == (convert.convert_source, convert.Result)
+    assert loopshift.convert_source(FLAT).code == FLAT_CONVERTED
+    with pytest.raises(AttributeError):
+        loopshift.no_such_name
+
+
+def test_the_configuration_knows_the_converters_targets() -> None:
+    """Its own copy of them, so that reading pyproject.toml does not load the converter."""
+    from loopshift import convert
+    from loopshift.lint import config
+
+    assert set(config.TARGETS) == set(convert.TARGETS)
 
 
 def test_a_named_folder_is_linted_even_below_an_ignored_one(tmp_path: Path) -> None:

@@ -73,7 +73,71 @@ def test_registry() -> None:
         assert rule.fixable == bool(rule.FIXED) or rule.code == "LS101", rule.code
 
 
+# Findings at the edges of what `needs` lets through: spellings a careless text pattern would skip.
+EDGES = [
+    ("LS101", """
+        import torch
+
+        def train(model, loader, optimizer):
+            for x, y in loader:
+                optimizer.zero_grad()
+                (model(x) - y).pow(2).mean() \\
+                    .backward()
+                optimizer.step()
+        """),
+    ("LS101", """
+        import torch
+
+        def train(model, loader, optimizer):
+            for x, y in loader:
+                optimizer.zero_grad()
+                (model(x).sum().  # a comment between the dot and the name
+                 backward())
+                optimizer.step()
+        """),
+    ("LS102", """
+        import torch
+
+        def evaluate(model, VAL_LOADER):
+            with torch.no_grad():
+                for x, y in VAL_LOADER:
+                    model(x)
+        """),
+    ("LS203", """
+        import lightning as L
+
+        class LitModel(L.LightningModule):
+            def setup(self, stage):
+                self.table = self.table.to("\\x63uda")
+        """),
+    ("LS205", """
+        import lightning as L
+
+        class LitModel(L.LightningModule):
+            def training_step(self, batch, batch_idx):
+                trainLoss = self(batch).mean()
+        """),
+    ("LS205", """
+        import lightning as L
+
+        class LitModel(L.LightningModule):
+            def training_step(self, batch, batch_idx):
+                self.log("train_\\x6coss", self(batch).mean())
+        """),
+]
+
+
+@pytest.mark.parametrize("code, source", [pytest.param(code, textwrap.dedent(source), id=f"{code}-{i}")
+                                          for i, (code, source) in enumerate(EDGES)])
+def test_findings_at_the_edges_of_needs_are_reported(code: str, source: str) -> None:
+    """run_rules reads `needs` first: a pattern too narrow for one of these loses its finding."""
+    [rule] = [rule for rule in RULES if rule.code == code]
+    assert code in codes_found(rule, source)
+
+
 def all_sources():
+    for code, source in EDGES:
+        yield f"{code} edge", textwrap.dedent(source)
     for rule in RULES:
         for code in [*rule.VALID, *rule.INVALID, *(before for before, _ in rule.FIXED)]:
             yield f"{rule.code} example", textwrap.dedent(code)

@@ -41,7 +41,9 @@ def lint_command(
         typer.echo(str(error), err=True)
         raise typer.Exit(EXIT_ERROR)
     findings = [finding for report in reports for finding in report.findings]
-    output = render.statistics(findings, output_format.value) if statistics else render.render(findings, output_format.value)
+    failed = [report for report in reports if report.error]
+    output = (render.statistics(findings, output_format.value) if statistics
+              else render.render(findings, output_format.value, failed))
     typer.echo(output, nl=False)
     for report in reports:
         if report.error:
@@ -50,8 +52,7 @@ def lint_command(
             typer.echo(f"{report.path}: fixed {', '.join(f'{code} x{n}' for code, n in sorted(report.fixed.items()))}",
                        err=True)
     fixed = sum(sum(report.fixed.values()) for report in reports)
-    failed = sum(1 for report in reports if report.error)
-    typer.echo(render.summary(len(findings), fixed, sum(f.fixable for f in findings), failed), err=True)
+    typer.echo(render.summary(len(findings), fixed, sum(f.fixable for f in findings), len(failed)), err=True)
     if failed:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)

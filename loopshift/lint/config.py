@@ -13,10 +13,11 @@ except ModuleNotFoundError:  # Python 3.10
     except ModuleNotFoundError:
         tomllib = None
 
-from ..convert import TARGETS
 from ..source import InputError
 from .engine import check_selectors
 from .files import matches
+
+TARGETS = ("lightning", "pytorch_lightning")  # loopshift.convert.TARGETS, without loading the converter
 
 
 @dataclass(frozen=True)

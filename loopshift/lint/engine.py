@@ -6,8 +6,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-import libcst as cst
-
 from ..source import InputError, parse_module
 from .rule import Context, Finding, Fix, Rule
 from .rules import RULES
@@ -64,7 +62,8 @@ def select_rules(select: Selectors = None, ignore: Selectors = None) -> list[Rul
 def run_rules(source: str, path: str, rules: Sequence[Rule],
               target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
     """(context, findings kept, findings suppressed by noqa). A file whose text misses what
-    every rule `needs` is not parsed by libcst at all, only compiled to report syntax errors."""
+    every rule `needs` is not parsed by libcst, nor is libcst even imported: it is only
+    compiled, to report syntax errors."""
     rules = [rule for rule in rules if rule.could_match(source)]
     if not rules:
         check_syntax(source, path)
@@ -140,19 +139,7 @@ def chosen_for_one_pass(fixes: Iterable[Fix]) -> list[Fix]:
 def apply_fixes(context: Context, fixes: list[Fix]) -> str:
     if fixes[0].rewrite is not None:
         return fixes[0].rewrite(context.source)
+    from .replace import ReplaceNodes
+
     replacements = {id(old): new for fix in fixes for old, new in fix.replacements.items()}
     return context.module.visit(ReplaceNodes(replacements)).code
-
-
-class ReplaceNodes(cst.CSTTransformer):
-    """Swaps nodes of the original tree by identity. A replacement inside another one is
-    dropped in this pass; the next pass finds it again."""
-
-    def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
-        self.replacements = replacements
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        return id(node) not in self.replacements
-
-    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode):
-        return self.replacements.get(id(original), updated)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-
-import libcst as cst
-import libcst.matchers as m
+from typing import TYPE_CHECKING
 
 from .. import torch_names
-from ..index import CodeIndex
+from .lazy import cst, m
+
+if TYPE_CHECKING:
+    from ..index import CodeIndex
 
 PACKAGES = ("lightning", "pytorch_lightning")
 ROOTS = ("lightning", "lightning.pytorch", "pytorch_lightning")
@@ -20,9 +21,11 @@ TRAINERS = frozenset(f"{root}{where}.Trainer" for root in ROOTS for where in (""
 # optimization (`self.optimizers()`), or an optimizer the user built and steps themselves.
 MANUAL, OWN = "manual", "own"
 
-TURNS_OFF_AUTOMATIC = m.Assign(
-    targets=[m.AssignTarget(target=m.Attribute(attr=m.Name("automatic_optimization")) | m.Name("automatic_optimization"))],
-    value=m.Name("False"))
+
+def turns_off_automatic() -> m.Assign:
+    return m.Assign(targets=[m.AssignTarget(
+        target=m.Attribute(attr=m.Name("automatic_optimization")) | m.Name("automatic_optimization"))],
+        value=m.Name("False"))
 
 
 @dataclass
@@ -64,7 +67,7 @@ class LightningFacts:
             local = [parent for parent in parents if parent is not None]
             is_module = any(self.index.qualified_names(base.value) & MODULE_CLASSES for base in node.bases)
             if local or is_module:
-                manual = bool(m.findall(node, TURNS_OFF_AUTOMATIC)) or any(
+                manual = bool(m.findall(node, turns_off_automatic())) or any(
                     isinstance(s, cst.FunctionDef) and s.name.value == "automatic_optimization" for s in node.body.body)
                 automatic = not manual and all(parent.automatic for parent in local)
                 found[node.name.value] = LightningClass(node, automatic)

@@ -4,22 +4,28 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .. import __version__
 from .rule import Finding
 from .rules import RULES
 
+if TYPE_CHECKING:
+    from .runner import FileReport
+
 RULES_BY_CODE = {rule.code: rule for rule in RULES}
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
 
-def render(findings: Sequence[Finding], output_format: str) -> str:
-    """What goes to stdout: one finding a line for text and github, one document for json and sarif."""
+def render(findings: Sequence[Finding], output_format: str, failed: Sequence[FileReport] = ()) -> str:
+    """What goes to stdout: one finding a line for text and github, one document for json and sarif.
+    SARIF also carries the files that could not be linted; the other formats leave them to stderr."""
     if output_format == "json":
         return json.dumps([as_json(f) for f in findings], indent=2) + "\n"
     if output_format == "sarif":
-        return json.dumps(as_sarif(findings), indent=2) + "\n"
+        return json.dumps(as_sarif(findings, failed), indent=2) + "\n"
     line = github_line if output_format == "github" else Finding.render
     return "".join(line(f) + "\n" for f in findings)
 
@@ -51,7 +57,8 @@ def escape(text: str, property_value: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
 
 
-def as_sarif(findings: Sequence[Finding]) -> dict:
+def as_sarif(findings: Sequence[Finding], failed: Sequence[FileReport] = ()) -> dict:
+    """A log valid against the OASIS SARIF 2.1.0 schema (tests/data/sarif-schema-2.1.0.json)."""
     rules = [{
         "id": rule.code,
         "name": rule.name,
@@ -67,13 +74,26 @@ def as_sarif(findings: Sequence[Finding]) -> dict:
         "level": "error",
         "message": {"text": f.message},
         "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": quote(f.path.replace("\\", "/"))},
+            "artifactLocation": artifact(f.path),
             "region": {"startLine": f.span.line, "startColumn": f.span.column + 1,
                        "endLine": f.span.end_line, "endColumn": f.span.end_column + 1},
         }}],
     } for f in findings]
+    # a file that could not be linted is not a clean file: say so where SARIF readers look
+    notifications = [{"level": "error", "message": {"text": report.error},
+                      "locations": [{"physicalLocation": {"artifactLocation": artifact(report.path)}}]}
+                     for report in failed]
+    invocation = {"executionSuccessful": not failed, "toolExecutionNotifications": notifications}
     driver = {"name": "loopshift", "version": __version__, "rules": rules}
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{"tool": {"driver": driver}, "results": results}]}
+    run = {"tool": {"driver": driver}, "invocations": [invocation], "results": results,
+           "columnKind": "unicodeCodePoints"}  # libcst counts columns in characters, not UTF-16 units
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def artifact(path: str) -> dict:
+    """A file as SARIF names it: a relative URI reference, or a file: URI for an absolute path."""
+    file = Path(path)
+    return {"uri": file.as_uri() if file.is_absolute() else quote(file.as_posix())}
 
 
 def statistics(findings: Sequence[Finding], output_format: str) -> str:

@@ -6,16 +6,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import libcst as cst
-
-from ..analysis import Analyzer
 from ..diagnostics import Diagnostic
-from ..index import CodeIndex
-from ..training import TrainingCode
-from .lightning import LightningFacts
-from .raw_loops import RawLoop, raw_training_loops
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from ..analysis import Analyzer
+    from ..index import CodeIndex
+    from ..training import TrainingCode
+    from .lightning import LightningFacts
+    from .raw_loops import RawLoop
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,9 @@ class Fix:
 
 
 class Context:
-    """One parsed file and the facts about it that rules share, each computed once, on demand."""
+    """One parsed file and the facts about it that rules share, each computed once, on demand.
+    Their modules load here, not above: the engine imports this module before it knows
+    whether any file needs parsing at all."""
 
     def __init__(self, source: str, path: str, module: cst.Module, target: str = "lightning") -> None:
         self.source, self.path, self.module, self.target = source, path, module, target
@@ -43,10 +47,14 @@ class Context:
 
     @cached_property
     def index(self) -> CodeIndex:
+        from ..index import CodeIndex
+
         return CodeIndex(self.module)
 
     @cached_property
     def analyzer(self) -> Analyzer:
+        from ..analysis import Analyzer
+
         return Analyzer(self.index)
 
     @cached_property
@@ -57,10 +65,14 @@ class Context:
     @cached_property
     def raw_loops(self) -> list[RawLoop]:
         """The hand-written training loops: what LS101 reports and LS103 looks into."""
+        from .raw_loops import raw_training_loops
+
         return raw_training_loops(self)
 
     @cached_property
     def lightning(self) -> LightningFacts:
+        from .lightning import LightningFacts
+
         return LightningFacts(self.index)
 
 
@@ -109,4 +121,4 @@ class Rule:
 def attribute(name: str) -> str:
     """A `needs` pattern for `.name`, with what Python allows between the dot and the name
     (spaces, line continuations, comments on the lines of a bracketed expression)."""
-    return rf"\.(?:[ \t\r\n\f\\]|#[^\n]*\n)*(?:{name})\b"
+    return rf"\.(?:[ \t\r\n\f\\]|#[^\r\n]*)*(?:{name})\b"

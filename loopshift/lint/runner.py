@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +49,8 @@ def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Se
     jobs = list({job.path.resolve(): job for job in jobs}.values())  # a file named twice is linted once
     workers = workers or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_FROM and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing: a few files never need it
+
         with ProcessPoolExecutor(workers) as pool:
             reports.extend(pool.map(run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
     else:

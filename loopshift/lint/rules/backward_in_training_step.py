@@ -1,13 +1,10 @@
 """LS201 backward-in-training-step."""
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
-
+from ..lazy import cst, m
 from ..lightning import MANUAL, OWN
 from ..rule import Context, Rule
 
-STEPPING = m.Call(func=m.Attribute(attr=m.Name("backward") | m.Name("step") | m.Name("zero_grad")))
 AUTOGRAD_BACKWARD = {"torch.autograd.backward"}
 
 
@@ -119,7 +116,7 @@ class BackwardInTrainingStep(Rule):
                                           "under automatic optimization: Lightning already runs backward, step and zero_grad")
 
     def steps(self, lightning, call: cst.Call, lightning_class) -> bool:
-        if not m.matches(call, STEPPING):
+        if not m.matches(call.func, m.Attribute(attr=m.Name("backward") | m.Name("step") | m.Name("zero_grad"))):
             return False
         kind = lightning.optimizer_kind(call.func.value, lightning_class)
         if kind == MANUAL:  # stepping self.optimizers() means manual optimization: LS202

@@ -1,9 +1,7 @@
 """LS203 device-call-in-lightning-module."""
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
-
+from ..lazy import cst, m
 from ..rule import Context, Rule
 
 
@@ -58,7 +56,7 @@ class DeviceCallInLightningModule(Rule):
     code = "LS203"
     name = "device-call-in-lightning-module"
     summary = "A hard-coded .cuda() / .to(\"cuda\") / torch.device(\"cuda\") inside a LightningModule"
-    needs = ("lightning", "cuda")
+    needs = ("lightning", r"cuda|\\")  # an escape can spell "cuda" in a string
     VALID = [
         """
         import lightning as L

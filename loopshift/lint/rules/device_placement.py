@@ -1,12 +1,8 @@
 """LS103 device-placement."""
 from __future__ import annotations
 
-import libcst.matchers as m
-
-from ...devices import DeviceOracle
+from ..lazy import m
 from ..rule import Context, Rule, attribute
-
-MOVE = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))
 
 
 class DevicePlacement(Rule):
@@ -83,12 +79,15 @@ class DevicePlacement(Rule):
     ]
 
     def check(self, context: Context):
+        from ...devices import DeviceOracle  # loads libcst: only once a file is parsed
+
         loops = context.raw_loops
+        move = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))
         oracle = DeviceOracle(context.index, context.analyzer.resolve) if loops else None
         seen: set[int] = set()
         for loop in loops:
             for node in loop.batch_loops:
-                for call in m.findall(node, MOVE):
+                for call in m.findall(node, move):
                     if id(call) not in seen and oracle.is_move(call):
                         seen.add(id(call))
                         yield self.report(context, call, f"`.{call.func.attr.value}()` moves data by hand in a training "

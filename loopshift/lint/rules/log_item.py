@@ -1,12 +1,8 @@
 """LS204 log-item."""
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
-
+from ..lazy import cst, m
 from ..rule import Context, Fix, Rule, attribute
-
-ITEM = m.Call(func=m.Attribute(attr=m.Name("item")), args=[])
 
 
 def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
@@ -107,11 +103,12 @@ class LogItem(Rule):
 
     def check(self, context: Context):
         lightning = context.lightning
+        item = m.Call(func=m.Attribute(attr=m.Name("item")), args=[])
         for lightning_class in lightning.classes:
             for call in m.findall(lightning_class.node, m.Call()):
                 if not lightning.is_self_call(call, "log", "log_dict"):
                     continue
                 for value in logged_values(call):
-                    if m.matches(value, ITEM):
+                    if m.matches(value, item):
                         yield self.report(context, value, "`.item()` in `self.log`: log the tensor, Lightning "
                                           "reduces and syncs it", Fix({value: value.func.value}))

@@ -1,9 +1,8 @@
 """LS102 manual-evaluation-loop."""
 from __future__ import annotations
 
-import libcst as cst
-
 from ... import torch_names
+from ..lazy import cst
 from ..rule import Context, Rule
 
 NO_GRAD = frozenset(f"torch.{where}{name}" for where in ("", "autograd.", "autograd.grad_mode.")
@@ -56,7 +55,7 @@ class ManualEvaluationLoop(Rule):
     code = "LS102"
     name = "manual-evaluation-loop"
     summary = "A hand-written evaluation loop over a data loader under no_grad / inference_mode"
-    needs = ("no_grad|inference_mode", "loader|Loader")
+    needs = ("no_grad|inference_mode", "(?i:loader)")  # the loader test is case-blind
     VALID = [
         """
         import torch

@@ -1,14 +1,9 @@
 """LS202 manual-optimization-without-flag."""
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
-
+from ..lazy import cst, m
 from ..lightning import MANUAL, LightningClass
 from ..rule import Context, Fix, Rule
-
-SUPER_INIT = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(
-    value=m.Call(func=m.Name("super")), attr=m.Name("__init__"))))])
 
 
 class ManualOptimizationWithoutFlag(Rule):
@@ -134,9 +129,11 @@ class ManualOptimizationWithoutFlag(Rule):
 
     def turn_off_automatic(self, lightning_class: LightningClass) -> Fix | None:
         """Adds the flag after `super().__init__()` in `__init__`, where there is one."""
+        super_init = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(
+            value=m.Call(func=m.Name("super")), attr=m.Name("__init__"))))])
         for init in lightning_class.methods("__init__"):
             body = list(init.body.body)
-            supers = [position for position, statement in enumerate(body) if m.matches(statement, SUPER_INIT)]
+            supers = [position for position, statement in enumerate(body) if m.matches(statement, super_init)]
             if supers and init.params.params:
                 this = init.params.params[0].name.value
                 body.insert(supers[0] + 1, cst.parse_statement(f"{this}.automatic_optimization = False\n"))

@@ -1,7 +1,6 @@
 """LS101 manual-training-loop."""
 from __future__ import annotations
 
-from ...convert import convert_source
 from ..rule import Context, Fix, Rule, attribute
 
 
@@ -124,6 +123,8 @@ class ManualTrainingLoop(Rule):
     ]
 
     def check(self, context: Context):
+        from ...convert import convert_source  # the converter loads libcst: only once a file is parsed
+
         fix = Fix(rewrite=lambda source: convert_source(source, context.target, context.path).code)
         for loop in context.raw_loops:
             if loop.reason is None:

@@ -1,8 +1,7 @@
 """LS208 mixed-lightning-imports."""
 from __future__ import annotations
 
-import libcst as cst
-
+from ..lazy import cst
 from ..rule import Context, Rule
 
 

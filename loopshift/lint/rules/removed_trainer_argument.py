@@ -1,9 +1,7 @@
 """LS206 removed-trainer-argument."""
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
-
+from ..lazy import cst, m
 from ..rule import Context, Fix, Rule
 
 # Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what replaces them.
@@ -37,8 +35,10 @@ REMOVED_STRATEGIES = {
 }
 ACCELERATORS = {"gpus": "gpu", "tpu_cores": "tpu"}  # removed device counts with a mechanical replacement
 RENAMED = {"replace_sampler_ddp": "use_distributed_sampler"}
-NO_SPACE = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
-SPACE_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def space_comma() -> cst.Comma:
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
 def keyword(arg: cst.Arg) -> str | None:
@@ -181,7 +181,7 @@ class RemovedTrainerArgument(Rule):
             if name in ACCELERATORS and free_devices and not m.matches(arg.value, m.Integer("0") | m.Name("None")):
                 free_devices = False
                 accelerator = cst.Arg(cst.SimpleString(f'"{ACCELERATORS[name]}"'), keyword=cst.Name("accelerator"),
-                                      equal=arg.equal, comma=SPACE_COMMA)
+                                      equal=arg.equal, comma=space_comma())
                 args += [accelerator, arg.with_changes(keyword=cst.Name("devices"))]
             elif name in RENAMED:
                 args.append(arg.with_changes(keyword=cst.Name(RENAMED[name])))
@@ -225,11 +225,13 @@ class RemovedTrainerArgument(Rule):
 
 def with_keyword(call: cst.Call, name: str, value: cst.BaseExpression) -> cst.Call:
     """call with `name=value` appended, keeping a trailing comma where there was one."""
-    new = cst.Arg(value, keyword=cst.Name(name), equal=NO_SPACE)
+    no_space = cst.SimpleWhitespace("")
+    equal = cst.AssignEqual(whitespace_before=no_space, whitespace_after=no_space)
+    new = cst.Arg(value, keyword=cst.Name(name), equal=equal)
     if not call.args:
         return call.with_changes(args=[new])
     *first, last = call.args
     if isinstance(last.comma, cst.Comma):  # a trailing comma: the new argument goes on its own line
-        separator = first[-1].comma if first and isinstance(first[-1].comma, cst.Comma) else SPACE_COMMA
+        separator = first[-1].comma if first and isinstance(first[-1].comma, cst.Comma) else space_comma()
         return call.with_changes(args=[*first, last.with_changes(comma=separator), new.with_changes(comma=last.comma)])
-    return call.with_changes(args=[*first, last.with_changes(comma=SPACE_COMMA), new])
+    return call.with_changes(args=[*first, last.with_changes(comma=space_comma()), new])

@@ -1,12 +1,8 @@
 """LS205 training-step-without-return."""
 from __future__ import annotations
 
-import libcst as cst
-import libcst.matchers as m
-
+from ..lazy import cst, m
 from ..rule import Context, Rule
-
-ASSIGNED_NAME = m.AssignTarget(target=m.Name()) | m.AugAssign(target=m.Name()) | m.AnnAssign(target=m.Name())
 
 
 class TrainingStepWithoutReturn(Rule):
@@ -47,7 +43,7 @@ class TrainingStepWithoutReturn(Rule):
     code = "LS205"
     name = "training-step-without-return"
     summary = "A training_step that computes a loss and returns nothing under automatic optimization"
-    needs = ("lightning", "training_step", "loss")
+    needs = ("lightning", "training_step", r"(?i:loss)|\\")  # case-blind, and an escape can spell it in a string
     VALID = [
         """
         import lightning as L
@@ -103,7 +99,8 @@ class TrainingStepWithoutReturn(Rule):
         return any(r.value is not None and not m.matches(r.value, m.Name("None")) for r in returns)
 
     def computed_loss(self, context: Context, method: cst.FunctionDef) -> str | None:
-        for node in self.own(context, method, m.findall(method.body, ASSIGNED_NAME)):
+        assigned_name = m.AssignTarget(target=m.Name()) | m.AugAssign(target=m.Name()) | m.AnnAssign(target=m.Name())
+        for node in self.own(context, method, m.findall(method.body, assigned_name)):
             if "loss" in node.target.value.lower():
                 return f"`{node.target.value}`"
         for call in self.own(context, method, m.findall(method.body, m.Call(args=[m.Arg(m.SimpleString()), m.ZeroOrMore()]))):
