@@ -78,7 +78,7 @@ class ReportingAnalysis:
             parent = self.index.parent(name)
             if isinstance(parent, cst.Attribute) and parent.attr is name or isinstance(parent, cst.Call) and parent.func is name:
                 continue
-            if name.value in accumulators or name.value == loop.index_name or self.batch_size_of(name):
+            if name.value in accumulators or name.value == loop.index_name or self.batch_size_of(name, loop):
                 continue
             if name.value in losses:
                 if not m.matches(parent, m.Attribute(attr=m.Name("item"))):
@@ -93,8 +93,10 @@ class ReportingAnalysis:
                 return False
         return True
 
-    def batch_size_of(self, name: cst.Name) -> bool:
-        """`len(data)`, `data.size(0)`, `data.shape[0]`: how many samples, not what they hold."""
+    def batch_size_of(self, name: cst.Name, loop: TrainingLoop) -> bool:
+        """`len(data)`, `data.size(0)`, `data.shape[0]` of the batch: how many samples, not what they hold."""
+        if name.value not in {n.value for n in m.findall(loop.batch_target, m.Name())}:
+            return False
         parent = self.index.parent(name)
         if isinstance(parent, cst.Arg):
             call = self.index.parent(parent)
