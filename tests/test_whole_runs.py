@@ -23,6 +23,7 @@ CASES = [
     ("hand_update_module", [], r"Result"),
     ("hand_update_raw_tensors", [], r"Result"),
     ("lbfgs_closure", [], r"final mse"),
+    ("reinforce_episodes", [], r"episode \d+"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
 ]
 
