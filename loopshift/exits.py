@@ -49,6 +49,8 @@ class EarlyExits:
                         action = "skip_batch"
                     elif kind == "continue" and position > step:
                         action = "next_batch"
+                elif block == "after_step":  # on_train_batch_end, after Lightning's step
+                    action = {"break": "end_epoch_here", "continue": "end_hook"}.get(kind, "todo")
                 elif block == "end" and kind == "break":
                     action = "stop_training"
                 elif block == "end" and kind == "return" and node.value is None and not self.leaves_after_fit \
@@ -68,6 +70,9 @@ class EarlyExits:
         replacements = {
             "end_epoch": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did"]
             + (["return"] if self.loop.manual else []),
+            "end_epoch_here": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did",
+                               "return"],
+            "end_hook": ["return  # the rest of this batch's code is skipped, as `continue` did"],
             "skip_batch": ["return None  # skips this batch, as `continue` did"],
             "next_batch": [f"return {loss}"],
             "stop_training": ["self.trainer.should_stop = True", "return"],
@@ -94,7 +99,7 @@ class EarlyExits:
                     return updated
                 action = pending.pop(0)
                 if action in replacements:
-                    if action == "end_epoch":
+                    if action in ("end_epoch", "end_epoch_here"):
                         outer.ends_epoch = True
                     lines = [outer.statement(code) for code in replacements[action]]
                     lines[0] = lines[0].with_changes(leading_lines=updated.leading_lines)

@@ -75,13 +75,37 @@ class LoopGenerator(NamePlanner, EarlyExits):
             kept = [s for s in stopping.condition.body.body if s is not stopping.reset]
             end = [stopping.condition.with_changes(body=stopping.condition.body.with_changes(body=kept), orelse=None)
                    if s is stopping.condition else s for s in end]
-        blocks = {"step": step, "start": list(loop.segments.before), "end": end}
+        step, after_step = self.split_after_step([s for s in step if id(s) not in dropped])
+        blocks = {"step": step, "after_step": after_step, "start": list(loop.segments.before), "end": end}
         for stage, evaluation in (("val", validation), ("test", loop.test)):
             if evaluation is not None:
                 blocks |= {f"{stage}_start": evaluation.before, f"{stage}_step": list(evaluation.loop.body.body),
                            f"{stage}_end": evaluation.after + metric_log(evaluation)}
         return {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
                 for key, block in blocks.items()}
+
+    def split_after_step(self, step: list[cst.BaseStatement]) -> tuple[list, list]:
+        """Code after `optimizer.step()` that looks at what the step changed (the model's weights or
+        gradients, or a function of the user's that may) runs after Lightning's step, in
+        on_train_batch_end; code that only reads the loss stays in training_step. (A learning rate
+        read there would still be the one before Lightning steps the scheduler.)"""
+        loop = self.loop
+        body = opened(loop.batch_loop.body.body, loop.closure)
+        if loop.manual or loop.accumulation is not None or loop.step_statements[1] not in body:
+            return step, []
+        after = {id(s) for s in body[body.index(loop.step_statements[1]) + 1:]}
+        for position, statement in enumerate(step):
+            if id(statement) in after and self.observes_training(statement):
+                return step[:position], step[position:]
+        return step, []
+
+    def observes_training(self, statement: cst.BaseStatement) -> bool:
+        if any(self.is_model(name) for name in m.findall(statement, m.Name())):
+            return True
+        for call in m.findall(statement, m.Call(func=m.Name())):
+            if any(isinstance(a.node, cst.FunctionDef) for a in self.index.assignments(call.func)):
+                return True
+        return bool(m.findall(statement, m.Attribute(attr=m.Name("grad"))))
 
     def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
@@ -164,7 +188,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         return skeleton.with_changes(body=skeleton.body.with_changes(body=body or [self.statement("pass")]),
                                      leading_lines=[cst.EmptyLine(indent=False)])
 
-    def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
+    def batch_parameters(self) -> tuple[str, str, list[cst.BaseStatement]]:
+        """(batch parameter, index parameter, statements unpacking them under the user's names)."""
         loop = self.loop
         target = loop.batch_target
         index = loop.index_name if loop.index_name and loop.index_start is None else "batch_idx"
@@ -175,6 +200,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.index_name and loop.index_start is not None:
             start = self.index.module.code_for_node(loop.index_start)
             prologue.append(self.statement(f"{loop.index_name} = batch_idx + {start}"))
+        return batch, index, prologue
+
+    def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
+        loop = self.loop
+        batch, index, prologue = self.batch_parameters()
         if loop.manual:
             names = [o.name for o in loop.optimizers]
             if names:
@@ -289,11 +319,17 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.ends_epoch = self.returns_after_fit = False
         # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
         self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
-        step, start, end = (self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
-                            for key in ("step", "start", "end"))
+        step, after_step, start, end = (
+            self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
+            for key in ("step", "after_step", "start", "end"))
         configure = self.configure_optimizers(replacements)
 
         methods = [m for m in (self.forward(), self.training_step(step)) if m is not None]
+        if after_step:
+            batch, index, prologue = self.batch_parameters()
+            read = {n.value for s in after_step for n in m.findall(s, m.Name())}
+            prologue = [s for s in prologue if read & {n.value for n in m.findall(s.body[0].targets[0], m.Name())}]
+            methods.append(self.function("on_train_batch_end", f", outputs, {batch}, {index}", prologue + after_step))
         if self.ends_epoch:
             methods.append(self.function("on_train_batch_start", ", batch, batch_idx", [self.statement(
                 "if self.end_epoch:\n    self.end_epoch = False\n    return -1\n")]))

@@ -24,6 +24,7 @@ CASES = [
     ("hand_update_raw_tensors", [], r"Result"),
     ("lbfgs_closure", [], r"final mse"),
     ("reinforce_episodes", [], r"episode \d+"),
+    ("step_loop_eval_after_step", [], r"step \d+:|best val loss"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
 ]
 
