@@ -376,7 +376,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         else:
             candidates = between(body, backward, body.index(loop.step_statements[1]))
         understood = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.owned_statements
-                      + loop.mode_switches} | ({id(loop.clip[2])} if loop.clip else set())
+                      + loop.mode_switches} | ({id(loop.clip.statement)} if loop.clip else set())
         gradients = m.Attribute(attr=m.Name("grad")) | m.Call(
             func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
         for statement in candidates:

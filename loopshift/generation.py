@@ -63,7 +63,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             # nothing at the end of an epoch can leave the model in eval mode: `model.train()` is moot
             dropped |= {id(s) for s in loop.segments.before if self.analyzer.is_mode_switch(s, loop)}
         if loop.clip:
-            dropped.add(id(loop.clip[2]))
+            dropped.add(id(loop.clip.statement))
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
         if loop.fetch is not None:
             dropped.add(id(loop.fetch))  # the Trainer draws the batches
@@ -81,14 +81,17 @@ class LoopGenerator(NamePlanner, EarlyExits):
             if evaluation is not None:
                 blocks |= {f"{stage}_start": evaluation.before, f"{stage}_step": list(evaluation.loop.body.body),
                            f"{stage}_end": evaluation.after + metric_log(evaluation)}
-        return {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
-                for key, block in blocks.items()}
+        blocks = {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
+                  for key, block in blocks.items()}
+        if loop.clip and loop.clip.custom:
+            blocks["clip"] = [loop.clip.statement]  # configure_gradient_clipping
+        return blocks
 
     def split_after_step(self, step: list[cst.BaseStatement]) -> tuple[list, list]:
         """Code after `optimizer.step()` that looks at what the step changed (the model's weights or
-        gradients, or a function of the user's that may) runs after Lightning's step, in
-        on_train_batch_end; code that only reads the loss stays in training_step. (A learning rate
-        read there would still be the one before Lightning steps the scheduler.)"""
+        gradients, the optimizer, a learning rate, a function of the user's that may) runs after
+        Lightning's step and scheduler step, in on_train_batch_end; code that only reads the loss
+        stays in training_step."""
         loop = self.loop
         body = opened(loop.batch_loop.body.body, loop.closure)
         if loop.manual or loop.accumulation is not None or loop.step_statements[1] not in body:
@@ -100,8 +103,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         return step, []
 
     def observes_training(self, statement: cst.BaseStatement) -> bool:
-        if any(self.is_model(name) for name in m.findall(statement, m.Name())):
-            return True
+        loop = self.loop
+        clipped = loop.clip.statement.body[0] if loop.clip and loop.clip.custom else None
+        norm = {clipped.targets[0].target.value} if isinstance(clipped, cst.Assign) else set()
+        stepped = [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]
+        for name in m.findall(statement, m.Name()):
+            # (the norm clipping returned: configure_gradient_clipping runs after training_step)
+            if self.is_model(name) or name.value in norm or self.analyzer.definition_of(name, stepped):
+                return True
         for call in m.findall(statement, m.Call(func=m.Name())):
             if any(isinstance(a.node, cst.FunctionDef) for a in self.index.assignments(call.func)):
                 return True
@@ -337,6 +346,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             methods.append(self.function("on_train_epoch_start", "", start))
         if end:
             methods.append(self.function("on_train_epoch_end", "", end))
+        if "clip" in blocks:
+            methods.append(self.function("configure_gradient_clipping",
+                                         ", optimizer, gradient_clip_val=None, gradient_clip_algorithm=None",
+                                         self.rewrite(blocks["clip"], replacements)))
         if self.loop.validation is not None:
             methods += self.evaluation_methods(self.loop.validation, "validation", blocks, replacements)
         if self.loop.test is not None:
@@ -378,10 +391,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
             options.append("max_epochs=1")
         if loop.accumulation is not None:
             options.append(f"accumulate_grad_batches={code(self.host_expression(loop.accumulation.every))}")
-        if loop.clip:
-            algorithm, value, _ = loop.clip
-            options.append(f"gradient_clip_val={code(self.host_expression(value))}")
-            if algorithm == "value":
+        if loop.clip and not loop.clip.custom:
+            options.append(f"gradient_clip_val={code(self.host_expression(loop.clip.value))}")
+            if loop.clip.algorithm == "value":
                 options.append('gradient_clip_algorithm="value"')
         if loop.precision is not None:
             half, enabled = loop.precision

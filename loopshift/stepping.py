@@ -6,7 +6,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import torch_names
-from .training import Accumulation, TrainingLoop
+from .training import Accumulation, Clipping, TrainingLoop
 from .util import held_object, method_call
 
 
@@ -108,8 +108,12 @@ class SteppingAnalysis:
             if self.is_mode_switch(statement, loop):
                 loop.mode_switches.append(statement)
 
-    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop):
-        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())])):
+    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop) -> Clipping | None:
+        """Clipping between backward and step: the Trainer's gradient_clip_val, or, where that cannot
+        say it, the user's own statement in configure_gradient_clipping (which Lightning calls at the
+        same point of the step, after unscaling AMP gradients)."""
+        kept = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])
+        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())]) | kept):
             return None
         call = statement.body[0].value
         algorithm = next((torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD), None)
@@ -121,10 +125,12 @@ class SteppingAnalysis:
         parameters = positional[0].value if positional else keywords.get("parameters")
         clips_model = (m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
                        and self.index.module.code_for_node(parameters.func.value) == loop.model)
-        if value is None or len(positional) > 2 or set(keywords) - {"max_norm", "clip_value"} or not clips_model:
+        if value is None or parameters is None or len(positional) > 2 and algorithm == "value":
             self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
             return None
-        return algorithm, value, statement
+        custom = m.matches(statement, kept) or len(positional) > 2 or bool(
+            set(keywords) - {"parameters", "max_norm", "clip_value"}) or not clips_model
+        return Clipping(algorithm, value, statement, custom)
 
     def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
         for method in ("train", "eval"):

@@ -76,6 +76,18 @@ class EarlyStopping:
 
 
 @dataclass
+class Clipping:
+    """`clip_grad_norm_(model.parameters(), v)` between backward and step."""
+
+    algorithm: str  # "norm" / "value"
+    value: cst.BaseExpression
+    statement: cst.SimpleStatementLine
+    # the Trainer's gradient_clip_val cannot say it (the norm is read, another norm_type, a subset of
+    # the parameters): the statement itself becomes configure_gradient_clipping
+    custom: bool = False
+
+
+@dataclass
 class HandUpdate:
     """Parameters the step updates itself, without an optimizer (see updates.py)."""
 
@@ -111,7 +123,7 @@ class TrainingLoop:
     segments: EpochSegments = field(default_factory=EpochSegments)
     schedulers: list[tuple[SchedulerDef, str]] = field(default_factory=list)  # (scheduler, interval)
     scheduler_steps: list[cst.SimpleStatementLine] = field(default_factory=list)
-    clip: tuple[str, cst.BaseExpression, cst.SimpleStatementLine] | None = None  # (algorithm, value, statement)
+    clip: Clipping | None = None
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
     # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
     kept_schedulers: list[SchedulerDef] = field(default_factory=list)

@@ -25,6 +25,7 @@ CASES = [
     ("lbfgs_closure", [], r"final mse"),
     ("reinforce_episodes", [], r"episode \d+"),
     ("step_loop_eval_after_step", [], r"step \d+:|best val loss"),
+    ("corpus_resnet_step_loop_amp_clip", ["--ckpt-dir", "{tmp}"], r"step +\d+/|  eval @|done"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
 ]
 
