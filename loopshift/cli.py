@@ -21,6 +21,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 class Target(str, Enum):
     lightning = "lightning"
     pytorch_lightning = "pytorch_lightning"
+    fabric = "fabric"  # keep the loop, run it with Lightning Fabric
+    auto = "auto"  # the Trainer, unless it leaves TODOs that Fabric avoids
 
 
 def python_files(paths: List[Path]) -> List[tuple]:
@@ -51,7 +53,9 @@ def convert(
     stdout: bool = typer.Option(False, "--stdout", help="Print the converted source, write nothing."),
     diff: bool = typer.Option(False, "--diff", help="Show a unified diff, write nothing."),
     in_place: bool = typer.Option(False, "--in-place", help="Rewrite the file itself (atomically)."),
-    target: Target = typer.Option(Target.lightning, "--target", help="Package the generated code imports."),
+    target: Target = typer.Option(Target.lightning, "--target", help=(
+        "lightning / pytorch_lightning: a LightningModule and a Trainer (the package it imports); fabric: keep "
+        "the loop, run it with Lightning Fabric; auto: the Trainer unless it leaves TODOs that Fabric avoids.")),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print diagnostics only."),
     verify: bool = typer.Option(False, "--verify", help="Then check the output computes the original's losses."),
@@ -108,6 +112,8 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
     code = result.code
     for diagnostic in result.diagnostics:  # stdout carries the code or the diff in those modes
         typer.echo(diagnostic.render(str(path)), err=stdout or diff)
+    if result.hint and not quiet:
+        typer.echo(result.hint, err=True)
     if stdout:
         sys.stdout.write(code)
     elif diff:

@@ -23,6 +23,7 @@ class Result:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     loops_found: int = 0
     loops_converted: int = 0
+    hint: str | None = None  # a line for the user: the Fabric target would avoid these TODOs
 
 
 class ApplyEdits(cst.CSTTransformer):
@@ -159,11 +160,24 @@ class Conversion:
 
 
 def convert_source(source: str, target: str = "lightning", path: str = "<string>") -> Result:
-    """Converts the manual training loops of one module. Raises InputError on unparsable input."""
+    """Converts the manual training loops of one module. Raises InputError on unparsable input.
+    target: lightning / pytorch_lightning (a LightningModule and a Trainer), fabric (the loop kept,
+    run by Lightning Fabric) or auto (the Trainer, unless it leaves TODOs that Fabric avoids)."""
+    if target == "fabric":
+        from .fabric import convert_fabric
+
+        return convert_fabric(source, path)
     module = parse_module(source, path)
     if "backward" not in source:  # no backward() call, no manual loop: the analysis has nothing to find
         return Result(source)
-    return Conversion(module, source, target, path).run()
+    result = Conversion(module, source, "lightning" if target == "auto" else target, path).run()
+    if result.diagnostics:
+        from .fabric import choose_target, fabric_hint
+
+        if target == "auto":
+            return choose_target(result, source, path)
+        result.hint = fabric_hint(result, source, path)
+    return result
 
 
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "

@@ -30,9 +30,9 @@ CASES = [
 ]
 
 
-def printed(script: Path, args: list[str], pattern: str) -> list[str]:
+def printed(script: Path, args: list[str], pattern: str, cwd: Path) -> list[str]:
     run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=script.parent, check=True)
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=cwd, check=True)
     timings = re.compile(r"\d+(\.\d+)? ?m?s\b")  # wall-clock times differ from run to run
     return [timings.sub("<time>", line) for line in run.stdout.splitlines() if re.match(pattern, line)]
 
@@ -40,5 +40,5 @@ def printed(script: Path, args: list[str], pattern: str) -> list[str]:
 @pytest.mark.parametrize("case, args, pattern", CASES, ids=[c[0] for c in CASES])
 def test_converted_script_prints_what_the_original_printed(case, args, pattern, tmp_path):
     args = [a.format(tmp=tmp_path) for a in args]
-    expected = printed(FIXTURES / case / "input.py", args, pattern)
-    assert expected and printed(FIXTURES / case / "expected.py", args, pattern) == expected
+    expected = printed(FIXTURES / case / "input.py", args, pattern, tmp_path)
+    assert expected and printed(FIXTURES / case / "expected.py", args, pattern, tmp_path) == expected

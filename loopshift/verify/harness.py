@@ -5,7 +5,10 @@ The runner starts it with the user's interpreter, either as a file (`python .../
 standard library and torch: it imports torch in `main()`, and patches Lightning's `Trainer` only
 when the script itself imports Lightning. The outcome goes to the JSON file named by `--result`:
 
-    {ok, stages, losses, steps, trainer_built, seconds, error, summary}
+    {ok, stages, losses, steps, trainer_built, fabric_built, seconds, error, summary}
+
+A script converted to Lightning Fabric keeps its own loop: the harness forces its `Fabric` onto the
+CPU (N processes under DDP) and stops it after K optimizer steps, as it stops the original.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ TRAINER_MODULES = {
     "lightning.pytorch.trainer.trainer": "lightning.pytorch",
     "pytorch_lightning.trainer.trainer": "pytorch_lightning",
 }
+FABRIC_MODULES = {"lightning.fabric.fabric": "lightning.fabric", "lightning_fabric.fabric": "lightning_fabric"}
 HARNESS_FILE = os.path.abspath(__file__)
 
 
@@ -57,6 +61,7 @@ class Record:
     losses: list[float] = field(default_factory=list)
     steps: int = 0
     trainer_built: bool = False
+    fabric_built: bool = False
     summary: Optional[str] = None
 
     def saw_stage(self, stage: str) -> None:
@@ -181,8 +186,8 @@ def count_optimizer_steps(torch: ModuleType, record: Record, options: Options) -
 
     def after_step(optimizer, args, kwargs):
         record.steps += 1
-        if record.trainer_built:
-            record.saw_stage("train")  # a Trainer's optimizer stepped: stopping below skips on_train_batch_end
+        if record.trainer_built or record.fabric_built:
+            record.saw_stage("train")  # a Trainer's or Fabric's optimizer stepped (stopping skips on_train_batch_end)
         # Parity compares the first K steps. A loop outside any Trainer fails verify anyway:
         # stop it there too rather than let it train for hours.
         if record.steps >= options.steps and (options.parity or not record.trainer_built):
@@ -247,6 +252,33 @@ def patch_trainer(trainer_module: ModuleType, package: str, options: Options, re
     trainer_class.__init__ = init
     for name in ("validate", "test", "predict"):
         setattr(trainer_class, name, with_current_weights(getattr(trainer_class, name)))
+
+
+def forced_fabric_kwargs(user_kwargs: dict[str, Any], options: Options) -> dict[str, Any]:
+    """The user's Fabric arguments with CPU and the device count on top of them."""
+    kwargs = dict(user_kwargs)
+    kwargs.update(accelerator="cpu", devices=options.devices, num_nodes=1,
+                  strategy="ddp" if options.devices > 1 else "auto")
+    if str(kwargs.get("precision")) in ("16-mixed", "16"):
+        # fp16 autocast and loss scaling exist on CUDA only: on the CPU the original's
+        # torch.autocast("cuda") and GradScaler are off, and Fabric would switch to bf16
+        kwargs["precision"] = "32-true"
+    return kwargs
+
+
+def patch_fabric(fabric_module: ModuleType, package: str, options: Options, record: Record,
+                 harness_command: list[str]) -> None:
+    fabric_class = fabric_module.Fabric
+    original_init = fabric_class.__init__
+
+    @functools.wraps(original_init)
+    def init(self, *args, **kwargs):
+        record.fabric_built = True
+        if options.devices > 1:
+            launch_ranks_through_harness(package, harness_command)
+        original_init(self, *args, **forced_fabric_kwargs(kwargs, options))
+
+    fabric_class.__init__ = init
 
 
 def with_current_weights(method: Callable) -> Callable:
@@ -333,7 +365,7 @@ def model_summary(package: str, pl_module: Any, batch: Any) -> str:
 
 def launch_ranks_through_harness(package: str, harness_command: list[str]) -> None:
     """DDP starts ranks 1..N-1 by re-running `sys.argv`; make them run under the harness too, or
-    they would build an unpatched Trainer. `_basic_subprocess_cmd` is private Lightning API."""
+    they would build an unpatched Trainer (or Fabric). `_basic_subprocess_cmd` is private Lightning API."""
     launcher = importlib.import_module(f"{package}.strategies.launchers.subprocess_script")
     launcher._basic_subprocess_cmd = lambda: list(harness_command)
 
@@ -357,6 +389,11 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
                                 root_dir=root_dir, harness_command=harness_command)
         for name, package in TRAINER_MODULES.items()
     }
+    patches.update({
+        name: functools.partial(patch_fabric, package=package, options=options, record=record,
+                                harness_command=harness_command)
+        for name, package in FABRIC_MODULES.items()
+    })
     sys.meta_path.insert(0, AfterImport(patches))
 
     # As `python SCRIPT ARGS`: the script's folder first on sys.path, the working folder unchanged.

@@ -66,6 +66,7 @@ class HarnessRun:
     losses: tuple[float, ...] = ()
     steps: int = 0
     trainer_built: bool = False
+    fabric_built: bool = False
     error: Optional[ScriptError] = None
     summary: str = ""
     output: str = ""
@@ -195,6 +196,7 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
         losses=tuple(float(loss) for loss in data["losses"]),
         steps=data["steps"],
         trainer_built=data["trainer_built"],
+        fabric_built=data.get("fabric_built", False),
         error=error,
         summary=data["summary"] or "",
         output=output,
@@ -226,12 +228,12 @@ def run_failure(run: HarnessRun, timeout: float) -> Optional[str]:
 
 
 def training_failure(run: HarnessRun) -> Optional[str]:
-    """Why a run that was meant to train with a Lightning Trainer did not, or None."""
+    """Why a run that was meant to train with a Lightning Trainer (or Fabric) did not, or None."""
     name = run.script.name
-    if not run.trainer_built:
-        return f"{name} never builds a Trainer"
+    if not run.trainer_built and not run.fabric_built:
+        return f"{name} never builds a Trainer (or a Fabric)"
     if "train" not in run.stages:
-        return f"{name} builds a Trainer but runs no training step"
+        return f"{name} builds a {'Trainer' if run.trainer_built else 'Fabric'} but runs no training step"
     for index, loss in enumerate(run.losses, start=1):
         if not math.isfinite(loss):
             return f"{name}: loss {index} is {loss}"

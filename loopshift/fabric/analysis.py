@@ -1,0 +1,320 @@
+"""What the Fabric target needs to know about a module, read off the analysis layer.
+
+The user's loop stays; what changes is around it: the models with their optimizers and the
+DataLoaders are handed to `fabric.setup*`, backward goes through `fabric.backward`, and the device
+moves, GradScaler and DDP plumbing that Fabric owns go. Collectors only gather facts (facts.py);
+conversion.py decides what to write.
+"""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .. import torch_names
+from ..analysis import Analyzer
+from ..devices import DeviceOracle
+from ..index import CodeIndex
+from ..training import OptimizerDef
+from ..util import self_attribute_name
+from .batches import BatchAnalysis
+from .facts import FabricFacts, LoaderGroup, Scope, Setup
+from .matching import is_variable, strip_moves
+from .plumbing import PlumbingAnalysis
+from .precision import PrecisionAnalysis
+
+FABRIC_CLASSES = {"lightning.Fabric", "lightning.fabric.Fabric", "lightning.fabric.fabric.Fabric",
+                  "lightning_fabric.Fabric", "lightning_fabric.fabric.Fabric"}
+
+
+class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
+    def __init__(self, index: CodeIndex) -> None:
+        self.index = index
+        self.analyzer = Analyzer(index)
+        self.analyzer.collect_models()
+        self.analyzer.collect_definitions()
+        self.oracle = DeviceOracle(index, self.analyzer.resolve)
+        self.facts = FabricFacts()
+        self.code = index.module.code_for_node
+
+    def run(self) -> FabricFacts:
+        """The training code: backward calls, models with their optimizers, DataLoaders, mixed
+        precision. What hangs on the setups (clipping, checkpoints, DDP) comes with run_details,
+        once the conversion kept the setups that can reach fabric."""
+        backward = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
+        for statement in self.index.findall(backward, cst.SimpleStatementLine):
+            if not self.index.called_name(statement.body[0].value) & {"torch.autograd.backward"}:
+                self.facts.backwards.append(statement)
+        self.collect_setups()
+        self.collect_loaders()
+        self.collect_precision()
+        return self.facts
+
+    def run_details(self) -> FabricFacts:
+        self.collect_module_uses()
+        self.collect_clips()
+        self.collect_saves()
+        self.collect_distributed()
+        return self.facts
+
+    # -- where code runs and what a variable holds ---------------------------------------------
+    def scope_of(self, node: cst.CSTNode) -> Scope:
+        return self.index.enclosing_function(node)
+
+    def builds_fabric(self) -> bool:
+        return any(self.index.called_name(call) & FABRIC_CLASSES for call in self.index.nodes(cst.Call))
+
+    def references(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Name] | None:
+        """Every use of a module-level function's or class's name; None when it is not module level."""
+        if not isinstance(self.index.parent(definition), cst.Module):
+            return None
+        scope = self.index.scope(definition)
+        uses = []
+        for assignment in scope.assignments[definition.name.value] if scope is not None else []:
+            if assignment.node is definition:
+                uses += [access.node for access in assignment.references]
+        return uses
+
+    def calls(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Call] | None:
+        """Where a function (or a class, by its constructor) is called; None when its name is also
+        used otherwise (passed as a callback, ...)."""
+        uses = self.references(definition)
+        if uses is None:
+            return None
+        calls = [self.index.parent(use) for use in uses]
+        if not all(isinstance(call, cst.Call) and call.func is use for call, use in zip(calls, uses)):
+            return None
+        return calls
+
+    def arguments_for(self, param: cst.Param) -> list[cst.BaseExpression] | None:
+        """What a parameter receives at every call of its function (constructor calls for __init__)."""
+        function = self.index.enclosing_function(param)
+        owner = self.analyzer.method_class(function)
+        if owner is not None and function.name.value == "__init__":
+            calls = self.calls(owner)
+            shift = 1  # Owner(x): x binds the parameter after self
+        elif owner is None:
+            calls, shift = self.calls(function), 0
+        else:
+            return None
+        if not calls:
+            return None
+        params = list(function.params.posonly_params) + list(function.params.params)
+        position = next((i for i, p in enumerate(params) if p is param), None)
+        arguments = []
+        for call in calls:
+            keyword = [a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value]
+            positional = [a.value for a in call.args if a.keyword is None and not a.star]
+            if keyword:
+                arguments.append(keyword[0])
+            elif position is not None and 0 <= position - shift < len(positional):
+                arguments.append(positional[position - shift])
+            elif param.default is not None:
+                arguments.append(param.default)
+            else:
+                return None
+        return arguments
+
+    def values(self, expression: cst.BaseExpression, depth: int = 0) -> list[cst.BaseExpression] | None:
+        """The expressions a variable may hold, following assignments, `self.x = ...` in its class
+        and parameters to every call site; None when unknown."""
+        if depth > 8:
+            return None
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            owner = self.analyzer.enclosing_class(expression)
+            held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
+            assigns = [a for a in m.findall(owner, held)] if owner is not None else []
+            return self.values_of_all([a.value for a in assigns], depth) if assigns else None
+        if not isinstance(expression, cst.Name):
+            return [expression]
+        assignments = self.index.assignments(expression)
+        if not assignments:
+            return None
+        found = []
+        for assignment in assignments:
+            with_item = self.index.parent(self.index.parent(assignment.node))
+            if isinstance(assignment.node, cst.Param):
+                arguments = self.arguments_for(assignment.node)
+                more = self.values_of_all(arguments, depth) if arguments is not None else None
+            elif isinstance(with_item, cst.WithItem) and with_item.asname and with_item.asname.name is assignment.node:
+                more = self.values_of_all([with_item.item], depth)  # `with tqdm(loader) as bar`
+            else:
+                value = self.index.assigned_value(assignment)
+                more = self.values_of_all([value], depth) if value is not None else None
+            if more is None:
+                return None
+            found += more
+        return found
+
+    def values_of_all(self, expressions, depth: int) -> list[cst.BaseExpression] | None:
+        found = []
+        for expression in expressions:
+            more = self.values(expression, depth + 1) if is_variable(expression) else [expression]
+            if more is None:
+                return None
+            found += more
+        return found
+
+    def holders(self, expression: cst.BaseExpression, depth: int = 0) -> set[tuple]:
+        """Keys of every variable that holds what `expression` holds: the parameter it is passed as,
+        the local it came from, `self.model` and the constructor argument stored there."""
+        key = self.key(expression)
+        if key is None or depth > 8:
+            return set()
+        keys = {key}
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            owner = self.analyzer.enclosing_class(expression)
+            held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
+            for assign in m.findall(owner, held) if owner is not None else []:
+                value = strip_moves(self.oracle, assign.value)
+                if is_variable(value):
+                    keys |= self.holders(value, depth + 1)
+            return keys
+        for assignment in self.index.assignments(expression):
+            if isinstance(assignment.node, cst.Param):
+                for argument in self.arguments_for(assignment.node) or []:
+                    if is_variable(argument):
+                        keys |= self.holders(argument, depth + 1)
+        return keys
+
+    def key(self, expression: cst.BaseExpression) -> tuple | None:
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            owner = self.analyzer.enclosing_class(expression)
+            return ("self", id(owner), attribute) if owner is not None else None
+        if isinstance(expression, cst.Name):
+            assignments = self.index.assignments(expression)
+            scope = assignments[0].scope if assignments else self.index.scope(expression)
+            return (id(scope), expression.value)
+        return None
+
+    # -- models with their optimizers, DataLoaders, the device ---------------------------------
+    def collect_setups(self) -> None:
+        groups: dict[tuple, Setup] = {}
+        for optimizer in self.analyzer.code.optimizers:
+            model = optimizer.model_reference
+            target_scope = self.index.scope(optimizer.statement.body[0].targets[0].target)
+            if not self.settable(model, optimizer, target_scope):
+                self.facts.todos.append(("LS008", f"`{optimizer.model}` is bound outside the code that builds "
+                                         f"`{optimizer.name}`, so they cannot be set up together with fabric.setup; "
+                                         "not set up", optimizer.statement))
+                continue
+            group = (id(target_scope), optimizer.model)
+            setup = groups.get(group)
+            if setup is None:
+                groups[group] = Setup(optimizer.model, [optimizer], optimizer.statement, self.holders(model))
+            elif self.index.owner_of_block(setup.anchor) is self.index.owner_of_block(optimizer.statement):
+                setup.optimizers.append(optimizer)
+                setup.anchor = optimizer.statement
+            else:
+                self.facts.todos.append(("LS008", f"`{optimizer.model}` has optimizers built in different blocks; "
+                                         f"`{optimizer.name}` is not set up", optimizer.statement))
+        self.facts.setups = list(groups.values())
+
+    def settable(self, model: cst.BaseExpression | None, optimizer: OptimizerDef, target_scope) -> bool:
+        """`model, optimizer = fabric.setup(...)` rebinds both where the optimizer is built."""
+        if self_attribute_name(model) is not None:
+            return self_attribute_name(optimizer.target) is not None and \
+                self.analyzer.enclosing_class(model) is self.analyzer.enclosing_class(optimizer.statement)
+        if not isinstance(model, cst.Name) or not isinstance(optimizer.target, cst.Name):
+            return False
+        assignments = self.index.assignments(model)
+        return bool(assignments) and all(a.scope is target_scope for a in assignments)
+
+    def collect_module_uses(self) -> None:
+        """After `model = fabric.setup(model, ...)`, `model` is a wrapper that forwards attributes and
+        calls but is no container: `model[0]`, `len(model)`, `for layer in model`, and saving the
+        whole module, need the module itself (`model.module`)."""
+        for setup in self.facts.setups:
+            reference = setup.optimizers[0].model_reference
+            if isinstance(reference, cst.Name):
+                uses = [access.node for a in self.index.assignments(reference) for access in a.references]
+            else:  # self.model: in the methods of its class
+                held = m.Attribute(value=m.Name("self"), attr=m.Name(reference.attr.value))
+                uses = m.findall(self.analyzer.enclosing_class(reference), held)
+            anchor_scope = self.scope_of(setup.anchor)
+            for use in uses:
+                after = self.scope_of(use) is not anchor_scope or self.index.order(use) > self.index.order(setup.anchor)
+                if after and self.needs_module(use):
+                    self.facts.module_uses.append(use)
+
+    def needs_module(self, use: cst.BaseExpression) -> bool:
+        parent = self.index.parent(use)
+        if isinstance(parent, cst.Subscript) and parent.value is use or isinstance(parent, cst.For) and parent.iter is use:
+            return True
+        call = self.index.parent(parent) if isinstance(parent, cst.Arg) and parent.value is use else None
+        if not isinstance(call, cst.Call):
+            return False
+        names = self.index.called_name(call)
+        return bool(names & {"builtins.len", "builtins.iter", "builtins.list", "builtins.enumerate"}) or \
+            "torch.save" in names and call.args[0] is parent
+
+    def model_bindings(self, setup: Setup) -> list:
+        """The assignments of a set-up model variable in the code that sets it up."""
+        reference = setup.optimizers[0].model_reference
+        return [a for a in self.index.assignments(reference) if not isinstance(a.node, cst.Param)] \
+            if isinstance(reference, cst.Name) else []
+
+    def collect_loaders(self) -> None:
+        """`loader = DataLoader(...)`, and `loader = make_loader()` for a function of this file that
+        returns one (its own DataLoader is then set up by the caller)."""
+        target = m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name())
+        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=target)], value=m.Call())])
+        builders = {id(f) for f in self.index.nodes(cst.FunctionDef) if self.returns_loader(f)}
+        groups: list[LoaderGroup] = []
+        for statement in self.index.findall(pattern, cst.SimpleStatementLine):
+            value = statement.body[0].value
+            builder = self.scope_of(statement)
+            if builder is not None and id(builder) in builders or not self.builds_loader(value, builders):
+                continue
+            name = self.code(statement.body[0].targets[0].target)
+            if groups and self.follows(groups[-1].anchor, statement) and name not in groups[-1].targets:
+                groups[-1].targets.append(name)
+                groups[-1].statements.append(statement)
+            else:
+                groups.append(LoaderGroup([name], [statement]))
+        self.facts.loaders = groups
+
+    def builds_loader(self, call: cst.Call, builders: set[int]) -> bool:
+        if self.index.called_name(call) & torch_names.DATALOADERS:
+            return True
+        functions = [a.node for a in self.index.assignments(call.func)] if isinstance(call.func, cst.Name) else []
+        return len(functions) == 1 and id(functions[0]) in builders
+
+    def returns_loader(self, function: cst.FunctionDef) -> bool:
+        returns = [r for r in m.findall(function, m.Return()) if self.index.enclosing_function(r) is function]
+        if not returns:
+            return False
+        for found in returns:
+            values = self.values(found.value) if found.value is not None and is_variable(found.value) else [found.value]
+            if not values or not all(isinstance(v, cst.Call) and self.index.called_name(v) & torch_names.DATALOADERS
+                                     for v in values):
+                return False
+        return True
+
+    def follows(self, first: cst.BaseStatement, second: cst.BaseStatement) -> bool:
+        """Whether second is the statement right after first in the same block."""
+        parent = self.index.parent(first)
+        if parent is not self.index.parent(second):
+            return False
+        body = list(parent.body)
+        return body.index(second) == body.index(first) + 1
+
+    def device_assignments(self) -> list[cst.SimpleStatementLine]:
+        """`device = torch.device(...)` / `self.device = "cuda" if ... else "cpu"` statements."""
+        target = m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name())
+        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=target)])])
+        return [s for s in self.index.findall(pattern, cst.SimpleStatementLine) if self.oracle.is_device(s.body[0].value)]
+
+    def device_kind(self, value: cst.BaseExpression, depth: int = 0) -> str | None:
+        """"device" for a torch.device, "name" for a string that names an accelerator ("cuda"),
+        following variables."""
+        strings = m.findall(value, m.SimpleString())
+        if isinstance(value, (cst.SimpleString, cst.IfExp)) and strings:
+            return "name" if all(":" not in s.evaluated_value for s in strings) else None
+        if isinstance(value, cst.Call) or isinstance(value, cst.Attribute) and value.attr.value == "device":
+            return "device"
+        assignment = self.analyzer.resolve(value) if isinstance(value, cst.Name) and depth < 6 else None
+        assigned = self.index.assigned_value(assignment) if assignment is not None else None
+        return self.device_kind(assigned, depth + 1) if assigned is not None else None

@@ -1,0 +1,76 @@
+"""The plain data model of what the Fabric target finds in a module (analysis.py collects it,
+conversion.py writes from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from ..training import OptimizerDef
+
+Scope = cst.FunctionDef | None  # the function code runs in; None: module level
+
+
+@dataclass
+class Setup:
+    """One `model, optimizer = fabric.setup(model, optimizer)` line."""
+
+    model: str  # as written at the optimizers: `model`, `self.model`
+    optimizers: list[OptimizerDef]
+    anchor: cst.SimpleStatementLine  # the last optimizer's statement: the setup goes after it
+    holders: set[tuple] = field(default_factory=set)  # every variable that holds the model (see holders())
+
+
+@dataclass
+class LoaderGroup:
+    """Adjacent `loader = DataLoader(...)` statements, set up together after the last one."""
+
+    targets: list[str]
+    statements: list[cst.SimpleStatementLine]
+
+    @property
+    def anchor(self) -> cst.SimpleStatementLine:
+        return self.statements[-1]
+
+
+@dataclass
+class Precision:
+    """`torch.autocast` blocks and a GradScaler that `Fabric(precision=...)` replaces."""
+
+    mode: str  # "16-mixed" / "bf16-mixed"
+    enabled: cst.BaseExpression | None  # `use_amp` in `enabled=use_amp`
+    autocasts: list[cst.WithItem]
+    scaler: cst.SimpleStatementLine | None  # `scaler = GradScaler(...)`, removed
+    scaler_steps: list[cst.SimpleStatementLine] = field(default_factory=list)  # `scaler.step(opt)`
+    scaler_owned: list[cst.SimpleStatementLine] = field(default_factory=list)  # update() / unscale_()
+    scaled: dict[int, cst.BaseExpression] = field(default_factory=dict)  # `scaler.scale(loss)` -> loss
+
+
+@dataclass
+class Clip:
+    """`clip_grad_norm_(model.parameters(), v)` -> `fabric.clip_gradients(model, optimizer, max_norm=v)`."""
+
+    call: cst.Call
+    keyword: str  # max_norm / clip_val
+    model: cst.BaseExpression
+    optimizer: cst.BaseExpression
+    value: cst.BaseExpression
+    extra: dict[str, cst.BaseExpression]  # norm_type=, error_if_nonfinite=, as the user passed them
+
+
+@dataclass
+class FabricFacts:
+    backwards: list[cst.SimpleStatementLine] = field(default_factory=list)
+    setups: list[Setup] = field(default_factory=list)
+    loaders: list[LoaderGroup] = field(default_factory=list)
+    # uses of a set-up model that need the nn.Module itself (`model[0]`, `len(model)`): `model.module[0]`
+    module_uses: list[cst.BaseExpression] = field(default_factory=list)
+    precision: Precision | None = None
+    clips: list[Clip] = field(default_factory=list)
+    saves: list[cst.Call] = field(default_factory=list)  # `torch.save({...}, path)` -> `fabric.save(path, {...})`
+    data_parallel: list[cst.SimpleStatementLine] = field(default_factory=list)  # `model = nn.DataParallel(model)`
+    devices: cst.BaseExpression | None = None  # from DataParallel(device_ids=list(range(N)))
+    process_group: list[cst.SimpleStatementLine] = field(default_factory=list)  # init/destroy_process_group
+    rank_queries: list[tuple[cst.Call, str]] = field(default_factory=list)  # (`dist.get_rank()`, "global_rank")
+    distributed: bool = False
+    todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)

@@ -1,0 +1,40 @@
+"""Small matchers over expressions shared by the Fabric analysis."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from ..devices import DeviceOracle
+from ..util import self_attribute_name
+
+
+def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    return next((a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None)
+
+
+def is_variable(expression: cst.BaseExpression) -> bool:
+    return isinstance(expression, cst.Name) or self_attribute_name(expression) is not None
+
+
+def strip_moves(oracle: DeviceOracle, expression: cst.BaseExpression) -> cst.BaseExpression:
+    """`x` for `x.to(device).cuda()`."""
+    while isinstance(expression, cst.Call) and oracle.is_move(expression):
+        expression = expression.func.value
+    return expression
+
+
+def in_move_chain(oracle: DeviceOracle, expression: cst.BaseExpression, call: cst.Call) -> bool:
+    """Whether call is one of the device moves an expression ends with."""
+    while isinstance(expression, cst.Call) and oracle.is_move(expression):
+        if expression is call:
+            return True
+        expression = expression.func.value
+    return False
+
+
+def comprehension_source(comprehension: cst.CompFor) -> cst.BaseExpression:
+    """`batch` for `for k, v in batch.items()`."""
+    source = comprehension.iter
+    if m.matches(source, m.Call(func=m.Attribute(attr=m.Name("items") | m.Name("values")), args=[])):
+        return source.func.value
+    return source

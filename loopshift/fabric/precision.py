@@ -1,0 +1,138 @@
+"""Mixed precision and gradient clipping: `torch.autocast` + GradScaler become
+`Fabric(precision=...)` and `fabric.autocast()`, `clip_grad_*_` becomes `fabric.clip_gradients`,
+only where Fabric then does exactly what the script did (otherwise they stay, valid under Fabric)."""
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from .. import torch_names
+from ..util import method_call
+from .facts import Clip, Precision
+from .matching import keyword
+
+
+DEVICE_TYPE_FIRST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
+
+
+class PrecisionAnalysis:
+    """Mixed into FabricAnalysis."""
+
+    def collect_precision(self) -> None:
+        """torch.autocast + GradScaler -> Fabric(precision=...), only when Fabric's precision does
+        exactly what they did; otherwise they stay as they were (valid under Fabric too)."""
+        autocasts = [item for item in self.index.nodes(cst.WithItem) if item.asname is None and
+                     isinstance(item.item, cst.Call) and self.index.called_name(item.item) & torch_names.AUTOCASTS]
+        scalers = [s for s in self.index.findall(m.SimpleStatementLine(body=[m.Assign(
+            targets=[m.AssignTarget(target=m.Name())], value=m.Call())]), cst.SimpleStatementLine)
+            if self.index.called_name(s.body[0].value) & torch_names.GRAD_SCALERS]
+        if not autocasts or len(scalers) > 1:
+            return
+        settings = {self.autocast_setting(item.item) for item in autocasts}
+        if len(settings) != 1 or None in settings:
+            return
+        mode, enabled_code = next(iter(settings))
+        enabled = keyword(autocasts[0].item, "enabled")
+        precision = Precision(mode, enabled, sorted(autocasts, key=self.index.order), scalers[0] if scalers else None)
+        if scalers:
+            scaler_enabled = keyword(scalers[0].body[0].value, "enabled")
+            if (self.code(scaler_enabled) if scaler_enabled is not None else None) != enabled_code or \
+                    not self.scaler_uses(precision, scalers[0].body[0].targets[0].target):
+                return
+        elif mode == "16-mixed":
+            return  # fp16 without loss scaling: Fabric would scale the loss
+        self.facts.precision = precision
+
+    def autocast_setting(self, call: cst.Call) -> tuple[str, str | None] | None:
+        """(Fabric precision, the code of `enabled=`) for one autocast call; None when not understood."""
+        names = self.index.called_name(call)
+        dtype, device_type = keyword(call, "dtype"), keyword(call, "device_type")
+        positional = [a.value for a in call.args if a.keyword is None]
+        if positional and names & DEVICE_TYPE_FIRST:
+            device_type, positional = positional[0], positional[1:]  # torch.autocast("cuda", ...)
+        if positional or {a.keyword.value for a in call.args if a.keyword} - {"device_type", "dtype", "enabled",
+                                                                               "cache_enabled"}:
+            return None
+        if dtype is not None:
+            dtypes = self.index.qualified_names(dtype)
+            half = "16-mixed" if dtypes & {"torch.float16", "torch.half"} else None
+            mode = "bf16-mixed" if "torch.bfloat16" in dtypes else half
+        elif names & {"torch.cpu.amp.autocast"} or m.matches(device_type, m.SimpleString('"cpu"') | m.SimpleString("'cpu'")):
+            mode = "bf16-mixed"  # autocast's default on CPU
+        else:
+            mode = "16-mixed"
+        enabled = keyword(call, "enabled")
+        return (mode, self.code(enabled) if enabled is not None else None) if mode else None
+
+    def scaler_uses(self, precision: Precision, scaler: cst.Name) -> bool:
+        """Every use of the scaler is one Fabric's precision does itself."""
+        assignments = [a for a in self.index.assignments(scaler) if a.node is scaler]
+        for access in assignments[0].references if assignments else []:
+            use = access.node
+            attribute = self.index.parent(use)
+            call = self.index.parent(attribute) if isinstance(attribute, cst.Attribute) else None
+            if not isinstance(call, cst.Call) or call.func is not attribute:
+                return False
+            method = attribute.attr.value
+            statement = self.index.statement_of(call)
+            backward = m.matches(self.index.parent(call), m.Attribute(attr=m.Name("backward")))
+            if method == "scale" and len(call.args) == 1 and backward and any(statement is b for b in self.facts.backwards):
+                precision.scaled[id(call)] = call.args[0].value
+            elif method == "step" and len(call.args) == 1 and method_call(statement, "step") is call:
+                precision.scaler_steps.append(statement)
+            elif method in ("update", "unscale_") and method_call(statement, method) is call:
+                precision.scaler_owned.append(statement)
+            else:
+                return False
+        return True
+
+    def collect_clips(self) -> None:
+        for call in self.index.nodes(cst.Call):
+            names = self.index.called_name(call)
+            algorithm = next((torch_names.CLIP_GRAD[n] for n in names if n in torch_names.CLIP_GRAD), None)
+            if algorithm is None:
+                continue
+            clip = self.clip(call, algorithm)
+            if clip is not None:
+                self.facts.clips.append(clip)
+            elif self.facts.precision is not None:
+                # Fabric's loss scaling would leave this clip working on scaled gradients
+                self.facts.precision = None
+
+    def clip(self, call: cst.Call, algorithm: str) -> Clip | None:
+        value_name = "max_norm" if algorithm == "norm" else "clip_value"
+        allowed = ["parameters", value_name] + (["norm_type", "error_if_nonfinite"] if algorithm == "norm" else [])
+        arguments: dict[str, cst.BaseExpression] = {}
+        for position, arg in enumerate(call.args):
+            if arg.star or position >= len(allowed) and arg.keyword is None:
+                return None
+            name = arg.keyword.value if arg.keyword is not None else allowed[position]
+            if name not in allowed:
+                return None
+            arguments[name] = arg.value
+        parameters = arguments.get("parameters")
+        model_parameters = m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[])
+        if value_name not in arguments or not m.matches(parameters, model_parameters):
+            return None
+        model = parameters.func.value
+        optimizer = self.stepped_optimizer(call, model)
+        if optimizer is None:
+            return None
+        extra = {name: arguments[name] for name in ("norm_type", "error_if_nonfinite") if name in arguments}
+        keyword = "max_norm" if algorithm == "norm" else "clip_val"
+        return Clip(call, keyword, model, optimizer, arguments[value_name], extra)
+
+    def stepped_optimizer(self, clip: cst.Call, model: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The one optimizer of `model` stepped in the function that clips, as that code names it."""
+        function = self.scope_of(clip)
+        statements = [s for s in self.index.nodes(cst.SimpleStatementLine) if self.scope_of(s) is function]
+        model_holders = self.holders(model)
+        found = {}
+        for statement, optimizer in self.analyzer.steps_in(statements):
+            setup = next((s for s in self.facts.setups if optimizer in s.optimizers), None)
+            if setup is None or not model_holders & setup.holders:
+                continue
+            call = method_call(statement, "step")
+            receiver = call.args[0].value if call.args else call.func.value
+            found[self.code(receiver)] = receiver
+        return next(iter(found.values())) if len(found) == 1 else None

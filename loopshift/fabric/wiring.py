@@ -1,0 +1,164 @@
+"""Where `fabric` is built and how it reaches the code that uses it.
+
+Fabric is built once, where the script builds its DataLoaders (else its optimizer), right after
+the statements its arguments come from (the script's `device`, `use_amp`, ...). Code elsewhere
+gets it the way a person would pass it: a module-level `fabric` is a global every function sees; a
+`fabric` built in `main()` is passed as the first argument of the functions that need it, and to
+the constructor of a class whose methods need it (kept as `self.fabric`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from .analysis import FabricAnalysis
+from .facts import Scope
+
+
+@dataclass
+class Placement:
+    """Where `fabric = L.Fabric(...)` and `fabric.launch()` go."""
+
+    block: list[cst.BaseStatement]  # the statements of the block that holds them
+    position: int  # they go before block[position] (at the end when position == len(block))
+    arguments: dict[str, cst.BaseExpression] = field(default_factory=dict)  # accelerator=, devices=, ...
+    follows: bool = False  # right after the statements its arguments come from (else before what needs it)
+
+    def precedes(self, index, statement: cst.BaseStatement) -> bool:
+        """Whether a statement of the same scope runs before Fabric is built."""
+        return self.position == len(self.block) or index.order(statement) < index.order(self.block[self.position])
+
+
+class Wiring:
+    def __init__(self, analysis: FabricAnalysis, home: Scope) -> None:
+        self.analysis, self.index = analysis, analysis.index
+        self.home = home
+        self.home_class = analysis.analyzer.method_class(home) if home is not None else None
+        self.memo: dict[int, bool] = {}
+        self.functions: set[int] = set()  # functions that take `fabric` as their first parameter
+        self.classes: dict[int, cst.FunctionDef] = {}  # class -> its __init__, which takes `fabric`
+        self.call_sites: set[int] = set()  # calls that pass `fabric` first
+
+    # -- who can reach fabric ---------------------------------------------------------------
+    def reaches(self, node: cst.CSTNode) -> bool:
+        return self.reaches_scope(self.analysis.scope_of(node))
+
+    def reaches_scope(self, function: Scope) -> bool:
+        if self.home is None or function is self.home:
+            return True  # a module-level fabric is a global every function sees
+        if function is None:
+            return False
+        if id(function) not in self.memo:
+            self.memo[id(function)] = True  # a recursive call reaches it once its caller does
+            self.memo[id(function)] = self.thread(function)
+        return self.memo[id(function)]
+
+    def thread(self, function: cst.FunctionDef) -> bool:
+        owner = self.analysis.analyzer.method_class(function)
+        decorators = {self.index.module.code_for_node(d.decorator) for d in function.decorators}
+        if owner is not None:
+            if decorators & {"staticmethod", "classmethod"} or not self.self_name(function):
+                return False
+            return owner is self.home_class or self.thread_class(owner)
+        calls = self.analysis.calls(function)
+        if not calls or self.index.enclosing_function(function) is not None:
+            return False
+        if not all(self.reaches(call) for call in calls):
+            return False
+        self.functions.add(id(function))
+        self.call_sites |= {id(call) for call in calls}
+        return True
+
+    def thread_class(self, owner: cst.ClassDef) -> bool:
+        if id(owner) in self.classes:
+            return True
+        init = next((s for s in owner.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+        calls = self.analysis.calls(owner)
+        if init is None or not calls or not self.self_name(init):
+            return False
+        self.classes[id(owner)] = init
+        if not all(self.reaches(call) for call in calls):
+            del self.classes[id(owner)]
+            return False
+        self.call_sites |= {id(call) for call in calls}
+        return True
+
+    def self_name(self, function: cst.FunctionDef) -> str | None:
+        params = list(function.params.posonly_params) + list(function.params.params)
+        return params[0].name.value if params else None
+
+    def reference(self, node: cst.CSTNode) -> cst.BaseExpression:
+        """How the code at node names fabric: `fabric`, or `self.fabric` in the methods of a class
+        that keeps it."""
+        function = self.analysis.scope_of(node)
+        owner = self.analysis.analyzer.method_class(function) if function is not None else None
+        if owner is not None and (owner is self.home_class or id(owner) in self.classes):
+            return cst.Attribute(cst.Name(self.self_name(function)), cst.Name("fabric"))
+        return cst.Name("fabric")
+
+    # -- where fabric is built -------------------------------------------------------------
+    def placement(self, anchors: list[cst.CSTNode], uses: list[cst.CSTNode],
+                  arguments: dict[str, cst.BaseExpression]) -> Placement:
+        """anchors: statements the setups follow; uses: nodes that need fabric. Both in the home
+        scope. Arguments whose names are bound too late fall back to Fabric's defaults."""
+        index = self.index
+        first = min(anchors + uses, key=index.order)
+        statement = index.statement_of(first)
+        loops = [a for a in ancestors_to(index, statement, self.home) if isinstance(a, (cst.For, cst.While))]
+        statement = loops[-1] if loops else statement  # built once, not in a loop
+        block = list(index.parent(statement).body)
+        top = {id(s): i for i, s in enumerate(block)}
+
+        def position_of(node: cst.CSTNode) -> int | None:
+            """The index of the block statement holding node; -1 before the block; None after it."""
+            for candidate in [node, *index.ancestors(node)]:
+                if id(candidate) in top:
+                    return top[id(candidate)]
+            return -1 if index.order(node) < index.order(block[0]) else None
+
+        first_use = min((p for u in uses if (p := position_of(u)) is not None), default=len(block))
+        while True:
+            bound = [self.bound_at(expression, position_of) for expression in arguments.values()]
+            if all(b is not None and b < first_use for b in bound):
+                break
+            late = max(range(len(bound)), key=lambda i: len(block) if bound[i] is None else bound[i])
+            del arguments[list(arguments)[late]]
+        last = max(bound, default=-1)
+        if last >= 0:
+            return Placement(block, last + 1, arguments, follows=True)
+        return Placement(block, position_of(first), arguments)
+
+    def bound_at(self, expression: cst.BaseExpression, position_of) -> int | None:
+        """The position of the last block statement binding a name the expression reads (-1: all
+        bound before the block), None when one is bound after it."""
+        last = -1
+        for name in m.findall(expression, m.Name()):
+            parent = self.index.parent(name)
+            if isinstance(parent, cst.Attribute) and parent.attr is name:
+                continue
+            for assignment in self.index.assignments(name):
+                if assignment.scope is self.index.scope(self.index.module) and self.home is not None:
+                    continue  # a global: bound when the module was imported
+                position = position_of(assignment.node)
+                if position is None:
+                    return None
+                last = max(last, position)
+        for attribute in m.findall(expression, m.Attribute(value=m.Name())):  # `args.cuda = ...`
+            target = m.AssignTarget(target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value)))
+            for statement in self.index.findall(m.SimpleStatementLine(body=[m.Assign(targets=[target])]),
+                                                cst.SimpleStatementLine):
+                if self.analysis.scope_of(statement) is self.home:
+                    position = position_of(statement)
+                    if position is None:
+                        return None
+                    last = max(last, position)
+        return last
+
+
+def ancestors_to(index, node: cst.CSTNode, stop: cst.CSTNode | None):
+    for ancestor in index.ancestors(node):
+        if ancestor is stop or isinstance(ancestor, cst.Module):
+            return
+        yield ancestor
