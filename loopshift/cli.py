@@ -11,6 +11,7 @@ import typer
 
 from .output import default_output, unified_diff, write_atomic
 from .source import InputError, read_source, source_encoding
+from .targets import TARGETS
 from .lint.command import explain_command, lint_command, rules_command
 from .verify.command import verify_command
 
@@ -18,11 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Convert hand-written PyTorch training loops to PyTorch Lightning.")
 
 
-class Target(str, Enum):
-    lightning = "lightning"
-    pytorch_lightning = "pytorch_lightning"
-    fabric = "fabric"  # keep the loop, run it with Lightning Fabric
-    auto = "auto"  # the Trainer, unless it leaves TODOs that Fabric avoids
+Target = Enum("Target", {name: name for name in TARGETS}, type=str)
 
 
 def python_files(paths: List[Path]) -> List[tuple]:

@@ -12,8 +12,8 @@ from .diagnostics import Diagnostic
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
 from .source import parse_module
+from .targets import PACKAGES
 
-TARGETS = {"lightning": ("lightning", "L"), "pytorch_lightning": ("pytorch_lightning", "pl")}
 CALLBACKS = {"lightning": "lightning.pytorch.callbacks", "pytorch_lightning": "pytorch_lightning.callbacks"}
 
 
@@ -72,7 +72,7 @@ class Conversion:
         self.index = CodeIndex(module)
         self.analyzer = Analyzer(self.index)
         self.code = self.analyzer.run()
-        self.package, alias = TARGETS[target]
+        self.package, alias = PACKAGES[target]
         self.alias = existing_alias(module, self.package) or alias
         self.oracle = DeviceOracle(self.index, self.analyzer.resolve)
         self.replace: dict[int, list[cst.BaseStatement]] = {}

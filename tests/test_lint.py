@@ -338,14 +338,6 @@ def test_the_public_api_loads_the_converter_when_asked_for() -> None:
         loopshift.no_such_name
 
 
-def test_the_configuration_knows_the_converters_targets() -> None:
-    """Its own copy of them, so that reading pyproject.toml does not load the converter."""
-    from loopshift import convert
-    from loopshift.lint import config
-
-    assert set(config.TARGETS) == set(convert.TARGETS)
-
-
 def test_a_named_folder_is_linted_even_below_an_ignored_one(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", '[tool.loopshift]\nexclude = ["vendor"]\n')
     write(tmp_path / ".gitignore", ".venv/\n")

@@ -14,10 +14,10 @@ except ModuleNotFoundError:  # Python 3.10
         tomllib = None
 
 from ..source import InputError
+from ..targets import TARGETS
 from .engine import check_selectors
 from .files import matches
 
-TARGETS = ("lightning", "pytorch_lightning")  # loopshift.convert.TARGETS, without loading the converter
 
 
 @dataclass(frozen=True)
