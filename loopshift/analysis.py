@@ -325,14 +325,20 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 m.SimpleStatementLine(body=[m.Assign(value=m.Call(func=m.Name("next")))])]))],
             orelse=None, finalbody=None)
         fetch = next((s for s in body if m.matches(s, restart)), None)
-        if fetch is None and isinstance(loop, cst.For):
+        endless = self.endless_draw(loop, body) if fetch is None else None
+        if fetch is None and endless is None and isinstance(loop, cst.For):
             # full-batch training (`for t in range(500): loss = loss_fn(model(x), y)`): the steps are the batches
             return self.unwrap_iterable(loop)
         max_steps = self.step_count(loop, body)
-        if fetch is None or max_steps is None:
+        if fetch is None and endless is None or max_steps is None:
             self.problem("LS001", "a step loop is converted when it draws `batch = next(it)` with a restart on "
-                         "StopIteration and counts to a fixed number of steps", loop)
+                         "StopIteration (or from itertools.cycle) and counts to a fixed number of steps", loop)
             return None
+        if endless is not None:  # the Trainer draws from the endless iterator itself
+            self.step_loops[id(loop)] = (endless, max_steps, [])
+            draw = endless.body[0]
+            target = draw.targets[0].target
+            return draw.value.args[0].value, bare(target), None, None, None
         draw = fetch.body.body[0].body[0]
         iterator = draw.value.args[0].value.value
         loader = fetch.handlers[0].body.body[0].body[0].value.args[0].value
@@ -342,8 +348,24 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             and self.index.owner_of_block(s) is self.index.owner_of_block(loop)]
         self.step_loops[id(loop)] = (fetch, max_steps, creations[-1:])
         target = draw.targets[0].target
-        return loader, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \
+        return loader, bare(target), \
             None, None, None
+
+    def endless_draw(self, loop: cst.For | cst.While, body: list[cst.BaseStatement]) -> cst.SimpleStatementLine | None:
+        """`batch = next(batches)` where `batches = itertools.cycle(loader)` was made before the loop: it
+        never runs out, and replays its first pass (no new shuffle, no random draws: the Trainer may
+        fetch a batch ahead). A generator of the user's that re-iterates a loader stays in the step."""
+        draw = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(
+            func=m.Name("next"), args=[m.Arg(value=m.Name())]))])
+        for statement in body:
+            if not m.matches(statement, draw):
+                continue
+            made = [a for a in self.index.assignments(statement.body[0].value.args[0].value)
+                    if not self.index.is_inside(a.node, {id(loop)})]
+            value = self.index.assigned_value(made[0]) if len(made) == 1 else None
+            if isinstance(value, cst.Call) and "itertools.cycle" in self.index.called_name(value):
+                return statement
+        return None
 
     def counts_steps(self, loop: cst.For) -> bool:
         return isinstance(loop.iter, cst.Call) and "builtins.range" in self.index.called_name(loop.iter) \
@@ -488,7 +510,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & (torch_names.DATALOADERS | {"builtins.range"}):
             self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
             return None
-        return iterable, target.with_changes(lpar=[], rpar=[]) if isinstance(target, cst.Tuple) else target, \
+        return iterable, bare(target), \
             index_name, index_start, bar
 
     def model_values(self, loop: TrainingLoop) -> list[cst.BaseExpression]:
@@ -540,3 +562,10 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if args:
             return self.definition_of(args[0], self.code.optimizers)
         return None
+
+
+def bare(target: cst.BaseAssignTargetExpression) -> cst.BaseAssignTargetExpression:
+    """`x, y` for `(x, y)`; `(x,)` keeps its parentheses, which say it is a tuple."""
+    if isinstance(target, cst.Tuple) and len(target.elements) > 1:
+        return target.with_changes(lpar=[], rpar=[])
+    return target

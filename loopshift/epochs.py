@@ -17,6 +17,9 @@ class EpochAnalysis:
     def find_epochs(self, loop: TrainingLoop) -> bool:
         owner = self.index.owner_of_block(loop.statement)
         driver: cst.BaseStatement = loop.statement
+        if isinstance(owner, cst.FunctionDef) and self.runs_in_place(owner):
+            loop.host = driver  # one pass, fit right where the loop was
+            return True
         if isinstance(owner, cst.FunctionDef):
             calls = self.calls_of(owner)
             statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
@@ -40,6 +43,19 @@ class EpochAnalysis:
             self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
             return False
         return True
+
+    def runs_in_place(self, function: cst.FunctionDef) -> bool:
+        """A single-pass loop in a function that nothing calls per epoch: `main()` under
+        `if __name__ == "__main__":`, or an entry point without parameters that nothing here calls
+        (a `train(model, loader, ...)` called from elsewhere may well be called once per epoch)."""
+        calls = self.calls_of(function)
+        if not calls:
+            return not function.params.params and self.method_class(function) is None \
+                and self.index.enclosing_function(function) is None
+        if len(calls) != 1:
+            return False
+        caller = self.index.owner_of_block(self.index.statement_of(calls[0]))
+        return not isinstance(caller, (cst.For, cst.While, cst.Module, cst.FunctionDef))
 
     def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
         body = list(function.body.body)

@@ -130,7 +130,8 @@ class TrainingLoop:
     manual: bool = False  # manual optimization: backward() and step() stay in the user's order
     backwards: list[cst.SimpleStatementLine] = field(default_factory=list)  # under manual optimization
     optimizers: list[OptimizerDef] = field(default_factory=list)  # under manual optimization, in order
-    fetch: cst.Try | None = None  # a step loop's `try: batch = next(it) except StopIteration: ...`
+    # a step loop's `try: batch = next(it) except StopIteration: ...`, or `batch = next(it)` of an endless `it`
+    fetch: cst.Try | cst.SimpleStatementLine | None = None
     max_steps: cst.BaseExpression | None = None  # a step loop's step count
     validation: EvaluationLoop | None = None
     test: EvaluationLoop | None = None  # an evaluation of the trained model after training
