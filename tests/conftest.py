@@ -13,3 +13,15 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_fixtures(request) -> bool:
     return request.config.getoption("--update-fixtures")
+
+
+def check_golden(path: Path, actual: str, update: bool) -> None:
+    """The golden file holds `actual`; with --update-fixtures it is rewritten first (review the diff)."""
+    if update and (not path.exists() or path.read_text() != actual):
+        path.write_text(actual)
+    assert path.read_text() == actual, f"{path} differs; run pytest --update-fixtures and review the diff"
+
+
+def rendered(result, case: Path) -> str:
+    """A conversion's diagnostics as the CLI prints them, for a fixture's input.py."""
+    return "".join(d.render(f"{case.name}/input.py") + "\n" for d in result.diagnostics)

@@ -7,10 +7,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from conftest import FIXTURES, check_golden, rendered
 from loopshift import convert_source
 from loopshift.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.parent for p in FIXTURES.glob("*/input.py"))
 GOLDENS = sorted(p.parent for p in FIXTURES.glob("*/expected_fabric.py"))
 CONVERTED = [case for case in GOLDENS if ".Fabric(" in (case / "expected_fabric.py").read_text()]
@@ -18,12 +18,6 @@ CONVERTED = [case for case in GOLDENS if ".Fabric(" in (case / "expected_fabric.
 
 def fabric(source: str) -> str:
     return convert_source(textwrap.dedent(source), target="fabric").code
-
-
-def check_golden(path: Path, actual: str, update: bool) -> None:
-    if update and (not path.exists() or path.read_text() != actual):
-        path.write_text(actual)
-    assert path.read_text() == actual, f"{path} differs; run pytest --update-fixtures and review the diff"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -36,9 +30,8 @@ def test_fabric_fixture(case: Path, update_fixtures: bool) -> None:
     else:
         assert result.code == source, "no expected_fabric.py: this case must convert to itself"
     diagnostics = case / "diagnostics_fabric.txt"
-    rendered = "".join(d.render(f"{case.name}/input.py") + "\n" for d in result.diagnostics)
     if diagnostics.exists() or result.diagnostics:
-        check_golden(diagnostics, rendered, update_fixtures)
+        check_golden(diagnostics, rendered(result, case), update_fixtures)
 
 
 @pytest.mark.parametrize("case", GOLDENS, ids=[c.name for c in GOLDENS])

@@ -5,20 +5,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from conftest import FIXTURES, check_golden, rendered
 from loopshift import convert_source
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.parent for p in FIXTURES.glob("*/input.py"))
-
-
-def rendered(result, case: Path) -> str:
-    return "".join(d.render(f"{case.name}/input.py") + "\n" for d in result.diagnostics)
-
-
-def check_golden(path: Path, actual: str, update: bool) -> None:
-    if update and (not path.exists() or path.read_text() != actual):
-        path.write_text(actual)
-    assert path.read_text() == actual, f"{path} differs; run pytest --update-fixtures and review the diff"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
