@@ -14,7 +14,7 @@ from .devices import DeviceOracle
 from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
-from .reporting import ReportingAnalysis
+from .reporting import ReportingAnalysis, ScalarWriterAnalysis
 from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
 from .updates import HandUpdateAnalysis
@@ -25,7 +25,7 @@ BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr
 
 
 class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis, ReportingAnalysis,
-               HandUpdateAnalysis):
+               HandUpdateAnalysis, ScalarWriterAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
@@ -552,6 +552,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             self.find_test(loop)
             self.find_early_stopping(loop)
             self.find_loss_reports(loop)
+            self.find_scalar_writer(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
                                     if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]

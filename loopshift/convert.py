@@ -14,7 +14,7 @@ from .index import CodeIndex
 from .source import parse_module
 from .targets import PACKAGES
 
-CALLBACKS = {"lightning": "lightning.pytorch.callbacks", "pytorch_lightning": "pytorch_lightning.callbacks"}
+TRAINER_PACKAGE = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Conversion:
         self.consumed: set[int] = set()  # nodes whose code is gone or moved
         self.diagnostics: list[Diagnostic] = []
         self.class_names: set[str] = set()
-        self.imports: set[str] = set()  # callbacks the Trainer calls take
+        self.imports: set[tuple[str, str]] = set()  # (callbacks / loggers, name) the Trainer call takes
 
     def report(self, code: str, reason: str, node: cst.CSTNode, todo_at: cst.CSTNode | None = None) -> None:
         if todo_at is not None:
@@ -151,9 +151,10 @@ class Conversion:
         module = self.index.module.visit(edits)
         if converted and not existing_alias(module, self.package):
             module = add_import(module, f"import {self.package} as {self.alias}")
-        callbacks = CALLBACKS[self.package]
-        for name in sorted(self.imports - imported_names(module, callbacks)):
-            module = add_import(module, f"from {callbacks} import {name}")
+        for submodule, name in sorted(self.imports):
+            source = f"{TRAINER_PACKAGE[self.package]}.{submodule}"
+            if name not in imported_names(module, source):
+                module = add_import(module, f"from {source} import {name}")
         parse_module(module.code, self.path)  # never emit code that does not parse
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
         return Result(module.code, self.diagnostics, found, converted)

@@ -33,7 +33,7 @@ class Generated:
     after_uses: dict[int, cst.BaseExpression] = field(default_factory=dict)  # Name after fit -> lit_model.x
     todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)
     replaced: dict[int, list[cst.BaseStatement]] = field(default_factory=dict)  # other host statements
-    imports: list[str] = field(default_factory=list)  # names from the package's callbacks module
+    imports: list[tuple[str, str]] = field(default_factory=list)  # ("callbacks", "EarlyStopping"), ...
 
 
 class LoopGenerator(NamePlanner, EarlyExits):
@@ -121,7 +121,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         keeps only what is not stepping, and the loss is no longer divided by N."""
         loop = self.loop
         if statement is loop.backward and not loop.manual:
-            return [self.log_loss()]
+            return [] if self.user_logs_the_loss() else [self.log_loss()]
         if statement in loop.autocasts:
             inner = [s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)]
             inner[0] = inner[0].with_changes(leading_lines=[*statement.leading_lines, *inner[0].leading_lines])
@@ -161,8 +161,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
         return cst.parse_statement(code, self.config)
 
     def rewrite(self, statements, replacements) -> list[cst.BaseStatement]:
-        backwards = {id(b): self.manual_backward for b in self.loop.backwards}
-        rename = Rename(replacements, self.oracle, backwards)
+        rewritten_lines = {id(b): self.manual_backward for b in self.loop.backwards}
+        if self.loop.writer is not None:
+            rewritten_lines |= {id(s): scalar_log for s in self.loop.writer.scalars}
+        rename = Rename(replacements, self.oracle, rewritten_lines)
         rewritten = []
         for statement in statements:
             new = statement.visit(rename)
@@ -181,6 +183,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if isinstance(loss, cst.Name):
             lines.append(log_line(loss.value, loss, prog_bar=bool(self.loop.loss_reports)))
         return lines
+
+    def user_logs_the_loss(self) -> bool:
+        """`writer.add_scalar("Loss/train", loss.item(), step)` in the step: logged under the user's tag."""
+        writer, loss = self.loop.writer, self.loop.loss
+        body = {id(s) for s in self.loop.batch_loop.body.body}
+        return writer is not None and isinstance(loss, cst.Name) and any(
+            id(s) in body and m.matches(metric_value(s.body[0].value.args[1].value), m.Name(loss.value))
+            for s in writer.scalars)
 
     def log_loss(self) -> cst.SimpleStatementLine:
         """`self.log("train_loss", loss)` where `loss.backward()` was (the loss node is the user's)."""
@@ -367,7 +377,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
             leading_lines=[]))
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
-        imports = ["EarlyStopping"] if self.loop.early_stopping is not None else []
+        imports = [("callbacks", "EarlyStopping")] if self.loop.early_stopping is not None else []
+        if self.loop.writer is not None:
+            imports.append(("loggers", "TensorBoardLogger"))
         return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
                          self.host_edits(), imports)
 
@@ -399,6 +411,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             half, enabled = loop.precision
             choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
             options.append(f"precision={choice}")
+        if loop.writer is not None:
+            log_dir = code(self.host_expression(loop.writer.log_dir)) if loop.writer.log_dir else '"runs"'
+            # the writer's folder itself (no name/version subfolders), where `self.log` now writes
+            options.append(f'logger=TensorBoardLogger({log_dir}, name="", version="")')
         callbacks = []
         if loop.early_stopping is not None:
             callbacks.append(self.statement(f"early_stopping = {self.early_stopping_callback()}"))
@@ -441,6 +457,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         test, replaced = self.loop.test, {}
         if self.loop.early_stopping is not None:
             replaced[id(self.loop.early_stopping.init)] = []  # the callback keeps its own count
+        if self.loop.writer is not None:  # the Trainer's logger writes and closes
+            writer = self.loop.writer
+            replaced |= {id(s): [] for s in [writer.statement, *writer.closing, *writer.imports]}
         replaced |= {id(s): [] for s in self.loop.report_inits}  # (those before training; dropped if per epoch)
         if test is not None:
             loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
@@ -498,6 +517,15 @@ class LoopGenerator(NamePlanner, EarlyExits):
 def metric_log(evaluation: EvaluationLoop) -> list[cst.SimpleStatementLine]:
     """`self.log("accuracy", accuracy)` for `accuracy = test(...)`: the callbacks can monitor it."""
     return [log_line(metric.value, metric) for metric in evaluation.metrics]
+
+
+def scalar_log(add_scalar: cst.SimpleStatementLine) -> list[cst.SimpleStatementLine]:
+    """`writer.add_scalar(tag, value, step)` -> `self.log(tag, value)` (Lightning counts the steps)."""
+    call = add_scalar.body[0].value
+    tag, value = (a.value for a in call.args[:2])
+    log = cst.Call(self_attribute("log"), [cst.Arg(tag, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+                                           cst.Arg(metric_value(value))])
+    return [add_scalar.with_changes(body=[cst.Expr(log)])]
 
 
 def metric_value(value: cst.BaseExpression) -> cst.BaseExpression:

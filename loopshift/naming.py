@@ -145,7 +145,7 @@ class NamePlanner:
         variable = self.variable
 
         def unit(node: cst.CSTNode, written: set[tuple]) -> set[tuple]:
-            names = [n for n in name_nodes(node) if not self.in_comprehension(n)]
+            names = [n for n in name_nodes(node) if not self.in_comprehension(n) and id(n) not in self.unwritten]
             reads = {variable(n) for n in names if not self.is_write(n)}
             reads |= {variable(aug.target) for aug in m.findall(node, m.AugAssign(target=m.Name()))}
             live_in.update(reads - written)
@@ -215,6 +215,8 @@ class NamePlanner:
             prefix = "test_" if key.startswith("test") else "val_"  # for a name another hook's code took
             for statement in block:
                 for name in name_nodes(statement):
+                    if id(name) in self.unwritten:
+                        continue
                     replacement = self.replacement(name, usage, assigned_where, moved, prefix)
                     if replacement is not None:
                         replacements[id(name)] = replacement
@@ -272,6 +274,15 @@ class NamePlanner:
                 value=m.Name("self"), attr=m.Name()))], value=m.Name(name.value))):
             return cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value))
         return None
+
+    @property
+    def unwritten(self) -> set[int]:
+        """Names of moved code that the output will not contain: `writer` and the step of
+        `writer.add_scalar(tag, value, step)`, which becomes `self.log(tag, value)`."""
+        writer = self.loop.writer
+        calls = [s.body[0].value for s in writer.scalars] if writer is not None else []
+        return {id(n) for call in calls for part in (call.func, *(a.value for a in call.args[2:]))
+                for n in m.findall(part, m.Name())}
 
     def evaluations(self) -> list:
         return [e for e in (self.loop.validation, self.loop.test) if e is not None]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from .training import TrainingLoop
+from . import torch_names
+from .training import ScalarWriter, TrainingLoop
 
 PRINT = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Name("print")))])
 EVERY_N = m.Comparison(left=m.BinaryOperation(operator=m.Modulo())) \
@@ -109,3 +110,64 @@ class ReportingAnalysis:
         value = increment.body[0].value
         return bool(m.findall(value, m.Call(func=m.Attribute(value=m.Name(m.MatchIfTrue(lambda n: n in losses)),
                                                              attr=m.Name("item")))))
+
+
+class ScalarWriterAnalysis:
+    """Mixed into Analyzer: `writer.add_scalar(tag, value, step)` in the training code is
+    `self.log(tag, value)`, the writer's folder the Trainer's TensorBoardLogger."""
+
+    def find_scalar_writer(self, loop: TrainingLoop) -> None:
+        trained = {id(loop.host)} | ({id(loop.function)} if loop.function is not None else set())
+        for evaluation in (loop.validation, loop.test):
+            if evaluation is not None and evaluation.function is not None:
+                trained.add(id(evaluation.function))
+        made = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])
+        for statement in self.index.findall(made, cst.SimpleStatementLine):
+            call = statement.body[0].value
+            if not self.index.called_name(call) & torch_names.SUMMARY_WRITERS or self.index.is_inside(statement, trained):
+                continue
+            writer = self.scalar_writer(statement, trained)
+            if writer is not None:
+                loop.writer = writer
+                return
+
+    def scalar_writer(self, statement: cst.SimpleStatementLine, trained: set[int]) -> ScalarWriter | None:
+        """The writer, when every use of it is an add_scalar statement in the training code, or
+        closing it: anything else (histograms, images, a writer passed on) keeps the writer as it was."""
+        target = statement.body[0].targets[0].target
+        call = statement.body[0].value
+        scalars, closing = [], []
+        for assignment in self.index.assignments(target):
+            if assignment.node is not target:
+                return None  # assigned again somewhere
+            for access in assignment.references:
+                use = self.index.statement_of(access.node)
+                method = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(
+                    value=m.Name(target.value), attr=m.Name())))])
+                if not m.matches(use, method):
+                    return None
+                name = use.body[0].value.func.attr.value
+                arguments = use.body[0].value.args
+                if name == "add_scalar" and self.index.is_inside(use, trained) and len(arguments) >= 2 \
+                        and arguments[0].keyword is None and arguments[1].keyword is None:
+                    scalars.append(use)
+                elif name in ("close", "flush") and not self.index.is_inside(use, trained):
+                    closing.append(use)
+                else:
+                    return None
+        log_dir = [a.value for a in call.args if a.keyword is None or a.keyword.value == "log_dir"][:1]
+        return ScalarWriter(statement, log_dir[0] if log_dir else None, scalars, closing,
+                            self.only_import_of(call.func, statement)) if scalars else None
+
+    def only_import_of(self, name: cst.BaseExpression, user: cst.CSTNode) -> list[cst.SimpleStatementLine]:
+        """`from torch.utils.tensorboard import SummaryWriter` when it imports nothing else and the
+        writer was its only user."""
+        if not isinstance(name, cst.Name):
+            return []
+        bindings = self.index.assignments(name)
+        if len(bindings) != 1 or any(a.node is not name and not self.index.is_inside(a.node, {id(user)})
+                                     for a in bindings[0].references):
+            return []
+        statement = self.index.statement_of(bindings[0].node)
+        single = m.SimpleStatementLine(body=[m.ImportFrom(names=[m.ImportAlias()])])
+        return [statement] if m.matches(statement, single) else []

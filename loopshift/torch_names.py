@@ -15,6 +15,8 @@ GRAD_SCALERS = {"torch.amp.GradScaler", "torch.cuda.amp.GradScaler", "torch.amp.
 AUTOCASTS = {"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
              "torch.amp.autocast_mode.autocast"}
 PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"
+SUMMARY_WRITERS = {"torch.utils.tensorboard.SummaryWriter", "torch.utils.tensorboard.writer.SummaryWriter",
+                   "tensorboardX.SummaryWriter"}
 
 
 def is_scheduler(name: str) -> bool:

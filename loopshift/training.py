@@ -88,6 +88,17 @@ class Clipping:
 
 
 @dataclass
+class ScalarWriter:
+    """A TensorBoard SummaryWriter used only for `add_scalar` (and closed after training)."""
+
+    statement: cst.SimpleStatementLine  # `writer = SummaryWriter(log_dir)`, removed
+    log_dir: cst.BaseExpression | None
+    scalars: list[cst.SimpleStatementLine]  # `writer.add_scalar(tag, value, step)` -> self.log(tag, value)
+    closing: list[cst.SimpleStatementLine]  # `writer.close()` / `writer.flush()`, removed
+    imports: list[cst.SimpleStatementLine]  # `from torch.utils.tensorboard import SummaryWriter`, unused now
+
+
+@dataclass
 class HandUpdate:
     """Parameters the step updates itself, without an optimizer (see updates.py)."""
 
@@ -137,6 +148,7 @@ class TrainingLoop:
     test: EvaluationLoop | None = None  # an evaluation of the trained model after training
     early_stopping: EarlyStopping | None = None
     hand_update: HandUpdate | None = None
+    writer: ScalarWriter | None = None
     closure: cst.FunctionDef | None = None  # `def closure(): ...` passed to `optimizer.step(closure)`
     # prints of the loss in the step and the running sums only they read: the progress bar shows the loss
     loss_reports: list[cst.BaseStatement] = field(default_factory=list)
