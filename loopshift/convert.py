@@ -11,7 +11,7 @@ from .devices import DeviceOracle, DropDeviceMoves
 from .diagnostics import Diagnostic
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
-from .source import parse_module
+from .source import calls_backward, parse_module
 from .targets import PACKAGES
 
 TRAINER_PACKAGE = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
@@ -169,7 +169,7 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
 
         return convert_fabric(source, path)
     module = parse_module(source, path)
-    if "backward" not in source:  # no backward() call, no manual loop: the analysis has nothing to find
+    if not calls_backward(source):  # no manual loop: the analysis has nothing to find
         return Result(source)
     result = Conversion(module, source, "lightning" if target == "auto" else target, path).run()
     if result.diagnostics:

@@ -1,12 +1,22 @@
 """Reading and parsing input files, with one-line errors that name the file and line."""
 from __future__ import annotations
 
+import re
 import tokenize
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import libcst as cst
+
+
+# `x.backward(` (spaces and line breaks allowed around the dot): a module without one holds no
+# manual training loop, and skips the analysis, whose scope metadata is most of a conversion's time
+BACKWARD_CALL = re.compile(r"\.\s*backward\s*\(")
+
+
+def calls_backward(source: str) -> bool:
+    return BACKWARD_CALL.search(source) is not None
 
 
 class InputError(Exception):

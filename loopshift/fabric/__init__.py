@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from ..convert import Result
-from ..source import parse_module
+from ..source import calls_backward, parse_module
 from .conversion import FabricConversion
 
 
 def convert_fabric(source: str, path: str = "<string>") -> Result:
     """Converts a module's training code to Lightning Fabric. Raises InputError on unparsable input."""
     module = parse_module(source, path)
-    if "backward" not in source:  # no backward() call: nothing to hand to Fabric
+    if not calls_backward(source):  # no backward() call: nothing to hand to Fabric
         return Result(source)
     return FabricConversion(module, source, path).run()
 

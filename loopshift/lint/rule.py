@@ -120,5 +120,7 @@ class Rule:
 
 def attribute(name: str) -> str:
     """A `needs` pattern for `.name`, with what Python allows between the dot and the name
-    (spaces, line continuations, comments on the lines of a bracketed expression)."""
-    return rf"\.(?:[ \t\r\n\f\\]|#[^\r\n]*)*(?:{name})\b"
+    (spaces, line continuations, comments on the lines of a bracketed expression). A comment is
+    matched with its line end, whole: one way to match it, so a miss costs linear time (a line of
+    `#####` once made this pattern backtrack exponentially)."""
+    return rf"\.(?:[ \t\r\n\f\\]|#[^\r\n]*[\r\n])*(?:{name})\b"
