@@ -27,7 +27,8 @@ def python_files(paths: List[Path]) -> List[tuple]:
     files = []
     for path in paths:
         if path.is_dir():
-            files += [(p, True) for p in sorted(path.rglob("*.py")) if not p.stem.endswith("_lightning")
+            files += [(p, True) for p in sorted([*path.rglob("*.py"), *path.rglob("*.ipynb")])
+                      if not p.stem.endswith("_lightning")
                       and not any(part.startswith(".") for part in p.relative_to(path).parts)]
         else:
             files.append((path, False))
@@ -103,6 +104,8 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
     """Converts one file; says how it went: "clean", "todo" (diagnostics or failed parity) or "none"."""
     from .convert import convert_source  # loads libcst: only the commands that convert pay for it
 
+    if path.suffix == ".ipynb":
+        return convert_notebook(path, output, stdout, diff, in_place, target, force, quiet, verify)
     source = read_source(path)
     text = source.replace("\r\n", "\n")  # converted as LF, written back with the file's own line endings
     result = convert_source(text, target=target, path=str(path))
@@ -116,9 +119,7 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
     elif diff:
         sys.stdout.write(unified_diff(text, code, str(path), color=sys.stdout.isatty()))
     elif result.loops_converted:
-        destination = path if in_place else (output or default_output(path))
-        if destination.exists() and not (in_place or force):
-            raise InputError(f"{destination}: error: already exists; use --force to overwrite it")
+        destination = destination_of(path, output, in_place, force)
         original = keep_original(path, source) if verify and in_place else path
         write_atomic(destination, code, newline=newline_of(source), encoding=source_encoding(path))
         if not quiet:
@@ -131,8 +132,47 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
                     original.unlink()
             if not passed:
                 return "todo"
+    return outcome(path, result, quiet or diff)
+
+
+def convert_notebook(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
+                     target: str, force: bool, quiet: bool, verify: bool) -> str:
+    """convert_one for a Jupyter notebook: its code cells converted as one module."""
+    from .convert import convert_source
+    from .notebook import NotebookCode, notebook_text, read_notebook
+
+    if verify:
+        raise InputError(f"{path}: error: --verify does not run notebooks; verify a script instead")
+    cells = NotebookCode(read_notebook(path), str(path))
+    result = convert_source(cells.code, target=target, path=str(path))
+    for diagnostic in result.diagnostics:
+        typer.echo(cells.in_cell(diagnostic).render(str(path)), err=stdout or diff)
+    if result.hint and not quiet:
+        typer.echo(result.hint, err=True)
+    if stdout:
+        sys.stdout.write(notebook_text(cells.rebuild(result.code)))
+    elif diff:
+        sys.stdout.write(cells.diff(result.code, color=sys.stdout.isatty()))
+    elif result.loops_converted:
+        destination = destination_of(path, output, in_place, force)
+        write_atomic(destination, notebook_text(cells.rebuild(result.code)))
+        if not quiet:
+            typer.echo(f"wrote {destination}", err=True)
+    return outcome(path, result, quiet or diff)
+
+
+def destination_of(path: Path, output: Optional[Path], in_place: bool, force: bool) -> Path:
+    destination = path if in_place else (output or default_output(path))
+    if destination.exists() and not (in_place or force):
+        raise InputError(f"{destination}: error: already exists; use --force to overwrite it")
+    return destination
+
+
+def outcome(path: Path, result, quiet: bool) -> str:
+    """How a conversion went: "clean", "todo" (diagnostics) or "none" (no loop: said unless quiet
+    or in a preview, where nothing to change is clean, as the pre-commit hook needs)."""
     if result.loops_converted == 0 and not result.diagnostics:
-        if not quiet and not diff:  # in a preview (and the pre-commit hook) nothing to change is clean
+        if not quiet:
             typer.echo(f"{path}: no training loop found", err=True)
         return "none"
     return "todo" if result.diagnostics else "clean"

@@ -20,7 +20,9 @@ class Diagnostic:
     message: str
     span: Span
     path: str = "<string>"
+    cell: int | None = None  # in a notebook: the cell (1-based, as ruff counts) whose lines the span counts
 
     def render(self, path: str | None = None) -> str:
-        return f"{path or self.path}:{self.span.line}:{self.span.column + 1}: {self.code} {self.message}"
+        where = f"{path or self.path}:cell {self.cell}" if self.cell else path or self.path
+        return f"{where}:{self.span.line}:{self.span.column + 1}: {self.code} {self.message}"
 

@@ -291,7 +291,7 @@ def test_pre_commit_hooks_run_our_commands(tmp_path: Path) -> None:
     hooks = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
     assert hooks["loopshift-lint"]["entry"] == "loopshift lint"
     assert hooks["loopshift-convert-diff"]["entry"] == "loopshift convert --diff"
-    assert all(hook["language"] == "python" and hook["types"] == ["python"] for hook in hooks.values())
+    assert all(hook["language"] == "python" and hook["types_or"] == ["python", "jupyter"] for hook in hooks.values())
     raw = write(tmp_path / "raw.py", FLAT)
     args = hooks["loopshift-lint"]["entry"].split()[1:]
     assert invoke(*args, raw).exit_code == 1  # pre-commit passes the staged files as arguments

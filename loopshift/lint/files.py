@@ -1,4 +1,5 @@
-"""Which files a lint run reads: `*.py` below the given folders, less excluded and git-ignored paths."""
+"""Which files a lint run reads: `*.py` and `*.ipynb` below the given folders, less excluded and
+git-ignored paths."""
 from __future__ import annotations
 
 import os
@@ -38,9 +39,9 @@ def gitignore(folder: Path) -> list[str]:
 
 def python_files(path: Path, root: Path, exclude: Iterable[str]) -> Iterator[Path]:
     """path itself when it is not a folder (unless `exclude` names it, as a pre-commit hook
-    needs; a missing file comes through to be reported), else every `*.py` below it, in order,
-    skipping hidden folders, `exclude` (relative to root, the project folder) and the
-    .gitignore patterns of path and root."""
+    needs; a missing file comes through to be reported), else every `*.py` and `*.ipynb` below
+    it, in order, skipping hidden folders, `exclude` (relative to root, the project folder) and
+    the .gitignore patterns of path and root."""
     exclude = tuple(exclude)
     if not path.is_dir():
         if not matches(path, root, exclude):
@@ -57,4 +58,5 @@ def python_files(path: Path, root: Path, exclude: Iterable[str]) -> Iterator[Pat
         here = Path(folder)
         folders[:] = sorted(name for name in folders if not name.startswith(".") and name not in SKIPPED_FOLDERS
                             and not skipped(here / name))
-        yield from (here / name for name in sorted(names) if name.endswith(".py") and not skipped(here / name))
+        yield from (here / name for name in sorted(names)
+                    if name.endswith((".py", ".ipynb")) and not skipped(here / name))

@@ -40,6 +40,7 @@ def as_json(finding: Finding) -> dict:
         "location": {"row": span.line, "column": span.column + 1},
         "end_location": {"row": span.end_line, "column": span.end_column + 1},
         "fixable": finding.fixable,
+        **({"cell": finding.cell} if finding.cell else {}),  # a notebook's: the rows count in that cell
     }
 
 

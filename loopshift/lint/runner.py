@@ -69,6 +69,8 @@ def run_job(job: Job) -> FileReport:
     path = str(job.path)
     rules = [rule for rule in RULES if rule.code in job.codes]
     try:
+        if job.path.suffix == ".ipynb":
+            return run_notebook_job(job, rules)
         source = read_source(job.path)
         if not job.fix:
             return FileReport(path, run_rules(source, path, rules, job.target)[1])
@@ -82,3 +84,20 @@ def run_job(job: Job) -> FileReport:
         return FileReport(path, error=str(error))
     except Exception as error:  # a bug of ours: one line, and the other files go on
         return FileReport(path, error=f"{path}: internal error: {type(error).__name__}: {error}")
+
+
+def run_notebook_job(job: Job, rules: list) -> FileReport:
+    """A notebook's code cells linted (and fixed) as one module; findings name their cell."""
+    from ..notebook import NotebookCode, notebook_text, read_notebook
+
+    path = str(job.path)
+    cells = NotebookCode(read_notebook(job.path), path)
+    fixed = Counter()
+    if job.fix:
+        code, _, fixed = fix_source(cells.code, path, rules, job.target)
+        if fixed:
+            notebook = cells.rebuild(code)
+            write_atomic(job.path, notebook_text(notebook))
+            cells = NotebookCode(notebook, path)  # what is left, counted in the cells as written
+    findings = run_rules(cells.code, path, rules, job.target)[1]
+    return FileReport(path, [cells.in_cell(finding) for finding in findings], fixed)
