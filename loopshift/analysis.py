@@ -31,6 +31,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         self.code = TrainingCode()
         self.bound_calls: dict[int, cst.Call] = {}
         self.manual_obstacle = ""  # why the last loop could not fall back to manual optimization
+        self.self_call_index: dict[int, dict[str, list[cst.Call]]] = {}  # class -> `self.x(...)` calls
         self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)  # function -> the call whose arguments its parameters are
 
     # -- name resolution ---------------------------------------------------------------
@@ -40,12 +41,23 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         owner = self.index.parent(block) if isinstance(block, cst.IndentedBlock) else None
         return owner if isinstance(owner, cst.ClassDef) else None
 
+    def self_calls(self, owner: cst.ClassDef) -> dict[str, list[cst.Call]]:
+        """`self.name(...)` calls inside a class, by name, in source order: found once per class
+        (a test class of thousands of lines made one search per method call slow)."""
+        if id(owner) not in self.self_call_index:
+            found: dict[str, list[cst.Call]] = {}
+            calls = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Attribute(value=m.Name("self")))
+                     and self.index.is_inside(c, {id(owner)})]
+            for call in sorted(calls, key=self.index.order):
+                found.setdefault(call.func.attr.value, []).append(call)
+            self.self_call_index[id(owner)] = found
+        return self.self_call_index[id(owner)]
+
     def calls_of(self, function: cst.FunctionDef) -> list[cst.Call]:
         """Where a function is called: by name, or as `self.method(...)` inside its class."""
         owner = self.method_class(function)
         if owner is not None:
-            method = m.Call(func=m.Attribute(value=m.Name("self"), attr=m.Name(function.name.value)))
-            return [c for c in m.findall(owner, method) if self.index.parent(c) is not None]
+            return self.self_calls(owner).get(function.name.value, [])
         scope = self.index.scope(function)
         if scope is None:
             return []

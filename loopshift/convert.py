@@ -171,13 +171,14 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     module = parse_module(source, path)
     if not calls_backward(source):  # no manual loop: the analysis has nothing to find
         return Result(source)
-    result = Conversion(module, source, "lightning" if target == "auto" else target, path).run()
-    if result.diagnostics:
+    conversion = Conversion(module, source, "lightning" if target == "auto" else target, path)
+    result = conversion.run()
+    if result.diagnostics:  # would the Fabric target do without these TODOs?
         from .fabric import choose_target, fabric_hint
 
         if target == "auto":
-            return choose_target(result, source, path)
-        result.hint = fabric_hint(result, source, path)
+            return choose_target(result, source, path, conversion.index)
+        result.hint = fabric_hint(result, source, path, conversion.index)
     return result
 
 

@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 from ..convert import Result
+from ..index import CodeIndex
 from ..source import calls_backward, parse_module
 from .conversion import FabricConversion
 
 
-def convert_fabric(source: str, path: str = "<string>") -> Result:
-    """Converts a module's training code to Lightning Fabric. Raises InputError on unparsable input."""
-    module = parse_module(source, path)
+def convert_fabric(source: str, path: str = "<string>", index: CodeIndex | None = None) -> Result:
+    """Converts a module's training code to Lightning Fabric. Raises InputError on unparsable input.
+    `index`: the module already parsed and indexed (by the Trainer's conversion), not done twice."""
+    module = parse_module(source, path) if index is None else index.module
     if not calls_backward(source):  # no backward() call: nothing to hand to Fabric
         return Result(source)
-    return FabricConversion(module, source, path).run()
+    return FabricConversion(index or CodeIndex(module), source, path).run()
 
 
-def fabric_hint(trainer: Result, source: str, path: str = "<string>") -> str | None:
+def fabric_hint(trainer: Result, source: str, path: str, index: CodeIndex) -> str | None:
     """When the Trainer target leaves TODOs that the Fabric target avoids, a line that says so."""
-    if not trainer.diagnostics:
-        return None
-    fabric = convert_fabric(source, path)
+    fabric = convert_fabric(source, path, index)
     if fabric.diagnostics or not fabric.loops_converted:
         return None
     codes = sorted({d.code for d in trainer.diagnostics})
@@ -26,9 +26,7 @@ def fabric_hint(trainer: Result, source: str, path: str = "<string>") -> str | N
             f"{'this TODO' if len(trainer.diagnostics) == 1 else 'these TODOs'} ({', '.join(codes)})")
 
 
-def choose_target(trainer: Result, source: str, path: str = "<string>") -> Result:
+def choose_target(trainer: Result, source: str, path: str, index: CodeIndex) -> Result:
     """`--target auto`: the Trainer's conversion, unless it leaves TODOs the Fabric target avoids."""
-    if not trainer.diagnostics:
-        return trainer
-    fabric = convert_fabric(source, path)
+    fabric = convert_fabric(source, path, index)
     return fabric if not fabric.diagnostics and fabric.loops_converted else trainer

@@ -24,11 +24,11 @@ UNREACHABLE = ("`fabric` cannot be passed to this code (it is not a module-level
 
 
 class FabricConversion:
-    def __init__(self, module: cst.Module, source: str, path: str) -> None:
+    def __init__(self, index: CodeIndex, source: str, path: str) -> None:
         self.source, self.path = source, path
-        self.index = CodeIndex(module)
+        self.index = index
         self.analysis = FabricAnalysis(self.index)
-        self.alias = existing_alias(module, "lightning") or "L"
+        self.alias = existing_alias(index.module, "lightning") or "L"
         self.edits = Edits()
         self.diagnostics: list[Diagnostic] = []
 
