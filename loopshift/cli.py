@@ -5,11 +5,15 @@ import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from .output import default_output, unified_diff, write_atomic
+from .report import file_entry, write_report
+
+if TYPE_CHECKING:
+    from .convert import Result
 from .source import InputError, read_source, source_encoding
 from .targets import TARGETS
 from .lint.command import explain_command, lint_command, rules_command
@@ -57,6 +61,7 @@ def convert(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print diagnostics only."),
     verify: bool = typer.Option(False, "--verify", help="Then check the output computes the original's losses."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write what happened to each file as JSON."),
 ) -> None:
     """Convert manual training loops to a LightningModule and a Trainer."""
     if sum([stdout, diff, in_place, output is not None]) > 1:
@@ -66,17 +71,24 @@ def convert(
         fail("error: -o takes exactly one input file")
     if verify and (stdout or diff):
         fail("error: --verify needs a written output: drop --stdout / --diff")
-    outcomes = Counter()
+    outcomes, entries = Counter(), []
     for path, in_folder in files:
         try:
-            outcome = convert_one(path, output, stdout, diff, in_place, target.value, force, quiet or in_folder, verify)
+            outcome, result = convert_one(path, output, stdout, diff, in_place, target.value, force,
+                                          quiet or in_folder, verify)
+            entries.append(file_entry(path, outcome, result))
         except InputError as error:
             typer.echo(str(error), err=True)
             outcome = "failed"
+            entries.append(file_entry(path, outcome, error=str(error)))
         except Exception as error:  # a bug of ours: say so in one line, leave the file alone
-            typer.echo(f"{path}: internal error: {type(error).__name__}: {error}", err=True)
+            message = f"{path}: internal error: {type(error).__name__}: {error}"
+            typer.echo(message, err=True)
             outcome = "failed"
+            entries.append(file_entry(path, outcome, error=message))
         outcomes[outcome] += 1
+    if report is not None:
+        write_report(report, entries)
     if len(files) > 1 and not quiet:
         typer.echo(summary(len(files), outcomes), err=True)
     raise typer.Exit(exit_status(outcomes, diff, any(in_folder for _, in_folder in files)))
@@ -100,8 +112,9 @@ def exit_status(outcomes: Counter, diff: bool, folders: bool) -> int:
 
 
 def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
-                target: str, force: bool, quiet: bool, verify: bool = False) -> str:
-    """Converts one file; says how it went: "clean", "todo" (diagnostics or failed parity) or "none"."""
+                target: str, force: bool, quiet: bool, verify: bool = False) -> tuple[str, Result]:
+    """Converts one file; says how it went ("clean", "todo": diagnostics or failed parity, "none"),
+    with the conversion's result."""
     from .convert import convert_source  # loads libcst: only the commands that convert pay for it
 
     if path.suffix == ".ipynb":
@@ -131,12 +144,12 @@ def convert_one(path: Path, output: Optional[Path], stdout: bool, diff: bool, in
                 if original != path:
                     original.unlink()
             if not passed:
-                return "todo"
-    return outcome(path, result, quiet or diff)
+                return "todo", result
+    return outcome(path, result, quiet or diff), result
 
 
 def convert_notebook(path: Path, output: Optional[Path], stdout: bool, diff: bool, in_place: bool,
-                     target: str, force: bool, quiet: bool, verify: bool) -> str:
+                     target: str, force: bool, quiet: bool, verify: bool) -> tuple[str, Result]:
     """convert_one for a Jupyter notebook: its code cells converted as one module."""
     from .convert import convert_source
     from .notebook import NotebookCode, notebook_text, read_notebook
@@ -145,20 +158,21 @@ def convert_notebook(path: Path, output: Optional[Path], stdout: bool, diff: boo
         raise InputError(f"{path}: error: --verify does not run notebooks; verify a script instead")
     cells = NotebookCode(read_notebook(path), str(path))
     result = convert_source(cells.code, target=target, path=str(path))
+    code, result.diagnostics = result.code, [cells.in_cell(d) for d in result.diagnostics]
     for diagnostic in result.diagnostics:
-        typer.echo(cells.in_cell(diagnostic).render(str(path)), err=stdout or diff)
+        typer.echo(diagnostic.render(str(path)), err=stdout or diff)
     if result.hint and not quiet:
         typer.echo(result.hint, err=True)
     if stdout:
-        sys.stdout.write(notebook_text(cells.rebuild(result.code)))
+        sys.stdout.write(notebook_text(cells.rebuild(code)))
     elif diff:
-        sys.stdout.write(cells.diff(result.code, color=sys.stdout.isatty()))
+        sys.stdout.write(cells.diff(code, color=sys.stdout.isatty()))
     elif result.loops_converted:
         destination = destination_of(path, output, in_place, force)
-        write_atomic(destination, notebook_text(cells.rebuild(result.code)))
+        write_atomic(destination, notebook_text(cells.rebuild(code)))
         if not quiet:
             typer.echo(f"wrote {destination}", err=True)
-    return outcome(path, result, quiet or diff)
+    return outcome(path, result, quiet or diff), result
 
 
 def destination_of(path: Path, output: Optional[Path], in_place: bool, force: bool) -> Path:

@@ -181,3 +181,24 @@ def test_folder_converts_the_files_with_loops_and_sums_up(tmp_path: Path, capsys
     # a second run skips its own outputs and needs --force to overwrite them
     assert main(["convert", str(tmp_path)]) == 2
     assert main(["convert", "--force", str(tmp_path)]) == 0
+
+
+def test_report_says_what_happened_to_each_file(tmp_path: Path, capsys) -> None:
+    import json
+
+    (tmp_path / "train.py").write_text(FLAT)
+    (tmp_path / "models.py").write_text((FIXTURES / "no_loop_model_only" / "input.py").read_text())
+    (tmp_path / "lbfgs.py").write_text((FIXTURES / "lbfgs_code_after_step" / "input.py").read_text())
+    (tmp_path / "broken.py").write_text("for x in loader\n    pass\n")
+    report = tmp_path / "out" / "report.json"
+    report.parent.mkdir()
+    assert main(["convert", str(tmp_path), "--report", str(report)]) == 2  # broken.py
+    data = json.loads(report.read_text())
+    assert data["summary"] == {
+        "files_scanned": 4, "with_training_loops": 2, "converted_cleanly": 1, "converted_with_todos": 1,
+        "failed": 1, "loops_found": 2, "loops_converted": 1, "diagnostics_by_code": {"LS002": 1}}
+    by_name = {Path(entry["path"]).name: entry for entry in data["files"]}
+    assert by_name["train.py"]["outcome"] == "clean" and by_name["models.py"]["outcome"] == "none"
+    [todo] = by_name["lbfgs.py"]["diagnostics"]
+    assert (todo["code"], todo["line"], todo["column"]) == ("LS002", 13, 1)
+    assert by_name["broken.py"]["outcome"] == "failed" and "broken.py:1:" in by_name["broken.py"]["error"]
