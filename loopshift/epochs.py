@@ -17,7 +17,7 @@ class EpochAnalysis:
     def find_epochs(self, loop: TrainingLoop) -> bool:
         owner = self.index.owner_of_block(loop.statement)
         driver: cst.BaseStatement = loop.statement
-        if isinstance(owner, cst.FunctionDef) and self.runs_in_place(owner):
+        if isinstance(owner, cst.FunctionDef) and self.runs_in_place(owner, loop):
             loop.host = driver  # one pass, fit right where the loop was
             return True
         if isinstance(owner, cst.FunctionDef):
@@ -37,25 +37,31 @@ class EpochAnalysis:
             driver = self.index.statement_of(calls[0])
             owner = self.index.owner_of_block(driver)
         loop.host = driver
-        if isinstance(owner, cst.For):
-            return self.epoch_loop(loop, owner, driver)
-        if not isinstance(owner, (cst.Module, cst.FunctionDef)):
+        if isinstance(owner, cst.For) and not self.epoch_loop(loop, owner, driver):
+            return False
+        if not isinstance(owner, (cst.For, cst.Module, cst.FunctionDef)):
             self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
+            return False
+        per_epoch = {id(s) for s in loop.segments.before + loop.segments.after}
+        if any(self.index.is_inside(o.statement, per_epoch) for o in loop.all_optimizers):
+            self.problem("LS006", "the optimizer is built anew every epoch; Lightning builds it once, in "
+                         "configure_optimizers", loop.host)
             return False
         return True
 
-    def runs_in_place(self, function: cst.FunctionDef) -> bool:
+    def runs_in_place(self, function: cst.FunctionDef, loop: TrainingLoop) -> bool:
         """A single-pass loop in a function that nothing calls per epoch: `main()` under
-        `if __name__ == "__main__":`, or an entry point without parameters that nothing here calls
-        (a `train(model, loader, ...)` called from elsewhere may well be called once per epoch)."""
+        `if __name__ == "__main__":`, an entry point without parameters that nothing here calls
+        (a `train(model, loader, ...)` called from elsewhere may well be called once per epoch), or
+        a function that builds its own optimizer (a whole training run) and is not called in a loop."""
         calls = self.calls_of(function)
+        callers = [self.index.owner_of_block(self.index.statement_of(call)) for call in calls]
+        if any(self.index.is_inside(o.statement, {id(function)}) for o in loop.all_optimizers):
+            return not any(isinstance(caller, (cst.For, cst.While)) for caller in callers)
         if not calls:
             return not function.params.params and self.method_class(function) is None \
                 and self.index.enclosing_function(function) is None
-        if len(calls) != 1:
-            return False
-        caller = self.index.owner_of_block(self.index.statement_of(calls[0]))
-        return not isinstance(caller, (cst.For, cst.While, cst.Module, cst.FunctionDef))
+        return len(calls) == 1 and not isinstance(callers[0], (cst.For, cst.While, cst.Module, cst.FunctionDef))
 
     def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
         body = list(function.body.body)
