@@ -488,8 +488,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def after_fit(self, statement: cst.CSTNode) -> cst.BaseExpression | None:
         """How code after `trainer.fit` reaches the object a removed statement used to build."""
         loop = self.loop
-        if loop.optimizer is not None and statement is loop.optimizer.statement:
-            return cst.parse_expression("trainer.optimizers[0]")
+        built = [o.statement for o in loop.all_optimizers]
+        if statement in built:  # (in configure_optimizers' order)
+            return cst.parse_expression(f"trainer.optimizers[{built.index(statement)}]")
         converted = [s.statement for s, _ in loop.schedulers]
         if statement in converted:
             return cst.parse_expression(f"trainer.lr_scheduler_configs[{converted.index(statement)}].scheduler")
@@ -500,7 +501,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
-        removed: list[cst.CSTNode] = [o.statement for o in loop.all_optimizers[:1]] + [s.statement for s, _ in loop.schedulers]
+        removed: list[cst.CSTNode] = [o.statement for o in loop.all_optimizers] + [s.statement for s, _ in loop.schedulers]
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:
             removed.append(loop.scaler)
