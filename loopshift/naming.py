@@ -3,6 +3,7 @@
 the epoch counter, or an object of the user's reached through the module."""
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Callable
 
 import libcst as cst
@@ -275,7 +276,7 @@ class NamePlanner:
             return cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value))
         return None
 
-    @property
+    @cached_property  # read for every name of the moved code
     def unwritten(self) -> set[int]:
         """Names of moved code that the output will not contain: `writer` and the step of
         `writer.add_scalar(tag, value, step)`, which becomes `self.log(tag, value)`."""
