@@ -202,3 +202,76 @@ def test_report_says_what_happened_to_each_file(tmp_path: Path, capsys) -> None:
     [todo] = by_name["lbfgs.py"]["diagnostics"]
     assert (todo["code"], todo["line"], todo["column"]) == ("LS002", 13, 1)
     assert by_name["broken.py"]["outcome"] == "failed" and "broken.py:1:" in by_name["broken.py"]["error"]
+
+
+def test_folder_honours_exclude_gitignore_and_the_project_target(tmp_path: Path, capsys) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.loopshift]\nexclude = ["legacy"]\ntarget = "fabric"\n')
+    (tmp_path / ".gitignore").write_text("# generated code\ngenerated/\n")
+    for folder in ("legacy", "generated", "src"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.py").write_text(FLAT)
+    assert main(["convert", str(tmp_path)]) == 0
+    assert "1 files scanned, 1 with training loops" in capsys.readouterr().err
+    assert not (tmp_path / "legacy" / "train_lightning.py").exists()
+    assert not (tmp_path / "generated" / "train_lightning.py").exists()
+    assert "fabric.setup(" in (tmp_path / "src" / "train_lightning.py").read_text()
+    # the command line wins over the project's target
+    assert main(["convert", "--force", "--target", "lightning", str(tmp_path / "src")]) == 0
+    assert "trainer.fit(" in (tmp_path / "src" / "train_lightning.py").read_text()
+
+
+def test_folder_piped_says_each_file_and_sums_up_by_reason(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a_train.py").write_text(FLAT)
+    (tmp_path / "b_lbfgs.py").write_text((FIXTURES / "lbfgs_code_after_step" / "input.py").read_text())
+    (tmp_path / "c_broken.py").write_text("for x in loader\n    pass\n")
+    (tmp_path / "d_latin.py").write_bytes("x = 'caf\xe9'\n".encode("latin-1"))
+    assert main(["convert", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{tmp_path / 'b_lbfgs.py'}:13:1: LS002" in out  # diagnostics stay on stdout
+    lines = err.splitlines()
+    assert lines[-2:] == [
+        "loopshift: 4 files scanned, 2 with training loops: 1 converted cleanly, 1 with TODOs; 2 failed",
+        "by reason: LS002 1, not valid utf-8 text 1, syntax error 1"]
+    assert [line for line in lines if line.startswith("[")] == [
+        f"[1/4] {tmp_path / 'a_train.py'}: converted", f"[2/4] {tmp_path / 'b_lbfgs.py'}: converted with TODOs",
+        f"[3/4] {tmp_path / 'c_broken.py'}: failed", f"[4/4] {tmp_path / 'd_latin.py'}: failed"]
+    assert main(["convert", "--quiet", "--force", str(tmp_path)]) == 2
+    assert not any(line.startswith(("[", "loopshift:")) for line in capsys.readouterr().err.splitlines())
+
+
+def test_folder_converts_in_worker_processes_like_one_by_one(tmp_path: Path, capsys) -> None:
+    from loopshift.workers import PARALLEL_FROM
+
+    sources = [FLAT, (FIXTURES / "lbfgs_code_after_step" / "input.py").read_text()]
+    for number in range(PARALLEL_FROM + 1):
+        (tmp_path / f"train_{number:02}.py").write_text(sources[number % 2])
+    main(["convert", str(tmp_path)])
+    out, err = capsys.readouterr()
+    named = [line.split(":")[0] for line in out.splitlines()]
+    assert named == [str(tmp_path / f"train_{number:02}.py") for number in range(1, PARALLEL_FROM + 1, 2)]
+    assert f"{PARALLEL_FROM + 1} files scanned" in err
+    for number in range(PARALLEL_FROM + 1):
+        one_by_one = tmp_path / f"one_{number:02}.py"
+        assert main(["convert", str(tmp_path / f"train_{number:02}.py"), "-o", str(one_by_one)]) in (0, 1)
+        in_folder = tmp_path / f"train_{number:02}_lightning.py"
+        assert one_by_one.exists() == in_folder.exists() == (number % 2 == 0)  # the LBFGS TODO writes nothing
+        assert not in_folder.exists() or one_by_one.read_text() == in_folder.read_text()
+
+
+def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path: Path) -> None:
+    import pty
+
+    (tmp_path / "train.py").write_text(FLAT)
+    (tmp_path / "lbfgs.py").write_text((FIXTURES / "lbfgs_code_after_step" / "input.py").read_text())
+    terminal, stderr = pty.openpty()
+    run = subprocess.run([sys.executable, "-m", "loopshift", "convert", str(tmp_path)], stdout=subprocess.PIPE,
+                         stderr=stderr, text=True, timeout=120)
+    os.close(stderr)
+    screen = os.read(terminal, 1 << 16).decode()
+    os.close(terminal)
+    assert run.returncode == 1
+    assert run.stdout == f"{tmp_path / 'lbfgs.py'}:13:1: LS002 " + run.stdout.split(" LS002 ", 1)[1]
+    assert "\x1b[" not in run.stdout and "\n" == run.stdout[-1] and run.stdout.count("\n") == 1
+    assert "converting" in screen and "0/2" in screen  # the bar, with its count
+    assert "[1/2]" not in screen  # no plain lines on a terminal
+    assert "2 files scanned, 2 with training loops" in screen

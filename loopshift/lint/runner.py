@@ -1,7 +1,6 @@
 """Lints many files: finds them, gives each its settings, and spreads them over processes."""
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -9,14 +8,12 @@ from pathlib import Path
 
 from ..output import write_atomic
 from ..source import InputError, read_source, source_encoding
+from ..workers import in_order
 from .config import settings_for
 from .engine import Selectors, check_selectors, enabled_codes, fix_source, run_rules
 from .files import python_files
 from .rule import Finding
 from .rules import RULES
-
-PARALLEL_FROM = 17  # files; below that, starting processes costs more than it saves
-
 
 @dataclass
 class FileReport:
@@ -47,14 +44,7 @@ def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Se
         except InputError as error:  # a bad pyproject.toml
             reports.append(FileReport(str(path), error=str(error)))
     jobs = list({job.path.resolve(): job for job in jobs}.values())  # a file named twice is linted once
-    workers = workers or os.cpu_count() or 1
-    if len(jobs) >= PARALLEL_FROM and workers > 1:
-        from concurrent.futures import ProcessPoolExecutor  # multiprocessing: a few files never need it
-
-        with ProcessPoolExecutor(workers) as pool:
-            reports.extend(pool.map(run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
-    else:
-        reports.extend(map(run_job, jobs))
+    reports.extend(in_order(run_job, jobs, workers))
     return reports
 
 

@@ -1,0 +1,155 @@
+"""One file's conversion as a job that prints nothing: what it has to say comes back as lines, so
+that a folder's files can run in worker processes while the parent shows progress."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .output import default_output, unified_diff, write_atomic
+from .report import file_entry
+from .source import InputError, read_source, source_encoding
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    path: Path
+    target: str
+    mode: str = "write"  # write, stdout, diff, in_place
+    output: Path | None = None
+    force: bool = False
+    quiet: bool = False  # diagnostics only (files found by walking a folder are quiet)
+    verify: bool = False
+    color: bool = False  # a coloured diff, for a terminal
+
+
+@dataclass
+class FileOutcome:
+    """"clean", "todo" (diagnostics or failed parity), "none" (no loop) or "failed" (bad input or
+    a bug of ours), with the lines to print: (text, on stderr)."""
+    path: Path
+    outcome: str
+    entry: dict  # the file's --report entry
+    lines: list[tuple[str, bool]] = field(default_factory=list)
+    stdout: str = ""  # the converted code or the diff, in those modes
+    error: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the file failed, short enough to count: "syntax error", "no such file", ..."""
+        if ": error: " not in (self.error or ""):
+            return "internal error"
+        reason = self.error.split(": error: ", 1)[1]
+        for stop in (":", ";", " ("):
+            reason = reason.split(stop)[0]
+        return reason
+
+
+def run_job(job: ConvertJob) -> FileOutcome:
+    """Converts one file, never raising: bad input and our own bugs become a "failed" outcome."""
+    lines: list[tuple[str, bool]] = []
+    try:
+        convert = convert_notebook if job.path.suffix == ".ipynb" else convert_script
+        outcome, result, stdout = convert(job, lines)
+        return FileOutcome(job.path, outcome, file_entry(job.path, outcome, result), lines, stdout)
+    except InputError as error:
+        message = str(error)
+    except Exception as error:  # a bug of ours: said in one line, the file left alone
+        message = f"{job.path}: internal error: {type(error).__name__}: {error}"
+    return FileOutcome(job.path, "failed", file_entry(job.path, "failed", error=message),
+                       [*lines, (message, True)], error=message)
+
+
+def convert_script(job: ConvertJob, lines: list) -> tuple:
+    from .convert import convert_source  # loads libcst: only the commands that convert pay for it
+
+    path = job.path
+    source = read_source(path)
+    text = source.replace("\r\n", "\n")  # converted as LF, written back with the file's own line endings
+    result = convert_source(text, target=job.target, path=str(path))
+    code, previewing = result.code, job.mode in ("stdout", "diff")
+    say(job, lines, result, previewing)
+    if job.mode == "stdout":
+        return outcome(job, result, lines), result, code
+    if job.mode == "diff":
+        return outcome(job, result, lines), result, unified_diff(text, code, str(path), color=job.color)
+    if result.loops_converted:
+        destination = destination_of(job)
+        original = keep_original(path, source) if job.verify and job.mode == "in_place" else path
+        write_atomic(destination, code, newline="\r\n" if "\r\n" in source else "\n",
+                     encoding=source_encoding(path))
+        if not job.quiet:
+            lines.append((f"wrote {destination}", True))
+        if job.verify:
+            try:
+                passed = verify_parity(destination, original, lines)
+            finally:
+                if original != path:
+                    original.unlink()
+            if not passed:
+                return "todo", result, ""
+    return outcome(job, result, lines), result, ""
+
+
+def convert_notebook(job: ConvertJob, lines: list) -> tuple:
+    """convert_script for a Jupyter notebook: its code cells converted as one module."""
+    from .convert import convert_source
+    from .notebook import NotebookCode, notebook_text, read_notebook
+
+    path = job.path
+    if job.verify:
+        raise InputError(f"{path}: error: --verify does not run notebooks; verify a script instead")
+    cells = NotebookCode(read_notebook(path), str(path))
+    result = convert_source(cells.code, target=job.target, path=str(path))
+    code, result.diagnostics = result.code, [cells.in_cell(d) for d in result.diagnostics]
+    say(job, lines, result, job.mode in ("stdout", "diff"))
+    if job.mode == "stdout":
+        return outcome(job, result, lines), result, notebook_text(cells.rebuild(code))
+    if job.mode == "diff":
+        return outcome(job, result, lines), result, cells.diff(code, color=job.color)
+    if result.loops_converted:
+        destination = destination_of(job)
+        write_atomic(destination, notebook_text(cells.rebuild(code)))
+        if not job.quiet:
+            lines.append((f"wrote {destination}", True))
+    return outcome(job, result, lines), result, ""
+
+
+def say(job: ConvertJob, lines: list, result, previewing: bool) -> None:
+    """The diagnostics (on stderr when stdout carries the code or the diff) and the Fabric hint."""
+    lines += [(diagnostic.render(str(job.path)), previewing) for diagnostic in result.diagnostics]
+    if result.hint and not job.quiet:
+        lines.append((result.hint, True))
+
+
+def destination_of(job: ConvertJob) -> Path:
+    in_place = job.mode == "in_place"
+    destination = job.path if in_place else (job.output or default_output(job.path))
+    if destination.exists() and not (in_place or job.force):
+        raise InputError(f"{destination}: error: already exists; use --force to overwrite it")
+    return destination
+
+
+def outcome(job: ConvertJob, result, lines: list) -> str:
+    """How a conversion went: "clean", "todo" (diagnostics) or "none" (no loop: said unless quiet
+    or in a preview, where nothing to change is clean, as the pre-commit hook needs)."""
+    if result.loops_converted == 0 and not result.diagnostics:
+        if not (job.quiet or job.mode == "diff"):
+            lines.append((f"{job.path}: no training loop found", True))
+        return "none"
+    return "todo" if result.diagnostics else "clean"
+
+
+def keep_original(path: Path, source: str) -> Path:
+    """A copy of the input beside it (so its sibling imports work) for verifying an in-place rewrite."""
+    copy = path.with_name(f".{path.stem}.loopshift-original{path.suffix}")
+    write_atomic(copy, source, encoding=source_encoding(path))
+    return copy
+
+
+def verify_parity(converted: Path, original: Path, lines: list) -> bool:
+    from .verify import verify
+    from .verify.command import render_result
+
+    result = verify(converted, original=original, steps=3)
+    lines.append((render_result(result), False))
+    return result.ok
