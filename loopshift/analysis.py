@@ -256,6 +256,10 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             self.problem("LS002", "zero_grad() is not a plain statement of the batch loop", batch_loop)
             return None
 
+        zeroes_gradients = self.zeroes_gradients(method_call(zero_grads[0], "zero_grad"))
+        if zeroes_gradients is None:
+            self.problem("LS002", "zero_grad(set_to_none=...) is decided at run time", zero_grads[0])
+            return None
         iterable = self.batches_of(batch_loop)
         if iterable is None:
             return None
@@ -269,7 +273,8 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target,
             index_name=index_name, index_start=index_start, optimizer=optimizer, model=optimizer.model,
             step_statements=[zero_grads[0], step], backward=backward,
-            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement, closure=closure)
+            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement, closure=closure,
+            zeroes_gradients=zeroes_gradients)
         if not self.mixed_precision(loop, body, autocast) or \
                 accumulation is not None and not self.accumulation(loop, accumulation, body):
             return None
@@ -474,6 +479,18 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             if optimizer is not None:
                 found.append((statement, optimizer))
         return found
+
+    @staticmethod
+    def zeroes_gradients(call: cst.Call) -> bool | None:
+        """Whether `zero_grad(...)` zeroes the gradients in place (`set_to_none=False`) rather than
+        dropping them; None when a value known only at run time decides."""
+        if not call.args:
+            return False
+        value = call.args[0].value
+        if m.matches(value, m.Name("False") | m.Name("True")) and not call.args[0].star and \
+                (call.args[0].keyword is None or call.args[0].keyword.value == "set_to_none"):
+            return value.value == "False"
+        return None
 
     def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
         """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""

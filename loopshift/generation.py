@@ -356,6 +356,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
             methods.append(self.function("on_train_epoch_start", "", start))
         if end:
             methods.append(self.function("on_train_epoch_end", "", end))
+        if self.loop.zeroes_gradients and not self.loop.manual:
+            methods.append(self.function("optimizer_zero_grad", ", epoch, batch_idx, optimizer", [self.statement(
+                "optimizer.zero_grad(set_to_none=False)  # as the loop did: zeroed in place, not set to None")]))
         if "clip" in blocks:
             methods.append(self.function("configure_gradient_clipping",
                                          ", optimizer, gradient_clip_val=None, gradient_clip_algorithm=None",

@@ -161,7 +161,9 @@ class TrainingLoop:
     scaler: cst.BaseStatement | None = None  # `scaler = GradScaler(...)`, removed
     progress_bar: str | None = None  # `bar` in `bar = tqdm(loader)` / `with tqdm(loader) as bar`
     progress_statements: list[cst.BaseStatement] = field(default_factory=list)  # creating the bar
-
+    # zero_grad(set_to_none=False): gradients zeroed in place, so the optimizer still updates parameters
+    # that got none (momentum, weight decay); Lightning sets them to None unless told otherwise
+    zeroes_gradients: bool = False
 
     @property
     def all_optimizers(self) -> list[OptimizerDef]:
