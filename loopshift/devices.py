@@ -75,9 +75,14 @@ class DropDeviceMoves(cst.CSTTransformer):
         return updated
 
     def leave_SimpleStatementLine(self, original, updated):
-        if original is not updated and all(is_self_assignment(s) for s in updated.body):
+        if original is not updated and all(is_self_assignment(s) or is_bare_name(s) for s in updated.body):
             return cst.RemovalSentinel.REMOVE
         return updated
+
+
+def is_bare_name(statement: cst.BaseSmallStatement) -> bool:
+    """`model`: what `model.to(device)` as a statement of its own becomes."""
+    return isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Name)
 
 
 def is_self_assignment(statement: cst.BaseSmallStatement) -> bool:
