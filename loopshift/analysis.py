@@ -11,6 +11,7 @@ from libcst.metadata import Assignment
 
 from . import torch_names
 from .devices import DeviceOracle
+from .distribution import DistributionAnalysis
 from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
@@ -25,7 +26,7 @@ BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr
 
 
 class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis, ReportingAnalysis,
-               HandUpdateAnalysis, ScalarWriterAnalysis):
+               HandUpdateAnalysis, ScalarWriterAnalysis, DistributionAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
@@ -305,7 +306,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         position = body.index(closure)
         after = [s for s in body[position + 1:] if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(
             value=m.Call(args=[m.Arg(value=m.Name(closure.name.value))]))]))]
-        oracle = DeviceOracle(self.index, self.resolve)
+        oracle = DeviceOracle(self.index, self.resolve, self.ranks)
         calls = [c for s in body[:position] for c in m.findall(s, m.Call()) if not oracle.is_move(c)]
         if after or calls:
             self.problem("LS002", "the optimizer evaluates the closure several times per step, and Lightning's "
@@ -549,7 +550,8 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         attribute = loop.model.split(".", 1)[1] if loop.model.startswith("self.") else None
         if attribute is None:
             assigns = self.index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign)
-            return [without_moves(a.value) for a in assigns]
+            removed = {id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)}
+            return [self.unwrapped(without_moves(a.value)) for a in assigns if id(a) not in removed]
         owner = self.method_class(loop.function) if loop.function is not None else None
         held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
         values = []
@@ -574,8 +576,14 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def run(self) -> TrainingCode:
         self.collect_models()
         self.collect_definitions()
+        self.find_distribution()
         self.collect_loops()
+        if any(code == "LS009" for code, _, _ in self.code.problems):  # processes the Trainer cannot start
+            self.code.problems += [("LS009", "the training runs in processes the Trainer cannot start in its place",
+                                    loop.batch_loop) for loop in self.code.loops]
+            self.code.loops = []
         for loop in self.code.loops:
+            self.drop_sampler_epochs(loop)
             self.classify_segments(loop)
             self.find_validation(loop)
             self.find_test(loop)

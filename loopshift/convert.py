@@ -1,6 +1,7 @@
 """The conversion pipeline: source -> analysis -> generation -> rewritten source."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -9,6 +10,7 @@ import libcst.matchers as m
 from .analysis import Analyzer
 from .devices import DeviceOracle, DropDeviceMoves
 from .diagnostics import Diagnostic
+from .distribution import plumbing_edits
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
 from .source import calls_backward, parse_module
@@ -31,9 +33,15 @@ class ApplyEdits(cst.CSTTransformer):
 
     def __init__(self, replace: dict[int, list[cst.BaseStatement]], before: dict[int, list[cst.BaseStatement]],
                  todo: dict[int, str], moves: DropDeviceMoves, model_lines: set[int],
-                 names: dict[int, cst.BaseExpression]) -> None:
+                 names: dict[int, cst.BaseExpression], edits: dict[int, Callable] | None = None) -> None:
         self.replace, self.before, self.todo, self.names = replace, before, todo, names
         self.moves, self.model_lines = moves, model_lines
+        self.edits = edits or {}  # node -> what its updated form becomes (the distribution plumbing)
+
+    def on_leave(self, original, updated):
+        updated = super().on_leave(original, updated)
+        edit = self.edits.get(id(original))
+        return edit(updated) if edit is not None and not isinstance(updated, cst.RemovalSentinel) else updated
 
     def rebuild(self, original_body, updated_body) -> list[cst.BaseStatement]:
         body: list[cst.BaseStatement] = []
@@ -74,7 +82,7 @@ class Conversion:
         self.code = self.analyzer.run()
         self.package, alias = PACKAGES[target]
         self.alias = existing_alias(module, self.package) or alias
-        self.oracle = DeviceOracle(self.index, self.analyzer.resolve)
+        self.oracle = DeviceOracle(self.index, self.analyzer.resolve, self.analyzer.ranks)
         self.replace: dict[int, list[cst.BaseStatement]] = {}
         self.before: dict[int, list[cst.BaseStatement]] = {}
         self.todo: dict[int, str] = {}
@@ -137,6 +145,51 @@ class Conversion:
             if references and not uses_outside(self.index, statement, self.consumed):
                 self.replace[id(statement)] = []
 
+    def remove_distribution(self) -> dict[int, Callable]:
+        """The data-parallel plumbing goes (the Trainer's strategy owns it); a spawned worker's rank
+        read after fit is `trainer.global_rank`, read before it (no processes yet) a TODO."""
+        facts = self.code.distribution
+        for statement in facts.removed:
+            self.replace.setdefault(id(statement), [])
+        self.consumed |= {id(s) for s in facts.removed} | {id(n) for n in facts.unwrapped}
+        spawn = facts.spawn
+        if spawn is not None:
+            for assignment in self.index.assignments(spawn.rank.name):
+                for access in assignment.references if assignment.node is spawn.rank else []:
+                    use = access.node
+                    if self.index.is_inside(use, self.consumed) or id(use) in self.names:
+                        continue
+                    host = next((loop.host for loop in self.code.loops if self.index.scope(loop.host) is self.index.scope(use)), None)
+                    if host is not None and self.index.is_after(use, host):
+                        self.names[id(use)] = cst.parse_expression("trainer.global_rank")
+                    elif not self.oracle.is_move(self.index.parent(self.index.parent(use))):
+                        self.report("LS009", RANK_BEFORE_FIT.format(name=use.value), use, todo_at=use)
+        plumbing = [*facts.removed, *facts.unwrapped, *([spawn.call] if spawn is not None else [])]
+        self.drop_unused_imports({id(node) for node in plumbing})
+        return plumbing_edits(facts)
+
+    def drop_unused_imports(self, gone: set[int]) -> None:
+        """`import torch.distributed as dist` and the like, when every use of them is in `gone`."""
+        scope = self.index.scope(self.index.module)
+        for statement in self.index.module.body:
+            if id(statement) in self.replace or not m.matches(
+                    statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])):
+                continue
+            imported = statement.body[0]
+            if isinstance(imported.names, cst.ImportStar):
+                continue
+            kept = []
+            for alias in imported.names:
+                bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
+                uses = [a.node for b in scope[bound] if b.node is imported for a in b.references]
+                if not uses or not all(self.index.is_inside(use, gone) for use in uses):
+                    kept.append(alias)
+            if not kept:
+                self.replace[id(statement)] = []
+            elif len(kept) < len(imported.names):
+                kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                self.replace[id(statement)] = [statement.with_changes(body=[imported.with_changes(names=kept)])]
+
     def run(self) -> Result:
         for loop in self.code.loops:
             self.convert_loop(loop)
@@ -147,7 +200,9 @@ class Conversion:
         if not converted and not self.todo:
             return Result(self.source, [], found, 0)
         self.remove_dead_devices()
-        edits = ApplyEdits(self.replace, self.before, self.todo, DropDeviceMoves(self.oracle), self.model_lines, self.names)
+        plumbing = self.remove_distribution() if converted else {}
+        edits = ApplyEdits(self.replace, self.before, self.todo, DropDeviceMoves(self.oracle), self.model_lines,
+                           self.names, plumbing)
         module = self.index.module.visit(edits)
         if converted and not existing_alias(module, self.package):
             module = add_import(module, f"import {self.package} as {self.alias}")
@@ -182,6 +237,7 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     return result
 
 
+RANK_BEFORE_FIT = "`{name}` is read before the Trainer starts the processes; under Lightning it is trainer.global_rank"
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
                 "after fit, use trainer.optimizers / trainer.lr_scheduler_configs")
 

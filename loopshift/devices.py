@@ -1,6 +1,8 @@
 """Device plumbing that Lightning owns: `.to(device)`, `.cuda()` and the `device` variables."""
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -12,9 +14,10 @@ DEVICE_STRINGS = ("cuda", "cpu", "mps")
 class DeviceOracle:
     """Answers whether an expression denotes a device, following names to their values."""
 
-    def __init__(self, index: CodeIndex, resolve) -> None:
+    def __init__(self, index: CodeIndex, resolve, ranks: Collection[cst.Param] = ()) -> None:
         self.index = index
         self.resolve = resolve  # Name -> Assignment | None, following parameters to call sites
+        self.ranks = ranks  # the rank a spawned worker gets: `.to(rank)` moves to its GPU
 
     def is_device(self, expression: cst.BaseExpression, depth: int = 0) -> bool:
         if depth > 6:
@@ -29,6 +32,8 @@ class DeviceOracle:
             return "torch.device" in self.index.called_name(expression)
         if isinstance(expression, cst.Name):
             assignment = self.resolve(expression)
+            if assignment is not None and any(assignment.node is rank for rank in self.ranks):
+                return True
             if assignment is None or isinstance(assignment.node, cst.Param):
                 return expression.value.lower() == "device"
             value = self.index.assigned_value(assignment)

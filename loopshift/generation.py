@@ -15,6 +15,7 @@ from libcst.metadata import Assignment
 from .analysis import Analyzer
 from .util import held_object, opened, self_attribute_name
 from .devices import DeviceOracle
+from .distribution import plumbing_edits
 from .exits import TODO, EarlyExits
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import EvaluationLoop, TrainingLoop
@@ -40,7 +41,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def __init__(self, analyzer: Analyzer, loop: TrainingLoop, class_name: str, lit_name: str, target_alias: str):
         self.analyzer, self.index, self.loop = analyzer, analyzer.index, loop
         self.class_name, self.lit_name, self.alias = class_name, lit_name, target_alias
-        self.oracle = DeviceOracle(self.index, analyzer.resolve)
+        self.oracle = DeviceOracle(self.index, analyzer.resolve, analyzer.ranks)
         self.config = self.index.module.config_for_parsing
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
@@ -164,7 +165,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         rewritten_lines = {id(b): self.manual_backward for b in self.loop.backwards}
         if self.loop.writer is not None:
             rewritten_lines |= {id(s): scalar_log for s in self.loop.writer.scalars}
-        rename = Rename(replacements, self.oracle, rewritten_lines)
+        rename = Rename(replacements, self.oracle, rewritten_lines, plumbing_edits(self.analyzer.code.distribution))
         rewritten = []
         for statement in statements:
             new = statement.visit(rename)
@@ -414,6 +415,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             half, enabled = loop.precision
             choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
             options.append(f"precision={choice}")
+        options += self.distribution_options()
         if loop.writer is not None:
             log_dir = code(self.host_expression(loop.writer.log_dir)) if loop.writer.log_dir else '"runs"'
             # the writer's folder itself (no name/version subfolders), where `self.log` now writes
@@ -443,6 +445,16 @@ class LoopGenerator(NamePlanner, EarlyExits):
             statements.append(self.statement("if trainer.should_stop:\n    return\n"))
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
+
+    def distribution_options(self) -> list[str]:
+        """`strategy="ddp"` where the script ran processes of its own, `devices` from its own count."""
+        distribution, code = self.analyzer.code.distribution, self.index.module.code_for_node
+        if distribution.spawn is not None and self.index.is_inside(self.loop.host, {id(distribution.spawn.worker)}):
+            return ['strategy="ddp"', f"devices={code(distribution.spawn.devices)}"]
+        options = ['strategy="ddp"'] if distribution.processes else []
+        if distribution.devices is not None:
+            options.append(f"devices={code(self.host_expression(distribution.devices))}")
+        return options
 
     def early_stopping_callback(self) -> str:
         stopping, code = self.loop.early_stopping, self.index.module.code_for_node

@@ -64,10 +64,17 @@ class Rename(cst.CSTTransformer):
     whole statements (by identity) through the given functions."""
 
     def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle,
-                 statements: dict[int, Callable] | None = None) -> None:
+                 statements: dict[int, Callable] | None = None, edits: dict[int, Callable] | None = None) -> None:
         self.replacements = replacements
         self.devices = DropDeviceMoves(oracle)
         self.statements = statements or {}
+        self.edits = edits or {}  # node -> what its updated form becomes (the distribution plumbing)
+
+    def on_leave(self, original, updated):
+        updated = super().on_leave(original, updated)
+        edit = self.edits.get(id(original))
+        return edit(updated) if edit is not None and not isinstance(updated, (cst.RemovalSentinel, cst.FlattenSentinel)) \
+            else updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         return self.replacements.get(id(original), updated)
@@ -302,6 +309,8 @@ class NamePlanner:
         batches |= {id(evaluation.loop.target) for evaluation in self.evaluations()}
         if any(self.index.is_inside(a.node, batches) for a in bindings):
             return None  # the batch and its index: unpacked in training_step / validation_step / test_step
+        if any(a.node is rank for a in bindings for rank in self.analyzer.ranks):
+            return self_attribute("global_rank")  # a spawned worker's rank: the process Lightning started
         if (attribute := self.model_attribute(name)) is not None:
             return self_attribute(attribute)
         if loop.manual and (optimizer := self.analyzer.definition_of(name, loop.optimizers)) is not None:

@@ -15,6 +15,16 @@ GRAD_SCALERS = {"torch.amp.GradScaler", "torch.cuda.amp.GradScaler", "torch.amp.
 AUTOCASTS = {"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
              "torch.amp.autocast_mode.autocast"}
 PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"
+DATA_PARALLEL = {"torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
+                 "torch.nn.parallel.data_parallel.DataParallel"}
+DISTRIBUTED_DATA_PARALLEL = {"torch.nn.parallel.DistributedDataParallel",
+                             "torch.nn.parallel.distributed.DistributedDataParallel"}
+PROCESS_GROUP = {"torch.distributed.init_process_group", "torch.distributed.destroy_process_group",
+                 "torch.distributed.distributed_c10d.init_process_group",
+                 "torch.distributed.distributed_c10d.destroy_process_group"}
+DISTRIBUTED_SAMPLERS = {"torch.utils.data.DistributedSampler", "torch.utils.data.distributed.DistributedSampler"}
+SPAWNS = {"torch.multiprocessing.spawn", "torch.multiprocessing.spawn.spawn"}
+SET_DEVICE = {"torch.cuda.set_device"}
 SUMMARY_WRITERS = {"torch.utils.tensorboard.SummaryWriter", "torch.utils.tensorboard.writer.SummaryWriter",
                    "tensorboardX.SummaryWriter"}
 

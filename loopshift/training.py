@@ -178,6 +178,36 @@ class TrainingLoop:
 
 
 @dataclass
+class Spawn:
+    """`mp.spawn(worker, args=(...), nprocs=N)`: the Trainer starts the processes instead."""
+    statement: cst.SimpleStatementLine
+    call: cst.Call
+    worker: cst.FunctionDef
+    rank: cst.Param  # the worker's first parameter, which spawn fills
+    arguments: list[cst.BaseExpression]  # what spawn passes after the rank
+    devices: cst.BaseExpression  # the process count, in the worker's terms
+
+
+@dataclass
+class Distribution:
+    """Data-parallel plumbing the Trainer owns, found once per module."""
+    # `model = DDP(model)`, the process group, set_device, MASTER_ADDR/PORT, samplers and their
+    # set_epoch, helpers left empty by that and their calls
+    removed: list[cst.BaseStatement] = field(default_factory=list)
+    unwrapped: list[cst.CSTNode] = field(default_factory=list)  # `DDP(net)` -> net, `model.module` -> model
+    untaken: list[cst.IfExp] = field(default_factory=list)  # `a if isinstance(model, DataParallel) else b` -> b
+    loaders: dict[int, tuple[cst.Call, cst.BaseExpression]] = field(default_factory=dict)  # DataLoader(sampler=) -> shuffle
+    set_epochs: list[cst.SimpleStatementLine] = field(default_factory=list)
+    spawn: Spawn | None = None
+    devices: cst.BaseExpression | None = None  # from DataParallel(model, device_ids=list(range(N)))
+    processes: bool = False  # a process group: strategy="ddp"
+
+    @property
+    def found(self) -> bool:
+        return bool(self.removed or self.unwrapped or self.loaders or self.spawn)
+
+
+@dataclass
 class TrainingCode:
     """Everything analysis found in one module."""
 
@@ -186,3 +216,4 @@ class TrainingCode:
     schedulers: list[SchedulerDef] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)  # nn.Module subclasses: class name -> qualified base
     problems: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)  # (code, reason, node)
+    distribution: Distribution = field(default_factory=Distribution)

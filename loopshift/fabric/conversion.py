@@ -12,11 +12,14 @@ from ..convert import Result, add_import, existing_alias
 from ..diagnostics import Diagnostic
 from ..index import CodeIndex
 from ..source import parse_module
+from ..torch_names import SPAWNS
 from .edits import ApplyFabricEdits, Edits
 from .analysis import FabricAnalysis
 from .facts import FabricFacts, Scope
 from .wiring import Placement, Wiring
 
+SPAWNED = ("mp.spawn starts processes of its own, and Fabric would launch its own inside each: not converted; "
+           "`--target lightning` converts mp.spawn")
 NOTHING_TO_SET_UP = ("no torch.optim optimizer is built for these parameters, so fabric.setup has nothing to "
                      "take (and under DDP the gradients would not be synchronized); not converted")
 UNREACHABLE = ("`fabric` cannot be passed to this code (it is not a module-level function or method called "
@@ -38,6 +41,11 @@ class FabricConversion:
         facts = self.analysis.run()
         if not facts.backwards:
             return Result(self.source)
+        spawns = [c for c in self.index.nodes(cst.Call) if self.index.called_name(c) & SPAWNS]
+        if spawns:  # each spawned process would launch Fabric's own: the Trainer target converts mp.spawn
+            for call in spawns:
+                self.report("LS009", SPAWNED, call)
+            return self.finish(len({id(self.loop_of(b)) for b in facts.backwards}), 0, add=False)
         if not facts.setups:
             for statement in facts.backwards:
                 self.report("LS008", NOTHING_TO_SET_UP, statement)

@@ -5,15 +5,9 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from ..torch_names import DATA_PARALLEL, DISTRIBUTED_DATA_PARALLEL, PROCESS_GROUP
 from .matching import keyword
 
-DATA_PARALLEL = {"torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
-                 "torch.nn.parallel.data_parallel.DataParallel"}
-DISTRIBUTED_DATA_PARALLEL = {"torch.nn.parallel.DistributedDataParallel",
-                             "torch.nn.parallel.distributed.DistributedDataParallel"}
-PROCESS_GROUP = {"torch.distributed.init_process_group", "torch.distributed.destroy_process_group",
-                 "torch.distributed.distributed_c10d.init_process_group",
-                 "torch.distributed.distributed_c10d.destroy_process_group"}
 # what Fabric answers for the process group it set up
 RANK_QUERIES = {"torch.distributed.get_rank": "global_rank", "torch.distributed.get_world_size": "world_size",
                 "torch.distributed.barrier": "barrier()"}

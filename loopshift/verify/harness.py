@@ -100,7 +100,11 @@ def parse_args(argv: list[str]) -> Options:
 def forced_trainer_kwargs(user_kwargs: dict[str, Any], options: Options, root_dir: str) -> dict[str, Any]:
     """The user's Trainer arguments with what verify must control put on top of them."""
     kwargs = dict(user_kwargs)
-    kwargs.update(accelerator="cpu", devices=1, num_nodes=1, strategy="auto", default_root_dir=root_dir)
+    # a DDP script keeps its strategy on one process: Lightning's distributed sampler then orders the
+    # data as the original's DistributedSampler did
+    keep_ddp = options.parity and user_kwargs.get("strategy") == "ddp"
+    kwargs.update(accelerator="cpu", devices=1, num_nodes=1, strategy="ddp" if keep_ddp else "auto",
+                  default_root_dir=root_dir)
     if options.parity:
         # Compare the first K optimizer steps (IDIOMS.md, Equivalence). Validation still runs where
         # the script has it: iterating a DataLoader draws from the global generator, and the
@@ -382,6 +386,8 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
         return missing_package_error(exc)
 
     seed_everything(torch, options.seed)
+    if options.parity:
+        spawn_one_process_here(torch)
     record_losses(torch, record)
     count_optimizer_steps(torch, record, options)
     patches = {
@@ -411,6 +417,23 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
             return missing_package_error(exc)
         return error_from_exception(exc, options.script)
     return None
+
+
+def spawn_one_process_here(torch: ModuleType) -> None:
+    """`mp.spawn(worker, args, nprocs=1)` calls `worker(0, *args)` in this process, where the losses
+    are recorded (the script's own arguments choose one process for a parity run)."""
+    import torch.multiprocessing as mp
+
+    original_spawn = mp.spawn
+
+    @functools.wraps(original_spawn)
+    def spawn(fn, args=(), nprocs=1, join=True, daemon=False, start_method="spawn"):
+        if nprocs != 1:
+            return original_spawn(fn, args, nprocs, join, daemon, start_method)
+        fn(0, *args)
+        return None
+
+    mp.spawn = spawn
 
 
 def missing_package_error(exc: ImportError) -> dict:

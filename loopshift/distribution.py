@@ -1,0 +1,258 @@
+"""Data-parallel plumbing the Trainer owns: `nn.DataParallel` / `DistributedDataParallel` wraps, the
+process group, `DistributedSampler` with its `set_epoch`, and `mp.spawn` of a worker. Found once
+per module (facts in training.Distribution); convert deletes it and the Trainer gets
+`strategy="ddp"` and `devices` from the script's own numbers. Lightning then starts the processes,
+and injects a DistributedSampler with the same shuffle and seed, stepping its epoch."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import libcst as cst
+import libcst.matchers as m
+
+from .torch_names import (DATA_PARALLEL, DATALOADERS, DISTRIBUTED_DATA_PARALLEL, DISTRIBUTED_SAMPLERS,
+                          PROCESS_GROUP, SET_DEVICE, SPAWNS)
+from .training import Distribution, Spawn
+from .util import method_call
+
+WRAP = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()],
+                                            value=m.Call(args=[m.Arg(keyword=None), m.ZeroOrMore()]))])
+CALL_STATEMENT = m.SimpleStatementLine(body=[m.Expr(value=m.Call())])
+ENVIRON = m.Attribute(value=m.Name("os"), attr=m.Name("environ"))
+MASTER = m.SimpleString('"MASTER_ADDR"') | m.SimpleString('"MASTER_PORT"') | \
+    m.SimpleString("'MASTER_ADDR'") | m.SimpleString("'MASTER_PORT'")
+MASTER_SETTING = m.SimpleStatementLine(body=[
+    m.Assign(targets=[m.AssignTarget(target=m.Subscript(value=ENVIRON, slice=[m.SubscriptElement(m.Index(MASTER))]))])
+    | m.Expr(m.Call(func=m.Attribute(value=ENVIRON, attr=m.Name("setdefault")), args=[m.Arg(MASTER), m.Arg()]))])
+
+
+def argument(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression | None:
+    for number, arg in enumerate(call.args):
+        if arg.star:
+            return None
+        if arg.keyword is not None and arg.keyword.value == keyword or arg.keyword is None and number == position:
+            return arg.value
+    return None
+
+
+class DistributionAnalysis:
+    """Mixed into Analyzer."""
+
+    def find_distribution(self) -> None:
+        facts = self.code.distribution
+        wrapped = self.find_wraps(facts)
+        self.find_module_reads(facts, wrapped)
+        self.find_process_group(facts)
+        self.find_samplers(facts)
+        self.find_spawn(facts)
+        self.drop_emptied(facts)
+
+    def drop_sampler_epochs(self, loop) -> None:
+        """`sampler.set_epoch(epoch)`: Lightning steps the epoch of the sampler it puts in."""
+        for segment in (loop.segments.before, loop.segments.after):
+            for statement in [s for s in segment if any(s is e for e in self.code.distribution.set_epochs)]:
+                segment.remove(statement)
+                loop.owned_statements.append(statement)
+
+    def unwrapped(self, value: cst.BaseExpression) -> cst.BaseExpression:
+        """`Net()` for `DistributedDataParallel(Net())`."""
+        return value.args[0].value if any(value is u for u in self.code.distribution.unwrapped) else value
+
+    @property
+    def ranks(self) -> list[cst.Param]:
+        spawn = self.code.distribution.spawn
+        return [spawn.rank] if spawn is not None else []
+
+    def find_wraps(self, facts: Distribution) -> set[str]:
+        """`model = DDP(model, device_ids=[rank])` goes; `net = DataParallel(Net())` keeps `net = Net()`."""
+        wrapped = set()
+        for statement in self.index.findall(WRAP, cst.SimpleStatementLine):
+            assign = statement.body[0]
+            names = self.index.called_name(assign.value)
+            if not names & (DATA_PARALLEL | DISTRIBUTED_DATA_PARALLEL):
+                continue
+            code = self.index.module.code_for_node
+            target, inner = assign.targets[0].target, assign.value.args[0].value
+            wrapped.add(code(target))
+            if code(target) == code(inner):
+                facts.removed.append(statement)
+            else:
+                facts.unwrapped.append(assign.value)
+            facts.processes |= bool(names & DISTRIBUTED_DATA_PARALLEL)
+            ids = argument(assign.value, "device_ids", 1)
+            count = m.Call(func=m.Name("list"), args=[m.Arg(m.Call(func=m.Name("range"), args=[m.Arg()]))])
+            if names & DATA_PARALLEL and m.matches(ids, count) and self.index.owner_of_block(statement) is not None \
+                    and not isinstance(self.index.owner_of_block(statement), cst.If):
+                facts.devices = ids.args[0].value.args[0].value
+        return wrapped
+
+    def find_module_reads(self, facts: Distribution, wrapped: set[str]) -> None:
+        """`model.module` is the model itself once nothing wraps it, and `isinstance(model, DataParallel)` is false."""
+        for attribute in self.index.findall(m.Attribute(value=m.Name(), attr=m.Name("module")), cst.Attribute):
+            if attribute.value.value in wrapped:
+                facts.unwrapped.append(attribute)
+        check = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name()), m.Arg()])
+        for conditional in self.index.findall(m.IfExp(test=check), cst.IfExp):
+            kind = conditional.test.args[1].value
+            if conditional.test.args[0].value.value in wrapped and \
+                    self.index.qualified_names(kind) & (DATA_PARALLEL | DISTRIBUTED_DATA_PARALLEL):
+                facts.untaken.append(conditional)
+
+    def find_process_group(self, facts: Distribution) -> None:
+        """init/destroy_process_group, torch.cuda.set_device and the MASTER_ADDR/PORT they read."""
+        group = []
+        for statement in self.index.findall(CALL_STATEMENT, cst.SimpleStatementLine):
+            names = self.index.called_name(statement.body[0].value)
+            if names & PROCESS_GROUP:
+                group.append(statement)
+            elif names & SET_DEVICE:
+                facts.removed.append(statement)
+        if group:
+            facts.processes = True
+            facts.removed += group + self.index.findall(MASTER_SETTING, cst.SimpleStatementLine)
+
+    def find_samplers(self, facts: Distribution) -> None:
+        """`sampler = DistributedSampler(data, ...)` given to a DataLoader and stepped with set_epoch: the
+        loader shuffles as the sampler did, and Lightning puts a distributed sampler in (seed 0, like
+        the default) and steps its epoch."""
+        for call in self.index.nodes(cst.Call):
+            if not self.index.called_name(call) & DISTRIBUTED_SAMPLERS or any(a.star for a in call.args):
+                continue
+            keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+            if set(keywords) - {"num_replicas", "rank", "shuffle"}:
+                continue  # seed= or drop_last=: no DataLoader argument says that
+            shuffle = keywords.get("shuffle", cst.Name("True"))
+            parent = self.index.parent(self.index.parent(call))
+            if isinstance(parent, cst.Call) and self.index.called_name(parent) & DATALOADERS:
+                facts.loaders[id(parent)] = (parent, shuffle)  # `DataLoader(data, sampler=DistributedSampler(data))`
+                continue
+            statement = self.index.statement_of(call)
+            if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) \
+                    or statement.body[0].value is not call:
+                continue
+            assignment = next(a for a in self.index.assignments(statement.body[0].targets[0].target)
+                              if a.node is statement.body[0].targets[0].target)
+            loaders, epochs = [], []
+            for access in assignment.references:
+                parent = self.index.parent(access.node)
+                loader = self.index.parent(parent) if isinstance(parent, cst.Arg) else None
+                if isinstance(loader, cst.Call) and parent.keyword is not None and parent.keyword.value == "sampler" \
+                        and self.index.called_name(loader) & DATALOADERS:
+                    loaders.append(loader)
+                elif method_call(use := self.index.statement_of(access.node), "set_epoch") is not None and \
+                        use.body[0].value.func.value is access.node:
+                    epochs.append(use)
+                else:
+                    break
+            else:
+                if loaders:
+                    facts.loaders.update({id(loader): (loader, shuffle) for loader in loaders})
+                    facts.removed.append(statement)
+                    facts.set_epochs += epochs
+
+    def find_spawn(self, facts: Distribution) -> None:
+        """`mp.spawn(worker, args=(a, b), nprocs=n)`: becomes `worker(a, b)`, the worker losing its rank."""
+        for statement in self.index.findall(CALL_STATEMENT, cst.SimpleStatementLine):
+            call = statement.body[0].value
+            if not self.index.called_name(call) & SPAWNS:
+                continue
+            worker = argument(call, "fn", 0)
+            passed = argument(call, "args", 1)
+            count = argument(call, "nprocs", 2) or cst.Integer("1")
+            functions = self.index.findall(m.FunctionDef(name=m.Name(worker.value)), cst.FunctionDef) \
+                if isinstance(worker, cst.Name) else []
+            arguments = [e.value for e in passed.elements] if isinstance(passed, cst.Tuple) else [] if passed is None else None
+            if len(functions) != 1 or arguments is None or any(isinstance(e, cst.StarredElement) for e in (
+                    passed.elements if passed is not None else ())):
+                self.problem("LS009", "mp.spawn of a function this file does not define with a tuple of arguments",
+                             statement)
+                continue
+            worker = functions[0]
+            params = worker.params
+            if params.star_arg != cst.MaybeSentinel.DEFAULT and params.star_arg or params.kwonly_params or \
+                    params.star_kwarg or len(params.params) != len(arguments) + 1 or params.posonly_params:
+                self.problem("LS009", "the spawned function's parameters do not match spawn's arguments", statement)
+                continue
+            devices = self.process_count(count, arguments, params.params[1:])
+            if devices is None:
+                self.problem("LS009", "the process count is not one of the arguments the spawned function gets",
+                             statement)
+                continue
+            facts.spawn = Spawn(statement, call, worker, params.params[0], arguments, devices)
+            facts.processes = True
+
+    def process_count(self, count: cst.BaseExpression, arguments: list, params: list) -> cst.BaseExpression | None:
+        """nprocs as the worker knows it: the parameter it arrives in, a number, or all the GPUs."""
+        code = self.index.module.code_for_node
+        for value, param in zip(arguments, params):
+            if code(value) == code(count):
+                return cst.Name(param.name.value)
+        if isinstance(count, cst.Integer):
+            return count
+        if isinstance(count, cst.Call) and self.index.called_name(count) & {"torch.cuda.device_count"}:
+            return cst.SimpleString('"auto"')
+        return None
+
+    def drop_emptied(self, facts: Distribution) -> None:
+        """A block whose statements all go goes too: `if device_count() > 1: model = DataParallel(model)`,
+        and a helper like `def cleanup(): dist.destroy_process_group()` with the statements calling it."""
+        removed = {id(s) for s in facts.removed}
+        for _ in range(3):  # an emptied helper's calls may empty another block
+            for statement in list(facts.removed):
+                owner = self.index.owner_of_block(statement)
+                body = list(owner.body.body) if isinstance(owner, (cst.If, cst.FunctionDef)) else []
+                if not body or id(owner) in removed or not all(id(s) in removed for s in body):
+                    continue
+                if isinstance(owner, cst.If) and owner.orelse is None:
+                    facts.removed.append(owner)
+                    removed.add(id(owner))
+                elif isinstance(owner, cst.FunctionDef) and self.method_class(owner) is None:
+                    calls = self.calls_of(owner)
+                    statements = [self.index.statement_of(c) for c in calls]
+                    if all(m.matches(s, CALL_STATEMENT) and s.body[0].value is c for s, c in zip(statements, calls)):
+                        facts.removed += [owner, *statements]
+                        removed |= {id(owner), *map(id, statements)}
+
+
+# -- rewriting ------------------------------------------------------------------------------
+def plumbing_edits(facts: Distribution) -> dict[int, Callable[[cst.CSTNode], cst.CSTNode]]:
+    """For each node the plumbing changes (by identity, on the original tree), what its updated
+    form becomes."""
+    edits: dict[int, Callable] = {id(node): unwrap for node in facts.unwrapped}
+    edits |= {id(conditional): lambda node: node.orelse for conditional in facts.untaken}
+    edits |= {id(call): partial(shuffled, shuffle=shuffle) for call, shuffle in facts.loaders.values()}
+    if facts.spawn is not None:
+        edits[id(facts.spawn.call)] = partial(worker_call, spawn=facts.spawn)
+        edits[id(facts.spawn.worker)] = without_rank
+    return edits
+
+
+def unwrap(node: cst.CSTNode) -> cst.CSTNode:
+    """`DDP(model, device_ids=[rank])` -> `model`; `model.module` -> `model`."""
+    return node.args[0].value if isinstance(node, cst.Call) else node.value
+
+
+def shuffled(call: cst.Call, shuffle: cst.BaseExpression) -> cst.Call:
+    """`DataLoader(data, sampler=sampler)` -> `DataLoader(data, shuffle=True)`: Lightning's sampler shuffles."""
+    args = [a for a in call.args if a.keyword is None or a.keyword.value not in ("sampler", "shuffle")]
+    if not m.matches(shuffle, m.Name("False")):
+        args.append(cst.Arg(shuffle, keyword=cst.Name("shuffle"),
+                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+    return call.with_changes(args=[a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(args) - 1 else
+                                   a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                                   for i, a in enumerate(args)])
+
+
+def worker_call(call: cst.Call, spawn: Spawn) -> cst.Call:
+    """`mp.spawn(run, args=(world_size, args), nprocs=world_size)` -> `run(world_size, args)`."""
+    args = [cst.Arg(value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if i < len(spawn.arguments) - 1
+                    else cst.MaybeSentinel.DEFAULT) for i, value in enumerate(spawn.arguments)]
+    return cst.Call(cst.Name(spawn.worker.name.value), args)
+
+
+def without_rank(worker: cst.FunctionDef) -> cst.FunctionDef:
+    params = worker.params.params[1:]
+    if params:
+        params = [*params[:-1], params[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)]
+    return worker.with_changes(params=worker.params.with_changes(params=params))

@@ -1,0 +1,95 @@
+"""The data-parallel plumbing the Trainer owns: what goes, what the Trainer gets, and what is left
+with a TODO (a spawned worker's rank read before the Trainer has started the processes)."""
+import textwrap
+
+from loopshift import convert_source
+
+SPAWNED = '''
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def worker(rank, world_size, epochs):
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    {before}
+    model = nn.parallel.DistributedDataParallel(nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 2)), batch_size=4)
+    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    mp.spawn(worker, args=({count}, 3), nprocs={nprocs})
+'''
+
+
+def spawned(before: str = "pass", count: str = "2", nprocs: str = "2") -> str:
+    return SPAWNED.format(before=before, count=count, nprocs=nprocs)
+
+
+def test_spawned_worker_runs_under_the_trainers_ddp() -> None:
+    result = convert_source(spawned(nprocs="2"))
+    assert result.loops_converted == 1 and not result.diagnostics
+    code = result.code
+    assert "def worker(world_size, epochs):" in code and "    worker(2, 3)\n" in code
+    assert 'L.Trainer(max_epochs=epochs, strategy="ddp", devices=world_size)' in code
+    for gone in ("mp.spawn", "init_process_group", "destroy_process_group", "DistributedDataParallel",
+                 "import torch.distributed", "import torch.multiprocessing"):
+        assert gone not in code
+    assert "model = nn.Linear(4, 2)" in code
+
+
+def test_process_count_as_a_number_or_every_gpu() -> None:
+    assert "devices=4" in convert_source(spawned(count="2", nprocs="4")).code
+    assert 'devices="auto"' in convert_source(spawned(count="2", nprocs="torch.cuda.device_count()")).code
+
+
+def test_rank_read_before_fit_is_a_todo() -> None:
+    source = spawned(before='print("starting", rank)')
+    result = convert_source(source)
+    assert [d.code for d in result.diagnostics] == ["LS009"]
+    assert "trainer.global_rank" in result.diagnostics[0].message
+    assert '# TODO(loopshift): `rank` is read before' in result.code
+    compile(result.code, "converted.py", "exec")
+
+
+def test_spawn_of_an_unknown_count_is_not_converted() -> None:
+    source = spawned(nprocs="len(hosts)")
+    result = convert_source(source)
+    assert result.loops_converted == 0
+    assert {d.code for d in result.diagnostics} == {"LS009"}
+    assert "mp.spawn(worker" in result.code and "loss.backward()" in result.code
+
+
+def test_unconditional_data_parallel_gives_its_device_count() -> None:
+    source = textwrap.dedent('''
+        import argparse
+        import torch
+        import torch.nn as nn
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--gpus", type=int, default=1)
+        args = parser.parse_args()
+        net = nn.DataParallel(nn.Linear(4, 2), device_ids=list(range(args.gpus)))
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        loader = [(torch.randn(4, 4), torch.randn(4, 2))]
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(net(x), y)
+            loss.backward()
+            optimizer.step()
+        torch.save(net.module.state_dict(), "net.pt")
+    ''')
+    code = convert_source(source).code
+    assert "net = nn.Linear(4, 2)\n" in code
+    assert "devices=args.gpus" in code
+    assert 'torch.save(net.state_dict(), "net.pt")' in code
