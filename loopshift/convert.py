@@ -164,9 +164,25 @@ class Conversion:
                         self.names[id(use)] = cst.parse_expression("trainer.global_rank")
                     elif not self.oracle.is_move(self.index.parent(self.index.parent(use))):
                         self.report("LS009", RANK_BEFORE_FIT.format(name=use.value), use, todo_at=use)
+        if facts.processes:
+            self.report_early_collectives()
         plumbing = [*facts.removed, *facts.unwrapped, *([spawn.call] if spawn is not None else [])]
         self.drop_unused_imports({id(node) for node in plumbing})
         return plumbing_edits(facts)
+
+    def report_early_collectives(self) -> None:
+        """`dist.get_rank()`, `dist.barrier()`, ... before fit: the Trainer has not set up the process group yet."""
+        hosts = [loop.host for loop in self.code.loops]
+        for call in self.index.nodes(cst.Call):
+            names = self.index.called_name(call)
+            if not any(n.startswith("torch.distributed.") for n in names) or self.index.is_inside(call, self.consumed) \
+                    or any(n in ("torch.distributed.is_available", "torch.distributed.is_initialized") for n in names):
+                continue
+            scope = self.index.scope(call)
+            if any(self.index.scope(h) is scope and self.index.is_after(call, h) for h in hosts):
+                continue
+            self.report("LS009", COLLECTIVE_BEFORE_FIT.format(call=self.index.module.code_for_node(call.func)),
+                        call, todo_at=call)
 
     def drop_unused_imports(self, gone: set[int]) -> None:
         """`import torch.distributed as dist` and the like, when every use of them is in `gone`."""
@@ -237,6 +253,7 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     return result
 
 
+COLLECTIVE_BEFORE_FIT = "`{call}()` runs before the Trainer sets up the process group (it does in fit)"
 RANK_BEFORE_FIT = "`{name}` is read before the Trainer starts the processes; under Lightning it is trainer.global_rank"
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
                 "after fit, use trainer.optimizers / trainer.lr_scheduler_configs")

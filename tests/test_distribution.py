@@ -93,3 +93,28 @@ def test_unconditional_data_parallel_gives_its_device_count() -> None:
     assert "net = nn.Linear(4, 2)\n" in code
     assert "devices=args.gpus" in code
     assert 'torch.save(net.state_dict(), "net.pt")' in code
+
+
+def test_collective_before_fit_of_a_torchrun_script_is_a_todo() -> None:
+    source = textwrap.dedent('''
+        import torch
+        import torch.distributed as dist
+        import torch.nn as nn
+
+        dist.init_process_group("nccl")
+        rank = dist.get_rank()
+        model = nn.Linear(4, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = [(torch.randn(4, 4), torch.randn(4, 2))]
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        if dist.get_rank() == 0:
+            torch.save(model.state_dict(), "model.pt")
+    ''')
+    result = convert_source(source)
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("LS009", 7)]
+    assert 'strategy="ddp"' in result.code and "init_process_group" not in result.code
+    assert "if dist.get_rank() == 0:" in result.code  # after fit the process group exists
