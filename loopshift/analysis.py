@@ -436,12 +436,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                       if self.index.is_inside(s, {id(batch_loop.body)}) and in_this_loop(s)]
         backwards = [s for s in statements if m.matches(s, BACKWARD)]
         steps = self.steps_in(statements)
-        scaled = any(m.matches(b.body[0].value.func.value, m.Call(func=m.Attribute(attr=m.Name("scale"))))
-                     for b in backwards)
         self.manual_obstacle = ""
-        if scaled or any(method_call(s, "step") and s not in [t for t, _ in steps]
-                         and self.is_grad_scaler_step(s) for s in statements):
-            self.manual_obstacle = "GradScaler is not converted under manual optimization yet"
+        scaling = self.manual_scaling(batch_loop, statements, backwards, steps)
+        if scaling is None:
             return None
         hand_update = None if steps else self.hand_update(batch_loop)
         if not steps and hand_update is None:
@@ -461,6 +458,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             index_start=index_start, optimizer=optimizer, model=model, step_statements=[],
             backward=backwards[0], loss=backwards[0].body[0].value.func.value, span=self.index.span(batch_loop),
             host=batch_loop, manual=True, backwards=backwards, optimizers=optimizers, hand_update=hand_update)
+        loop.scaler, loop.owned_statements, loop.autocasts, loop.precision, loop.scaled_steps = scaling
         return loop if self.drive(loop) else None
 
     def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:

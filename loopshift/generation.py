@@ -163,6 +163,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def rewrite(self, statements, replacements) -> list[cst.BaseStatement]:
         rewritten_lines = {id(b): self.manual_backward for b in self.loop.backwards}
+        rewritten_lines |= {id(s): unscaled_step for s in self.loop.scaled_steps}
         if self.loop.writer is not None:
             rewritten_lines |= {id(s): scalar_log for s in self.loop.writer.scalars}
         rename = Rename(replacements, self.oracle, rewritten_lines, plumbing_edits(self.analyzer.code.distribution))
@@ -179,6 +180,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """`loss.backward()` -> `self.manual_backward(loss)`, and the loss logged under its name
         (backward is the statement with its names already rewritten)."""
         loss = backward.body[0].value.func.value
+        if self.loop.scaler is not None and m.matches(loss, m.Call(func=m.Attribute(attr=m.Name("scale")))):
+            loss = loss.args[0].value  # `scaler.scale(loss)`: Lightning's precision scales it
         call = cst.Call(self_attribute("manual_backward"), [cst.Arg(loss)])
         lines = [cst.SimpleStatementLine([cst.Expr(call)], leading_lines=backward.leading_lines)]
         if isinstance(loss, cst.Name):
@@ -528,6 +531,13 @@ class LoopGenerator(NamePlanner, EarlyExits):
             if evaluation.function is not None and self.analyzer.calls_of(evaluation.function) == [evaluation.call]:
                 removed.append(evaluation.function)  # called only here: it became the hooks
         return removed
+
+
+def unscaled_step(statement: cst.SimpleStatementLine) -> list[cst.SimpleStatementLine]:
+    """`scaler.step(opt)` -> `opt.step()`: Lightning's optimizer unscales, steps and updates the scale."""
+    optimizer = statement.body[0].value.args[0].value
+    step = cst.Call(cst.Attribute(optimizer, cst.Name("step")), [])
+    return [statement.with_changes(body=[cst.Expr(step)])]
 
 
 def metric_log(evaluation: EvaluationLoop) -> list[cst.SimpleStatementLine]:

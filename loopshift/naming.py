@@ -286,11 +286,16 @@ class NamePlanner:
     @cached_property  # read for every name of the moved code
     def unwritten(self) -> set[int]:
         """Names of moved code that the output will not contain: `writer` and the step of
-        `writer.add_scalar(tag, value, step)`, which becomes `self.log(tag, value)`."""
+        `writer.add_scalar(tag, value, step)`, which becomes `self.log(tag, value)`; the GradScaler
+        of manual optimization."""
         writer = self.loop.writer
         calls = [s.body[0].value for s in writer.scalars] if writer is not None else []
-        return {id(n) for call in calls for part in (call.func, *(a.value for a in call.args[2:]))
-                for n in m.findall(part, m.Name())}
+        unwritten = {id(n) for call in calls for part in (call.func, *(a.value for a in call.args[2:]))
+                     for n in m.findall(part, m.Name())}
+        if self.loop.manual and self.loop.scaler is not None:  # `scaler.scale(loss)`, `scaler.step(opt)`
+            unwritten |= {id(b.body[0].value.func.value.func.value) for b in self.loop.backwards}
+            unwritten |= {id(s.body[0].value.func.value) for s in self.loop.scaled_steps}
+        return unwritten
 
     def evaluations(self) -> list:
         return [e for e in (self.loop.validation, self.loop.test) if e is not None]

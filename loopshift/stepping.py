@@ -43,15 +43,48 @@ class SteppingAnalysis:
         if len(autocasts) > 1:
             self.problem("LS002", "several autocast blocks in one step are not converted", loop.batch_loop)
             return False
+        loop.autocasts = autocasts
+        loop.precision = self.precision_of(
+            autocasts, self.index.assigned_value(self.resolve(scaler)) if scaler is not None else None)
+        return True
+
+    def manual_scaling(self, batch_loop, statements: list, backwards: list, steps: list) -> tuple | None:
+        """Under manual optimization, `scaler.scale(loss).backward()` / `scaler.step(opt)` / `scaler.update()`
+        with autocast blocks -> precision=..., `self.manual_backward(loss)`, `opt.step()` (Lightning's
+        optimizer unscales, steps and updates the scale). (scaler statement, dropped statements, autocast
+        blocks, precision, the scaler's steps), or None with the obstacle said."""
+        scale = m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("scale")), args=[m.Arg()])
+        scaled = [b for b in backwards if m.matches(b.body[0].value.func.value, scale)]
+        scaler_steps = [s for s, _ in steps if self.is_grad_scaler_step(s)]
+        if not scaled and not scaler_steps:
+            return None, [], [], None, []  # autocast blocks without a scaler stay as written
+        names = {b.body[0].value.func.value.func.value.value for b in scaled} | \
+            {s.body[0].value.func.value.value for s in scaler_steps}
+        scaler = cst.Name(next(iter(names)))
+        updates = [s for s in statements if (c := method_call(s, "update")) and m.matches(c.func.value, scaler)]
+        expected = {id(b.body[0].value.func.value.func.value) for b in scaled} | \
+            {id(s.body[0].value.func.value) for s in scaler_steps} | {id(s.body[0].value.func.value) for s in updates}
+        assignment = self.resolve(scaled[0].body[0].value.func.value.func.value) if scaled else None
+        uses = [a.node for a in assignment.references] if assignment is not None else []
+        if len(names) != 1 or len(scaled) != len(backwards) or len(scaler_steps) != len(steps) or \
+                not self.is_grad_scaler(scaled[0].body[0].value.func.value.func.value) or \
+                any(id(use) not in expected for use in uses):
+            self.manual_obstacle = ("GradScaler under manual optimization is converted when every backward is "
+                                    "scaled, every step goes through it and it is used for nothing else (unscale_)")
+            return None
+        statement = self.index.assignment_statement(assignment)
+        autocasts = [s for s in batch_loop.body.body if isinstance(s, cst.With) and self.autocast_of(s) is not None]
+        precision = self.precision_of(autocasts, self.index.assigned_value(assignment))
+        return statement, updates, autocasts, precision, scaler_steps
+
+    def precision_of(self, autocasts: list[cst.With], scaler: cst.Call | None) -> tuple | None:
+        """("16-mixed" or "bf16-mixed", the `enabled=` flag) from the autocast blocks and the scaler."""
         keywords = {}
-        for call in [self.autocast_of(w) for w in autocasts] + ([self.index.assigned_value(self.resolve(scaler))]
-                                                                if scaler is not None else []):
+        for call in [self.autocast_of(w) for w in autocasts] + ([scaler] if scaler is not None else []):
             keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
         dtype = keywords.get("dtype")
         half = "bf16-mixed" if dtype is not None and self.index.qualified_names(dtype) & {"torch.bfloat16"} else "16-mixed"
-        loop.autocasts = autocasts
-        loop.precision = (half, keywords.get("enabled"))
-        return True
+        return half, keywords.get("enabled")
 
     def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
         """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""

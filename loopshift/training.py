@@ -159,6 +159,7 @@ class TrainingLoop:
     # statements the Trainer now owns, dropped: scaler.update(), scaler.unscale_(), a zero_grad() before the loop
     owned_statements: list[cst.SimpleStatementLine] = field(default_factory=list)
     scaler: cst.BaseStatement | None = None  # `scaler = GradScaler(...)`, removed
+    scaled_steps: list[cst.SimpleStatementLine] = field(default_factory=list)  # `scaler.step(opt)`, manual
     progress_bar: str | None = None  # `bar` in `bar = tqdm(loader)` / `with tqdm(loader) as bar`
     progress_statements: list[cst.BaseStatement] = field(default_factory=list)  # creating the bar
     # zero_grad(set_to_none=False): gradients zeroed in place, so the optimizer still updates parameters
