@@ -498,7 +498,12 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             return False
         if self.definition_of(root, self.code.optimizers) is optimizer:
             return True
-        return self.index.module.code_for_node(root) == optimizer.model
+        if self.index.module.code_for_node(root) == optimizer.model:
+            return True
+        # `model.zero_grad()` in train(model, ...) for the `net` whose parameters main() gave the optimizer
+        reference = optimizer.model_reference
+        return isinstance(root, cst.Name) and isinstance(reference, cst.Name) and \
+            bool({id(o) for o in self.origins(root)} & {id(o) for o in self.origins(reference)})
 
     def progress_bar(self, name: cst.Name):
         """(bar name, statement creating it) when name is `bar = tqdm(loader)` or `with tqdm(...) as bar`."""

@@ -182,7 +182,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loss = backward.body[0].value.func.value
         if self.loop.scaler is not None and m.matches(loss, m.Call(func=m.Attribute(attr=m.Name("scale")))):
             loss = loss.args[0].value  # `scaler.scale(loss)`: Lightning's precision scales it
-        call = cst.Call(self_attribute("manual_backward"), [cst.Arg(loss)])
+        if getattr(loss, "lpar", None):
+            loss = loss.with_changes(lpar=[], rpar=[])  # `(a * b).backward()`: an argument needs no parentheses
+        options = list(backward.body[0].value.args)  # retain_graph=True, ...: manual_backward passes them on
+        call = cst.Call(self_attribute("manual_backward"), [
+            cst.Arg(loss, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if options else cst.MaybeSentinel.DEFAULT),
+            *options])
         lines = [cst.SimpleStatementLine([cst.Expr(call)], leading_lines=backward.leading_lines)]
         if isinstance(loss, cst.Name):
             lines.append(log_line(loss.value, loss, prog_bar=bool(self.loop.loss_reports)))
@@ -229,12 +234,20 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loop = self.loop
         batch, index, prologue = self.batch_parameters()
         if loop.manual:
-            names = [o.name for o in loop.optimizers]
+            names = [self.step_name(o) for o in loop.optimizers]
             if names:
                 prologue.append(self.statement(f"{', '.join(names)} = self.optimizers()"))
             return self.function("training_step", f", {batch}, {index}", prologue + body)
         loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
         return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
+
+    def step_name(self, optimizer) -> str:
+        """The name the step's code calls an optimizer by: `optimizer`, the parameter of train(), for
+        the `opt` that main() built and passed in."""
+        for name in m.findall(self.loop.batch_loop.body, m.Name()):
+            if self.analyzer.definition_of(name, [optimizer]) is optimizer:
+                return name.value
+        return optimizer.name
 
     def evaluation_methods(self, evaluation: EvaluationLoop, stage: str, blocks, replacements) -> list[cst.FunctionDef]:
         """`on_{stage}_epoch_start` / `{stage}_step` / `on_{stage}_epoch_end` (stage: validation or test)."""
