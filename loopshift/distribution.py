@@ -188,6 +188,11 @@ class DistributionAnalysis:
         for value, param in zip(arguments, params):
             if code(value) == code(count):
                 return cst.Name(param.name.value)
+        # `nprocs=args.gpus` with `args=(args,)`: `args.gpus` of the worker's own parameter
+        passed = {value.value: param.name.value for value, param in zip(arguments, params) if isinstance(value, cst.Name)}
+        names = [n for n in m.findall(count, m.Name()) if not m.matches(self.index.parent(n), m.Attribute(attr=n))]
+        if names and all(n.value in passed for n in names):
+            return count.visit(Renamed(passed))
         if isinstance(count, cst.Integer):
             return count
         if isinstance(count, cst.Call) and self.index.called_name(count) & {"torch.cuda.device_count"}:
@@ -213,6 +218,19 @@ class DistributionAnalysis:
                     if all(m.matches(s, CALL_STATEMENT) and s.body[0].value is c for s, c in zip(statements, calls)):
                         facts.removed += [owner, *statements]
                         removed |= {id(owner), *map(id, statements)}
+
+
+class Renamed(cst.CSTTransformer):
+    """Variables renamed: `args.gpus` -> `opts.gpus` for {"args": "opts"} (attribute names stay)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        return updated.with_changes(value=self.names.get(updated.value, updated.value))
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(attr=original.attr)
 
 
 # -- rewriting ------------------------------------------------------------------------------

@@ -118,3 +118,12 @@ def test_collective_before_fit_of_a_torchrun_script_is_a_todo() -> None:
     assert [(d.code, d.span.line) for d in result.diagnostics] == [("LS009", 7)]
     assert 'strategy="ddp"' in result.code and "init_process_group" not in result.code
     assert "if dist.get_rank() == 0:" in result.code  # after fit the process group exists
+
+
+def test_process_count_read_off_an_argument_the_worker_gets() -> None:
+    source = spawned(count="2", nprocs="2").replace("def worker(rank, world_size, epochs):",
+                                                    "def worker(gpu, world_size, opts):") \
+        .replace("range(epochs)", "range(opts.epochs)").replace("rank=rank", "rank=gpu") \
+        .replace("mp.spawn(worker, args=(2, 3), nprocs=2)", "mp.spawn(worker, args=(2, args), nprocs=args.gpus)")
+    code = convert_source(source).code
+    assert 'strategy="ddp", devices=opts.gpus' in code and "worker(2, args)" in code
