@@ -80,7 +80,8 @@ def convert(
     if report is not None:
         write_report(report, entries)
     if many:
-        typer.echo(summary(len(jobs), outcomes, reasons), err=True)
+        loops = (sum(e.get("loops_found", 0) for e in entries), sum(e.get("loops_converted", 0) for e in entries))
+        typer.echo(summary(len(jobs), outcomes, reasons, loops), err=True)
     raise typer.Exit(exit_status(outcomes, diff, folders))
 
 
@@ -103,10 +104,13 @@ def plan(paths: List[Path], mode: str, output: Optional[Path], target: Optional[
     return list(jobs.values())
 
 
-def summary(scanned: int, outcomes: Counter, reasons: Counter) -> str:
+def summary(scanned: int, outcomes: Counter, reasons: Counter, loops: tuple[int, int]) -> str:
+    """Files scanned and what became of them; the loops found and converted; the count of each reason
+    (a diagnostic code, or why a file failed)."""
     found = outcomes["clean"] + outcomes["todo"]
-    line = (f"loopshift: {scanned} files scanned, {found} with training loops: {outcomes['clean']} converted "
-            f"cleanly, {outcomes['todo']} with TODOs; {outcomes['failed']} failed")
+    line = (f"loopshift: {scanned} files scanned, {found} with training loops ({loops[0]} loops, {loops[1]} "
+            f"converted): {outcomes['clean']} converted cleanly, {outcomes['todo']} with TODOs; "
+            f"{outcomes['failed']} failed")
     if reasons:
         line += "\nby reason: " + ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items()))
     return line

@@ -138,7 +138,7 @@ def test_folders_take_notebooks_but_not_outputs_or_checkpoints(tmp_path: Path, c
     assert main(["convert", str(tmp_path)]) == 0
     assert (tmp_path / "train_lightning.ipynb").read_text() == EXPECTED.read_text()
     assert not (tmp_path / ".ipynb_checkpoints" / "train-checkpoint_lightning.ipynb").exists()
-    assert "2 files scanned, 2 with training loops: 2 converted cleanly" in capsys.readouterr().err
+    assert "2 files scanned, 2 with training loops (2 loops, 2 converted): 2 converted cleanly" in capsys.readouterr().err
     assert main(["convert", "--force", str(tmp_path)]) == 0  # the output is no input
 
 
