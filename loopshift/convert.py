@@ -92,6 +92,7 @@ class Conversion:
         self.diagnostics: list[Diagnostic] = []
         self.class_names: set[str] = set()
         self.imports: set[tuple[str, str]] = set()  # (callbacks / loggers, name) the Trainer call takes
+        self.needs_os = False  # a spawned worker's rank read before fit comes from os.environ
 
     def report(self, code: str, reason: str, node: cst.CSTNode, todo_at: cst.CSTNode | None = None) -> None:
         if todo_at is not None:
@@ -146,29 +147,32 @@ class Conversion:
                 self.replace[id(statement)] = []
 
     def remove_distribution(self) -> dict[int, Callable]:
-        """The data-parallel plumbing goes (the Trainer's strategy owns it); a spawned worker's rank
-        read after fit is `trainer.global_rank`, read before it (no processes yet) a TODO."""
+        """The data-parallel plumbing goes (the Trainer's strategy owns it). A spawned worker's rank (its
+        local process index) is `self.local_rank` in the module and `trainer.local_rank` after fit; read
+        before fit, it comes from LOCAL_RANK, which Lightning's launcher sets in each process it starts."""
         facts = self.code.distribution
         for statement in facts.removed:
             self.replace.setdefault(id(statement), [])
         self.consumed |= {id(s) for s in facts.removed} | {id(n) for n in facts.unwrapped}
-        spawn = facts.spawn
+        spawn, after_fit, before_fit = facts.spawn, [], []
         if spawn is not None:
             for assignment in self.index.assignments(spawn.rank.name):
                 for access in assignment.references if assignment.node is spawn.rank else []:
                     use = access.node
-                    if self.index.is_inside(use, self.consumed) or id(use) in self.names:
+                    call = self.index.parent(self.index.parent(use))  # `x.to(rank)`: the move goes
+                    if self.index.is_inside(use, self.consumed) or id(use) in self.names or \
+                            isinstance(call, cst.Call) and self.oracle.is_move(call):
                         continue
-                    host = next((loop.host for loop in self.code.loops if self.index.scope(loop.host) is self.index.scope(use)), None)
-                    if host is not None and self.index.is_after(use, host):
-                        self.names[id(use)] = cst.parse_expression("trainer.global_rank")
-                    elif not self.oracle.is_move(self.index.parent(self.index.parent(use))):
-                        self.report("LS009", RANK_BEFORE_FIT.format(name=use.value), use, todo_at=use)
+                    hosts = [loop.host for loop in self.code.loops if self.index.scope(loop.host) is self.index.scope(use)]
+                    (after_fit if any(self.index.is_after(use, host) for host in hosts) else before_fit).append(use)
+            if not before_fit:
+                self.names |= {id(use): cst.parse_expression("trainer.local_rank") for use in after_fit}
         if facts.processes:
             self.report_early_collectives()
         plumbing = [*facts.removed, *facts.unwrapped, *([spawn.call] if spawn is not None else [])]
-        self.drop_unused_imports({id(node) for node in plumbing})
-        return plumbing_edits(facts)
+        self.needs_os = bool(before_fit)
+        self.drop_unused_imports({id(node) for node in plumbing}, keep={"os"} if before_fit else set())
+        return plumbing_edits(facts, local_rank=bool(before_fit))
 
     def report_early_collectives(self) -> None:
         """`dist.get_rank()`, `dist.barrier()`, ... before fit: the Trainer has not set up the process group yet."""
@@ -184,7 +188,7 @@ class Conversion:
             self.report("LS009", COLLECTIVE_BEFORE_FIT.format(call=self.index.module.code_for_node(call.func)),
                         call, todo_at=call)
 
-    def drop_unused_imports(self, gone: set[int]) -> None:
+    def drop_unused_imports(self, gone: set[int], keep: set[str]) -> None:
         """`import torch.distributed as dist` and the like, when every use of them is in `gone`."""
         scope = self.index.scope(self.index.module)
         for statement in self.index.module.body:
@@ -198,7 +202,7 @@ class Conversion:
             for alias in imported.names:
                 bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
                 uses = [a.node for b in scope[bound] if b.node is imported for a in b.references]
-                if not uses or not all(self.index.is_inside(use, gone) for use in uses):
+                if not uses or bound in keep or not all(self.index.is_inside(use, gone) for use in uses):
                     kept.append(alias)
             if not kept:
                 self.replace[id(statement)] = []
@@ -222,6 +226,8 @@ class Conversion:
         module = self.index.module.visit(edits)
         if converted and not existing_alias(module, self.package):
             module = add_import(module, f"import {self.package} as {self.alias}")
+        if self.needs_os and not existing_alias(module, "os"):
+            module = add_import(module, "import os")
         for submodule, name in sorted(self.imports):
             source = f"{TRAINER_PACKAGE[self.package]}.{submodule}"
             if name not in imported_names(module, source):
@@ -254,7 +260,6 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
 
 
 COLLECTIVE_BEFORE_FIT = "`{call}()` runs before the Trainer sets up the process group (it does in fit)"
-RANK_BEFORE_FIT = "`{name}` is read before the Trainer starts the processes; under Lightning it is trainer.global_rank"
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
                 "after fit, use trainer.optimizers / trainer.lr_scheduler_configs")
 

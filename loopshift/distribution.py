@@ -234,15 +234,15 @@ class Renamed(cst.CSTTransformer):
 
 
 # -- rewriting ------------------------------------------------------------------------------
-def plumbing_edits(facts: Distribution) -> dict[int, Callable[[cst.CSTNode], cst.CSTNode]]:
+def plumbing_edits(facts: Distribution, local_rank: bool = False) -> dict[int, Callable[[cst.CSTNode], cst.CSTNode]]:
     """For each node the plumbing changes (by identity, on the original tree), what its updated
-    form becomes."""
+    form becomes. local_rank: the worker reads its rank before fit, from the launcher's LOCAL_RANK."""
     edits: dict[int, Callable] = {id(node): unwrap for node in facts.unwrapped}
     edits |= {id(conditional): lambda node: node.orelse for conditional in facts.untaken}
     edits |= {id(call): partial(shuffled, shuffle=shuffle) for call, shuffle in facts.loaders.values()}
     if facts.spawn is not None:
         edits[id(facts.spawn.call)] = partial(worker_call, spawn=facts.spawn)
-        edits[id(facts.spawn.worker)] = without_rank
+        edits[id(facts.spawn.worker)] = partial(without_rank, local_rank=local_rank)
     return edits
 
 
@@ -269,8 +269,18 @@ def worker_call(call: cst.Call, spawn: Spawn) -> cst.Call:
     return cst.Call(cst.Name(spawn.worker.name.value), args)
 
 
-def without_rank(worker: cst.FunctionDef) -> cst.FunctionDef:
+def without_rank(worker: cst.FunctionDef, local_rank: bool) -> cst.FunctionDef:
+    """`def run(rank, world_size, args)` -> `def run(world_size, args)`; with local_rank, the rank is
+    read at its start from LOCAL_RANK (0 in the first process, which has none)."""
+    rank = worker.params.params[0].name.value
     params = worker.params.params[1:]
     if params:
         params = [*params[:-1], params[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)]
-    return worker.with_changes(params=worker.params.with_changes(params=params))
+    worker = worker.with_changes(params=worker.params.with_changes(params=params))
+    if not local_rank:
+        return worker
+    body = list(worker.body.body)
+    docstring = 1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])) else 0
+    read = cst.parse_statement(f'{rank} = int(os.environ.get("LOCAL_RANK", 0))  # set in each process Lightning starts')
+    body.insert(docstring, read)
+    return worker.with_changes(body=worker.body.with_changes(body=body))

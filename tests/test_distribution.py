@@ -53,13 +53,21 @@ def test_process_count_as_a_number_or_every_gpu() -> None:
     assert 'devices="auto"' in convert_source(spawned(count="2", nprocs="torch.cuda.device_count()")).code
 
 
-def test_rank_read_before_fit_is_a_todo() -> None:
-    source = spawned(before='print("starting", rank)')
+def test_rank_read_before_fit_comes_from_the_launchers_local_rank() -> None:
+    source = spawned(before='print("starting", rank)').replace("    dist.destroy_process_group()\n",
+                                                              "    if rank == 0:\n        print(\"done\")\n")
     result = convert_source(source)
-    assert [d.code for d in result.diagnostics] == ["LS009"]
-    assert "trainer.global_rank" in result.diagnostics[0].message
-    assert '# TODO(loopshift): `rank` is read before' in result.code
-    compile(result.code, "converted.py", "exec")
+    assert result.loops_converted == 1 and not result.diagnostics
+    code = result.code
+    assert 'def worker(world_size, epochs):\n    rank = int(os.environ.get("LOCAL_RANK", 0))' in code
+    assert "import os\n" in code and 'print("starting", rank)' in code
+    assert "    if rank == 0:\n" in code  # after fit too: the worker has its rank
+
+
+def test_rank_read_after_fit_only_is_the_trainers() -> None:
+    source = spawned().replace("    dist.destroy_process_group()\n", "    if rank == 0:\n        print(\"done\")\n")
+    code = convert_source(source).code
+    assert "    if trainer.local_rank == 0:\n" in code and "LOCAL_RANK" not in code and "import os" not in code
 
 
 def test_spawn_of_an_unknown_count_is_not_converted() -> None:

@@ -28,7 +28,7 @@ CASES = [
     ("corpus_resnet_step_loop_amp_clip", ["--ckpt-dir", "{tmp}"], r"step +\d+/|  eval @|done"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
-    ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"epoch \d+ loss"),
+    ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
 ]
 
 
