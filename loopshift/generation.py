@@ -166,7 +166,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
         rewritten_lines |= {id(s): unscaled_step for s in self.loop.scaled_steps}
         if self.loop.writer is not None:
             rewritten_lines |= {id(s): scalar_log for s in self.loop.writer.scalars}
-        rename = Rename(replacements, self.oracle, rewritten_lines, plumbing_edits(self.analyzer.code.distribution))
+        edits = plumbing_edits(self.analyzer.code.distribution)
+        if self.loop.accumulation is not None:  # `loss.item() * N` undid the division Lightning now does
+            edits |= {id(product): lambda product: product.left for product in self.loop.accumulation.undone}
+        rename = Rename(replacements, self.oracle, rewritten_lines, edits)
         rewritten = []
         for statement in statements:
             new = statement.visit(rename)
@@ -352,6 +355,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def build(self) -> Generated:
         blocks = self.blocks()
         replacements = self.replacements = self.plan_names(blocks)
+        if self.loop.accumulation is not None:  # the step reads the loss as the loop had divided it
+            for name in self.loop.accumulation.divided_reads:
+                replacements[id(name)] = self.divided(replacements.get(id(name), name), name)
         self.ends_epoch = self.returns_after_fit = False
         # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
         self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
@@ -402,6 +408,17 @@ class LoopGenerator(NamePlanner, EarlyExits):
             imports.append(("loggers", "TensorBoardLogger"))
         return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
                          self.host_edits(), imports)
+
+    def divided(self, loss: cst.BaseExpression, read: cst.Name) -> cst.BaseExpression:
+        """`loss / N` for a read of the loss that the loop had divided (`(loss / N).item()`)."""
+        parent = self.index.parent(read)
+        brackets = dict(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if isinstance(
+            parent, (cst.Attribute, cst.Subscript, cst.BinaryOperation, cst.UnaryOperation)) else {}
+        divide = cst.Divide(whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" "))
+        accumulation = self.loop.accumulation
+        every = accumulation.every.deep_clone() if accumulation.constant else \
+            cst.parse_expression("self.trainer.accumulate_grad_batches")
+        return cst.BinaryOperation(loss, divide, every, **brackets)
 
     def parameter(self, attribute: str) -> str:
         """`w1` for a constructor argument; `nn.Parameter(w1)` for a raw tensor the step updates by hand

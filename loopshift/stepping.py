@@ -35,8 +35,10 @@ class SteppingAnalysis:
         scaler = loss.func.value if scaled and self.is_grad_scaler(loss.func.value) else None
         if scaler is not None:
             loop.loss = loss.args[0].value
-            loop.owned_statements += [s for s in body if (c := method_call(s, "update") or method_call(s, "unscale_"))
-                                    and m.matches(c.func.value, m.Name(scaler.value))]
+            # in the batch loop, or in the accumulation condition around the step
+            searched = body + [s for c in body if isinstance(c, cst.If) for s in c.body.body]
+            loop.owned_statements += [s for s in searched if (c := method_call(s, "update") or method_call(s, "unscale_"))
+                                      and m.matches(c.func.value, m.Name(scaler.value))]
             loop.scaler = self.index.assignment_statement(self.resolve(scaler))
         if not autocasts and scaler is None:
             return True
@@ -82,9 +84,10 @@ class SteppingAnalysis:
         keywords = {}
         for call in [self.autocast_of(w) for w in autocasts] + ([scaler] if scaler is not None else []):
             keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
-        dtype = keywords.get("dtype")
-        half = "bf16-mixed" if dtype is not None and self.index.qualified_names(dtype) & {"torch.bfloat16"} else "16-mixed"
-        return half, keywords.get("enabled")
+        dtype, device = keywords.get("dtype"), keywords.get("device_type")
+        bfloat = self.index.qualified_names(dtype) & {"torch.bfloat16"} if dtype is not None else \
+            m.matches(device, m.SimpleString('"cpu"') | m.SimpleString("'cpu'"))  # CPU autocast's default dtype
+        return "bf16-mixed" if bfloat else "16-mixed", keywords.get("enabled")
 
     def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
         """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""
@@ -107,10 +110,43 @@ class SteppingAnalysis:
             self.problem("LS002", f"the loss is not divided by {code(every_n)} before backward; Lightning's "
                          "accumulation divides it", condition)
             return False
-        loop.accumulation = Accumulation(condition, every_n, division, at_last)
+        reads = self.divided_reads(loop, body, division)
+        undone = {id(read): product for read in reads if (product := self.undone_division(read, every_n)) is not None}
+        loop.accumulation = Accumulation(condition, every_n, division, at_last, [r for r in reads if id(r) not in undone],
+                                         self.constant(every_n), list(undone.values()))
         if isinstance(loop.loss, cst.BinaryOperation):  # (loss / N).backward()
             loop.loss = loop.loss.left
         return True
+
+    def divided_reads(self, loop: TrainingLoop, body: list, division) -> list[cst.Name]:
+        """`total += loss.item()` after `loss = loss / N`: the loss as divided, which the step no longer divides."""
+        if division is None:
+            return []
+        later = body[body.index(division) + 1:]
+        return [name for statement in later if statement is not loop.backward
+                for name in m.findall(statement, m.Name(loop.loss.value))
+                if not m.matches(self.index.parent(name), m.Attribute(attr=name) | m.Arg(keyword=name)
+                                 | m.AssignTarget(target=name) | m.AugAssign(target=name))]
+
+    def undone_division(self, read: cst.Name, every_n: cst.BaseExpression) -> cst.BinaryOperation | None:
+        """`loss.item() * N` (or `loss * N`): the script undid the division itself; now that is `loss.item()`."""
+        code = self.index.module.code_for_node
+        node = self.index.parent(read)
+        if m.matches(node, m.Attribute(attr=m.Name("item"))) and \
+                m.matches(self.index.parent(node), m.Call(func=node, args=[])):
+            node = self.index.parent(node)
+        else:
+            node = read
+        product = self.index.parent(node)
+        if m.matches(product, m.BinaryOperation(operator=m.Multiply())) and product.left is node \
+                and code(product.right) == code(every_n):
+            return product
+        return None
+
+    def constant(self, expression: cst.BaseExpression) -> bool:
+        """A number or module-level names: the same expression in the LightningModule's code."""
+        return all(all(self.index.is_global(a) for a in self.index.assignments(n)) and self.index.assignments(n)
+                   for n in m.findall(expression, m.Name()))
 
     def divides(self, statement: cst.BaseStatement, loop: TrainingLoop, every_n: cst.BaseExpression) -> bool:
         """`loss = loss / N`, `loss = criterion(...) / N` or `loss /= N` for the backward's loss."""

@@ -10,8 +10,8 @@ CLIP_GRAD = {
     "torch.nn.utils.clip_grad_value_": "value",
     "torch.nn.utils.clip_grad.clip_grad_value_": "value",
 }
-GRAD_SCALERS = {"torch.amp.GradScaler", "torch.cuda.amp.GradScaler", "torch.amp.grad_scaler.GradScaler",
-                "torch.cuda.amp.grad_scaler.GradScaler"}
+GRAD_SCALERS = {"torch.GradScaler", "torch.amp.GradScaler", "torch.cuda.amp.GradScaler",
+                "torch.amp.grad_scaler.GradScaler", "torch.cuda.amp.grad_scaler.GradScaler"}
 AUTOCASTS = {"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
              "torch.amp.autocast_mode.autocast"}
 PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"

@@ -45,6 +45,10 @@ class Accumulation:
     every: cst.BaseExpression  # N
     division: cst.BaseStatement | None  # `loss = loss / N` (None: `(loss / N).backward()`)
     at_last_batch: bool  # `or i == len(loader) - 1`: steps on the last batch, as Lightning does
+    # reads of the divided loss after the division (`total += loss.item()`): they read `loss / N`
+    divided_reads: list[cst.Name] = field(default_factory=list)
+    constant: bool = True  # N reads as it is in the module's code (else: self.trainer.accumulate_grad_batches)
+    undone: list[cst.BinaryOperation] = field(default_factory=list)  # `loss.item() * N` -> `loss.item()`
 
 
 @dataclass
@@ -201,7 +205,7 @@ class Distribution:
     set_epochs: list[cst.SimpleStatementLine] = field(default_factory=list)
     spawn: Spawn | None = None
     devices: cst.BaseExpression | None = None  # from DataParallel(model, device_ids=list(range(N)))
-    processes: bool = False  # a process group: strategy="ddp"
+    processes: list[cst.CSTNode] = field(default_factory=list)  # a process group or DDP: strategy="ddp"
 
     @property
     def found(self) -> bool:
