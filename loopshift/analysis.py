@@ -585,6 +585,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             self.code.problems += [("LS009", "the training runs in processes the Trainer cannot start in its place",
                                     loop.batch_loop) for loop in self.code.loops]
             self.code.loops = []
+        self.keep_training_plumbing()
         for loop in self.code.loops:
             self.drop_sampler_epochs(loop)
             self.classify_segments(loop)

@@ -95,6 +95,7 @@ class Conversion:
         self.needs_os = False  # a spawned worker's rank read before fit comes from os.environ
 
     def report(self, code: str, reason: str, node: cst.CSTNode, todo_at: cst.CSTNode | None = None) -> None:
+        reason = " ".join(reason.split())  # one line, also for the TODO comment
         if todo_at is not None:
             self.todo[id(self.index.statement_of(todo_at))] = f"{reason} ({code})"
         self.diagnostics.append(Diagnostic(code, reason, self.index.span(node), self.path))
@@ -177,7 +178,10 @@ class Conversion:
     def report_early_collectives(self) -> None:
         """`dist.get_rank()`, `dist.barrier()`, ... before fit: the Trainer has not set up the process group yet."""
         hosts = [loop.host for loop in self.code.loops]
+        scopes = {id(self.index.scope(host)) for host in hosts}
         for call in self.index.nodes(cst.Call):
+            if id(self.index.scope(call)) not in scopes:
+                continue  # code that does not lead to fit
             names = self.index.called_name(call)
             if not any(n.startswith("torch.distributed.") for n in names) or self.index.is_inside(call, self.consumed) \
                     or any(n in ("torch.distributed.is_available", "torch.distributed.is_initialized") for n in names):
@@ -185,8 +189,8 @@ class Conversion:
             scope = self.index.scope(call)
             if any(self.index.scope(h) is scope and self.index.is_after(call, h) for h in hosts):
                 continue
-            self.report("LS009", COLLECTIVE_BEFORE_FIT.format(call=self.index.module.code_for_node(call.func)),
-                        call, todo_at=call)
+            name = next(n for n in sorted(names) if n.startswith("torch.distributed."))
+            self.report("LS009", COLLECTIVE_BEFORE_FIT.format(call=name), call, todo_at=call)
 
     def drop_unused_imports(self, gone: set[int], keep: set[str]) -> None:
         """`import torch.distributed as dist` and the like, when every use of them is in `gone`."""

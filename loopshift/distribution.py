@@ -46,6 +46,29 @@ class DistributionAnalysis:
         self.find_process_group(facts)
         self.find_samplers(facts)
         self.find_spawn(facts)
+
+    def keep_training_plumbing(self) -> None:
+        """Only the plumbing of the code that trains goes: in a function that holds a converted loop (or
+        calls it), in the helpers such a function calls, or at module level where a loop runs there.
+        A file that also sets up processes for other code keeps that."""
+        facts, scopes = self.code.distribution, set()
+        for loop in self.code.loops:
+            scopes |= {id(self.index.enclosing_function(node)) for node in (loop.host, loop.batch_loop)}
+        if facts.spawn is not None and id(facts.spawn.worker) not in scopes:
+            facts.spawn = None
+        helpers = {id(function) for function in self.index.nodes(cst.FunctionDef)
+                   if any(id(self.index.enclosing_function(call)) in scopes for call in self.calls_of(function))}
+
+        def trains(node: cst.CSTNode) -> bool:
+            return id(self.index.enclosing_function(node)) in scopes | helpers
+
+        facts.removed = [s for s in facts.removed if trains(s)]
+        facts.unwrapped = [n for n in facts.unwrapped if trains(n)]
+        facts.untaken = [n for n in facts.untaken if trains(n)]
+        facts.loaders = {key: value for key, value in facts.loaders.items() if trains(value[0])}
+        facts.processes = [n for n in facts.processes if trains(n)] + ([facts.spawn.call] if facts.spawn else [])
+        if facts.devices is not None and not trains(facts.devices):
+            facts.devices = None
         self.drop_emptied(facts)
 
     def drop_sampler_epochs(self, loop) -> None:
@@ -79,7 +102,8 @@ class DistributionAnalysis:
                 facts.removed.append(statement)
             else:
                 facts.unwrapped.append(assign.value)
-            facts.processes |= bool(names & DISTRIBUTED_DATA_PARALLEL)
+            if names & DISTRIBUTED_DATA_PARALLEL:
+                facts.processes.append(statement)
             ids = argument(assign.value, "device_ids", 1)
             count = m.Call(func=m.Name("list"), args=[m.Arg(m.Call(func=m.Name("range"), args=[m.Arg()]))])
             if names & DATA_PARALLEL and m.matches(ids, count) and self.index.owner_of_block(statement) is not None \
@@ -109,7 +133,7 @@ class DistributionAnalysis:
             elif names & SET_DEVICE:
                 facts.removed.append(statement)
         if group:
-            facts.processes = True
+            facts.processes += group
             facts.removed += group + self.index.findall(MASTER_SETTING, cst.SimpleStatementLine)
 
     def find_samplers(self, facts: Distribution) -> None:
@@ -180,7 +204,6 @@ class DistributionAnalysis:
                              statement)
                 continue
             facts.spawn = Spawn(statement, call, worker, params.params[0], arguments, devices)
-            facts.processes = True
 
     def process_count(self, count: cst.BaseExpression, arguments: list, params: list) -> cst.BaseExpression | None:
         """nprocs as the worker knows it: the parameter it arrives in, a number, or all the GPUs."""
