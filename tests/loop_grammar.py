@@ -6,9 +6,38 @@ write. The choices cover the order of the step calls, the batch unpacking style,
 lives (module level, a per-epoch function, main()), the names, `.to(device)`, comments and blank
 lines between statements, end-of-line comments, a running-loss total and progress prints.
 `shaped(k)` builds the same kind of program deterministically, one for each shape of SHAPES.
+
+The optimization step has idioms of its own, each an independent choice where they compose:
+
+- gradient clipping between backward and step: `clip_grad_norm_(model.parameters(), 1.0)` or
+  `clip_grad_value_(model.parameters(), 0.5)` (or a threshold low enough to clip), spelled
+  `torch.nn.utils.` or `nn.utils.`;
+- a learning-rate scheduler: StepLR stepped once an epoch after the batch loop (only where there
+  is an epoch loop), or OneCycleLR / LambdaLR stepped every batch right after the optimizer step;
+- `zero_grad(set_to_none=False)` (beside no argument and `set_to_none=True`);
+- mixed precision that is off on the CPU: `use_amp = torch.cuda.is_available()`, a GradScaler
+  (`torch.cuda.amp.GradScaler(enabled=use_amp)` or `torch.amp.GradScaler("cuda", enabled=use_amp)`),
+  `with torch.autocast(device_type="cuda", enabled=use_amp):` (or another spelling of AUTOCASTS)
+  around forward and loss, `scaler.scale(loss).backward()`,
+  `scaler.step(optimizer)`, `scaler.update()`; with clipping, `scaler.unscale_(optimizer)` first;
+- gradient accumulation (only with an index from enumerate): `loss = loss / N` (or `loss /= N`)
+  before backward, and `if (i + 1) % N == 0:` around clipping, step, scheduler step and
+  zero_grad. Spelled so, loopshift converts it with an LS007 TODO (the loop carries a partial
+  accumulation over an epoch's end, Lightning steps on the last batch): see `Program.diagnostics`.
+  Spelled `if (i + 1) % N == 0 or i + 1 == len(loader):` it steps on the last batch too, and
+  converts cleanly.
+
+Not generated:
+
+- a per-epoch scheduler in a single pass (there is no epoch loop to step it in);
+- the scaler spelled `torch.GradScaler("cuda", ...)` (tests/test_amp_accumulation.py has it).
+
+Every autocast of AUTOCASTS says `"cuda"`, so each converts to `"16-mixed"` (a `"cpu"` one would be
+`"bf16-mixed"`, CPU autocast's dtype).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -23,8 +52,11 @@ BATCH_PAIRS = [("x", "y"), ("inputs", "targets"), ("data", "target"), ("xb", "yb
 OUTPUTS = ["out", "logits", "output", "pred", "outputs"]
 INDICES = ["i", "batch_idx", "step", "it"]
 TOTALS = ["total", "running_loss", "epoch_loss"]
+SCHEDULER_NAMES = ["scheduler", "lr_scheduler", "sched"]
+SCALER_NAMES = ["scaler", "grad_scaler"]
 CLASSES = ["Net", "MLP", "Classifier"]
 TRAIN_FUNCTIONS = ["train", "train_one_epoch", "run_epoch"]
+ACCUM_NAMES = ["ACCUM", "ACCUM_STEPS", "GRAD_ACCUM"]
 COMMENTS = ["# forward pass", "# compute the loss", "# update the weights", "# TODO: try a scheduler",
             "# NOTE: batches are (features, labels)", "#"]
 TRAILING = ["# noqa: E501", "# clear old gradients", "# type: ignore", "# (B, 3)"]
@@ -32,6 +64,8 @@ TRAILING = ["# noqa: E501", "# clear old gradients", "# type: ignore", "# (B, 3)
 UNPACKINGS = ["pair", "batch", "enumerate", "enumerate_index"]
 # where optimizer.zero_grad() goes, relative to forward / backward / step
 ZERO_GRADS = ["before_forward", "before_backward", "after_step"]
+# the argument of zero_grad(): set_to_none=False becomes an optimizer_zero_grad override
+ZERO_GRAD_ARGUMENTS = ["", "set_to_none=True", "set_to_none=False"]
 # module: `for epoch` at module level; function: a per-epoch train() called from main();
 # main: the whole loop inside main(); single: one pass at module level, no epoch loop
 NESTINGS = ["module", "function", "main", "single"]
@@ -40,6 +74,38 @@ NESTINGS = ["module", "function", "main", "single"]
 # convert (LS001: the function must be called exactly once, as a statement)
 RESULT_USES = ["assign", "inline"]
 OPTIMIZER_CALLS = ["SGD({params}, lr=0.1)", "SGD({params}, lr=0.05, momentum=0.9)", "Adam({params}, lr=1e-3)"]
+
+# -- the optimization step
+CLIPS = [None, "norm", "value"]
+# the thresholds: the usual one, and a tight one that clips this grammar's gradients (their norm is
+# about 0.6 to 0.8, no entry above 0.3) so that training tells whether clipping happened
+CLIP_THRESHOLDS = {"norm": ("1.0", "0.25"), "value": ("0.5", "0.05")}
+CLIP_MODULES = ["torch.nn.utils", "nn.utils"]
+# StepLR is stepped once an epoch, after the batch loop; the others every batch, after the step
+SCHEDULERS = [None, "StepLR", "OneCycleLR", "LambdaLR"]
+PER_EPOCH_SCHEDULERS = {"StepLR"}
+SCHEDULER_CALLS = {
+    "StepLR": "StepLR({optimizer}, step_size=1, gamma=0.9)",
+    "OneCycleLR": "OneCycleLR({optimizer}, max_lr=0.1, epochs={epochs}, steps_per_epoch=len({loader}))",
+    "LambdaLR": "LambdaLR({optimizer}, lr_lambda=lambda t: 0.95 ** t)",
+}
+# the GradScaler's spelling (None: no mixed precision); both are disabled on the CPU through use_amp
+AMPS = [None, "cuda.amp", "amp"]
+SCALER_CALLS = {"cuda.amp": "torch.cuda.amp.GradScaler(enabled=use_amp)",
+                "amp": 'torch.amp.GradScaler("cuda", enabled=use_amp)'}
+# the autocast block's spellings that loopshift converts (it reads `dtype=` and `enabled=`, not the device)
+AUTOCASTS = ['torch.autocast(device_type="cuda", enabled=use_amp)', 'torch.autocast("cuda", enabled=use_amp)',
+             'torch.amp.autocast("cuda", enabled=use_amp)', "torch.cuda.amp.autocast(enabled=use_amp)"]
+# every: `if (i + 1) % N == 0:` (LS007); every_or_last: `... or i + 1 == len(loader):` (clean)
+ACCUMULATIONS = [None, "every", "every_or_last"]
+DIVISIONS = ["assign", "augmented"]  # loss = loss / N, loss /= N
+# the step's idioms whose combinations the covering set takes pairwise (see step_design)
+STEP_FACTORS = {"clip": CLIPS, "scheduler": SCHEDULERS, "amp": AMPS, "accumulation": ACCUMULATIONS,
+                "zero_grad_argument": ZERO_GRAD_ARGUMENTS}
+
+# the documented diagnostic of a loop that accumulates gradients across an epoch's end
+PARTIAL_ACCUMULATION = ("LS007 Lightning also steps after the last batch of an epoch; the loop carried a "
+                        "partial accumulation over unless the batches per epoch are a multiple of {n}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +120,8 @@ class Names:
     output: str
     index: str
     total: str
+    scheduler: str = "scheduler"
+    scaler: str = "scaler"
 
 
 @dataclass(frozen=True)
@@ -75,7 +143,7 @@ class Program:
     separators: tuple[str | None, ...]  # one per gap between loop-body statements: None, "" or a comment
     trailing: tuple[str | None, ...]  # one per loop-body statement: an end-of-line comment, or None
     inline_forward: bool  # `loss = criterion(model(x), y)`, no output variable
-    set_to_none: bool  # zero_grad(set_to_none=True)
+    zero_grad_argument: str  # see ZERO_GRAD_ARGUMENTS
     split_device: bool  # x = x.to(device) and y = y.to(device) on two lines
     epoch_argument: bool  # nesting == "function": the epoch is passed on and printed by the function
     first_epoch: int  # range(E) or range(1, E + 1)
@@ -83,14 +151,69 @@ class Program:
     epochs: int
     train_function: str
     result_use: str  # see RESULT_USES; only matters for nesting == "function" with running_total
+    clip: str | None = None  # see CLIPS
+    clip_module: str = "torch.nn.utils"
+    tight_clip: bool = False  # the second of CLIP_THRESHOLDS
+    scheduler: str | None = None  # see SCHEDULERS
+    amp: str | None = None  # see AMPS
+    autocast: str = AUTOCASTS[0]
+    accumulation: str | None = None  # see ACCUMULATIONS; needs an index (enumerate), zero_grad after_step
+    accum_steps: int = 2
+    accum_name: str | None = None  # the module-level constant holding N, or None for a literal
+    division: str = "assign"
 
     @property
     def convertible(self) -> bool:
-        """Whether loopshift is expected to convert the loop with no diagnostic."""
+        """Whether loopshift is expected to convert the loop (with no diagnostic but `diagnostics`)."""
         return not (self.nesting == "function" and self.running_total and self.result_use == "inline")
+
+    @property
+    def clip_threshold(self) -> str:
+        return CLIP_THRESHOLDS[self.clip][self.tight_clip]
+
+    @property
+    def accumulates(self) -> str:
+        """N as the script spells it."""
+        return self.accum_name or str(self.accum_steps)
+
+    @property
+    def diagnostics(self) -> list[str]:
+        """What the conversion of a convertible program reports, as rendered for gen.py: LS007 at
+        the accumulation condition where the loop does not step on an epoch's last batch."""
+        if self.accumulation != "every":
+            return []
+        lines = self.render().splitlines()
+        condition = f"if ({self.names.index} + 1) % {self.accumulates} == 0:"
+        row = next(k for k, line in enumerate(lines) if line.lstrip().startswith(condition))
+        column = len(lines[row]) - len(lines[row].lstrip()) + 1
+        return [f"gen.py:{row + 1}:{column}: " + PARTIAL_ACCUMULATION.format(n=self.accumulates)]
+
+    @property
+    def batches(self) -> int:
+        return self.samples // 8
+
+    @property
+    def trains_alike(self) -> bool:
+        """Whether the converted script is expected to step as the original: converted, and any
+        accumulation without `or last batch` is over a whole number of groups an epoch (else the
+        LS007 TODO says what differs)."""
+        return self.convertible and (self.accumulation != "every" or self.batches % self.accum_steps == 0)
 
     def render(self) -> str:
         return render(self)
+
+
+def supported(p: Program) -> bool:
+    """The combinations the grammar generates (see the module docstring for those it does not)."""
+    return combines((p.nesting, p.unpacking, p.zero_grad), {factor: getattr(p, factor) for factor in STEP_FACTORS})
+
+
+def combines(shape: tuple[str, str, str], idioms: dict) -> bool:
+    """Whether a (nesting, unpacking, zero_grad) shape takes these values of STEP_FACTORS."""
+    nesting, unpacking, zero_grad = shape
+    if idioms["accumulation"] is not None and (not unpacking.startswith("enumerate") or zero_grad != "after_step"):
+        return False
+    return not (idioms["scheduler"] in PER_EPOCH_SCHEDULERS and nesting == "single")
 
 
 @st.composite
@@ -99,23 +222,34 @@ def names(draw) -> Names:
     return Names(model=draw(st.sampled_from(MODELS)), optimizer=draw(st.sampled_from(OPTIMIZERS)),
                  loss=draw(st.sampled_from(LOSSES)), loader=draw(st.sampled_from(LOADERS)),
                  criterion=draw(st.sampled_from(CRITERIA)), x=x, y=y, output=draw(st.sampled_from(OUTPUTS)),
-                 index=draw(st.sampled_from(INDICES)), total=draw(st.sampled_from(TOTALS)))
+                 index=draw(st.sampled_from(INDICES)), total=draw(st.sampled_from(TOTALS)),
+                 scheduler=draw(st.sampled_from(SCHEDULER_NAMES)), scaler=draw(st.sampled_from(SCALER_NAMES)))
+
+
+# the longest loop body: unpack, two .to(device), zero_grad, forward, loss (or an autocast block),
+# division, backward, unscale_, clip, step, update, scheduler step, total, print
+GAPS = 16
 
 
 @st.composite
 def programs(draw) -> Program:
     inner = draw(names())
     nesting = draw(st.sampled_from(NESTINGS))
-    # the longest body: unpack, to(device), zero_grad, forward, loss, backward, step, total, print
+    unpacking = draw(st.sampled_from(UNPACKINGS))
     separators = draw(st.lists(st.one_of(st.none(), st.just(""), st.sampled_from(COMMENTS)),
-                               min_size=10, max_size=10))
-    trailing = draw(st.lists(st.one_of(st.none(), st.sampled_from(TRAILING)), min_size=10, max_size=10))
+                               min_size=GAPS, max_size=GAPS))
+    trailing = draw(st.lists(st.one_of(st.none(), st.sampled_from(TRAILING)), min_size=GAPS, max_size=GAPS))
+    # accumulation needs the index of enumerate
+    accumulation = draw(st.sampled_from(ACCUMULATIONS)) if unpacking.startswith("enumerate") else None
+    amp = draw(st.sampled_from(AMPS))
+    schedulers = [s for s in SCHEDULERS if not (s in PER_EPOCH_SCHEDULERS and nesting == "single")]
     return Program(
         names=inner,
         outer=draw(names()) if nesting == "function" else inner,
         model_class=draw(st.one_of(st.none(), st.sampled_from(CLASSES))),
-        unpacking=draw(st.sampled_from(UNPACKINGS)),
-        zero_grad=draw(st.sampled_from(ZERO_GRADS)),
+        unpacking=unpacking,
+        # accumulation steps and clears the gradients together, once every N batches
+        zero_grad=draw(st.sampled_from(ZERO_GRADS)) if accumulation is None else "after_step",
         zero_grad_on_model=draw(st.booleans()),
         nesting=nesting,
         device=draw(st.booleans()),
@@ -128,7 +262,7 @@ def programs(draw) -> Program:
         separators=tuple(separators),
         trailing=tuple(trailing),
         inline_forward=draw(st.booleans()),
-        set_to_none=draw(st.booleans()),
+        zero_grad_argument=draw(st.sampled_from(ZERO_GRAD_ARGUMENTS)),
         split_device=draw(st.booleans()),
         epoch_argument=draw(st.booleans()),
         first_epoch=draw(st.integers(0, 1)),
@@ -136,12 +270,47 @@ def programs(draw) -> Program:
         epochs=draw(st.integers(1, 2)),
         train_function=draw(st.sampled_from(TRAIN_FUNCTIONS)),
         result_use=draw(st.sampled_from(RESULT_USES)),
+        clip=draw(st.sampled_from(CLIPS)),
+        clip_module=draw(st.sampled_from(CLIP_MODULES)),
+        tight_clip=draw(st.booleans()),
+        scheduler=draw(st.sampled_from(schedulers)),
+        amp=amp,
+        autocast=draw(st.sampled_from(AUTOCASTS)),
+        accumulation=accumulation,
+        accum_steps=draw(st.sampled_from([2, 4])),
+        accum_name=draw(st.one_of(st.none(), st.sampled_from(ACCUM_NAMES))),
+        division=draw(st.sampled_from(DIVISIONS)),
     )
 
 
 # -- rendering ------------------------------------------------------------------------------
 def indent(lines: list[str], depth: int) -> list[str]:
     return [("    " * depth + line) if line else "" for line in lines]
+
+
+def step_statements(p: Program) -> list[list[str]]:
+    """From after backward to the end of the step: unscale_, clipping, the optimizer step, the
+    scaler's update, a per-batch scheduler step and zero_grad when it comes after the step."""
+    n = p.names
+    statements = []
+    if p.clip is not None:
+        if p.amp is not None:  # clip the real gradients, not the scaled ones
+            statements.append([f"{n.scaler}.unscale_({n.optimizer})"])
+        statements.append([f"{p.clip_module}.clip_grad_{p.clip}_({n.model}.parameters(), {p.clip_threshold})"])
+    if p.amp is not None:
+        statements += [[f"{n.scaler}.step({n.optimizer})"], [f"{n.scaler}.update()"]]
+    else:
+        statements.append([f"{n.optimizer}.step()"])
+    if p.scheduler is not None and p.scheduler not in PER_EPOCH_SCHEDULERS:
+        statements.append([f"{n.scheduler}.step()"])
+    if p.zero_grad == "after_step":
+        statements.append([zero_grad_call(p)])
+    return statements
+
+
+def zero_grad_call(p: Program) -> str:
+    clears = p.names.model if p.zero_grad_on_model else p.names.optimizer
+    return f"{clears}.zero_grad({p.zero_grad_argument})"
 
 
 def loop_lines(p: Program) -> list[str]:
@@ -162,22 +331,30 @@ def loop_lines(p: Program) -> list[str]:
         body += [[f"{n.x} = {n.x}.to(device)"], [f"{n.y} = {n.y}.to(device)"]]
     elif p.device:
         body.append([f"{n.x}, {n.y} = {n.x}.to(device), {n.y}.to(device)"])
-    clears = n.model if p.zero_grad_on_model else n.optimizer
-    zero_grad = [f"{clears}.zero_grad(set_to_none=True)" if p.set_to_none else f"{clears}.zero_grad()"]
     if p.zero_grad == "before_forward":
-        body.append(zero_grad)
+        body.append([zero_grad_call(p)])
     loss_call = "F.cross_entropy" if p.functional_loss else n.criterion
     if p.inline_forward:
-        body.append([f"{n.loss} = {loss_call}({n.model}({n.x}), {n.y})"])
+        forward = [[f"{n.loss} = {loss_call}({n.model}({n.x}), {n.y})"]]
     else:
-        body.append([f"{n.output} = {n.model}({n.x})"])
-        body.append([f"{n.loss} = {loss_call}({n.output}, {n.y})"])
+        forward = [[f"{n.output} = {n.model}({n.x})"], [f"{n.loss} = {loss_call}({n.output}, {n.y})"]]
+    if p.amp is not None:  # one statement: the autocast block around forward and loss
+        body.append([f"with {p.autocast}:"] + ["    " + line for statement in forward for line in statement])
+    else:
+        body += forward
     if p.zero_grad == "before_backward":
-        body.append(zero_grad)
-    body.append([f"{n.loss}.backward()"])
-    body.append([f"{n.optimizer}.step()"])
-    if p.zero_grad == "after_step":
-        body.append(zero_grad)
+        body.append([zero_grad_call(p)])
+    if p.accumulation is not None:
+        body.append([f"{n.loss} /= {p.accumulates}" if p.division == "augmented"
+                     else f"{n.loss} = {n.loss} / {p.accumulates}"])
+    body.append([f"{n.scaler}.scale({n.loss}).backward()" if p.amp is not None else f"{n.loss}.backward()"])
+    if p.accumulation is not None:  # one statement: the condition around the whole step
+        condition = f"({n.index} + 1) % {p.accumulates} == 0"
+        if p.accumulation == "every_or_last":
+            condition += f" or {n.index} + 1 == len({n.loader})"
+        body.append([f"if {condition}:"] + ["    " + line for s in step_statements(p) for line in s])
+    else:
+        body += step_statements(p)
     if p.running_total:
         body.append([f"{n.total} += {n.loss}.item()"])
     if p.print_every is not None:
@@ -187,6 +364,7 @@ def loop_lines(p: Program) -> list[str]:
             body.append([f"if {n.index} % {p.print_every} == 0:", "    " + message])
         else:
             body.append([message])
+    assert len(body) <= GAPS
     lines = []
     for k, statement in enumerate(body):
         if k > 0 and p.separators[k - 1] is not None:
@@ -203,16 +381,21 @@ def epoch_loop(p: Program) -> str:
     return f"for epoch in range({bounds}):"
 
 
+def epoch_scheduler_step(p: Program, n: Names) -> list[str]:
+    return [f"{n.scheduler}.step()"] if p.scheduler in PER_EPOCH_SCHEDULERS else []
+
+
 def epoch_lines(p: Program, n: Names) -> list[str]:
-    """One epoch: the running total around the batch loop (module and main nestings)."""
+    """One epoch: the running total around the batch loop, then a per-epoch scheduler step
+    (module and main nestings)."""
     if not p.running_total:
-        return loop_lines(p)
-    return ([f"{n.total} = 0.0"] + loop_lines(p)
+        return loop_lines(p) + epoch_scheduler_step(p, n)
+    return ([f"{n.total} = 0.0"] + loop_lines(p) + epoch_scheduler_step(p, n)
             + [f'print(f"epoch {{epoch}}: {{{n.total} / len({n.loader}):.4f}}")'])
 
 
 def setup_lines(p: Program, n: Names) -> list[str]:
-    """Data, model, criterion and optimizer, named after n."""
+    """Data, model, criterion, optimizer, scheduler and scaler, named after n."""
     model = f"{p.model_class}()" if p.model_class else "nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))"
     optim = "optim" if p.optim_alias else "torch.optim"
     lines = [
@@ -224,6 +407,12 @@ def setup_lines(p: Program, n: Names) -> list[str]:
     if not p.functional_loss:
         lines.append(f"{n.criterion} = nn.CrossEntropyLoss()")
     lines.append(f"{n.optimizer} = {optim}." + p.optimizer_call.format(params=f"{n.model}.parameters()"))
+    if p.scheduler is not None:
+        epochs = 1 if p.nesting == "single" else p.epochs
+        call = SCHEDULER_CALLS[p.scheduler].format(optimizer=n.optimizer, epochs=epochs, loader=n.loader)
+        lines.append(f"{n.scheduler} = {optim}.lr_scheduler.{call}")
+    if p.amp is not None:
+        lines.append(f"{n.scaler} = {SCALER_CALLS[p.amp]}")
     return lines
 
 
@@ -235,6 +424,8 @@ def render(p: Program) -> str:
     if p.optim_alias:
         lines.append("import torch.optim as optim")
     lines += ["from torch.utils.data import DataLoader, TensorDataset", ""]
+    if p.accumulation is not None and p.accum_name is not None:
+        lines += [f"{p.accum_name} = {p.accum_steps}", ""]
     if p.model_class:
         lines += ["", f"class {p.model_class}(nn.Module):",
                   "    def __init__(self):",
@@ -248,6 +439,8 @@ def render(p: Program) -> str:
     lines.append("torch.manual_seed(0)")
     if p.device:
         lines.append('device = torch.device("cpu")')
+    if p.amp is not None:
+        lines.append("use_amp = torch.cuda.is_available()  # mixed precision on a GPU only")
     lines.append("")
     train_mode = [f"{n.model}.train()"] if p.train_mode else []
     if p.nesting in ("module", "single"):
@@ -260,10 +453,13 @@ def render(p: Program) -> str:
     else:
         if p.nesting == "function":
             epoch = ["epoch"] if p.epoch_argument else []
+            per_batch = p.scheduler is not None and p.scheduler not in PER_EPOCH_SCHEDULERS
             criterion = [] if p.functional_loss else [n.criterion]
-            params = ", ".join([n.model, n.loader, n.optimizer] + criterion + epoch)
+            extras = ([n.scheduler] if per_batch else []) + ([n.scaler] if p.amp else [])
+            params = ", ".join([n.model, n.loader, n.optimizer] + criterion + extras + epoch)
             criterion = [] if p.functional_loss else [o.criterion]
-            args = ", ".join([o.model, o.loader, o.optimizer] + criterion + epoch)
+            extras = ([o.scheduler] if per_batch else []) + ([o.scaler] if p.amp else [])
+            args = ", ".join([o.model, o.loader, o.optimizer] + criterion + extras + epoch)
             body = train_mode + ([f"{n.total} = 0.0"] if p.running_total else []) + loop_lines(p)
             if p.running_total:
                 body.append(f"return {n.total} / len({n.loader})")
@@ -275,6 +471,7 @@ def render(p: Program) -> str:
                 per_epoch = [f'print(f"epoch {{epoch}}: {{{call}:.4f}}")']
             else:
                 per_epoch = [f"avg_loss = {call}", 'print(f"epoch {epoch}: {avg_loss:.4f}")']
+            per_epoch[1:1] = epoch_scheduler_step(p, o)  # right after the call
             main_body = setup_lines(p, o) + ["", epoch_loop(p)] + indent(per_epoch, 1)
         else:
             main_body = (setup_lines(p, n) + train_mode + ["", epoch_loop(p)]
@@ -289,10 +486,45 @@ SHAPES = [(nesting, unpacking, zero_grad) for nesting in NESTINGS for unpacking 
           for zero_grad in ZERO_GRADS]
 
 
+def idiom_pairs(idioms: dict) -> set[tuple]:
+    """The pairs of values of two step factors that a combination holds."""
+    return {(a, idioms[a], b, idioms[b]) for a, b in itertools.combinations(STEP_FACTORS, 2)}
+
+
+def step_design() -> list[dict]:
+    """One combination of the step's idioms per shape of SHAPES, such that the covering set holds
+    every pair of values of two factors that some shape takes (accumulation fits 8 shapes only, a
+    per-epoch scheduler no single pass): greedy, shape after shape, the combination that holds the
+    most pairs not held yet, then the pairs held least often (deterministic). The shapes that take
+    the fewest combinations (those with accumulation) choose first, while their pairs are still open."""
+    combinations = [dict(zip(STEP_FACTORS, values)) for values in itertools.product(*STEP_FACTORS.values())]
+    uncovered = set().union(*(idiom_pairs(c) for c in combinations if any(combines(s, c) for s in SHAPES)))
+    held: dict[tuple, int] = {}
+    design: dict[int, dict] = {}
+
+    def gain(c: dict) -> tuple:
+        return len(idiom_pairs(c) & uncovered), sum(1 / (1 + held.get(pair, 0)) for pair in idiom_pairs(c))
+
+    def choices(shape) -> list[dict]:
+        return [c for c in combinations if combines(shape, c)]
+
+    for number in sorted(range(len(SHAPES)), key=lambda k: (len(set().union(*map(idiom_pairs, choices(SHAPES[k])))), k)):
+        best = max(choices(SHAPES[number]), key=gain)
+        design[number] = best
+        uncovered -= idiom_pairs(best)
+        for pair in idiom_pairs(best):
+            held[pair] = held.get(pair, 0) + 1
+    return [design[k] for k in range(len(SHAPES))]
+
+
+STEP_DESIGN = step_design()
+
+
 def shaped(k: int) -> Program:
     """The k-th program of a deterministic covering set: each (nesting, unpacking, zero_grad) of
-    SHAPES once, the other choices rotated with k so that the set spreads over them too. Random
-    draws of a few dozen programs leave some of the 48 shapes out; this set does not."""
+    SHAPES once, with the step's idioms of STEP_DESIGN[k], the other choices rotated with k so that
+    the set spreads over them too. Random draws of a few dozen programs leave some of the 48 shapes
+    (and of the pairs of the step's idioms) out; this set does not."""
     nesting, unpacking, zero_grad = SHAPES[k]
 
     def pick(pool, offset=0):
@@ -305,7 +537,8 @@ def shaped(k: int) -> Program:
         x, y = pick(BATCH_PAIRS, offset)
         return Names(model=pick(MODELS, offset), optimizer=pick(OPTIMIZERS, offset + 1), loss=pick(LOSSES, offset),
                      loader=pick(LOADERS, offset + 2), criterion=pick(CRITERIA, offset + 3), x=x, y=y,
-                     output=pick(OUTPUTS, offset), index=pick(INDICES, offset), total=pick(TOTALS, offset))
+                     output=pick(OUTPUTS, offset), index=pick(INDICES, offset), total=pick(TOTALS, offset),
+                     scheduler=pick(SCHEDULER_NAMES, offset + 1), scaler=pick(SCALER_NAMES, offset))
 
     gaps = [None, "", *COMMENTS]
     inner = named(0)
@@ -315,9 +548,13 @@ def shaped(k: int) -> Program:
         zero_grad_on_model=bit(0), nesting=nesting, device=bit(1), functional_loss=bit(2), optim_alias=bit(3),
         optimizer_call=pick(OPTIMIZER_CALLS), train_mode=bit(4), print_every=pick([None, 1, 2, 3]),
         running_total=bit(5) and nesting != "single",
-        separators=tuple(gaps[(k * 3 + i) % len(gaps)] if (k + i) % 3 else None for i in range(10)),
-        trailing=tuple(pick(TRAILING, i) if (k + i) % 4 == 0 else None for i in range(10)),
-        inline_forward=bit(1) != bit(3), set_to_none=bit(2) != bit(4), split_device=bit(0) != bit(5),
+        separators=tuple(gaps[(k * 3 + i) % len(gaps)] if (k + i) % 3 else None for i in range(GAPS)),
+        trailing=tuple(pick(TRAILING, i) if (k + i) % 4 == 0 else None for i in range(GAPS)),
+        inline_forward=bit(1) != bit(3), split_device=bit(0) != bit(5),
         epoch_argument=bit(6), first_epoch=k % 2, samples=pick([32, 48, 64]), epochs=1 + k % 2,
         train_function=pick(TRAIN_FUNCTIONS), result_use="assign",
+        clip_module=pick(CLIP_MODULES, k // 2), tight_clip=bit(3) != bit(6),
+        autocast=AUTOCASTS[k // 2 % len(AUTOCASTS)],
+        accum_steps=pick([2, 4], k // 2), accum_name=pick([None, *ACCUM_NAMES]), division=pick(DIVISIONS, k // 3),
+        **STEP_DESIGN[k],
     )

@@ -1,26 +1,34 @@
 """Property tests: training loops drawn from a grammar of idioms (tests/loop_grammar.py) convert
 into code that parses, converts to itself again, no longer trips the raw-loop lint rule and reads
-no name it does not define; for a small sample, the converted script trains under fast_dev_run
-with the original's losses.
+no name it does not define; the idioms of the optimization step (clipping, schedulers, in-place
+zero_grad, mixed precision, gradient accumulation) land where README's table says; for a small
+sample, the converted script trains under fast_dev_run with the original's losses.
 
 Random draws (derandomized, no database: every run draws the same programs) are complemented by
 a covering set with one program per (nesting, unpacking, zero_grad) shape, which a few dozen
-draws do not all reach. A failure shows the generated source and its conversion.
+draws do not all reach, and which holds every pair of the step's idioms too. A failure shows the
+generated source and its conversion.
 """
 import builtins
+import itertools
 import math
 import symtable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis.control import currently_in_test_context
 
-from loop_grammar import SHAPES, Program, programs, shaped
+from loop_grammar import (PER_EPOCH_SCHEDULERS, SHAPES, STEP_FACTORS, Program, idiom_pairs, programs, shaped,
+                          supported)
 from loopshift.convert import convert_source
 from loopshift.lint import lint_source
 
 RAW_LOOP = "LS101"  # manual-training-loop
+
+STEP_CHOICES = ("nesting", "unpacking", "zero_grad", "zero_grad_argument", "clip", "scheduler", "amp",
+                "accumulation")
 
 FAST = settings(max_examples=50, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -72,20 +80,78 @@ def check_input(p: Program) -> str:
 
 def check_conversion(p: Program, source: str):
     """Converts without raising, to code that parses and converts to itself again; the loop is
-    converted, or (the one unsupported shape of the grammar) refused with LS001."""
+    converted (with exactly the diagnostics the program expects: LS007 for accumulation that does
+    not step on an epoch's last batch, none otherwise) and its step's idioms as README says, or
+    (the one unsupported shape of the grammar) refused with LS001."""
     result = convert(source)
     show(result.code)
     compile(result.code, "converted.py", "exec")
     if p.convertible:
-        assert result.loops_converted == 1 and result.diagnostics == [], \
-            [d.render("gen.py") for d in result.diagnostics]
+        assert result.loops_converted == 1
+        assert [d.render("gen.py") for d in result.diagnostics] == p.diagnostics
+        for diagnostic in result.diagnostics:  # LS007: the TODO sits above the Trainer it is about
+            message = diagnostic.render("gen.py").split(f" {diagnostic.code} ", 1)[1]
+            assert f"# TODO(loopshift): {message} ({diagnostic.code})\n" in result.code
         assert "trainer.fit(" in result.code and ".backward()" not in result.code
+        check_step_idioms(p, result.code)
     else:  # the train function is called inside an f-string: a documented limitation
         assert result.loops_converted == 0
         assert [d.code for d in result.diagnostics] == ["LS001"]
         assert "called exactly once, as a statement" in result.diagnostics[0].render("gen.py")
     assert convert(result.code).code == result.code
     return result
+
+
+def trainer_call(code: str) -> str:
+    [line] = [line for line in code.splitlines() if "trainer = L.Trainer(" in line]
+    return line
+
+
+def check_step_idioms(p: Program, code: str) -> None:
+    """Each idiom of the optimization step is converted as README's table says, and only where the
+    script has it."""
+    n, o = p.names, p.outer  # o: the names of the setup (main's, for a per-epoch function)
+    trainer = trainer_call(code)
+    # clipping: the Trainer's gradient_clip_val, or the user's statement in configure_gradient_clipping
+    if p.clip is None:
+        assert "gradient_clip" not in code and "clip_grad" not in code
+    else:
+        value = p.clip_threshold
+        option = f"gradient_clip_val={value}" + (', gradient_clip_algorithm="value"' if p.clip == "value" else "")
+        custom = "    def configure_gradient_clipping(self, optimizer" in code
+        assert (option in trainer) != custom, trainer
+        assert code.count(f"clip_grad_{p.clip}_(") == int(custom)
+        if custom:
+            assert f"{p.clip_module}.clip_grad_{p.clip}_(self.model.parameters(), {value})" in code
+    # the scheduler: configure_optimizers returns it with its interval, and nothing steps it by hand
+    if p.scheduler is None:
+        assert '"lr_scheduler":' not in code
+    else:
+        interval = "epoch" if p.scheduler in PER_EPOCH_SCHEDULERS else "step"
+        assert f'"lr_scheduler": {{"scheduler": {o.scheduler}, "interval": "{interval}"}}}}' in code
+        assert f"{o.scheduler}.step()" not in code and f"{n.scheduler}.step()" not in code
+    # zero_grad(set_to_none=False): an optimizer_zero_grad override that zeroes in place
+    overrides = "    def optimizer_zero_grad(self, epoch, batch_idx, optimizer):\n" \
+                "        optimizer.zero_grad(set_to_none=False)"
+    assert (overrides in code) == (p.zero_grad_argument == "set_to_none=False")
+    assert ".zero_grad()" not in code and ".zero_grad(set_to_none=True)" not in code
+    # mixed precision: the Trainer's precision, chosen by the script's flag; no autocast or scaler left
+    if p.amp is None:
+        assert "precision=" not in trainer
+    else:
+        assert 'precision="16-mixed" if use_amp else "32-true"' in trainer
+        assert "use_amp = torch.cuda.is_available()" in code
+        for gone in ("autocast", "GradScaler", ".scale(", "unscale_", ".update()", f"{n.scaler}", f"{o.scaler}"):
+            assert gone not in code, gone
+    # accumulation: the Trainer's accumulate_grad_batches, the division and the condition go
+    if p.accumulation is None:
+        assert "accumulate_grad_batches" not in code
+    else:
+        assert f"accumulate_grad_batches={p.accumulates}" in trainer
+        for gone in (f"{n.loss} = {n.loss} / {p.accumulates}", f"/= {p.accumulates}", f"+ 1) % {p.accumulates} == 0"):
+            assert gone not in code, gone
+        if p.running_total:  # the total summed the divided loss: it still does
+            assert f"+= ({n.loss} / {p.accumulates}).item()" in code
 
 
 def check_output(p: Program, code: str) -> None:
@@ -101,14 +167,15 @@ def check_output(p: Program, code: str) -> None:
 @FAST
 @given(programs())
 def test_generated_program_is_a_raw_training_loop(p: Program) -> None:
+    assert supported(p)
     check_input(p)
 
 
 @FAST
 @given(programs())
 def test_conversion_parses_and_is_idempotent(p: Program) -> None:
-    for choice in ("nesting", "unpacking", "zero_grad"):  # shown by --hypothesis-show-statistics
-        event(choice, getattr(p, choice))
+    for choice in STEP_CHOICES:  # shown by --hypothesis-show-statistics
+        event(choice, str(getattr(p, choice)))
     source = p.render()
     show(source)
     check_conversion(p, source)
@@ -128,8 +195,27 @@ def test_every_shape_converts(k: int) -> None:
     """Each (nesting, unpacking, zero_grad) of the grammar, which a few dozen random draws do not
     all reach: all three checks on one deterministic program per shape."""
     p = shaped(k)
+    assert supported(p)
     result = check_conversion(p, check_input(p))
     check_output(p, result.code)
+
+
+def test_covering_set_holds_every_pair_of_step_idioms() -> None:
+    """The covering set holds every pair of values of two of the step's idioms (clipping, scheduler,
+    mixed precision, accumulation, zero_grad's argument) that the grammar generates on some shape,
+    so that test_every_shape_converts checks each pair; and each of its programs is one the grammar
+    generates."""
+    programs_ = [shaped(k) for k in range(len(SHAPES))]
+    assert all(supported(p) for p in programs_)
+    held = set().union(*(idiom_pairs({f: getattr(p, f) for f in STEP_FACTORS}) for p in programs_))
+    generated = set()
+    for values in itertools.product(*STEP_FACTORS.values()):
+        idioms = dict(zip(STEP_FACTORS, values))
+        if any(supported(replace(p, **idioms)) for p in programs_):
+            generated |= idiom_pairs(idioms)
+    assert held == generated
+    assert ("amp", "amp", "accumulation", "every") in generated
+    assert ("clip", "norm", "accumulation", "every_or_last") in generated
 
 
 MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER = '''\
@@ -206,16 +292,16 @@ def check_training(tmp_path: Path, p: Program) -> None:
 @pytest.mark.slow
 @settings(max_examples=4, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(programs().filter(lambda p: p.convertible))
+@given(programs().filter(lambda p: p.trains_alike))
 def test_converted_program_trains_with_the_original_losses(tmp_path: Path, p: Program) -> None:
-    for choice in ("nesting", "unpacking", "zero_grad"):
-        event(choice, getattr(p, choice))
+    for choice in STEP_CHOICES:
+        event(choice, str(getattr(p, choice)))
     check_training(tmp_path, p)
 
 
 # fixed shapes, so that every nesting and zero_grad position trains whatever the draws above are:
 # a train function whose running total main() prints across an epoch boundary, and zero_grad after
-# the step in main() and in a single pass
+# the step in main() and in a single pass; the step's idioms as the covering set rotates them in
 TRAINED_SHAPES = [("function", "batch", "before_forward"), ("main", "batch", "after_step"),
                   ("single", "pair", "after_step")]
 
@@ -224,3 +310,35 @@ TRAINED_SHAPES = [("function", "batch", "before_forward"), ("main", "batch", "af
 @pytest.mark.parametrize("shape", TRAINED_SHAPES, ids=["-".join(shape) for shape in TRAINED_SHAPES])
 def test_shaped_program_trains_with_the_original_losses(tmp_path: Path, shape) -> None:
     check_training(tmp_path, shaped(SHAPES.index(shape)))
+
+
+# and each idiom of the step, whatever the draws: two epochs of 4 or 6 batches, so that the steps
+# compared cross an epoch's end (a per-epoch scheduler step, an accumulation group cut short by
+# it), with thresholds that do clip (a clipping lost or misplaced changes the losses)
+TRAINED_STEPS = {
+    # disabled mixed precision, unscale_ then norm clipping, OneCycleLR every batch, in a train function
+    "amp-unscale-clip_norm-onecycle": (("function", "pair", "before_forward"), dict(
+        amp="amp", autocast='torch.autocast(device_type="cuda", enabled=use_amp)', clip="norm", tight_clip=True,
+        scheduler="OneCycleLR", zero_grad_argument="set_to_none=False", epochs=2, samples=32)),
+    # the other scaler, value clipping and StepLR once an epoch, in main()
+    "cuda_amp-clip_value-steplr": (("main", "batch", "before_backward"), dict(
+        amp="cuda.amp", autocast="torch.cuda.amp.autocast(enabled=use_amp)", clip="value", tight_clip=True,
+        scheduler="StepLR", epochs=2, samples=32)),
+    # accumulating 4 of 6 batches an epoch, stepping on the last one too: groups of 4 and 2
+    "accumulate_or_last-clip_norm-steplr": (("module", "enumerate", "after_step"), dict(
+        accumulation="every_or_last", accum_steps=4, accum_name="ACCUM", clip="norm", tight_clip=True,
+        scheduler="StepLR", epochs=2, samples=48, zero_grad_argument="set_to_none=False")),
+    # accumulating 2 of 4 batches with no last-batch step: LS007, and yet the same steps
+    "accumulate-lambdalr": (("main", "enumerate_index", "after_step"), dict(
+        accumulation="every", accum_steps=2, accum_name=None, division="augmented", clip=None,
+        scheduler="LambdaLR", epochs=2, samples=32)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", TRAINED_STEPS)
+def test_step_idioms_train_with_the_original_losses(tmp_path: Path, case: str) -> None:
+    shape, idioms = TRAINED_STEPS[case]
+    p = replace(shaped(SHAPES.index(shape)), **idioms)
+    assert supported(p) and p.trains_alike
+    check_training(tmp_path, p)
