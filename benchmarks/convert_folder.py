@@ -5,6 +5,10 @@
 FOLDER defaults to the fixtures' inputs and the dev corpus, copied N times (default 3) into a
 temporary folder, so that the outputs land there. Prints files/s for one core and for every core
 (`os.cpu_count()`), best of 3 each. A benchmark, not a test: nothing here asserts a time.
+
+Measured on the 2-core development machine, otherwise idle (commit after 5541089), 192 files
+(64 fixture inputs and dev-corpus scripts, three copies): 1 worker 38.2 s (5.0 files/s),
+2 workers 20.1 s (9.6 files/s).
 """
 from __future__ import annotations
 
