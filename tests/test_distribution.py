@@ -32,6 +32,18 @@ if __name__ == "__main__":
 '''
 
 
+def flat_loop(model: str) -> str:
+    """A loop over a list of batches training `model`, as lines indented for a dedented snippet."""
+    return textwrap.indent(textwrap.dedent(f'''\
+        optimizer = torch.optim.SGD({model}.parameters(), lr=0.1)
+        loader = [(torch.randn(4, 4), torch.randn(4, 2))]
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss({model}(x), y)
+            loss.backward()
+            optimizer.step()'''), " " * 8).lstrip()
+
+
 def spawned(before: str = "pass", count: str = "2", nprocs: str = "2") -> str:
     return SPAWNED.format(before=before, count=count, nprocs=nprocs)
 
@@ -79,7 +91,7 @@ def test_spawn_of_an_unknown_count_is_not_converted() -> None:
 
 
 def test_unconditional_data_parallel_gives_its_device_count() -> None:
-    source = textwrap.dedent('''
+    source = textwrap.dedent(f'''
         import argparse
         import torch
         import torch.nn as nn
@@ -88,13 +100,7 @@ def test_unconditional_data_parallel_gives_its_device_count() -> None:
         parser.add_argument("--gpus", type=int, default=1)
         args = parser.parse_args()
         net = nn.DataParallel(nn.Linear(4, 2), device_ids=list(range(args.gpus)))
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
-        loader = [(torch.randn(4, 4), torch.randn(4, 2))]
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = nn.functional.mse_loss(net(x), y)
-            loss.backward()
-            optimizer.step()
+        {flat_loop('net')}
         torch.save(net.module.state_dict(), "net.pt")
     ''')
     code = convert_source(source).code
@@ -104,7 +110,7 @@ def test_unconditional_data_parallel_gives_its_device_count() -> None:
 
 
 def test_collective_before_fit_of_a_torchrun_script_is_a_todo() -> None:
-    source = textwrap.dedent('''
+    source = textwrap.dedent(f'''
         import torch
         import torch.distributed as dist
         import torch.nn as nn
@@ -112,13 +118,7 @@ def test_collective_before_fit_of_a_torchrun_script_is_a_todo() -> None:
         dist.init_process_group("nccl")
         rank = dist.get_rank()
         model = nn.Linear(4, 2)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        loader = [(torch.randn(4, 4), torch.randn(4, 2))]
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = nn.functional.mse_loss(model(x), y)
-            loss.backward()
-            optimizer.step()
+        {flat_loop('model')}
         if dist.get_rank() == 0:
             torch.save(model.state_dict(), "model.pt")
     ''')
