@@ -56,11 +56,11 @@ class DistributionAnalysis:
             scopes |= {id(self.index.enclosing_function(node)) for node in (loop.host, loop.batch_loop)}
         if facts.spawn is not None and id(facts.spawn.worker) not in scopes:
             facts.spawn = None
-        helpers = {id(function) for function in self.index.nodes(cst.FunctionDef)
+        scopes |= {id(function) for function in self.index.nodes(cst.FunctionDef)  # helpers they call
                    if any(id(self.index.enclosing_function(call)) in scopes for call in self.calls_of(function))}
 
         def trains(node: cst.CSTNode) -> bool:
-            return id(self.index.enclosing_function(node)) in scopes | helpers
+            return id(self.index.enclosing_function(node)) in scopes
 
         facts.removed = [s for s in facts.removed if trains(s)]
         facts.unwrapped = [n for n in facts.unwrapped if trains(n)]
