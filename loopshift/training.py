@@ -207,10 +207,6 @@ class Distribution:
     devices: cst.BaseExpression | None = None  # from DataParallel(model, device_ids=list(range(N)))
     processes: list[cst.CSTNode] = field(default_factory=list)  # a process group or DDP: strategy="ddp"
 
-    @property
-    def found(self) -> bool:
-        return bool(self.removed or self.unwrapped or self.loaders or self.spawn)
-
 
 @dataclass
 class TrainingCode:
