@@ -8,6 +8,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from .analysis import Analyzer
+from .checks import check_output
 from .devices import DeviceOracle, DropDeviceMoves
 from .diagnostics import Diagnostic
 from .distribution import plumbing_edits
@@ -111,8 +112,11 @@ class Conversion:
         self.consumed |= consumed
         for node in generated.removed:
             outside = uses_outside(index, node, consumed)
-            later = [use for use in outside if index.is_after(use, loop.host)
-                     and index.scope(use) is index.scope(loop.host)]
+            # a read after the loop that sees a later binding of the name does not need the removed one
+            seen = {id(use): index.binding_seen_after(use, loop.host, consumed) for use in outside
+                    if index.is_after(use, loop.host) and index.scope(use) is index.scope(loop.host)}
+            outside = [use for use in outside if seen.get(id(use)) != "rebound"]
+            later = [use for use in outside if seen.get(id(use)) == "loop"]
             replacement = generator.after_fit(node)
             if replacement is not None:
                 self.names.update({id(use): replacement for use in later})  # the object Lightning trained
@@ -133,8 +137,8 @@ class Conversion:
             self.consumed |= {id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)}
         self.names.update(generated.after_uses)
         self.imports |= set(generated.imports)
-        for code, reason, node in generated.todos:
-            self.report(code, reason, node)
+        for code, reason, node in generated.todos:  # (a TODO comment where the code stays as it was)
+            self.report(code, reason, node, todo_at=None if index.is_inside(node, self.consumed) else node)
 
     def remove_dead_devices(self) -> None:
         """`device = torch.device(...)` goes when converting removed every use of it."""
@@ -248,17 +252,34 @@ def convert_source(source: str, target: str = "lightning", path: str = "<string>
     if target == "fabric":
         from .fabric import convert_fabric
 
-        return convert_fabric(source, path)
+        return checked(convert_fabric(source, path), source, path)
     module = parse_module(source, path)
     if not calls_backward(source):  # no manual loop: the analysis has nothing to find
         return Result(source)
-    conversion = Conversion(module, source, "lightning" if target == "auto" else target, path)
-    result = conversion.run()
-    if result.diagnostics:  # would the Fabric target do without these TODOs?
-        from .fabric import choose_target, fabric_hint
+    return convert_module(module, source, target, path)
 
-        if target == "auto":
-            return choose_target(result, source, path, conversion.index)
+
+def checked(result: Result, source: str, path: str) -> Result:
+    """The result, with a TODO and an LS010 diagnostic at every read of a name the conversion left
+    undefined; raises UncompilableOutput for output CPython would reject (never written)."""
+    if result.code == source:
+        return result
+    code, diagnostics = check_output(source, result.code, path)
+    if diagnostics:
+        result.code = code
+        result.diagnostics = sorted([*result.diagnostics, *diagnostics], key=lambda d: (d.span.line, d.span.column))
+    return result
+
+
+def convert_module(module: cst.Module, source: str, target: str, path: str) -> Result:
+    conversion = Conversion(module, source, "lightning" if target == "auto" else target, path)
+    result = checked(conversion.run(), source, path)
+    if result.diagnostics:  # would the Fabric target do without these TODOs?
+        from .fabric import convert_fabric, fabric_hint
+
+        if target == "auto":  # the Trainer's conversion, unless it leaves TODOs the Fabric target avoids
+            fabric = checked(convert_fabric(source, path, conversion.index), source, path)
+            return fabric if not fabric.diagnostics and fabric.loops_converted else result
         result.hint = fabric_hint(result, source, path, conversion.index)
     return result
 

@@ -223,14 +223,16 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """(batch parameter, index parameter, statements unpacking them under the user's names)."""
         loop = self.loop
         target = loop.batch_target
-        index = loop.index_name if loop.index_name and loop.index_start is None else "batch_idx"
+        taken = {n.value for n in m.findall(loop.batch_loop, m.Name())}  # the step's own names
+        batch = target.value if isinstance(target, cst.Name) else fresh("batch", taken)
+        taken.add(batch)
+        index = loop.index_name if loop.index_name and loop.index_start is None else fresh("batch_idx", taken)
         prologue = []
-        batch = target.value if isinstance(target, cst.Name) else "batch"
         if not isinstance(target, cst.Name):
-            prologue.append(self.statement(f"{self.index.module.code_for_node(target)} = batch"))
+            prologue.append(self.statement(f"{self.index.module.code_for_node(target)} = {batch}"))
         if loop.index_name and loop.index_start is not None:
             start = self.index.module.code_for_node(loop.index_start)
-            prologue.append(self.statement(f"{loop.index_name} = batch_idx + {start}"))
+            prologue.append(self.statement(f"{loop.index_name} = {index} + {start}"))
         return batch, index, prologue
 
     def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
@@ -255,12 +257,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def evaluation_methods(self, evaluation: EvaluationLoop, stage: str, blocks, replacements) -> list[cst.FunctionDef]:
         """`on_{stage}_epoch_start` / `{stage}_step` / `on_{stage}_epoch_end` (stage: validation or test)."""
         target = evaluation.loop.target
-        batch = target.value if isinstance(target, cst.Name) else "batch"
+        taken = {n.value for n in m.findall(evaluation.loop, m.Name())}
+        batch = target.value if isinstance(target, cst.Name) else fresh("batch", taken)
+        index = fresh("batch_idx", taken | {batch})
         unpack = [] if isinstance(target, cst.Name) else [self.statement(
-            f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = batch")]
+            f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = {batch}")]
         key = "val" if stage == "validation" else stage
         start, step, end = (self.rewrite(blocks[f"{key}_{part}"], replacements) for part in ("start", "step", "end"))
-        methods = [self.function(f"{stage}_step", f", {batch}, batch_idx", unpack + step)]
+        methods = [self.function(f"{stage}_step", f", {batch}, {index}", unpack + step)]
         if start:
             methods.insert(0, self.function(f"on_{stage}_epoch_start", "", start))
         if end:
@@ -600,3 +604,11 @@ def drop_leading_blanks(lines) -> list[cst.EmptyLine]:
     while lines and lines[0].comment is None:
         lines.pop(0)
     return lines
+
+
+def fresh(name: str, taken: set[str]) -> str:
+    """`name`, or a variant of it that none of the user's names in the code around takes."""
+    for candidate in (name, f"{name}_", f"{name}__"):
+        if candidate not in taken:
+            return candidate
+    return next(f"{name}{n}" for n in range(2, len(taken) + 3) if f"{name}{n}" not in taken)

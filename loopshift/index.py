@@ -94,6 +94,32 @@ class CodeIndex:
     def is_after(self, node: cst.CSTNode, statement: cst.CSTNode) -> bool:
         return self.order(node) > self.order(statement) and not self.is_inside(node, {id(statement)})
 
+    def binding_seen_after(self, read: cst.Name, statement: cst.CSTNode, moved: set[int] = frozenset()) -> str:
+        """Which binding a read after `statement` (a loop) sees, by position: "loop" when nothing
+        rebinds its variable in between, "rebound" when a binding in between always runs before
+        the read, "maybe" when one may or may not (under an `if`, in a loop, an augmented one).
+        Bindings in `moved` (code that moved into the module with the loop) do not count."""
+        between = [a.node for a in self.assignments(read) if a.node is not read and not self.is_inside(a.node, moved)
+                   and self.is_after(a.node, statement) and self.is_before(a.node, read)]
+        if not between:
+            return "loop"
+        return "rebound" if any(self.always_runs_before(node, read) for node in between) else "maybe"
+
+    def always_runs_before(self, binding: cst.CSTNode, read: cst.CSTNode) -> bool:
+        """Whether a binding before a read always runs first: nothing but blocks and `with`s lie
+        between it and the innermost node holding both (and it is no `x += ...`)."""
+        if isinstance(self.parent(binding), cst.AugAssign):
+            return False
+        around_read = set(map(id, self.ancestors(read)))
+        for ancestor in self.ancestors(binding):
+            if id(ancestor) in around_read:
+                return True
+            if not isinstance(ancestor, (cst.IndentedBlock, cst.With, cst.SimpleStatementLine, cst.AssignTarget,
+                                         cst.Assign, cst.AnnAssign, cst.AsName, cst.WithItem, cst.Tuple,
+                                         cst.List, cst.Element, cst.StarredElement)):
+                return False
+        return False
+
     # -- metadata --------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
         if self._positions is None:

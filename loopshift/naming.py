@@ -12,6 +12,9 @@ from libcst.metadata import Assignment, ComprehensionScope
 
 from .devices import DeviceOracle, DropDeviceMoves
 
+REBOUND_MAYBE = ("`{name}` is read after training, where it may hold what the training loop left (now on the "
+                 "trained module) or a value assigned after the loop: say which")
+
 # LightningModule attributes a lifted name must not shadow.
 RESERVED = {"device", "trainer", "logger", "log", "optimizers", "lr_schedulers", "current_epoch", "global_step",
             "training", "dtype", "hparams", "model", "forward", "precision", "fabric", "automatic_optimization"}
@@ -125,9 +128,15 @@ class NamePlanner:
         """Code after the training loop that reads what the loop left in this variable (it will
         read it from the module after fit: `lit_model.best_state`)."""
         consumed = moved | {id(self.loop.host)} | ({id(self.loop.function)} if self.loop.function else set())
-        return [access.node for assignment in self.index.assignments(name) for access in assignment.references
-                if isinstance(access.node, cst.Name) and not self.index.is_inside(access.node, consumed)
-                and self.index.is_after(access.node, self.loop.host)]
+        reads = {id(access.node): access.node for assignment in self.index.assignments(name)
+                 for access in assignment.references
+                 if isinstance(access.node, cst.Name) and not self.index.is_inside(access.node, consumed)
+                 and self.index.is_after(access.node, self.loop.host)}
+        seen = {key: self.index.binding_seen_after(read, self.loop.host, consumed) for key, read in reads.items()}
+        for key, how in seen.items():
+            if how == "maybe":
+                self.todos.append(("LS005", REBOUND_MAYBE.format(name=name.value), reads[key]))
+        return [read for key, read in reads.items() if seen[key] == "loop"]
 
     def state_attribute(self, name: str, scope, prefix: str) -> str:
         """The attribute a variable carried across steps lives in: its own name, unless a variable

@@ -25,8 +25,3 @@ def fabric_hint(trainer: Result, source: str, path: str, index: CodeIndex) -> st
     return (f"{path}: hint: `--target fabric` keeps the loop as it is and converts it without "
             f"{'this TODO' if len(trainer.diagnostics) == 1 else 'these TODOs'} ({', '.join(codes)})")
 
-
-def choose_target(trainer: Result, source: str, path: str, index: CodeIndex) -> Result:
-    """`--target auto`: the Trainer's conversion, unless it leaves TODOs the Fabric target avoids."""
-    fabric = convert_fabric(source, path, index)
-    return fabric if not fabric.diagnostics and fabric.loops_converted else trainer
