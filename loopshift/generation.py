@@ -57,9 +57,19 @@ class LoopGenerator(NamePlanner, EarlyExits):
                    + loop.loss_reports + loop.report_inits}
         validation = loop.validation
         end = list(loop.segments.after)
+        before_validation: list[cst.BaseStatement] = []
         if validation is not None:  # the evaluation becomes Lightning's validation, which restores train mode
             taken = {id(validation.statement)} | {id(s) for s in validation.moved}
             end = [s for s in end if id(s) not in taken]
+            # Lightning validates before on_train_epoch_end: what the epoch ran before its evaluation
+            # (an "epoch done" print, a checkpoint) runs as validation starts, as it did
+            before_validation = [s for s in end if self.index.is_before(s, validation.statement)]
+            if any(m.findall(s, m.Break() | m.Continue() | m.Return()) for s in before_validation) or all(
+                    m.matches(s, m.SimpleStatementLine(body=[m.Assign() | m.AugAssign() | m.AnnAssign()]))
+                    for s in before_validation):
+                # an early exit stays where the exits are handled; assignments alone show no order
+                before_validation = []
+            end = [s for s in end if s not in before_validation]
         if not self.may_switch_mode(end):
             # nothing at the end of an epoch can leave the model in eval mode: `model.train()` is moot
             dropped |= {id(s) for s in loop.segments.before if self.analyzer.is_mode_switch(s, loop)}
@@ -80,7 +90,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         blocks = {"step": step, "after_step": after_step, "start": list(loop.segments.before), "end": end}
         for stage, evaluation in (("val", validation), ("test", loop.test)):
             if evaluation is not None:
-                blocks |= {f"{stage}_start": evaluation.before, f"{stage}_step": list(evaluation.loop.body.body),
+                first = before_validation if stage == "val" else []
+                blocks |= {f"{stage}_start": first + evaluation.before, f"{stage}_step": list(evaluation.loop.body.body),
                            f"{stage}_end": evaluation.after + metric_log(evaluation)}
         blocks = {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
                   for key, block in blocks.items()}
@@ -227,6 +238,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         batch = target.value if isinstance(target, cst.Name) else fresh("batch", taken)
         taken.add(batch)
         index = loop.index_name if loop.index_name and loop.index_start is None else fresh("batch_idx", taken)
+        if index != "batch_idx" and index != loop.index_name and loop.index_start is None:
+            index = "_"  # `for batch_idx in range(n)`: the step reads its batch, which is the index
         prologue = []
         if not isinstance(target, cst.Name):
             prologue.append(self.statement(f"{self.index.module.code_for_node(target)} = {batch}"))
@@ -235,9 +248,30 @@ class LoopGenerator(NamePlanner, EarlyExits):
             prologue.append(self.statement(f"{loop.index_name} = {index} + {start}"))
         return batch, index, prologue
 
+    def batch_names_read_later(self) -> list[str]:
+        """The batch and index variables that code after training reads (`print(batch_idx)` after
+        the loop): training_step keeps each on the module, and those reads take it from there.
+        A variable the step also rebinds is left to the LS010 check: which value would it be?"""
+        loop = self.loop
+        if loop.max_steps is not None or loop.fetch is not None:
+            return []
+        moved = {id(s) for s in loop.batch_loop.body.body}
+        kept = []
+        for target in m.findall(loop.batch_loop.target, m.Name()):
+            rebound = any(a.node is not target and self.index.is_inside(a.node, {id(loop.batch_loop.body)})
+                          for a in self.index.assignments(target))
+            reads = [] if rebound else self.uses_after_training(target, moved)
+            if reads:
+                attribute = self.attribute_name(self.state_attribute(target.value, self.index.scope(target), "batch_"))
+                kept.append(f"self.{attribute} = {target.value}")
+                self.after_uses |= {id(read): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute))
+                                    for read in reads}
+        return kept
+
     def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
         loop = self.loop
         batch, index, prologue = self.batch_parameters()
+        prologue += [self.statement(line) for line in self.batch_names_read_later()]
         if loop.manual:
             names = [self.step_name(o) for o in loop.optimizers]
             if names:

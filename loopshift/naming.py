@@ -3,6 +3,7 @@
 the epoch counter, or an object of the user's reached through the module."""
 from __future__ import annotations
 
+import keyword
 from functools import cached_property
 from typing import Callable
 
@@ -360,7 +361,7 @@ class NamePlanner:
             return None
         argument = self.host_value(bindings[0], value)
         # named as where fit runs: `loader` of train() and of evaluate() are two loaders there
-        attribute = argument.value if isinstance(argument, cst.Name) else value
+        attribute = argument.value if isinstance(argument, cst.Name) and not keyword.iskeyword(argument.value) else value
         code = self.index.module.code_for_node
         while attribute in self.init_args and code(self.init_args[attribute]) != code(argument):
             attribute += "_"
