@@ -1,19 +1,34 @@
 """The converter's diagnostic codes (LS0xx): the registry in loopshift/codes.py against the codes the
-converter emits and the docs mention."""
+converter emits and the docs mention, and `loopshift explain` / `loopshift rules --all` on them."""
 import inspect
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from loopshift import convert_source
 from loopshift.codes import BY_CODE, CODES, lookup
+from loopshift.lint.command import explain_command, rules_command
 from loopshift.lint.rules import RULES
 
 REPO = Path(__file__).parent.parent
 PACKAGE = REPO / "loopshift"
 EMITTED = re.compile(r"""["']LS0\d\d["']""")  # how the converter spells a code where it reports one
 MENTIONED = re.compile(r"\bLS\d{3}\b")
+
+APP = typer.Typer()
+APP.command("rules")(rules_command)
+APP.command("explain")(explain_command)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(APP, list(args))
 
 
 def emitted_codes() -> dict[str, list[str]]:
@@ -61,3 +76,58 @@ def test_the_example_is_what_convert_reports_the_code_on(entry) -> None:
     result = convert_source(inspect.cleandoc(entry.example) + "\n", target=entry.target)
     assert {d.code for d in result.diagnostics} == {entry.code}
     assert f"({entry.code})" in result.code  # the TODO comment
+
+
+@pytest.mark.parametrize("entry", CODES, ids=lambda entry: entry.code)
+def test_explain_renders_every_entry(entry) -> None:
+    for asked in (entry.code, entry.code.lower(), entry.name):
+        result = invoke("explain", asked)
+        assert result.exit_code == 0, result.output
+        heading, reported, body = result.stdout.split("\n\n", 2)
+        assert heading == f"# {entry.name} ({entry.code})"
+        assert reported.startswith("Reported by `loopshift convert") and f"({entry.code})" in reported
+        sections = re.findall(r"^## (.+)$", body, flags=re.MULTILINE)
+        assert sections == ["What it means", "Why convert reports it", "Example", "What to do"]
+        assert entry.title in body and "```python\nimport torch" in body
+
+
+def test_explain_ls002() -> None:
+    result = invoke("explain", "LS002")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("# stepping-not-expressible (LS002)\n")
+    assert BY_CODE["LS002"].title in result.stdout
+
+
+def test_explain_of_an_unknown_code_is_still_an_error() -> None:
+    for code in ("LS004", "LS999", "no-such-rule"):
+        result = invoke("explain", code)
+        assert result.exit_code == 2
+        assert f"error: unknown rule `{code}`" in result.stderr and not result.stdout
+
+
+def test_rules_lists_the_lint_rules_and_with_all_the_converter_codes_too() -> None:
+    lint_only = invoke("rules")
+    assert lint_only.exit_code == 0
+    assert [line.split()[0] for line in lint_only.stdout.splitlines()] == [rule.code for rule in RULES]
+    every = invoke("rules", "--all")
+    assert every.exit_code == 0
+    lines = every.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == sorted([rule.code for rule in RULES] + list(BY_CODE))
+    ls002 = next(line for line in lines if line.startswith("LS002 "))
+    assert ls002.split()[1] == "stepping-not-expressible" and ls002.endswith(BY_CODE["LS002"].title)
+    assert "[*]" not in ls002
+    columns = {line.index(line.split()[2]) for line in lines if "[*]" not in line}
+    assert len(columns) == 1  # one column for the summaries
+
+
+def test_explaining_a_converter_code_imports_neither_libcst_nor_torch() -> None:
+    script = textwrap.dedent("""\
+        import sys
+        import loopshift.cli
+        code = loopshift.cli.main(["explain", "LS002"])
+        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 []"
