@@ -1,4 +1,5 @@
-"""The `lint`, `rules` and `explain` commands: thin typer layers over `loopshift.lint`.
+"""The `lint`, `rules` and `explain` commands: thin typer layers over `loopshift.lint` (and, for the
+converter's diagnostic codes, `loopshift.codes`).
 
 Registered in cli.py with `app.command("lint")(lint_command)`, `app.command("rules")(rules_command)`
 and `app.command("explain")(explain_command)`. The engine loads only when a command runs.
@@ -58,22 +59,35 @@ def lint_command(
     raise typer.Exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 
 
-def rules_command() -> None:
-    """List every lint rule: code, name, [*] when --fix can repair it, and what it finds."""
+def rules_command(
+    every: bool = typer.Option(False, "--all", help="Also list the converter's diagnostic codes (LS0xx)."),
+) -> None:
+    """List every lint rule: code, name, [*] when --fix can repair it, and what it finds; with --all,
+    the converter's diagnostic codes (LS0xx) too."""
+    from ..codes import CODES
     from .rules import RULES
 
-    width = max(len(rule.name) for rule in RULES)
-    for rule in RULES:
-        typer.echo(f"{rule.code}  {rule.name:<{width}}  {'[*]' if rule.fixable else '   '}  {rule.summary}")
+    listed = [(rule.code, rule.name, rule.fixable, rule.summary) for rule in RULES]
+    if every:
+        listed = sorted(listed + [(entry.code, entry.name, False, entry.title) for entry in CODES])
+    width = max(len(name) for _, name, _, _ in listed)
+    for code, name, fixable, summary in listed:
+        typer.echo(f"{code}  {name:<{width}}  {'[*]' if fixable else '   '}  {summary}")
 
 
-def explain_command(code: str = typer.Argument(..., help="A rule code (LS101) or name (manual-training-loop).")) -> None:
-    """Print one rule's documentation."""
+def explain_command(code: str = typer.Argument(
+        ..., help="A rule or converter diagnostic code (LS101, LS002), or its name (manual-training-loop).")) -> None:
+    """Print one rule's documentation, or one converter diagnostic's (LS0xx)."""
+    from ..codes import lookup
     from .rules import RULES
 
     rule = next((r for r in RULES if code.upper() == r.code or code.lower() == r.name), None)
     if rule is None:
-        typer.echo(f"error: unknown rule `{code}`; `loopshift rules` lists them", err=True)
-        raise typer.Exit(EXIT_ERROR)
+        entry = lookup(code)
+        if entry is None:
+            typer.echo(f"error: unknown rule `{code}`; `loopshift rules --all` lists them", err=True)
+            raise typer.Exit(EXIT_ERROR)
+        typer.echo(f"# {entry.name} ({entry.code})\n\n{entry.reported()}\n\n{entry.docs()}")
+        return
     fix = "Fix is available with `--fix`." if rule.fixable else "Fix is not available."
     typer.echo(f"# {rule.name} ({rule.code})\n\n{fix}\n\n{rule.docs()}")
