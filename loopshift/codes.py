@@ -173,6 +173,10 @@ USED_OUTSIDE = ConverterCode(
         after `trainer.fit` in the same function become `trainer.optimizers[0]` and
         `trainer.lr_scheduler_configs[i].scheduler`, the objects Lightning trained. A use anywhere
         else (before the loop, in another function) has no such object to read: convert marks it.
+        The same holds for any variable the loop leaves behind: code after training reads it from
+        the trained module (`lit_model.best_state`) where it sees the loop's value, keeps its own
+        where the script rebinds the name first, and is marked where a rebinding may or may not
+        run (under an `if`, in a loop) before the read.
         """,
     example="""
         import torch
@@ -340,8 +344,39 @@ PROCESSES = ConverterCode(
         converts `mp.spawn`. Or accept the TODO.
         """)
 
+UNDEFINED_AFTER_CONVERSION = ConverterCode(
+    "LS010", "name-left-undefined", "The converted code reads a name it no longer defines",
+    why="""
+        Before it returns, convert compiles its output and compares the names it reads as globals
+        with the input's: a name the input defined and the output reads without defining is a
+        NameError waiting for the line that reads it. That happens when a variable of the moved
+        training code (a loop variable, a local of the removed train() function) is still read by
+        code that stays, in a shape the converter does not carry over to the module. Convert marks
+        each such read rather than calling the file converted.
+        """,
+    example="""
+        import torch
+
+        model = torch.nn.Linear(4, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        data = [(torch.randn(4, 4), torch.randn(4, 1)) for _ in range(4)]
+        loader = torch.utils.data.DataLoader(data, batch_size=None)
+
+        for xb, yb in loader:
+            xb = xb * 2
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        print(xb.shape)
+        """,
+    what_to_do="""
+        Read the value from the trained module after fit (`lit_model.<name>`, set in the hook that
+        computes it), compute it again after training, or keep the loop with `--target fabric`.
+        """)
+
 CODES: tuple[ConverterCode, ...] = (LOOP_SHAPE, STEPPING, EARLY_EXIT, USED_OUTSIDE, EPOCH_LOOP,
-                                    PARTIAL_ACCUMULATION, FABRIC_SETUP, PROCESSES)
+                                    PARTIAL_ACCUMULATION, FABRIC_SETUP, PROCESSES, UNDEFINED_AFTER_CONVERSION)
 BY_CODE = {entry.code: entry for entry in CODES}
 
 

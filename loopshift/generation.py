@@ -40,7 +40,9 @@ class Generated:
 class LoopGenerator(NamePlanner, EarlyExits):
     def __init__(self, analyzer: Analyzer, loop: TrainingLoop, class_name: str, lit_name: str, target_alias: str):
         self.analyzer, self.index, self.loop = analyzer, analyzer.index, loop
-        self.class_name, self.lit_name, self.alias = class_name, lit_name, target_alias
+        taken = self.host_scope_names()  # what fit's scope already calls its variables
+        self.class_name, self.alias = class_name, target_alias
+        self.lit_name, self.trainer_name = fresh(lit_name, taken), fresh("trainer", taken)
         self.oracle = DeviceOracle(self.index, analyzer.resolve, analyzer.ranks)
         self.config = self.index.module.config_for_parsing
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
@@ -49,6 +51,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.state_scopes: dict[str, object] = {}  # state attribute -> the scope of the variable it holds
         self.model_list = self.models()
         self.model_origins = [origin for _, _, origins in self.model_list for origin in origins]
+
+    def host_scope_names(self) -> set[str]:
+        """The names the scope where fit will run binds or reads (a `trainer` of the user's own)."""
+        scope = self.index.scope(self.loop.host)
+        if scope is None:
+            return set()
+        return {a.name for a in scope.assignments} | {a.node.value for a in scope.accesses
+                                                      if isinstance(a.node, cst.Name)}
 
     # -- what each name becomes ------------------------------------------------------------
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
@@ -268,6 +278,28 @@ class LoopGenerator(NamePlanner, EarlyExits):
                                     for read in reads}
         return kept
 
+    def epoch_read_later(self) -> None:
+        """`print(epoch)` after the epoch loop reads the last epoch it ran: the Trainer counts the
+        epochs it finished (also the one early stopping ended), so that is `start + current_epoch - 1`."""
+        loop = self.loop
+        if loop.epoch_loop is None or not loop.epoch_name or not isinstance(loop.epoch_loop.target, cst.Name):
+            return
+        moved = {id(s) for s in loop.epoch_loop.body.body}
+        reads = self.uses_after_training(loop.epoch_loop.target, moved)
+        start = loop.epoch_start
+        if start is None or m.matches(start, m.Integer()):
+            offset = (int(start.value) if start is not None else 0) - 1
+            sign = "+" if offset > 0 else "-"
+            value = f"{self.trainer_name}.current_epoch" + (f" {sign} {abs(offset)}" if offset else "")
+        else:
+            value = f"{self.index.module.code_for_node(self.host_expression(start))} + {self.trainer_name}.current_epoch - 1"
+        self.after_uses |= {id(read): cst.parse_expression(f"({value})") if self.needs_parentheses(read)
+                            else cst.parse_expression(value) for read in reads}
+
+    def needs_parentheses(self, node: cst.CSTNode) -> bool:
+        return isinstance(self.index.parent(node), (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute,
+                                                    cst.Subscript, cst.Call))
+
     def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
         loop = self.loop
         batch, index, prologue = self.batch_parameters()
@@ -403,6 +435,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
             for key in ("step", "after_step", "start", "end"))
         configure = self.configure_optimizers(replacements)
+        self.epoch_read_later()
 
         methods = [m for m in (self.forward(), self.training_step(step)) if m is not None]
         if after_step:
@@ -501,7 +534,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             # no sanity check: the user's evaluation code would run before training, on part of the data
             options.append("num_sanity_val_steps=0")
             fit_loaders += f", val_dataloaders={code(self.host_loader(loop.validation.loop.iter))}"
-        trainer = self.statement(f"trainer = {self.alias}.Trainer({', '.join(options)})")
+        trainer = self.statement(f"{self.trainer_name} = {self.alias}.Trainer({', '.join(options)})")
         if loop.accumulation is not None and not loop.accumulation.at_last_batch:
             reason = PARTIAL_ACCUMULATION.format(n=code(loop.accumulation.every))
             self.todos.append(("LS007", reason, loop.accumulation.condition))
@@ -510,10 +543,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             self.statement(f"{self.lit_name} = {self.class_name}({args})"),
             *callbacks,
             trainer,
-            self.statement(f"trainer.fit({self.lit_name}, {fit_loaders})"),
+            self.statement(f"{self.trainer_name}.fit({self.lit_name}, {fit_loaders})"),
         ]
         if self.returns_after_fit:  # the epoch loop returned from the function: so does an early stop
-            statements.append(self.statement("if trainer.should_stop:\n    return\n"))
+            statements.append(self.statement(f"if {self.trainer_name}.should_stop:\n    return\n"))
         statements[0] = statements[0].with_changes(leading_lines=loop.host.leading_lines)
         return statements
 
@@ -549,7 +582,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         replaced |= {id(s): [] for s in self.loop.report_inits}  # (those before training; dropped if per epoch)
         if test is not None:
             loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
-            call = self.statement(f"trainer.test({self.lit_name}, dataloaders={loader})")
+            call = self.statement(f"{self.trainer_name}.test({self.lit_name}, dataloaders={loader})")
             replaced[id(test.statement)] = [call.with_changes(leading_lines=test.statement.leading_lines)]
             replaced |= {id(s): [] for s in test.moved}
         return replaced
@@ -576,10 +609,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loop = self.loop
         built = [o.statement for o in loop.all_optimizers]
         if statement in built:  # (in configure_optimizers' order)
-            return cst.parse_expression(f"trainer.optimizers[{built.index(statement)}]")
+            return cst.parse_expression(f"{self.trainer_name}.optimizers[{built.index(statement)}]")
         converted = [s.statement for s, _ in loop.schedulers]
         if statement in converted:
-            return cst.parse_expression(f"trainer.lr_scheduler_configs[{converted.index(statement)}].scheduler")
+            return cst.parse_expression(
+                f"{self.trainer_name}.lr_scheduler_configs[{converted.index(statement)}].scheduler")
         for scheduler in loop.kept_schedulers:
             if statement is scheduler.statement:
                 return cst.Attribute(cst.Name(self.lit_name), cst.Name(scheduler.name))

@@ -27,6 +27,11 @@ CASES = [
     ("step_loop_eval_after_step", [], r"step \d+:|best val loss"),
     ("corpus_resnet_step_loop_amp_clip", ["--ckpt-dir", "{tmp}"], r"step +\d+/|  eval @|done"),
     ("corpus_char_lstm_range_windows", [], r"== epoch \d+|epoch \d+ window"),
+    # names the loop left behind, read after training (the index, the epoch, a rebound name, a reopened file)
+    ("range_batches_index_read_after", [], r"epoch \d+ loss|last batch"),
+    ("checkpoint_reopened_after_training", [], r"epoch \d+ loss|status|reloaded"),
+    # an evaluation with keyword defaults; an epoch's print before its evaluation keeps its place
+    ("evaluate_keyword_defaults_epoch_print", [], r"epoch \d+|  val mse|final val mse"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
 ]
