@@ -275,3 +275,34 @@ def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path:
     assert "converting" in screen and "0/2" in screen  # the bar, with its count
     assert "[1/2]" not in screen  # no plain lines on a terminal
     assert "2 files scanned, 2 with training loops" in screen
+
+
+def test_new_output_honours_the_umask(script: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        assert main(["convert", str(script)]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(script.with_name("train_lightning.py").stat().st_mode) == 0o640  # 0666 & ~0027
+    previous = os.umask(0o002)
+    try:
+        assert main(["convert", "--force", str(script), "-o", str(script.with_name("out.py"))]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(script.with_name("out.py").stat().st_mode) == 0o664
+
+
+def test_in_place_writes_through_a_symlink(script: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.py"
+    link.symlink_to(script)
+    assert main(["convert", "--in-place", str(link)]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(script)
+    assert "LightningModule" in script.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "train.py"]
+
+
+def test_diff_header_of_an_absolute_path_has_one_slash(script: Path, capsys) -> None:
+    assert script.is_absolute()
+    main(["convert", "--diff", str(script)])
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first == f"--- a{script}" and second == f"+++ b{script}"
