@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from .jobs import ConvertJob, plural, run_job
 from .lint.command import explain_command, lint_command, rules_command
@@ -18,7 +19,34 @@ from .targets import TARGETS
 from .verify.command import verify_command
 from .workers import Interrupted, in_order
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+class Command(TyperCommand):
+    """Usage lines as click writes them (`convert [OPTIONS] PATHS...`), and flags without a `<bool>`."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name or "").upper()
+                pieces.append((name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+    def get_params(self, ctx) -> list:
+        return without_bool(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx) -> list:
+        return without_bool(super().get_params(ctx))
+
+
+def without_bool(params: list) -> list:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""  # a flag takes no value: nothing to show in the type column
+    return params
+
+
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
                   help="Convert hand-written PyTorch training loops to PyTorch Lightning.")
 
 
@@ -30,7 +58,7 @@ def cli() -> None:
     """Convert hand-written PyTorch training loops to PyTorch Lightning."""
 
 
-@app.command()
+@app.command(cls=Command)
 def convert(
     paths: List[Path] = typer.Argument(..., help="Python files, notebooks or folders to convert."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write (one input only)."),
@@ -40,7 +68,7 @@ def convert(
     target: Optional[Target] = typer.Option(None, "--target", show_default=False, help=(
         "lightning (the default) / pytorch_lightning: a LightningModule and a Trainer (the package it imports); "
         "fabric: keep the loop, run it with Lightning Fabric; auto: the Trainer unless it leaves TODOs that "
-        "Fabric avoids. Default: `target` of [tool.loopshift], else lightning.")),
+        "Fabric avoids. Default: `target` of \\[tool.loopshift], else lightning.")),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print diagnostics only."),
     verify: bool = typer.Option(False, "--verify", help="Then check the output computes the original's losses."),
@@ -50,7 +78,7 @@ def convert(
 ) -> None:
     """Convert manual training loops to a LightningModule and a Trainer.
 
-    A folder's .py and .ipynb files are converted in parallel, honouring `exclude` of [tool.loopshift]
+    A folder's .py and .ipynb files are converted in parallel, honouring `exclude` of \\[tool.loopshift]
     and .gitignore; files without a loop are skipped quietly."""
     if sum([stdout, diff, in_place, output is not None]) > 1:
         fail("error: choose one of -o, --stdout, --diff and --in-place")
@@ -169,7 +197,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
-app.command("lint")(lint_command)
-app.command("rules")(rules_command)
-app.command("explain")(explain_command)
+app.command("verify", cls=Command,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
+app.command("lint", cls=Command)(lint_command)
+app.command("rules", cls=Command)(rules_command)
+app.command("explain", cls=Command)(explain_command)

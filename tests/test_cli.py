@@ -404,3 +404,19 @@ def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(tmp_path:
     err = capsys.readouterr().err
     assert f"loopshift: interrupted: 1 file written, 2 of 3 not converted\nwrote {tmp_path / 'a.py'}" in err
     assert "LightningModule" in (tmp_path / "a.py").read_text() and (tmp_path / "b.py").read_text() == FLAT
+
+
+@pytest.mark.parametrize("command, usage", [
+    ("convert", "Usage: loopshift convert [OPTIONS] PATHS..."),
+    ("verify", "Usage: loopshift verify [OPTIONS] SCRIPT [SCRIPT_ARGS]..."),
+    ("lint", "Usage: loopshift lint [OPTIONS] [PATHS]..."),
+    ("explain", "Usage: loopshift explain [OPTIONS] CODE"),
+])
+def test_help_reads_like_click_and_keeps_brackets(command: str, usage: str, capsys) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert usage in out and "{" not in out and "<bool>" not in out
+    if command == "convert":
+        assert "of [tool.loopshift]" in out and "`target` of [tool.loopshift]" in " ".join(
+            line.strip("│ ") for line in out.splitlines()).replace("  ", " ")
+    assert main(["--help"]) == 0 and "<bool>" not in capsys.readouterr().out
