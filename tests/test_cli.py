@@ -420,3 +420,18 @@ def test_help_reads_like_click_and_keeps_brackets(command: str, usage: str, caps
         assert "of [tool.loopshift]" in out and "`target` of [tool.loopshift]" in " ".join(
             line.strip("│ ") for line in out.splitlines()).replace("  ", " ")
     assert main(["--help"]) == 0 and "<bool>" not in capsys.readouterr().out
+
+
+def test_lint_fix_does_not_write_a_conversion_that_leaves_todos(tmp_path: Path, capsys) -> None:
+    """As ruff: a fix whose result convert would report (a TODO) is unsafe, written only with --unsafe-fixes."""
+    path = tmp_path / "dry.py"
+    source = (FIXTURES / "mnist_style_functions" / "input.py").read_text().replace(
+        "        optimizer.zero_grad()", "        if args.dry_run:\n            break\n        optimizer.zero_grad()", 1)
+    path.write_text(source)
+    assert main(["lint", "--fix", str(path)]) == 1
+    assert path.read_text() == source
+    assert (f"{path}: not fixed: the conversion would leave TODOs (LS003); `--unsafe-fixes` writes it"
+            in capsys.readouterr().err)
+    main(["lint", "--fix", "--unsafe-fixes", str(path)])
+    assert "# TODO(loopshift):" in path.read_text() and "LightningModule" in path.read_text()
+    assert f"{path}: fixed LS101 x1" in capsys.readouterr().err
