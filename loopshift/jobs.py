@@ -32,6 +32,9 @@ class FileOutcome:
     lines: list[tuple[str, bool]] = field(default_factory=list)
     stdout: str = ""  # the converted code or the diff, in those modes
     error: str | None = None
+    changed: bool = False  # converting changes the file (what --diff reports)
+    written: Path | None = None  # the file written, if any
+    note: str | None = None  # what became of the file, when "converted" would say it wrongly
 
     @property
     def reason(self) -> str:
@@ -49,8 +52,10 @@ def run_job(job: ConvertJob) -> FileOutcome:
     lines: list[tuple[str, bool]] = []
     try:
         convert = convert_notebook if job.path.suffix == ".ipynb" else convert_script
-        outcome, result, stdout = convert(job, lines)
-        return FileOutcome(job.path, outcome, file_entry(job.path, outcome, result), lines, stdout)
+        done = FileOutcome(job.path, "none", {}, lines)
+        done.outcome, result, done.stdout = convert(job, lines, done)
+        done.entry = file_entry(job.path, done.outcome, result)
+        return done
     except InputError as error:
         message = str(error)
     except Exception as error:  # a bug of ours: said in one line, the file left alone
@@ -59,27 +64,32 @@ def run_job(job: ConvertJob) -> FileOutcome:
                        [*lines, (message, True)], error=message)
 
 
-def convert_script(job: ConvertJob, lines: list) -> tuple:
+def convert_script(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
     from .convert import convert_source  # loads libcst: only the commands that convert pay for it
 
     path = job.path
     source = read_source(path)
     text = source.replace("\r\n", "\n")  # converted as LF, written back with the file's own line endings
-    result = convert_source(text, target=job.target, path=str(path))
-    code, previewing = result.code, job.mode in ("stdout", "diff")
-    say(job, lines, result, previewing)
+    result = honour_noqa(convert_source(text, target=job.target, path=str(path)), text)
+    code, done.changed = result.code, result.code != text
+    if job.mode == "diff" and not done.changed:
+        return outcome(job, result, lines), result, ""  # nothing convert would change: nothing to say
+    say(job, lines, result, job.mode in ("stdout", "diff"))
     if job.mode == "stdout":
         return outcome(job, result, lines), result, code
     if job.mode == "diff":
+        done.note = "would change"
         return outcome(job, result, lines), result, unified_diff(text, code, str(path), color=job.color)
-    if result.loops_converted:
+    if writes(job, result, done):
         destination = destination_of(job)
-        original = keep_original(path, source) if job.verify and job.mode == "in_place" else path
+        converted = job.verify and result.loops_converted
+        original = keep_original(path, source) if converted and job.mode == "in_place" else path
         write_atomic(destination, code, newline="\r\n" if "\r\n" in source else "\n",
                      encoding=source_encoding(path))
+        done.written = destination
         if not job.quiet:
             lines.append((f"wrote {destination}", True))
-        if job.verify:
+        if converted:
             try:
                 passed = verify_parity(destination, original, lines)
             finally:
@@ -90,7 +100,7 @@ def convert_script(job: ConvertJob, lines: list) -> tuple:
     return outcome(job, result, lines), result, ""
 
 
-def convert_notebook(job: ConvertJob, lines: list) -> tuple:
+def convert_notebook(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
     """convert_script for a Jupyter notebook: its code cells converted as one module."""
     from .convert import convert_source
     from .notebook import NotebookCode, notebook_text, read_notebook
@@ -99,19 +109,72 @@ def convert_notebook(job: ConvertJob, lines: list) -> tuple:
     if job.verify:
         raise InputError(f"{path}: error: --verify does not run notebooks; verify a script instead")
     cells = NotebookCode(read_notebook(path), str(path))
-    result = convert_source(cells.code, target=job.target, path=str(path))
+    result = honour_noqa(convert_source(cells.code, target=job.target, path=str(path)), cells.code)
     code, result.diagnostics = result.code, [cells.in_cell(d) for d in result.diagnostics]
+    done.changed = code != cells.code
+    if job.mode == "diff" and not done.changed:
+        return outcome(job, result, lines), result, ""
     say(job, lines, result, job.mode in ("stdout", "diff"))
     if job.mode == "stdout":
         return outcome(job, result, lines), result, notebook_text(cells.rebuild(code))
     if job.mode == "diff":
+        done.note = "would change"
         return outcome(job, result, lines), result, cells.diff(code, color=job.color)
-    if result.loops_converted:
+    if writes(job, result, done):
         destination = destination_of(job)
         write_atomic(destination, notebook_text(cells.rebuild(code)))
+        done.written = destination
         if not job.quiet:
             lines.append((f"wrote {destination}", True))
     return outcome(job, result, lines), result, ""
+
+
+def writes(job: ConvertJob, result, done: FileOutcome) -> bool:
+    """Whether a write mode writes: a conversion, or (in place) the TODO comments of loops that could not
+    be converted, so that the file is then as convert leaves it and `--diff` on it is clean. A new
+    `<stem>_lightning.py` holding only TODO comments would be the input again: it is not written."""
+    todos = len(result.diagnostics)
+    if result.loops_converted:
+        return True
+    if job.mode == "in_place" and done.changed:
+        done.note = f"TODO comments added ({todos})"
+        return True
+    if todos and job.mode != "in_place":  # in place, the TODO comments are there already
+        done.note = f"not written: {plural(todos, 'TODO')}"
+        if not job.quiet:
+            lines_note = "no loop could be converted; `--in-place` adds the TODO comments to the file itself"
+            done.lines.append((f"{job.path}: {done.note} ({lines_note})", True))
+    return False
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def honour_noqa(result, source: str):
+    """`# noqa: LS002` (or a bare `# noqa`) on the line an LS0xx diagnostic names leaves that code as it
+    was: the TODO comment convert would insert and the diagnostic go. Diagnostics whose TODO is more than
+    an inserted comment line (a `break` replaced by `pass`) stay."""
+    if not result.diagnostics or "noqa" not in source:
+        return result
+    from .convert import TODO
+    from .lint.engine import is_suppressed
+
+    lines, code = source.split("\n"), result.code.split("\n")
+    present = {line.strip() for line in lines}
+    kept = []
+    for diagnostic in result.diagnostics:
+        comment = f"{TODO}{diagnostic.message} ({diagnostic.code})"
+        at = next((number for number, line in enumerate(code) if line.strip() == comment), None)
+        if diagnostic.code.startswith("LS0") and at is not None and comment not in present \
+                and is_suppressed(diagnostic, lines):
+            del code[at]
+        else:
+            kept.append(diagnostic)
+    if len(kept) < len(result.diagnostics):
+        result.code, result.diagnostics = "\n".join(code), kept
+        result.hint = result.hint if kept else None
+    return result
 
 
 def say(job: ConvertJob, lines: list, result, previewing: bool) -> None:
@@ -134,7 +197,8 @@ def outcome(job: ConvertJob, result, lines: list) -> str:
     or in a preview, where nothing to change is clean, as the pre-commit hook needs)."""
     if result.loops_converted == 0 and not result.diagnostics:
         if not (job.quiet or job.mode == "diff"):
-            lines.append((f"{job.path}: no training loop found", True))
+            left = result.loops_found and f"nothing to convert: {plural(result.loops_found, 'loop')} left alone by noqa"
+            lines.append((f"{job.path}: {left or 'no training loop found'}", True))
         return "none"
     return "todo" if result.diagnostics else "clean"
 

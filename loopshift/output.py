@@ -18,9 +18,15 @@ def default_output(path: Path) -> Path:
 
 def write_atomic(path: Path, text: str, newline: str = "", encoding: str = "utf-8") -> None:
     """Writes through a temporary file in the same folder and a rename, so a failure at any
-    point (including Ctrl-C) leaves either the old file or the new one, never a partial one."""
+    point (including Ctrl-C) leaves either the old file or the new one, never a partial one.
+
+    A symbolic link is written through: its target is replaced, the link stays. A rewritten file
+    keeps its mode; a new one gets the mode any editor would give it (0666 less the umask), not the
+    temporary file's 0600."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     folder = path.parent if str(path.parent) else Path(".")
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~current_umask()
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as error:
@@ -28,8 +34,7 @@ def write_atomic(path: Path, text: str, newline: str = "", encoding: str = "utf-
     try:
         with os.fdopen(handle, "w", encoding=encoding, newline=newline) as stream:
             stream.write(text)
-        if mode is not None:
-            os.chmod(temporary, mode)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
@@ -38,9 +43,16 @@ def write_atomic(path: Path, text: str, newline: str = "", encoding: str = "utf-
         raise
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: set it back at once
+    os.umask(mask)
+    return mask
+
+
 def unified_diff(before: str, after: str, path: str, color: bool = False) -> str:
+    name = path.lstrip("/")  # `a/home/me/train.py`, as git writes it, not `a//home/me/train.py`
     lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                 fromfile=f"a/{path}", tofile=f"b/{path}")
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
     rendered = []
     for line in lines:
         if not line.endswith("\n"):

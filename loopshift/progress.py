@@ -9,8 +9,9 @@ SAID = {"clean": "converted", "todo": "converted with TODOs", "none": "no traini
 
 
 class Progress:
-    def __init__(self, total: int, show: bool) -> None:
-        self.total, self.show, self.done = total, show, 0
+    def __init__(self, total: int, show: bool, diff: bool = False) -> None:
+        """diff: a line only for each file --diff would change, or that failed (quiet on success)."""
+        self.total, self.show, self.diff, self.done = total, show, diff, 0
         self.bar = None
 
     def __enter__(self) -> Progress:
@@ -26,8 +27,12 @@ class Progress:
         return self
 
     def __exit__(self, *_) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
 
     def echo(self, line: str, err: bool) -> None:
         self.write(line + "\n", err)
@@ -49,5 +54,5 @@ class Progress:
         self.done += 1
         if self.bar is not None:
             self.bar.update(self.task, advance=1, description=str(done.path))
-        elif self.show:
-            typer.echo(f"[{self.done}/{self.total}] {done.path}: {SAID[done.outcome]}", err=True)
+        elif self.show and not (self.diff and not done.changed and done.outcome != "failed"):
+            typer.echo(f"[{self.done}/{self.total}] {done.path}: {done.note or SAID[done.outcome]}", err=True)

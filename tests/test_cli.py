@@ -211,7 +211,7 @@ def test_folder_honours_exclude_gitignore_and_the_project_target(tmp_path: Path,
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "train.py").write_text(FLAT)
     assert main(["convert", str(tmp_path)]) == 0
-    assert "1 files scanned, 1 with training loops" in capsys.readouterr().err
+    assert "loopshift: 1 file scanned, 1 with training loops (1 loop, 1 converted)" in capsys.readouterr().err
     assert not (tmp_path / "legacy" / "train_lightning.py").exists()
     assert not (tmp_path / "generated" / "train_lightning.py").exists()
     assert "fabric.setup(" in (tmp_path / "src" / "train_lightning.py").read_text()
@@ -233,7 +233,7 @@ def test_folder_piped_says_each_file_and_sums_up_by_reason(tmp_path: Path, capsy
         "loopshift: 4 files scanned, 2 with training loops (2 loops, 1 converted): 1 converted cleanly, 1 with TODOs; 2 failed",
         "by reason: LS002 1, not valid utf-8 text 1, syntax error 1"]
     assert [line for line in lines if line.startswith("[")] == [
-        f"[1/4] {tmp_path / 'a_train.py'}: converted", f"[2/4] {tmp_path / 'b_lbfgs.py'}: converted with TODOs",
+        f"[1/4] {tmp_path / 'a_train.py'}: converted", f"[2/4] {tmp_path / 'b_lbfgs.py'}: not written: 1 TODO",
         f"[3/4] {tmp_path / 'c_broken.py'}: failed", f"[4/4] {tmp_path / 'd_latin.py'}: failed"]
     assert main(["convert", "--quiet", "--force", str(tmp_path)]) == 2
     assert not any(line.startswith(("[", "loopshift:")) for line in capsys.readouterr().err.splitlines())
@@ -267,7 +267,16 @@ def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path:
     run = subprocess.run([sys.executable, "-m", "loopshift", "convert", str(tmp_path)], stdout=subprocess.PIPE,
                          stderr=stderr, text=True, timeout=120)
     os.close(stderr)
-    screen = os.read(terminal, 1 << 16).decode()
+    chunks = []
+    while True:  # a terminal gives its buffer back a few KiB a read: a slow run redraws the bar more often
+        try:
+            chunk = os.read(terminal, 1 << 16)
+        except OSError:  # EIO: nothing left
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    screen = b"".join(chunks).decode()
     os.close(terminal)
     assert run.returncode == 1
     assert run.stdout == f"{tmp_path / 'lbfgs.py'}:13:1: LS002 " + run.stdout.split(" LS002 ", 1)[1]
@@ -275,3 +284,154 @@ def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path:
     assert "converting" in screen and "0/2" in screen  # the bar, with its count
     assert "[1/2]" not in screen  # no plain lines on a terminal
     assert "2 files scanned, 2 with training loops" in screen
+
+
+def test_new_output_honours_the_umask(script: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        assert main(["convert", str(script)]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(script.with_name("train_lightning.py").stat().st_mode) == 0o640  # 0666 & ~0027
+    previous = os.umask(0o002)
+    try:
+        assert main(["convert", "--force", str(script), "-o", str(script.with_name("out.py"))]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(script.with_name("out.py").stat().st_mode) == 0o664
+
+
+def test_in_place_writes_through_a_symlink(script: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.py"
+    link.symlink_to(script)
+    assert main(["convert", "--in-place", str(link)]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(script)
+    assert "LightningModule" in script.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "train.py"]
+
+
+def test_diff_header_of_an_absolute_path_has_one_slash(script: Path, capsys) -> None:
+    assert script.is_absolute()
+    main(["convert", "--diff", str(script)])
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first == f"--- a{script}" and second == f"+++ b{script}"
+
+
+LBFGS = (FIXTURES / "lbfgs_code_after_step" / "input.py").read_text()  # one loop convert leaves with a TODO (LS002)
+
+
+def test_in_place_writes_the_todo_comments_and_then_diff_is_clean(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "lbfgs.py"
+    path.write_text(LBFGS)
+    assert main(["convert", "--diff", str(path)]) == 1
+    assert "+# TODO(loopshift): " in capsys.readouterr().out
+    assert main(["convert", "--in-place", str(path)]) == 1  # the TODOs are reported
+    out, err = capsys.readouterr()
+    assert f"{path}:13:1: LS002" in out and f"wrote {path}" in err
+    assert "# TODO(loopshift): " in path.read_text() and path.read_text().count("\n") == LBFGS.count("\n") + 1
+    assert main(["convert", "--diff", str(path)]) == 0  # nothing left that convert would change
+    assert capsys.readouterr() == ("", "")
+    before = path.read_text()
+    assert main(["convert", "--in-place", str(path)]) == 1
+    assert path.read_text() == before and "wrote" not in capsys.readouterr().err
+
+
+def test_a_file_left_with_todos_only_is_not_written_and_says_so(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "lbfgs.py"
+    path.write_text(LBFGS)
+    assert main(["convert", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{path}:13:1: LS002" in out and f"{path}: not written: 1 TODO" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lbfgs.py"]
+
+
+def test_noqa_on_the_loop_line_leaves_the_loop_alone(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "lbfgs.py"
+    path.write_text(LBFGS.replace("for step in range(15):", "for step in range(15):  # noqa: LS002"))
+    assert main(["convert", "--diff", str(path)]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["convert", "--stdout", str(path)]) == 1  # a file with nothing to convert, as before
+    out, err = capsys.readouterr()
+    assert out == path.read_text() and "LS002" not in err and "1 loop left alone by noqa" in err
+    path.write_text(LBFGS.replace("for step in range(15):", "for step in range(15):  # noqa: LS003"))
+    assert main(["convert", "--diff", str(path)]) == 1  # another code does not suppress it
+
+
+def test_diff_is_quiet_when_there_is_nothing_to_show(tmp_path: Path, capsys) -> None:
+    model = (FIXTURES / "no_loop_model_only" / "input.py").read_text()
+    (tmp_path / "a.py").write_text(model)
+    (tmp_path / "b.py").write_text(model)
+    assert main(["convert", "--diff", str(tmp_path / "a.py"), str(tmp_path / "b.py")]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["convert", "--diff", str(tmp_path)]) == 0
+    assert capsys.readouterr() == ("", "")
+    (tmp_path / "c.py").write_text(FLAT)
+    assert main(["convert", "--diff", str(tmp_path / "a.py"), str(tmp_path / "c.py")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"[2/2] {tmp_path / 'c.py'}: would change", "loopshift: 2 files scanned, 1 would change; 0 failed"]
+
+
+def test_folder_says_it_skipped_earlier_outputs(tmp_path: Path, capsys) -> None:
+    (tmp_path / "train.py").write_text(FLAT)
+    (tmp_path / "old_lightning.py").write_text(FLAT)
+    assert main(["convert", str(tmp_path)]) == 0
+    assert ("loopshift: 1 file scanned, 1 with training loops (1 loop, 1 converted): 1 converted cleanly, 0 with "
+            "TODOs; 0 failed; 1 skipped (earlier outputs *_lightning.py; --include-outputs to convert them)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "old_lightning_lightning.py").exists()
+    assert main(["convert", "--force", "--include-outputs", str(tmp_path)]) == 0  # train_lightning.py: no loop
+    assert "loopshift: 3 files scanned, 2 with training loops" in capsys.readouterr().err
+    assert (tmp_path / "old_lightning_lightning.py").exists()
+
+
+def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(tmp_path: Path, capsys, monkeypatch) -> None:
+    import signal
+
+    import loopshift.cli
+
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.py").write_text(FLAT)
+    run_job = loopshift.cli.run_job
+
+    def interrupted_after_the_first(job):
+        done = run_job(job)
+        if job.path.name == "a.py":
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while a.py is being written
+        return done
+
+    monkeypatch.setattr(loopshift.cli, "run_job", interrupted_after_the_first)
+    assert main(["convert", "--in-place", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert f"loopshift: interrupted: 1 file written, 2 of 3 not converted\nwrote {tmp_path / 'a.py'}" in err
+    assert "LightningModule" in (tmp_path / "a.py").read_text() and (tmp_path / "b.py").read_text() == FLAT
+
+
+@pytest.mark.parametrize("command, usage", [
+    ("convert", "Usage: loopshift convert [OPTIONS] PATHS..."),
+    ("verify", "Usage: loopshift verify [OPTIONS] SCRIPT [SCRIPT_ARGS]..."),
+    ("lint", "Usage: loopshift lint [OPTIONS] [PATHS]..."),
+    ("explain", "Usage: loopshift explain [OPTIONS] CODE"),
+])
+def test_help_reads_like_click_and_keeps_brackets(command: str, usage: str, capsys) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert usage in out and "{" not in out and "<bool>" not in out
+    if command == "convert":
+        assert "of [tool.loopshift]" in out and "`target` of [tool.loopshift]" in " ".join(
+            line.strip("│ ") for line in out.splitlines()).replace("  ", " ")
+    assert main(["--help"]) == 0 and "<bool>" not in capsys.readouterr().out
+
+
+def test_lint_fix_does_not_write_a_conversion_that_leaves_todos(tmp_path: Path, capsys) -> None:
+    """As ruff: a fix whose result convert would report (a TODO) is unsafe, written only with --unsafe-fixes."""
+    path = tmp_path / "dry.py"
+    source = (FIXTURES / "mnist_style_functions" / "input.py").read_text().replace(
+        "        optimizer.zero_grad()", "        if args.dry_run:\n            break\n        optimizer.zero_grad()", 1)
+    path.write_text(source)
+    assert main(["lint", "--fix", str(path)]) == 1
+    assert path.read_text() == source
+    assert (f"{path}: not fixed: the conversion would leave TODOs (LS003); `--unsafe-fixes` writes it"
+            in capsys.readouterr().err)
+    main(["lint", "--fix", "--unsafe-fixes", str(path)])
+    assert "# TODO(loopshift):" in path.read_text() and "LightningModule" in path.read_text()
+    assert f"{path}: fixed LS101 x1" in capsys.readouterr().err

@@ -49,3 +49,20 @@ def test_hook_runs_through_pre_commit(project: Path, tmp_path: Path, hook: str, 
     assert run.returncode == 1, run.stdout + run.stderr  # the hook found the raw loop
     assert expected in run.stdout
     assert (project / "train.py").read_text() == RAW_LOOP  # hooks never write
+
+
+def test_convert_diff_hook_passes_once_in_place_wrote_the_todos(project: Path) -> None:
+    """A loop convert cannot convert: --diff shows the TODO comment it would add; --in-place adds it,
+    and from then on the hook passes, silently."""
+    (project / "lbfgs.py").write_text((ROOT / "tests" / "fixtures" / "lbfgs_code_after_step" / "input.py").read_text())
+    (project / "model.py").write_text((ROOT / "tests" / "fixtures" / "no_loop_model_only" / "input.py").read_text())
+
+    def loopshift(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "loopshift", "convert", *args, "lbfgs.py", "model.py"],
+                              cwd=project, capture_output=True, text=True)
+
+    assert loopshift("--diff").returncode == 1
+    in_place = loopshift("--in-place")
+    assert in_place.returncode == 1 and "lbfgs.py:13:1: LS002" in in_place.stdout
+    again = loopshift("--diff")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")

@@ -29,6 +29,8 @@ def lint_command(
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format", help="How to print findings."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
     fix: bool = typer.Option(False, "--fix", help="Apply the fixes of fixable rules, in place."),
+    unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help=(
+        "With --fix, also write conversions that leave TODOs (those `loopshift convert` would report).")),
     statistics: bool = typer.Option(False, "--statistics", help="Print a count per rule instead of each finding."),
 ) -> None:
     """Find hand-written training loops and Lightning anti-patterns."""
@@ -37,7 +39,7 @@ def lint_command(
     from .runner import lint_paths
 
     try:
-        reports = lint_paths(paths or [Path(".")], select, ignore, fix=fix)
+        reports = lint_paths(paths or [Path(".")], select, ignore, fix=fix, unsafe_fixes=unsafe_fixes)
     except InputError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(EXIT_ERROR)
@@ -49,6 +51,8 @@ def lint_command(
     for report in reports:
         if report.error:
             typer.echo(report.error, err=True)
+        for reason in report.withheld:
+            typer.echo(f"{report.path}: not fixed: {reason}; `--unsafe-fixes` writes it", err=True)
         if report.fixed:
             typer.echo(f"{report.path}: fixed {', '.join(f'{code} x{n}' for code, n in sorted(report.fixed.items()))}",
                        err=True)

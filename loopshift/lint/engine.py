@@ -15,6 +15,15 @@ NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*
 MAX_FIX_PASSES = 5
 
 
+class UnsafeFix(Exception):
+    """Raised by a rewrite whose result `convert` would not write cleanly (it left TODOs): applied only
+    with --unsafe-fixes, as ruff applies unsafe fixes."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(reason)
+        self.source, self.reason = source, reason
+
+
 # -- which rules run ----------------------------------------------------------------------
 def selectors(value: Selectors) -> list[str] | None:
     """`"ls101, LS2"` or `["ls101", "LS2"]` -> `["LS101", "LS2"]`; None stays None (not given)."""
@@ -102,16 +111,17 @@ def lint_source(source: str, path: str = "<string>", select: Selectors = None,
     return run_rules(source, path, select_rules(select, ignore))[1]
 
 
-def fix_source(source: str, path: str, rules: Sequence[Rule],
-               target: str = "lightning") -> tuple[str, list[Finding], Counter]:
+def fix_source(source: str, path: str, rules: Sequence[Rule], target: str = "lightning", unsafe: bool = False,
+               withheld: list[str] | None = None) -> tuple[str, list[Finding], Counter]:
     """Applies the fixes of the findings that are not suppressed, pass after pass, until none is
     left: (new source, findings that remain, findings gone per code). A fix can take other
-    findings with it: converting a loop also removes its device moves (LS103)."""
+    findings with it: converting a loop also removes its device moves (LS103). An unsafe fix
+    applies only when `unsafe`; otherwise why it was not is added to `withheld`."""
     context, kept, suppressed = run_rules(source, path, rules, target)
     found = Counter(finding.code for finding in kept)
     for _ in range(MAX_FIX_PASSES):
         chosen = chosen_for_one_pass(applicable_fixes(context, kept, suppressed).values()) if context else []
-        new_source = apply_fixes(context, chosen) if chosen else source
+        new_source = apply_fixes(context, chosen, unsafe, withheld) if chosen else source
         if new_source == source:
             break
         try:
@@ -136,9 +146,16 @@ def chosen_for_one_pass(fixes: Iterable[Fix]) -> list[Fix]:
     return [fix for fix in fixes if fix.rewrite is None] or fixes[:1]
 
 
-def apply_fixes(context: Context, fixes: list[Fix]) -> str:
+def apply_fixes(context: Context, fixes: list[Fix], unsafe: bool = False, withheld: list[str] | None = None) -> str:
     if fixes[0].rewrite is not None:
-        return fixes[0].rewrite(context.source)
+        try:
+            return fixes[0].rewrite(context.source)
+        except UnsafeFix as fix:
+            if unsafe:
+                return fix.source
+            if withheld is not None:
+                withheld.append(fix.reason)
+            return context.source
     from .replace import ReplaceNodes
 
     replacements = {id(old): new for fix in fixes for old, new in fix.replacements.items()}

@@ -21,6 +21,7 @@ class FileReport:
     findings: list[Finding] = field(default_factory=list)
     fixed: Counter = field(default_factory=Counter)  # code -> findings fixed
     error: str | None = None  # one line: the file could not be linted
+    withheld: list[str] = field(default_factory=list)  # why unsafe fixes were not applied (--unsafe-fixes)
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class Job:
     codes: frozenset[str]
     target: str = "lightning"
     fix: bool = False
+    unsafe_fixes: bool = False
 
 
 def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Selectors = None,
-               fix: bool = False, workers: int | None = None) -> list[FileReport]:
+               fix: bool = False, workers: int | None = None, unsafe_fixes: bool = False) -> list[FileReport]:
     """Lints files and folders with the settings of their pyproject.toml, the arguments winning.
     A file that cannot be read or parsed gets a report with `error`; the others go on."""
     check_selectors(select, ignore)
@@ -40,7 +42,7 @@ def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Se
     jobs: list[Job] = []
     for path in map(Path, paths):
         try:
-            jobs.extend(plan(path, select, ignore, fix))
+            jobs.extend(plan(path, select, ignore, fix, unsafe_fixes))
         except InputError as error:  # a bad pyproject.toml
             reports.append(FileReport(str(path), error=str(error)))
     jobs = list({job.path.resolve(): job for job in jobs}.values())  # a file named twice is linted once
@@ -48,11 +50,11 @@ def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Se
     return reports
 
 
-def plan(path: Path, select: Selectors, ignore: Selectors, fix: bool) -> Iterator[Job]:
+def plan(path: Path, select: Selectors, ignore: Selectors, fix: bool, unsafe_fixes: bool = False) -> Iterator[Job]:
     settings = settings_for(path)
     for file in python_files(path, settings.root, settings.exclude):
         layers = [(settings.select, settings.ignore), (select, ignore), (None, settings.ignored_for(file))]
-        yield Job(file, frozenset(enabled_codes(layers)), settings.target, fix)
+        yield Job(file, frozenset(enabled_codes(layers)), settings.target, fix, unsafe_fixes)
 
 
 def run_job(job: Job) -> FileReport:
@@ -65,11 +67,12 @@ def run_job(job: Job) -> FileReport:
         if not job.fix:
             return FileReport(path, run_rules(source, path, rules, job.target)[1])
         text = source.replace("\r\n", "\n")
-        fixed_source, findings, fixed = fix_source(text, path, rules, job.target)
+        withheld: list[str] = []
+        fixed_source, findings, fixed = fix_source(text, path, rules, job.target, job.unsafe_fixes, withheld)
         if fixed:
             write_atomic(job.path, fixed_source, newline="\r\n" if "\r\n" in source else "\n",
                          encoding=source_encoding(job.path))
-        return FileReport(path, findings, fixed)
+        return FileReport(path, findings, fixed, withheld=withheld)
     except InputError as error:
         return FileReport(path, error=str(error))
     except Exception as error:  # a bug of ours: one line, and the other files go on
@@ -82,12 +85,12 @@ def run_notebook_job(job: Job, rules: list) -> FileReport:
 
     path = str(job.path)
     cells = NotebookCode(read_notebook(job.path), path)
-    fixed = Counter()
+    fixed, withheld = Counter(), []
     if job.fix:
-        code, _, fixed = fix_source(cells.code, path, rules, job.target)
+        code, _, fixed = fix_source(cells.code, path, rules, job.target, job.unsafe_fixes, withheld)
         if fixed:
             notebook = cells.rebuild(code)
             write_atomic(job.path, notebook_text(notebook))
             cells = NotebookCode(notebook, path)  # what is left, counted in the cells as written
     findings = run_rules(cells.code, path, rules, job.target)[1]
-    return FileReport(path, [cells.in_cell(finding) for finding in findings], fixed)
+    return FileReport(path, [cells.in_cell(finding) for finding in findings], fixed, withheld=withheld)

@@ -124,8 +124,17 @@ class ManualTrainingLoop(Rule):
 
     def check(self, context: Context):
         from ...convert import convert_source  # the converter loads libcst: only once a file is parsed
+        from ..engine import UnsafeFix
 
-        fix = Fix(rewrite=lambda source: convert_source(source, context.target, context.path).code)
+        def rewrite(source: str) -> str:
+            """The conversion, when convert would write it cleanly; one that leaves TODOs is unsafe."""
+            result = convert_source(source, context.target, context.path)
+            if result.diagnostics:
+                codes = ", ".join(sorted({d.code for d in result.diagnostics}))
+                raise UnsafeFix(result.code, f"the conversion would leave TODOs ({codes})")
+            return result.code
+
+        fix = Fix(rewrite=rewrite)
         for loop in context.raw_loops:
             if loop.reason is None:
                 yield self.report(context, loop.node, "manual training loop: the Lightning Trainer can run it "
