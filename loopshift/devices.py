@@ -57,15 +57,24 @@ class DeviceOracle:
 
 
 class DropDeviceMoves(cst.CSTTransformer):
-    """Removes device moves from moved code; `x, y = x, y` left behind disappears too."""
+    """Removes device moves from moved code; `x, y = x, y` left behind disappears too.
+    With `moved_by_lightning` (the hook's batch and what the code derives from it), only moves
+    of those go: Lightning moved the batch; anything else the hook makes or loads (a sample
+    from the prior, a global tensor) moves to the module's device, `.to(self.device)`."""
 
-    def __init__(self, oracle: DeviceOracle) -> None:
+    def __init__(self, oracle: DeviceOracle, moved_by_lightning: set[str] | None = None) -> None:
         self.oracle = oracle
+        self.moved_by_lightning = moved_by_lightning
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.oracle.is_move(original):
-            return updated.func.value.with_changes(lpar=updated.lpar, rpar=updated.rpar) if updated.lpar else updated.func.value
-        return updated
+        if not self.oracle.is_move(original):
+            return updated
+        receiver = updated.func.value
+        if self.moved_by_lightning is not None and not any(
+                name.value in self.moved_by_lightning for name in m.findall(original.func.value, m.Name())):
+            device = cst.Arg(cst.Attribute(cst.Name("self"), cst.Name("device")))
+            return updated.with_changes(func=cst.Attribute(receiver, cst.Name("to")), args=[device])
+        return receiver.with_changes(lpar=updated.lpar, rpar=updated.rpar) if updated.lpar else receiver
 
     def leave_DictComp(self, original: cst.DictComp, updated: cst.DictComp) -> cst.BaseExpression:
         # {k: v for k, v in batch.items()} is a copy of batch once the moves are gone

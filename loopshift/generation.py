@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import Assignment
+from libcst.metadata import Assignment, GlobalScope
 
 from .analysis import Analyzer
 from .util import held_object, opened, self_attribute_name
@@ -182,7 +182,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def statement(self, code: str) -> cst.BaseStatement:
         return cst.parse_statement(code, self.config)
 
-    def rewrite(self, statements, replacements) -> list[cst.BaseStatement]:
+    def rewrite(self, statements, replacements, batch: cst.CSTNode | None = None) -> list[cst.BaseStatement]:
+        """The moved statements with their names replaced, what Lightning owns gone, and device
+        moves dropped where Lightning moved the data (`batch`: the target the hook's batch was
+        unpacked into) and made `.to(self.device)` where it did not."""
         rewritten_lines = {id(b): self.manual_backward for b in self.loop.backwards}
         rewritten_lines |= {id(s): unscaled_step for s in self.loop.scaled_steps}
         if self.loop.writer is not None:
@@ -190,7 +193,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         edits = plumbing_edits(self.analyzer.code.distribution)
         if self.loop.accumulation is not None:  # `loss.item() * N` undid the division Lightning now does
             edits |= {id(product): lambda product: product.left for product in self.loop.accumulation.undone}
-        rename = Rename(replacements, self.oracle, rewritten_lines, edits)
+        rename = Rename(replacements, self.oracle, rewritten_lines, edits, derived_names(statements, batch))
         rewritten = []
         for statement in statements:
             new = statement.visit(rename)
@@ -257,6 +260,16 @@ class LoopGenerator(NamePlanner, EarlyExits):
             start = self.index.module.code_for_node(loop.index_start)
             prologue.append(self.statement(f"{loop.index_name} = {index} + {start}"))
         return batch, index, prologue
+
+    def moved_batch(self) -> cst.CSTNode | None:
+        """What the Trainer hands training_step and moves to the device: the batch, not a `range`'s
+        numbers that the step turns into a batch itself."""
+        loop = self.loop
+        if m.matches(loop.loader, m.Call(func=m.Name("range"))):
+            return None
+        if loop.fetch is not None:  # `batch = next(it)`
+            return loop.fetch
+        return loop.batch_target
 
     def batch_names_read_later(self) -> list[str]:
         """The batch and index variables that code after training reads (`print(batch_idx)` after
@@ -329,7 +342,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         unpack = [] if isinstance(target, cst.Name) else [self.statement(
             f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = {batch}")]
         key = "val" if stage == "validation" else stage
-        start, step, end = (self.rewrite(blocks[f"{key}_{part}"], replacements) for part in ("start", "step", "end"))
+        start, step, end = (self.rewrite(blocks[f"{key}_{part}"], replacements, target if part == "step" else None)
+                            for part in ("start", "step", "end"))
         methods = [self.function(f"{stage}_step", f", {batch}, {index}", unpack + step)]
         if start:
             methods.insert(0, self.function(f"on_{stage}_epoch_start", "", start))
@@ -432,7 +446,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
         self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
         step, after_step, start, end = (
-            self.early_exits(self.rewrite(blocks[key], replacements), self.plan_early_exits(blocks[key], key))
+            self.early_exits(self.rewrite(blocks[key], replacements, self.moved_batch() if key in ("step", "after_step")
+                                          else None), self.plan_early_exits(blocks[key], key))
             for key in ("step", "after_step", "start", "end"))
         configure = self.configure_optimizers(replacements)
         self.epoch_read_later()
@@ -519,7 +534,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             half, enabled = loop.precision
             choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
             options.append(f"precision={choice}")
-        options += self.distribution_options()
+        options += self.distribution_options() + self.accelerator_option()
         if loop.writer is not None:
             log_dir = code(self.host_expression(loop.writer.log_dir)) if loop.writer.log_dir else '"runs"'
             # the writer's folder itself (no name/version subfolders), where `self.log` now writes
@@ -559,6 +574,39 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if distribution.devices is not None:
             options.append(f"devices={code(self.host_expression(distribution.devices))}")
         return options
+
+    def accelerator_option(self) -> list[str]:
+        """The user's device choice keeps its meaning: `device = torch.device("cuda" if use_cuda else
+        "cpu")` with `use_cuda = not args.no_cuda and torch.cuda.is_available()` is
+        `accelerator="auto" if use_cuda else "cpu"` (auto finds the GPU the condition found)."""
+        host_scope = self.index.scope(self.loop.host)
+        conditions = set()
+        for statement in self.index.findall(m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])]),
+                                            cst.SimpleStatementLine):
+            value = statement.body[0].value
+            if m.matches(value, m.Call(args=[m.Arg(keyword=None)])) and "torch.device" in self.index.called_name(value):
+                value = value.args[0].value
+            if not isinstance(value, cst.IfExp) or not self.oracle.is_device(value):
+                continue
+            branches = [value.body.evaluated_value if isinstance(value.body, cst.SimpleString) else None,
+                        value.orelse.evaluated_value if isinstance(value.orelse, cst.SimpleString) else None]
+            choices = ["cpu" if b == "cpu" else "auto" if b and b.split(":")[0] == "cuda" else None for b in branches]
+            scope = self.index.scope(statement)
+            if None in choices or choices[0] == choices[1] or self.only_asks_for_a_gpu(value.test) or not (
+                    scope is host_scope or isinstance(scope, GlobalScope)):
+                continue
+            test = self.index.module.code_for_node(self.host_expression(value.test))
+            conditions.add(f'accelerator="{choices[0]}" if {test} else "{choices[1]}"')
+        return list(conditions) if len(conditions) == 1 else []
+
+    def only_asks_for_a_gpu(self, test: cst.BaseExpression) -> bool:
+        """`torch.cuda.is_available()` (also through `use_cuda = torch.cuda.is_available()`): what
+        the Trainer's accelerator="auto" asks anyway."""
+        if isinstance(test, cst.Name):
+            bindings = self.index.assignments(test)
+            values = [self.index.assigned_value(b) for b in bindings]
+            return len(values) == 1 and values[0] is not None and self.only_asks_for_a_gpu(values[0])
+        return isinstance(test, cst.Call) and "torch.cuda.is_available" in self.index.called_name(test)
 
     def early_stopping_callback(self) -> str:
         stopping, code = self.loop.early_stopping, self.index.module.code_for_node
@@ -680,3 +728,23 @@ def fresh(name: str, taken: set[str]) -> str:
         if candidate not in taken:
             return candidate
     return next(f"{name}{n}" for n in range(2, len(taken) + 3) if f"{name}{n}" not in taken)
+
+
+def derived_names(statements: list[cst.BaseStatement], batch: cst.CSTNode | None) -> set[str]:
+    """The names a block binds from the batch, in order (`data, target = batch`, `x = data.view(...)`,
+    `{k: v ... for k, v in batch.items()}`): Lightning moved them with it."""
+    names = {n.value for n in m.findall(batch, m.Name())} if batch is not None else set()
+    if not names:
+        return names
+    binders = m.Assign() | m.AugAssign() | m.AnnAssign() | m.For() | m.CompFor() | m.NamedExpr()
+    for statement in statements:
+        for node in m.findall(statement, binders):
+            if isinstance(node, cst.Assign):
+                targets, value = [t.target for t in node.targets], node.value
+            elif isinstance(node, (cst.For, cst.CompFor)):
+                targets, value = [node.target], node.iter
+            else:
+                targets, value = [node.target], node.value
+            if value is not None and any(n.value in names for n in m.findall(value, m.Name())):
+                names |= {n.value for target in targets for n in m.findall(target, m.Name())}
+    return names

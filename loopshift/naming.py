@@ -68,9 +68,10 @@ class Rename(cst.CSTTransformer):
     whole statements (by identity) through the given functions."""
 
     def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle,
-                 statements: dict[int, Callable] | None = None, edits: dict[int, Callable] | None = None) -> None:
+                 statements: dict[int, Callable] | None = None, edits: dict[int, Callable] | None = None,
+                 moved_by_lightning: set[str] | None = None) -> None:
         self.replacements = replacements
-        self.devices = DropDeviceMoves(oracle)
+        self.devices = DropDeviceMoves(oracle, moved_by_lightning)
         self.statements = statements or {}
         self.edits = edits or {}  # node -> what its updated form becomes (the distribution plumbing)
 

@@ -32,6 +32,8 @@ CASES = [
     ("checkpoint_reopened_after_training", [], r"epoch \d+ loss|status|reloaded"),
     # an evaluation with keyword defaults; an epoch's print before its evaluation keeps its place
     ("evaluate_keyword_defaults_epoch_print", [], r"epoch \d+|  val mse|final val mse"),
+    # a sample from the prior after each epoch, moved to the module's device; --no-cuda still chooses the CPU
+    ("corpus_vae_prior_sample_device", ["--epochs", "2", "--results", "{tmp}", "--no-cuda"], r"epoch \d+: mean"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
 ]
