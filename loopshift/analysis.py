@@ -282,9 +282,36 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         self.collect_step_extras(loop, stepping if accumulation is not None else body)
         if accumulation is not None:
             self.collect_step_extras(loop, [s for s in body if s is not accumulation])
-        if self.reads_gradients(loop, body, stepping, accumulation) or not self.drive(loop):
+        if self.reads_gradients(loop, body, stepping, accumulation) or not self.drive(loop) \
+                or not self.reiterable_loader(loop):
             return None
         return loop
+
+    def reiterable_loader(self, loop: TrainingLoop) -> bool:
+        """The Trainer iterates train_dataloaders again every epoch, and takes a Python list for a
+        list of loaders (zipped, batch by batch): batches held in a list, or built anew by the
+        epoch's own code other than as a DataLoader, do not carry over."""
+        loader = loop.loader
+        if not isinstance(loader, cst.Name) or loop.max_steps is not None:
+            return True
+        split = m.Call(func=m.Attribute(attr=m.Name("split") | m.Name("chunk") | m.Name("array_split")))
+        for binding in self.index.assignments(loader):
+            if isinstance(binding.node, cst.Param):
+                continue  # train(model, loader, ...): what its call passes, checked where it is built
+            value = self.index.assigned_value(binding)
+            called = self.index.called_name(value) if isinstance(value, cst.Call) else set()
+            if isinstance(value, (cst.List, cst.ListComp, cst.Tuple)) or m.matches(value, split) or called & {
+                    "builtins.list", "builtins.tuple", "builtins.sorted"}:
+                self.problem("LS001", f"the batches `{loader.value}` are a Python list: the Trainer would take a list "
+                             "for a list of loaders and zip them; wrap them in a DataLoader", loop.batch_loop)
+                return False
+            rebuilt = loop.epoch_loop is not None and self.index.is_inside(binding.node, {id(loop.epoch_loop)}) \
+                or loop.function is not None and self.index.is_inside(binding.node, {id(loop.function)})
+            if rebuilt and not called & torch_names.DATALOADERS:
+                self.problem("LS001", f"the batches `{loader.value}` are built anew every epoch other than as a "
+                             "DataLoader, which the Trainer could rebuild", loop.batch_loop)
+                return False
+        return True
 
     def is_closure(self, function: cst.FunctionDef, backward: cst.SimpleStatementLine) -> bool:
         """`def closure(): ...; loss.backward(); return loss` defined in a loop that calls

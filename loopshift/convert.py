@@ -136,9 +136,21 @@ class Conversion:
             self.model_lines.add(id(statement))
             self.consumed |= {id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)}
         self.names.update(generated.after_uses)
+        self.report_interrupt_handlers(loop)
         self.imports |= set(generated.imports)
         for code, reason, node in generated.todos:  # (a TODO comment where the code stays as it was)
             self.report(code, reason, node, todo_at=None if index.is_inside(node, self.consumed) else node)
+
+    def report_interrupt_handlers(self, loop) -> None:
+        """`try: <training> except KeyboardInterrupt: ...`: on Ctrl-C Lightning's fit shuts down by
+        itself and exits the process (sys.exit(1)), so the handler and what follows never run."""
+        for ancestor in self.index.ancestors(loop.host):
+            if not isinstance(ancestor, cst.Try):
+                continue
+            for handler in ancestor.handlers:
+                caught = {n.value for n in m.findall(handler.type, m.Name())} if handler.type is not None else {""}
+                if caught & {"KeyboardInterrupt", "BaseException", ""}:
+                    self.report("LS011", KEYBOARD_INTERRUPT, handler, todo_at=handler)
 
     def remove_dead_devices(self) -> None:
         """`device = torch.device(...)` goes when converting removed every use of it."""
@@ -285,6 +297,9 @@ def convert_module(module: cst.Module, source: str, target: str, path: str) -> R
 
 
 COLLECTIVE_BEFORE_FIT = "`{call}()` runs before the Trainer sets up the process group (it does in fit)"
+KEYBOARD_INTERRUPT = ("on Ctrl-C, Lightning's fit shuts down by itself and exits the process (sys.exit(1)): this "
+                      "handler and the code after it no longer run; catch SystemExit too, or move what it does "
+                      "into a callback's on_exception")
 USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
                 "after fit, use trainer.optimizers / trainer.lr_scheduler_configs")
 
