@@ -24,6 +24,9 @@ from typing import Optional, Sequence, Union
 # loopshift nor its dependencies, and no folder of ours lands on the script's sys.path.
 HARNESS = Path(__file__).with_name("harness.py")
 OUTPUT_TAIL_CHARS = 8000
+# In a parity run the converted script goes on after its K-th optimizer step, to its end (the code
+# after training must not fail), for at most this long (or a quarter of --timeout, if less).
+AFTER_TRAINING_SECONDS = 60.0
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -73,6 +76,8 @@ class HarnessRun:
     timed_out: bool = False
     no_result: bool = False
     exit_status: Optional[int] = None
+    trained: bool = False  # it ran its K optimizer steps (the parity window), or a Trainer.fit returned
+    stopped: Optional[str] = None  # why and where a parity run was stopped after training, if it was
 
 
 def verify(
@@ -90,7 +95,8 @@ def verify(
     summary: bool = False,
 ) -> VerifyResult:
     """Run SCRIPT with every Trainer forced to `fast_dev_run=steps`; with `original`, run both
-    for `steps` optimizer steps from the same seed and compare the losses passed to backward.
+    for `steps` optimizer steps from the same seed and compare the losses passed to backward,
+    then let SCRIPT run on after its Trainer's fit to its end (an error there fails).
 
     Raises FileNotFoundError or ValueError for bad input; everything the scripts do is reported
     in the result.
@@ -145,6 +151,7 @@ def run_harness(script: Path, *, python: str, parity: bool, steps: int, devices:
             "--result", str(result_file),
             "--root-dir", str(Path(workdir) / "root"),  # Lightning's default_root_dir
             "--steps", str(steps), "--devices", str(devices), "--seed", str(seed),
+            "--after-training-seconds", str(min(AFTER_TRAINING_SECONDS, timeout / 4)),
             *(["--parity"] if parity else []),
             *(["--summary"] if summary else []),
             "--", str(script), *script_args,
@@ -200,7 +207,24 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
         error=error,
         summary=data["summary"] or "",
         output=output,
+        trained=data.get("window_closed", False) or data.get("fit_returned", False),
+        stopped=stop_note(script, data.get("stopped")),
     )
+
+
+def stop_note(script: Path, stopped: Optional[dict]) -> Optional[str]:
+    if stopped is None:
+        return None
+    return f"stopped {stopped['reason']}" + (f", at {where(script, stopped['file'], stopped['line'])}"
+                                            if stopped["file"] else "")
+
+
+def where(script: Path, file: Optional[str], line: Optional[int]) -> str:
+    """`name.py:57` for the script itself, the full path for another file."""
+    if file is None:
+        return "an unknown place"
+    shown = script.name if Path(file) == script else file
+    return f"{shown}:{line}" if line is not None else shown
 
 
 def script_error(data: Optional[dict]) -> Optional[ScriptError]:
@@ -252,23 +276,34 @@ def smoke_result(run: HarnessRun, seconds: float, timeout: float) -> VerifyResul
 def parity_result(original: HarnessRun, converted: HarnessRun, seconds: float, timeout: float,
                   rtol: float, atol: float) -> VerifyResult:
     max_abs_diff = max_difference(original.losses, converted.losses)
+    # an error after training: the losses are compared first, the error fails the run after them
+    failed_after_training = converted.error is not None and converted.trained
+    matches = (f"{converted.script.name} matches {original.script.name} "
+               f"({plural(len(converted.losses), 'loss', 'losses')}, max abs diff {max_abs_diff:.3g})")
     failure = (
         run_failure(original, timeout)
         or (None if original.losses else f"{original.script.name} never calls backward")
-        or run_failure(converted, timeout)
+        or (None if failed_after_training else run_failure(converted, timeout))
         or training_failure(converted)
         or loss_mismatch(original, converted, rtol, atol)
+        or (f"{matches} but {failure_after_training(converted)}" if failed_after_training else None)
     )
-    message = failure or (
-        f"{converted.script.name} matches {original.script.name} "
-        f"({plural(len(converted.losses), 'loss', 'losses')}, max abs diff {max_abs_diff:.3g})"
-    )
+    message = failure or (f"{matches}; {converted.stopped}" if converted.stopped else matches)
     return VerifyResult(
         ok=failure is None, stages=converted.stages, losses=converted.losses, seconds=seconds,
         error=original.error or converted.error, original_losses=original.losses, max_abs_diff=max_abs_diff,
         message=message, summary=converted.summary,
         output=output_worth_showing(original, timeout) or output_worth_showing(converted, timeout),
     )
+
+
+def failure_after_training(run: HarnessRun) -> str:
+    """`raised NameError after training at x_lightning.py:57: name 'f' is not defined`."""
+    error = run.error
+    at = f" at {where(run.script, error.file, error.line)}" if error.file else ""
+    if error.type == "SystemExit":
+        return f"{error.message} after training{at}"
+    return f"raised {error.type} after training{at}: {error.message}"
 
 
 def output_worth_showing(run: HarnessRun, timeout: float) -> str:
