@@ -402,6 +402,36 @@ def test_cli_missing_script_is_a_usage_error(tmp_path, cli):
     assert outcome.output.strip() == f"{tmp_path / 'nope.py'}: error: no such file"
 
 
+NOTEBOOK_JSON = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
+
+
+@pytest.mark.parametrize("name, content, error", [
+    ("py2.py", b"import torch\nprint 'hello'\n",
+     "py2.py:2:1: error: syntax error: Missing parentheses in call to 'print'. Did you mean print(...)?"),
+    ("py2_except.py", b"try:\n    pass\nexcept ValueError, e:\n    pass\n",
+     "py2_except.py:3:8: error: syntax error: multiple exception types must be parenthesized"),
+    ("unclosed.py", b"x = (\n", "unclosed.py:1:5: error: syntax error: '(' was never closed"),
+    ("latin1.py", b"# caf\xe9\nimport torch\n", "latin1.py:1: error: not valid utf-8 text (invalid continuation byte)"),
+    ("train.ipynb", NOTEBOOK_JSON,
+     "train.ipynb: error: verify runs Python scripts, not notebooks; `jupyter nbconvert --to script train.ipynb` "
+     "writes the notebook's code as one"),
+    ("saved_notebook.py", NOTEBOOK_JSON, "saved_notebook.py: error: holds a Jupyter notebook's JSON, not Python code"),
+])
+def test_cli_input_that_is_no_python_script_is_a_usage_error(tmp_path, monkeypatch, capsys, name, content, error):
+    from loopshift.cli import main
+    from loopshift.verify import runner
+
+    monkeypatch.setattr(runner, "run_harness", lambda *args, **kwargs: pytest.fail("started a run"))
+    monkeypatch.chdir(tmp_path)
+    Path(name).write_bytes(content)
+    Path("good.py").write_text("print('fine')\n")
+
+    for arguments in ([name], ["good.py", "--original", name], [name, "--original", "good.py"]):
+        assert main(["verify", *arguments]) == 2
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", error + "\n")
+
+
 def test_timeout_kills_the_run_and_fails(tmp_path):
     script = write(tmp_path, "hangs.py", "import time\ntime.sleep(60)\n")
 

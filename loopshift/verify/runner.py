@@ -5,6 +5,7 @@ This side never imports torch: the harness does, in the user's interpreter.
 
 from __future__ import annotations
 
+import ast
 import errno
 import json
 import math
@@ -19,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
+
+from loopshift.source import InputError, read_source
 
 # Run as a file, not `-m loopshift.verify.harness`: the user's interpreter then needs neither
 # loopshift nor its dependencies, and no folder of ours lands on the script's sys.path.
@@ -98,9 +101,17 @@ def verify(
     for `steps` optimizer steps from the same seed and compare the losses passed to backward,
     then let SCRIPT run on after its Trainer's fit to its end (an error there fails).
 
-    Raises FileNotFoundError or ValueError for bad input; everything the scripts do is reported
-    in the result.
+    Raises FileNotFoundError or ValueError for bad arguments and InputError (a one-line
+    `path[:line[:col]]: error: reason`) for a file that is no Python script (a syntax error,
+    undecodable bytes, Python 2, a notebook), before anything runs; everything the scripts do is
+    reported in the result.
     """
+    for given in (script, original):
+        if given is not None:
+            existing_file(given)
+    for given in (original, script):  # named as the user named them
+        if given is not None:
+            check_python_script(Path(given))
     script = existing_file(script)
     original = existing_file(original) if original is not None else None
     python = interpreter(python)
@@ -127,6 +138,35 @@ def existing_file(path: PathLike) -> Path:
     if not path.is_file():
         raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
     return path.resolve()
+
+
+def check_python_script(path: Path) -> None:
+    """InputError for what Python would not run as a script: caught here, it is a one-line usage
+    error (as convert and lint give), not a failed run. Parsing with this interpreter's `ast` is cheap."""
+    if path.suffix == ".ipynb":
+        raise InputError(f"{path}: error: verify runs Python scripts, not notebooks; `jupyter nbconvert "
+                         f"--to script {path.name}` writes the notebook's code as one")
+    source = read_source(path)  # InputError for undecodable bytes
+    if looks_like_a_notebook(source):
+        raise InputError(f"{path}: error: holds a Jupyter notebook's JSON, not Python code")
+    try:
+        compile(source, str(path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:  # Python 2 code too: print "x", except E, e
+        place = f"{error.lineno}:{error.offset}:" if error.offset else f"{error.lineno}:" if error.lineno else ""
+        raise InputError(f"{path}:{place} error: syntax error: {error.msg}") from None
+    except ValueError as error:  # null bytes
+        raise InputError(f"{path}: error: {error}") from None
+
+
+def looks_like_a_notebook(source: str) -> bool:
+    """A notebook's JSON saved as .py parses as a dict expression, then fails on `null`."""
+    if not source.lstrip().startswith("{"):
+        return False
+    try:
+        data = json.loads(source)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "cells" in data
 
 
 def interpreter(python: Optional[str]) -> str:
