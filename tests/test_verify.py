@@ -324,6 +324,27 @@ def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
     assert result.losses == result.original_losses and len(result.losses) == 3  # not the second fit's
 
 
+def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends(tmp_path):
+    """max_steps=K alone would end the epoch mid-way, with no validation before on_train_epoch_end."""
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1").replace(
+        "    def configure_optimizers(self):\n", '''    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.val_loss = nn.functional.cross_entropy(self.model(x), y).item()
+
+    def on_train_epoch_end(self):
+        print("val loss", self.val_loss)
+
+    def configure_optimizers(self):
+''').replace("train_dataloaders=loader)", "train_dataloaders=loader, val_dataloaders=loader)"))
+
+    result = verify(converted, original=original, steps=2)  # 2 of the 4 batches of the first epoch
+
+    assert result.ok, result
+    assert result.stages == ("train", "validate")
+    assert result.losses == result.original_losses and len(result.losses) == 2
+
+
 def test_parity_stops_a_raw_loop_left_after_fit_and_says_where(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", after_fit("""

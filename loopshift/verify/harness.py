@@ -9,8 +9,9 @@ when the script itself imports Lightning. The outcome goes to the JSON file name
      window_closed, fit_returned, stopped}
 
 Parity (`--parity`) compares the losses of the first K optimizer steps (the window). A raw loop is
-stopped at its K-th step (StopAfterSteps). A Trainer's `fit` is not: `max_steps=K` ends it, and
-the script runs on to its end (its `trainer.test`, prints, saves), so that an error after training
+stopped at its K-th step (StopAfterSteps). A Trainer's `fit` is not: it stops there as an early
+stop does (validation on that batch, then the epoch's end; `max_steps=K` too), and the script runs
+on to its end (its `trainer.test`, prints, saves), so that an error after training
 fails verify too; the losses after the window are not recorded, later fits get `max_steps=K` and
 evaluations after the window a few batches, a raw optimizer step after the window still stops the
 run, and so does a budget of `--after-training-seconds` counted from the K-th step.
@@ -76,7 +77,6 @@ class Record:
     summary: Optional[str] = None
     window_closed: bool = False  # parity: the K-th optimizer step has run; later losses are not compared
     fit_returned: bool = False  # a Trainer.fit has returned
-    fits_running: int = 0
     # parity: where the run was stopped after the window (a raw optimizer step, the time budget), and why
     stopped: Optional[dict] = None
     stopping: Optional[str] = None
@@ -219,10 +219,14 @@ def count_optimizer_steps(torch: ModuleType, record: Record, options: Options) -
         if options.parity:
             # Parity compares the first K steps. Inside a Trainer's fit, max_steps=K ends the fit and
             # the script goes on (what it does after training must not fail); a raw loop is stopped.
-            if not record.window_closed:
+            closing = not record.window_closed
+            if closing:
                 record.window_closed = True
                 start_after_training_budget(options.after_training_seconds)
-            if record.fits_running:
+            if FITS_RUNNING:
+                trainer, steps_before = FITS_RUNNING[-1]
+                if closing or record.steps - steps_before >= options.steps:  # a later fit: its K steps
+                    stop_like_early_stopping(trainer)
                 return
             if record.steps > options.steps:
                 record.stopping = "at a raw optimizer step after training"
@@ -231,6 +235,18 @@ def count_optimizer_steps(torch: ModuleType, record: Record, options: Options) -
             raise StopAfterSteps  # a loop outside any Trainer fails verify anyway: not for hours
 
     register_optimizer_step_post_hook(after_step)
+
+
+def stop_like_early_stopping(trainer: Any) -> None:
+    """max_steps=K would end the fit in the middle of an epoch, with `on_train_epoch_end` run but
+    no validation before it, which a full run never does (a hook reading what validation computed
+    would fail). Stop as EarlyStopping does instead: validate on this batch, then end the epoch.
+    min_epochs/min_steps would refuse the early stop; `fit_loop` is Lightning's internal loop."""
+    trainer.should_stop = True
+    fit_loop = getattr(trainer, "fit_loop", None)
+    if fit_loop is not None and hasattr(fit_loop, "min_epochs") and hasattr(fit_loop, "epoch_loop"):
+        fit_loop.min_epochs = None
+        fit_loop.epoch_loop.min_steps = None
 
 
 def handle_after_training_budget(record: Record, seconds: float) -> None:
@@ -323,6 +339,8 @@ def patch_trainer(trainer_module: ModuleType, package: str, options: Options, re
         setattr(trainer_class, name, evaluate)
 
 
+FITS_RUNNING: list[tuple[Any, int]] = []  # (Trainer, optimizer steps before it) of each fit running, innermost last
+
 # the Trainer attribute that limits the batches of each evaluation (and of validation within fit)
 BATCH_LIMITS = {"validate": "limit_val_batches", "test": "limit_test_batches", "predict": "limit_predict_batches"}
 
@@ -341,11 +359,11 @@ def tracking_fit(method: Callable, options: Options, record: Record) -> Callable
     def fit(self, *args, **kwargs):
         if options.parity and record.window_closed:
             cap_batches(self, BATCH_LIMITS["validate"], options.steps)
-        record.fits_running += 1
+        FITS_RUNNING.append((self, record.steps))
         try:
             result = method(self, *args, **kwargs)
         finally:
-            record.fits_running -= 1
+            FITS_RUNNING.pop()
         record.fit_returned = True
         return result
 
@@ -359,7 +377,7 @@ def few_batches_after_training(method: Callable, name: str, options: Options, re
 
     @functools.wraps(method)
     def evaluate(self, *args, **kwargs):
-        if record.window_closed and not record.fits_running:
+        if record.window_closed and not FITS_RUNNING:
             cap_batches(self, BATCH_LIMITS[name], options.steps)
         return method(self, *args, **kwargs)
 
