@@ -145,6 +145,27 @@ if __name__ == "__main__":
     main()
 '''
 
+# LIGHTNING_EQUIVALENT (at learning rate 0.1) with `code` after its trainer.fit, in main()
+def after_fit(code: str) -> str:
+    equivalent = LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1")
+    fit = "    trainer.fit(LitNet(model), train_dataloaders=loader)\n"
+    assert fit in equivalent
+    return equivalent.replace(fit, fit + textwrap.indent(textwrap.dedent(code).lstrip(), "    "))
+
+
+TEST_STEP_BEFORE = "    def configure_optimizers(self):\n"
+TEST_STEP_AFTER = """    test_batches = 0
+
+    def test_step(self, batch, batch_idx):
+        self.test_batches += 1
+
+""" + TEST_STEP_BEFORE
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
 # A raw loop with a GradScaler and gradient accumulation (2 backward calls per optimizer step).
 SCALED_ACCUMULATING_LOOP = '''
 import torch
@@ -247,6 +268,119 @@ def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
     assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
 
 
+def test_parity_fails_when_the_converted_script_raises_after_training(tmp_path):
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", after_fit("""
+        print("trained")
+        torch.save(model.state_dict(), checkpoint_path)  # a name the conversion lost
+    """))
+    line = line_of(converted, "checkpoint_path")
+
+    result = verify(converted, original=original, steps=3)
+
+    assert not result.ok
+    assert result.message == (
+        "train_lightning.py matches train.py (3 losses, max abs diff 0) but raised NameError after training "
+        f"at train_lightning.py:{line}: name 'checkpoint_path' is not defined")
+    assert result.losses == result.original_losses and len(result.losses) == 3
+    assert (result.error.file, result.error.line) == (str(converted), line)
+    assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
+
+
+def test_cli_names_the_line_that_fails_after_training(tmp_path, cli):
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", after_fit("""
+        import sys
+        sys.exit(3)
+    """))
+
+    outcome = cli(converted, "--original", original, "--steps", "2")
+
+    assert outcome.exit_code == 1, outcome.output
+    assert outcome.output.splitlines()[0] == (
+        "FAIL train_lightning.py matches train.py (2 losses, max abs diff 0) but exited with status 3 "
+        f"after training at train_lightning.py:{line_of(converted, 'sys.exit')}")
+
+
+def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    # a test set of 64 batches, tested after fit: verify runs 3 of them, and the lines after it
+    converted = write(tmp_path, "train_lightning.py", after_fit("""
+        test_loader = DataLoader(TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,))), batch_size=1)
+        lit = trainer.lightning_module
+        trainer.test(lit, dataloaders=test_loader)
+        assert lit.test_batches == 3, lit.test_batches
+        second = L.Trainer(max_epochs=100)  # a later Trainer is capped at 3 steps too
+        second.fit(LitNet(model), train_dataloaders=loader)
+        assert second.global_step == 3, second.global_step
+        print("done")
+    """).replace(TEST_STEP_BEFORE, TEST_STEP_AFTER))
+
+    result = verify(converted, original=original, steps=3)
+
+    assert result.ok, result
+    assert result.message == "train_lightning.py matches train.py (3 losses, max abs diff 0)"
+    assert result.stages == ("train", "test")
+    assert result.losses == result.original_losses and len(result.losses) == 3  # not the second fit's
+
+
+def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends(tmp_path):
+    """max_steps=K alone would end the epoch mid-way, with no validation before on_train_epoch_end."""
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1").replace(
+        "    def configure_optimizers(self):\n", '''    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.val_loss = nn.functional.cross_entropy(self.model(x), y).item()
+
+    def on_train_epoch_end(self):
+        print("val loss", self.val_loss)
+
+    def configure_optimizers(self):
+''').replace("train_dataloaders=loader)", "train_dataloaders=loader, val_dataloaders=loader)"))
+
+    result = verify(converted, original=original, steps=2)  # 2 of the 4 batches of the first epoch
+
+    assert result.ok, result
+    assert result.stages == ("train", "validate")
+    assert result.losses == result.original_losses and len(result.losses) == 2
+
+
+def test_parity_stops_a_raw_loop_left_after_fit_and_says_where(tmp_path):
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", after_fit("""
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(1000):
+            for x, y in loader:
+                nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+    """))
+
+    result = verify(converted, original=original, steps=2)
+
+    assert result.ok, result
+    assert result.losses == result.original_losses and len(result.losses) == 2
+    assert result.message == ("train_lightning.py matches train.py (2 losses, max abs diff 0); stopped at a raw "
+                              f"optimizer step after training, at train_lightning.py:{line_of(converted, 'optimizer.step()')}")
+
+
+def test_parity_stops_slow_code_after_training_on_a_budget(tmp_path, monkeypatch):
+    from loopshift.verify import runner
+
+    monkeypatch.setattr(runner, "AFTER_TRAINING_SECONDS", 2.0)  # (or a quarter of the timeout)
+    original = write(tmp_path, "train.py", RAW_LOOP)
+    converted = write(tmp_path, "train_lightning.py", after_fit("""
+        import time
+        time.sleep(600)
+    """))
+
+    result = verify(converted, original=original, steps=1)
+
+    assert result.ok, result
+    assert result.message.endswith(
+        f"; stopped 2 s after training (its time budget), at train_lightning.py:{line_of(converted, 'sleep')}")
+    assert result.seconds < 120
+
+
 def test_cli_parity_fails_for_another_learning_rate(tmp_path, cli):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.2"))
@@ -287,6 +421,36 @@ def test_cli_missing_script_is_a_usage_error(tmp_path, cli):
 
     assert outcome.exit_code == 2
     assert outcome.output.strip() == f"{tmp_path / 'nope.py'}: error: no such file"
+
+
+NOTEBOOK_JSON = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
+
+
+@pytest.mark.parametrize("name, content, error", [
+    ("py2.py", b"import torch\nprint 'hello'\n",
+     "py2.py:2:1: error: syntax error: Missing parentheses in call to 'print'. Did you mean print(...)?"),
+    ("py2_except.py", b"try:\n    pass\nexcept ValueError, e:\n    pass\n",
+     "py2_except.py:3:8: error: syntax error: multiple exception types must be parenthesized"),
+    ("unclosed.py", b"x = (\n", "unclosed.py:1:5: error: syntax error: '(' was never closed"),
+    ("latin1.py", b"# caf\xe9\nimport torch\n", "latin1.py:1: error: not valid utf-8 text (invalid continuation byte)"),
+    ("train.ipynb", NOTEBOOK_JSON,
+     "train.ipynb: error: verify runs Python scripts, not notebooks; `jupyter nbconvert --to script train.ipynb` "
+     "writes the notebook's code as one"),
+    ("saved_notebook.py", NOTEBOOK_JSON, "saved_notebook.py: error: holds a Jupyter notebook's JSON, not Python code"),
+])
+def test_cli_input_that_is_no_python_script_is_a_usage_error(tmp_path, monkeypatch, capsys, name, content, error):
+    from loopshift.cli import main
+    from loopshift.verify import runner
+
+    monkeypatch.setattr(runner, "run_harness", lambda *args, **kwargs: pytest.fail("started a run"))
+    monkeypatch.chdir(tmp_path)
+    Path(name).write_bytes(content)
+    Path("good.py").write_text("print('fine')\n")
+
+    for arguments in ([name], ["good.py", "--original", name], [name, "--original", "good.py"]):
+        assert main(["verify", *arguments]) == 2
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", error + "\n")
 
 
 def test_timeout_kills_the_run_and_fails(tmp_path):

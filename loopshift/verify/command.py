@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 
 import typer
 
+from loopshift.source import InputError
 from loopshift.verify.runner import ScriptError, VerifyResult, losses_close, verify
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -39,6 +40,9 @@ def verify_command(
             script, original=original, steps=steps, python=python, devices=devices, timeout=timeout,
             seed=seed, rtol=rtol, atol=atol, script_args=script_args or (), summary=summary,
         )
+    except InputError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_USAGE)
     except FileNotFoundError as exc:
         typer.echo(f"{exc.filename}: error: {exc.strerror}", err=True)
         raise typer.Exit(EXIT_USAGE)

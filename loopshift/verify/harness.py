@@ -5,10 +5,20 @@ The runner starts it with the user's interpreter, either as a file (`python .../
 standard library and torch: it imports torch in `main()`, and patches Lightning's `Trainer` only
 when the script itself imports Lightning. The outcome goes to the JSON file named by `--result`:
 
-    {ok, stages, losses, steps, trainer_built, fabric_built, seconds, error, summary}
+    {ok, stages, losses, steps, trainer_built, fabric_built, seconds, error, summary,
+     window_closed, fit_returned, stopped}
+
+Parity (`--parity`) compares the losses of the first K optimizer steps (the window). A raw loop is
+stopped at its K-th step (StopAfterSteps). A Trainer's `fit` is not: it stops there as an early
+stop does (validation on that batch, then the epoch's end; `max_steps=K` too), and the script runs
+on to its end (its `trainer.test`, prints, saves), so that an error after training
+fails verify too; the losses after the window are not recorded, later fits get `max_steps=K` and
+evaluations after the window a few batches, a raw optimizer step after the window still stops the
+run, and so does a budget of `--after-training-seconds` counted from the K-th step.
 
 A script converted to Lightning Fabric keeps its own loop: the harness forces its `Fabric` onto the
-CPU (N processes under DDP) and stops it after K optimizer steps, as it stops the original.
+CPU (N processes under DDP) and stops it after K optimizer steps, as it stops the original (so the
+code after its loop does not run).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import os
 import random
 import runpy
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -51,6 +62,7 @@ class Options:
     parity: bool = False
     summary: bool = False
     root_dir: Optional[str] = None
+    after_training_seconds: float = 60.0
 
 
 @dataclass
@@ -63,13 +75,18 @@ class Record:
     trainer_built: bool = False
     fabric_built: bool = False
     summary: Optional[str] = None
+    window_closed: bool = False  # parity: the K-th optimizer step has run; later losses are not compared
+    fit_returned: bool = False  # a Trainer.fit has returned
+    # parity: where the run was stopped after the window (a raw optimizer step, the time budget), and why
+    stopped: Optional[dict] = None
+    stopping: Optional[str] = None
 
     def saw_stage(self, stage: str) -> None:
         if stage not in self.stages:
             self.stages.append(stage)
 
     def saw_backward(self, tensor: Any) -> None:
-        if tensor.numel() != 1:  # a non-scalar backward (with explicit gradients) is no loss
+        if tensor.numel() != 1 or self.window_closed:  # a non-scalar backward (with explicit gradients) is no loss
             return
         unscaled = getattr(tensor, "_loopshift_unscaled", None)
         self.losses.append(unscaled if unscaled is not None else float(tensor.detach()))
@@ -78,6 +95,10 @@ class Record:
 class StopAfterSteps(BaseException):
     """Ends the script after its K-th optimizer step (see count_optimizer_steps); a BaseException
     so that the script's own `except Exception` blocks do not swallow it."""
+
+
+class AfterTrainingBudgetSpent(StopAfterSteps):
+    """Ends a parity run whose code after the K-th step runs longer than --after-training-seconds."""
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -92,6 +113,7 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--parity", action="store_true")
     parser.add_argument("--summary", action="store_true")
     parser.add_argument("--root-dir", dest="root_dir")
+    parser.add_argument("--after-training-seconds", dest="after_training_seconds", type=float, default=60.0)
     namespace = parser.parse_args(argv[:split])
     script, *script_args = argv[split + 1 :]
     return Options(script=os.path.abspath(script), script_args=script_args, **vars(namespace))
@@ -192,12 +214,67 @@ def count_optimizer_steps(torch: ModuleType, record: Record, options: Options) -
         record.steps += 1
         if record.trainer_built or record.fabric_built:
             record.saw_stage("train")  # a Trainer's or Fabric's optimizer stepped (stopping skips on_train_batch_end)
-        # Parity compares the first K steps. A loop outside any Trainer fails verify anyway:
-        # stop it there too rather than let it train for hours.
-        if record.steps >= options.steps and (options.parity or not record.trainer_built):
+        if record.steps < options.steps:
+            return
+        if options.parity:
+            # Parity compares the first K steps. Inside a Trainer's fit, max_steps=K ends the fit and
+            # the script goes on (what it does after training must not fail); a raw loop is stopped.
+            closing = not record.window_closed
+            if closing:
+                record.window_closed = True
+                start_after_training_budget(options.after_training_seconds)
+            if FITS_RUNNING:
+                trainer, steps_before = FITS_RUNNING[-1]
+                if closing or record.steps - steps_before >= options.steps:  # a later fit: its K steps
+                    stop_like_early_stopping(trainer)
+                return
+            if record.steps > options.steps:
+                record.stopping = "at a raw optimizer step after training"
             raise StopAfterSteps
+        if not record.trainer_built:
+            raise StopAfterSteps  # a loop outside any Trainer fails verify anyway: not for hours
 
     register_optimizer_step_post_hook(after_step)
+
+
+def stop_like_early_stopping(trainer: Any) -> None:
+    """max_steps=K would end the fit in the middle of an epoch, with `on_train_epoch_end` run but
+    no validation before it, which a full run never does (a hook reading what validation computed
+    would fail). Stop as EarlyStopping does instead: validate on this batch, then end the epoch.
+    min_epochs/min_steps would refuse the early stop; `fit_loop` is Lightning's internal loop."""
+    trainer.should_stop = True
+    fit_loop = getattr(trainer, "fit_loop", None)
+    if fit_loop is not None and hasattr(fit_loop, "min_epochs") and hasattr(fit_loop, "epoch_loop"):
+        fit_loop.min_epochs = None
+        fit_loop.epoch_loop.min_steps = None
+
+
+def handle_after_training_budget(record: Record, seconds: float) -> None:
+    """After the window a parity run has `seconds` more, then it stops where it is: a SIGALRM, whose
+    handler is set before the script runs (Lightning's fit restores the handlers it found on entry)."""
+    if seconds <= 0 or not hasattr(signal, "setitimer"):
+        return
+
+    def spent(signum, frame):
+        record.stopping = f"{seconds:g} s after training (its time budget)"
+        raise AfterTrainingBudgetSpent
+
+    signal.signal(signal.SIGALRM, spent)  # run_script runs on the main thread
+    BUDGET_HANDLERS.append(spent)
+
+
+BUDGET_HANDLERS: list[Callable] = []
+
+
+def start_after_training_budget(seconds: float) -> None:
+    """Starts the alarm, unless the script has put a SIGALRM handler of its own in place of ours."""
+    if BUDGET_HANDLERS and signal.getsignal(signal.SIGALRM) is BUDGET_HANDLERS[-1]:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def stop_after_training_budget() -> None:
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,8 +331,57 @@ def patch_trainer(trainer_module: ModuleType, package: str, options: Options, re
         original_init(self, *args, **kwargs)
 
     trainer_class.__init__ = init
+    trainer_class.fit = tracking_fit(trainer_class.fit, options, record)
     for name in ("validate", "test", "predict"):
-        setattr(trainer_class, name, with_current_weights(getattr(trainer_class, name)))
+        evaluate = with_current_weights(getattr(trainer_class, name))
+        if options.parity:
+            evaluate = few_batches_after_training(evaluate, name, options, record)
+        setattr(trainer_class, name, evaluate)
+
+
+FITS_RUNNING: list[tuple[Any, int]] = []  # (Trainer, optimizer steps before it) of each fit running, innermost last
+
+# the Trainer attribute that limits the batches of each evaluation (and of validation within fit)
+BATCH_LIMITS = {"validate": "limit_val_batches", "test": "limit_test_batches", "predict": "limit_predict_batches"}
+
+
+def cap_batches(trainer: Any, attribute: str, steps: int) -> None:
+    limit = getattr(trainer, attribute, None)
+    if not (isinstance(limit, int) and not isinstance(limit, bool) and limit <= steps):
+        setattr(trainer, attribute, steps)
+
+
+def tracking_fit(method: Callable, options: Options, record: Record) -> Callable:
+    """Counts the fits running (an optimizer step inside one does not stop a parity run) and notes
+    that one returned. A fit that starts after the window validates on a few batches only."""
+
+    @functools.wraps(method)
+    def fit(self, *args, **kwargs):
+        if options.parity and record.window_closed:
+            cap_batches(self, BATCH_LIMITS["validate"], options.steps)
+        FITS_RUNNING.append((self, record.steps))
+        try:
+            result = method(self, *args, **kwargs)
+        finally:
+            FITS_RUNNING.pop()
+        record.fit_returned = True
+        return result
+
+    return fit
+
+
+def few_batches_after_training(method: Callable, name: str, options: Options, record: Record) -> Callable:
+    """In a parity run, `trainer.validate/test/predict` after the window runs K batches: it only has
+    to run without error. Before the window it runs in full, as the original's evaluation did (its
+    batches may draw from the global random generator)."""
+
+    @functools.wraps(method)
+    def evaluate(self, *args, **kwargs):
+        if record.window_closed and not FITS_RUNNING:
+            cap_batches(self, BATCH_LIMITS[name], options.steps)
+        return method(self, *args, **kwargs)
+
+    return evaluate
 
 
 def forced_fabric_kwargs(user_kwargs: dict[str, Any], options: Options) -> dict[str, Any]:
@@ -390,6 +516,8 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
         spawn_one_process_here(torch)
     record_losses(torch, record)
     count_optimizer_steps(torch, record, options)
+    if options.parity:
+        handle_after_training_budget(record, options.after_training_seconds)
     patches = {
         name: functools.partial(patch_trainer, package=package, options=options, record=record,
                                 root_dir=root_dir, harness_command=harness_command)
@@ -406,9 +534,14 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
     sys.argv = [options.script, *options.script_args]
     sys.path[0] = os.path.dirname(options.script)
     try:
-        runpy.run_path(options.script, run_name="__main__")
-    except StopAfterSteps:
-        pass
+        try:
+            runpy.run_path(options.script, run_name="__main__")
+        finally:
+            stop_after_training_budget()  # before anything below can be interrupted
+    except StopAfterSteps as exc:
+        if record.stopping is not None:  # stopped after the window: say where
+            where = error_from_exception(exc, options.script)
+            record.stopped = {"reason": record.stopping, "file": where["file"], "line": where["line"]}
     except SystemExit as exc:
         if exc.code not in (None, 0):
             return error_from_exception(exc, options.script, f"exited with status {exc.code}")

@@ -5,6 +5,7 @@ This side never imports torch: the harness does, in the user's interpreter.
 
 from __future__ import annotations
 
+import ast
 import errno
 import json
 import math
@@ -20,10 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from loopshift.source import InputError, read_source
+
 # Run as a file, not `-m loopshift.verify.harness`: the user's interpreter then needs neither
 # loopshift nor its dependencies, and no folder of ours lands on the script's sys.path.
 HARNESS = Path(__file__).with_name("harness.py")
 OUTPUT_TAIL_CHARS = 8000
+# In a parity run the converted script goes on after its K-th optimizer step, to its end (the code
+# after training must not fail), for at most this long (or a quarter of --timeout, if less).
+AFTER_TRAINING_SECONDS = 60.0
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -73,6 +79,8 @@ class HarnessRun:
     timed_out: bool = False
     no_result: bool = False
     exit_status: Optional[int] = None
+    trained: bool = False  # it ran its K optimizer steps (the parity window), or a Trainer.fit returned
+    stopped: Optional[str] = None  # why and where a parity run was stopped after training, if it was
 
 
 def verify(
@@ -90,11 +98,20 @@ def verify(
     summary: bool = False,
 ) -> VerifyResult:
     """Run SCRIPT with every Trainer forced to `fast_dev_run=steps`; with `original`, run both
-    for `steps` optimizer steps from the same seed and compare the losses passed to backward.
+    for `steps` optimizer steps from the same seed and compare the losses passed to backward,
+    then let SCRIPT run on after its Trainer's fit to its end (an error there fails).
 
-    Raises FileNotFoundError or ValueError for bad input; everything the scripts do is reported
-    in the result.
+    Raises FileNotFoundError or ValueError for bad arguments and InputError (a one-line
+    `path[:line[:col]]: error: reason`) for a file that is no Python script (a syntax error,
+    undecodable bytes, Python 2, a notebook), before anything runs; everything the scripts do is
+    reported in the result.
     """
+    for given in (script, original):
+        if given is not None:
+            existing_file(given)
+    for given in (original, script):  # named as the user named them
+        if given is not None:
+            check_python_script(Path(given))
     script = existing_file(script)
     original = existing_file(original) if original is not None else None
     python = interpreter(python)
@@ -123,6 +140,35 @@ def existing_file(path: PathLike) -> Path:
     return path.resolve()
 
 
+def check_python_script(path: Path) -> None:
+    """InputError for what Python would not run as a script: caught here, it is a one-line usage
+    error (as convert and lint give), not a failed run. Parsing with this interpreter's `ast` is cheap."""
+    if path.suffix == ".ipynb":
+        raise InputError(f"{path}: error: verify runs Python scripts, not notebooks; `jupyter nbconvert "
+                         f"--to script {path.name}` writes the notebook's code as one")
+    source = read_source(path)  # InputError for undecodable bytes
+    if looks_like_a_notebook(source):
+        raise InputError(f"{path}: error: holds a Jupyter notebook's JSON, not Python code")
+    try:
+        compile(source, str(path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:  # Python 2 code too: print "x", except E, e
+        place = f"{error.lineno}:{error.offset}:" if error.offset else f"{error.lineno}:" if error.lineno else ""
+        raise InputError(f"{path}:{place} error: syntax error: {error.msg}") from None
+    except ValueError as error:  # null bytes
+        raise InputError(f"{path}: error: {error}") from None
+
+
+def looks_like_a_notebook(source: str) -> bool:
+    """A notebook's JSON saved as .py parses as a dict expression, then fails on `null`."""
+    if not source.lstrip().startswith("{"):
+        return False
+    try:
+        data = json.loads(source)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "cells" in data
+
+
 def interpreter(python: Optional[str]) -> str:
     if python is None:
         return sys.executable
@@ -145,6 +191,7 @@ def run_harness(script: Path, *, python: str, parity: bool, steps: int, devices:
             "--result", str(result_file),
             "--root-dir", str(Path(workdir) / "root"),  # Lightning's default_root_dir
             "--steps", str(steps), "--devices", str(devices), "--seed", str(seed),
+            "--after-training-seconds", str(min(AFTER_TRAINING_SECONDS, timeout / 4)),
             *(["--parity"] if parity else []),
             *(["--summary"] if summary else []),
             "--", str(script), *script_args,
@@ -200,7 +247,24 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
         error=error,
         summary=data["summary"] or "",
         output=output,
+        trained=data.get("window_closed", False) or data.get("fit_returned", False),
+        stopped=stop_note(script, data.get("stopped")),
     )
+
+
+def stop_note(script: Path, stopped: Optional[dict]) -> Optional[str]:
+    if stopped is None:
+        return None
+    return f"stopped {stopped['reason']}" + (f", at {where(script, stopped['file'], stopped['line'])}"
+                                            if stopped["file"] else "")
+
+
+def where(script: Path, file: Optional[str], line: Optional[int]) -> str:
+    """`name.py:57` for the script itself, the full path for another file."""
+    if file is None:
+        return "an unknown place"
+    shown = script.name if Path(file) == script else file
+    return f"{shown}:{line}" if line is not None else shown
 
 
 def script_error(data: Optional[dict]) -> Optional[ScriptError]:
@@ -252,23 +316,34 @@ def smoke_result(run: HarnessRun, seconds: float, timeout: float) -> VerifyResul
 def parity_result(original: HarnessRun, converted: HarnessRun, seconds: float, timeout: float,
                   rtol: float, atol: float) -> VerifyResult:
     max_abs_diff = max_difference(original.losses, converted.losses)
+    # an error after training: the losses are compared first, the error fails the run after them
+    failed_after_training = converted.error is not None and converted.trained
+    matches = (f"{converted.script.name} matches {original.script.name} "
+               f"({plural(len(converted.losses), 'loss', 'losses')}, max abs diff {max_abs_diff:.3g})")
     failure = (
         run_failure(original, timeout)
         or (None if original.losses else f"{original.script.name} never calls backward")
-        or run_failure(converted, timeout)
+        or (None if failed_after_training else run_failure(converted, timeout))
         or training_failure(converted)
         or loss_mismatch(original, converted, rtol, atol)
+        or (f"{matches} but {failure_after_training(converted)}" if failed_after_training else None)
     )
-    message = failure or (
-        f"{converted.script.name} matches {original.script.name} "
-        f"({plural(len(converted.losses), 'loss', 'losses')}, max abs diff {max_abs_diff:.3g})"
-    )
+    message = failure or (f"{matches}; {converted.stopped}" if converted.stopped else matches)
     return VerifyResult(
         ok=failure is None, stages=converted.stages, losses=converted.losses, seconds=seconds,
         error=original.error or converted.error, original_losses=original.losses, max_abs_diff=max_abs_diff,
         message=message, summary=converted.summary,
         output=output_worth_showing(original, timeout) or output_worth_showing(converted, timeout),
     )
+
+
+def failure_after_training(run: HarnessRun) -> str:
+    """`raised NameError after training at x_lightning.py:57: name 'f' is not defined`."""
+    error = run.error
+    at = f" at {where(run.script, error.file, error.line)}" if error.file else ""
+    if error.type == "SystemExit":
+        return f"{error.message} after training{at}"
+    return f"raised {error.type} after training{at}: {error.message}"
 
 
 def output_worth_showing(run: HarnessRun, timeout: float) -> str:
