@@ -309,8 +309,12 @@ PROCESSES = ConverterCode(
         after the rank, and N one of those arguments, a number, or the GPU count; otherwise the
         training in those processes is not converted. A `torch.distributed` call that runs before
         `fit` (`dist.get_rank()`, `dist.barrier()`) finds no process group yet: the loop is
-        converted and the call marked. With `--target fabric`, `mp.spawn` is not converted: each
-        process would launch Fabric's own.
+        converted and the call marked. A read of the DistributedSampler the conversion removes,
+        other than its `set_epoch` (also through `loader.sampler`, or under `if isinstance(...,
+        DistributedSampler)`), which go with it, is marked too; so is a direct call of a spawned
+        worker (`else: main_worker(args.gpu, ...)`), which now runs the Trainer's processes too (the
+        spawn site passes the launcher's LOCAL_RANK). With `--target fabric`, `mp.spawn` is not
+        converted: each process would launch Fabric's own.
         """,
     example="""
         import torch

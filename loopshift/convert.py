@@ -172,7 +172,9 @@ class Conversion:
             self.replace.setdefault(id(statement), [])
         self.consumed |= {id(s) for s in facts.removed} | {id(n) for n in facts.unwrapped}
         spawn, after_fit, before_fit = facts.spawn, [], []
-        if spawn is not None:
+        if spawn is not None and spawn.direct:
+            before_fit = [spawn.call]  # the spawn site passes the launcher's LOCAL_RANK: `os` is needed
+        elif spawn is not None:
             for assignment in self.index.assignments(spawn.rank.name):
                 for access in assignment.references if assignment.node is spawn.rank else []:
                     use = access.node
@@ -186,10 +188,12 @@ class Conversion:
                 self.names |= {id(use): cst.parse_expression("trainer.local_rank") for use in after_fit}
         if facts.processes:
             self.report_early_collectives()
-        plumbing = [*facts.removed, *facts.unwrapped, *([spawn.call] if spawn is not None else [])]
+        for node, reason in facts.leftovers:
+            self.report("LS009", reason, node, todo_at=node)
+        plumbing = [*facts.removed, *facts.unwrapped, *facts.samplers, *([spawn.call] if spawn is not None else [])]
         self.needs_os = bool(before_fit)
         self.drop_unused_imports({id(node) for node in plumbing}, keep={"os"} if before_fit else set())
-        return plumbing_edits(facts, local_rank=bool(before_fit))
+        return plumbing_edits(facts, local_rank=bool(before_fit) and not (spawn is not None and spawn.direct))
 
     def report_early_collectives(self) -> None:
         """`dist.get_rank()`, `dist.barrier()`, ... before fit: the Trainer has not set up the process group yet."""

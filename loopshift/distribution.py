@@ -65,6 +65,12 @@ class DistributionAnalysis:
         facts.removed = [s for s in facts.removed if trains(s)]
         facts.unwrapped = [n for n in facts.unwrapped if trains(n)]
         facts.untaken = [n for n in facts.untaken if trains(n)]
+        facts.leftovers = [(n, reason) for n, reason in facts.leftovers if trains(n)]
+        facts.samplers = [n for n in facts.samplers if trains(n)]
+        code = self.index.module.code_for_node
+        for called in facts.spawn.direct if facts.spawn is not None else []:
+            facts.leftovers.append((called, DIRECT_CALL.format(
+                call=code(called.func), rank=code(called.args[0].value) if called.args else "", devices=code(facts.spawn.devices))))
         facts.loaders = {key: value for key, value in facts.loaders.items() if trains(value[0])}
         facts.processes = [n for n in facts.processes if trains(n)] + ([facts.spawn.call] if facts.spawn else [])
         if facts.devices is not None and not trains(facts.devices):
@@ -72,11 +78,20 @@ class DistributionAnalysis:
         self.drop_emptied(facts)
 
     def drop_sampler_epochs(self, loop) -> None:
-        """`sampler.set_epoch(epoch)`: Lightning steps the epoch of the sampler it puts in."""
+        """`sampler.set_epoch(epoch)`: Lightning steps the epoch of the sampler it puts in. Also an `if`
+        left empty without it (`if args.distributed: sampler.set_epoch(epoch)`); a `set_epoch` inside
+        other per-epoch code that moves into the module is a leftover."""
+        facts = self.code.distribution
+        removed = {id(s) for s in facts.removed}
         for segment in (loop.segments.before, loop.segments.after):
-            for statement in [s for s in segment if any(s is e for e in self.code.distribution.set_epochs)]:
+            for statement in [s for s in segment if id(s) in removed]:
                 segment.remove(statement)
                 loop.owned_statements.append(statement)
+            for statement in facts.set_epochs:
+                if id(statement) not in removed or statement in loop.owned_statements:
+                    continue
+                if any(self.index.is_inside(statement, {id(s)}) for s in segment):
+                    facts.leftovers.append((statement, LEFTOVER_EPOCH))
 
     def unwrapped(self, value: cst.BaseExpression) -> cst.BaseExpression:
         """`Net()` for `DistributedDataParallel(Net())`."""
@@ -137,9 +152,11 @@ class DistributionAnalysis:
             facts.removed += group + self.index.findall(MASTER_SETTING, cst.SimpleStatementLine)
 
     def find_samplers(self, facts: Distribution) -> None:
-        """`sampler = DistributedSampler(data, ...)` given to a DataLoader and stepped with set_epoch: the
-        loader shuffles as the sampler did, and Lightning puts a distributed sampler in (seed 0, like
-        the default) and steps its epoch."""
+        """`sampler = DistributedSampler(data, ...)` given to a DataLoader: the loader shuffles as the
+        sampler did, and Lightning puts a distributed sampler in (seed 0, like the default) and steps
+        its epoch. Every way the script reaches the sampler goes with it: `sampler.set_epoch(epoch)`,
+        `loader.sampler.set_epoch(epoch)`, `if isinstance(loader.sampler, DistributedSampler): ...`,
+        also where the sampler or its loader is passed to a function; any other read is a leftover."""
         for call in self.index.nodes(cst.Call):
             if not self.index.called_name(call) & DISTRIBUTED_SAMPLERS or any(a.star for a in call.args):
                 continue
@@ -149,31 +166,106 @@ class DistributionAnalysis:
             shuffle = keywords.get("shuffle", cst.Name("True"))
             parent = self.index.parent(self.index.parent(call))
             if isinstance(parent, cst.Call) and self.index.called_name(parent) & DATALOADERS:
-                facts.loaders[id(parent)] = (parent, shuffle)  # `DataLoader(data, sampler=DistributedSampler(data))`
-                continue
-            statement = self.index.statement_of(call)
-            if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) \
-                    or statement.body[0].value is not call:
-                continue
-            assignment = next(a for a in self.index.assignments(statement.body[0].targets[0].target)
-                              if a.node is statement.body[0].targets[0].target)
-            loaders, epochs = [], []
-            for access in assignment.references:
-                parent = self.index.parent(access.node)
-                loader = self.index.parent(parent) if isinstance(parent, cst.Arg) else None
-                if isinstance(loader, cst.Call) and parent.keyword is not None and parent.keyword.value == "sampler" \
-                        and self.index.called_name(loader) & DATALOADERS:
-                    loaders.append(loader)
-                elif method_call(use := self.index.statement_of(access.node), "set_epoch") is not None and \
-                        use.body[0].value.func.value is access.node:
-                    epochs.append(use)
-                else:
-                    break
+                loaders, reads = [parent], []  # `DataLoader(data, sampler=DistributedSampler(data))`
             else:
-                if loaders:
-                    facts.loaders.update({id(loader): (loader, shuffle) for loader in loaders})
-                    facts.removed.append(statement)
-                    facts.set_epochs += epochs
+                statement = self.index.statement_of(call)
+                if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) \
+                        or statement.body[0].value is not call:
+                    continue
+                loaders, reads = [], []
+                for read in self.aliases(call)[0]:
+                    arg = self.index.parent(read)
+                    loader = self.index.parent(arg) if isinstance(arg, cst.Arg) else None
+                    if isinstance(loader, cst.Call) and arg.keyword is not None and arg.keyword.value == "sampler" \
+                            and self.index.called_name(loader) & DATALOADERS:
+                        loaders.append(loader)
+                    else:
+                        reads.append(read)
+                if not loaders:
+                    continue
+                facts.removed.append(statement)
+            for loader in loaders:
+                facts.loaders[id(loader)] = (loader, shuffle)
+                if loader is parent:
+                    facts.samplers.append(self.index.parent(call))  # the `sampler=` argument goes
+                found, shared = self.aliases(loader)
+                reads += [self.index.parent(r) for r in found + shared if m.matches(
+                    self.index.parent(r), m.Attribute(value=m.Name(), attr=m.Name("sampler")))]
+            self.sampler_reads(facts, [r for r in reads if r is not call])
+
+    def aliases(self, value: cst.BaseExpression, depth: int = 0) -> tuple[list[cst.CSTNode], list[cst.Name]]:
+        """Where the object `value` builds is read: the reads of the name it is assigned to, and of the
+        parameter of this file's function it is passed to (a function called only there). Second:
+        the reads of such a parameter of a function other calls pass something else (or that is
+        called where this analysis cannot follow)."""
+        found, shared = [], []
+        statement = self.index.statement_of(value)
+        if m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) \
+                and statement.body[0].value is value:
+            target = statement.body[0].targets[0].target
+            for assignment in self.index.assignments(target):
+                if assignment.node is target:
+                    for access in assignment.references:
+                        if isinstance(access.node, cst.Name):
+                            more, others = self.aliases(access.node, depth + 1) if depth < 4 else ([access.node], [])
+                            found, shared = found + more, shared + others
+            return found, shared
+        parameter = self.parameter_of(value)
+        if parameter is None or depth >= 4:
+            return [value], []
+        function, param = parameter
+        reads = [a.node for b in self.index.assignments(param.name) if b.node is param for a in b.references
+                 if isinstance(a.node, cst.Name)]
+        if len(self.calls_of(function)) != 1:
+            return [value], reads
+        for read in reads:
+            more, others = self.aliases(read, depth + 1)
+            found, shared = found + more, shared + others
+        return found, shared
+
+    def parameter_of(self, value: cst.BaseExpression) -> tuple[cst.FunctionDef, cst.Param] | None:
+        """`(train, loader)` for `loader` passed to `def train(loader, ...)` of this file."""
+        arg = self.index.parent(value)
+        call = self.index.parent(arg) if isinstance(arg, cst.Arg) else None
+        if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name) or arg.star or \
+                any(a.star for a in call.args):
+            return None
+        functions = self.index.findall(m.FunctionDef(name=m.Name(call.func.value)), cst.FunctionDef)
+        if len(functions) != 1 or self.method_class(functions[0]) is not None:
+            return None
+        params = functions[0].params
+        if arg.keyword is not None:
+            named = [p for p in [*params.params, *params.kwonly_params] if p.name.value == arg.keyword.value]
+            return (functions[0], named[0]) if named else None
+        position = [a for a in call.args if a.keyword is None].index(arg)
+        positional = [*params.posonly_params, *params.params]
+        return (functions[0], positional[position]) if position < len(positional) else None
+
+    def sampler_reads(self, facts: Distribution, reads: list[cst.CSTNode]) -> None:
+        """`set_epoch` on the removed sampler goes (Lightning steps its own), with an
+        `if isinstance(sampler, DistributedSampler):` holding only that; any other read is a leftover."""
+        epochs, guards = [], []
+        for read in reads:
+            statement = self.index.statement_of(read)
+            call = method_call(statement, "set_epoch")
+            arg = self.index.parent(read)
+            check = self.index.parent(arg) if isinstance(arg, cst.Arg) else None
+            if call is not None and call.func.value is read:
+                epochs.append(statement)
+            elif isinstance(check, cst.Call) and self.index.called_name(check) & {"builtins.isinstance"} and \
+                    isinstance(statement, cst.If) and statement.test is check and check.args[0] is arg:
+                guards.append(statement)
+            else:
+                facts.leftovers.append((read, LEFTOVER_SAMPLER.format(read=self.index.module.code_for_node(read))))
+        removed = {id(s) for s in epochs}
+        for guard in guards:
+            if guard.orelse is None and all(id(s) in removed for s in guard.body.body):
+                epochs.append(guard)
+            else:
+                facts.leftovers.append((guard.test, LEFTOVER_SAMPLER.format(
+                    read=self.index.module.code_for_node(guard.test))))
+        facts.set_epochs += epochs
+        facts.removed += epochs
 
     def find_spawn(self, facts: Distribution) -> None:
         """`mp.spawn(worker, args=(a, b), nprocs=n)`: becomes `worker(a, b)`, the worker losing its rank."""
@@ -203,7 +295,8 @@ class DistributionAnalysis:
                 self.problem("LS009", "the process count is not one of the arguments the spawned function gets",
                              statement)
                 continue
-            facts.spawn = Spawn(statement, call, worker, params.params[0], arguments, devices)
+            direct = [c for c in self.calls_of(worker) if c is not call]
+            facts.spawn = Spawn(statement, call, worker, params.params[0], arguments, devices, direct)
 
     def process_count(self, count: cst.BaseExpression, arguments: list, params: list) -> cst.BaseExpression | None:
         """nprocs as the worker knows it: the parameter it arrives in, a number, or all the GPUs."""
@@ -256,6 +349,16 @@ class Renamed(cst.CSTTransformer):
         return updated.with_changes(attr=original.attr)
 
 
+LOCAL_RANK = 'int(os.environ.get("LOCAL_RANK", 0))'  # the rank Lightning's launcher gives each process
+DIRECT_CALL = ("`{call}({rank}, ...)` ran the training in this one process, on the device `{rank}` names: "
+               "the Trainer now starts `devices={devices}` processes on this path too; "
+               "give this path its own Trainer devices (devices=[{rank}]) to keep its single device")
+LEFTOVER_SAMPLER = ("`{read}` reads the DistributedSampler the conversion removes (Lightning puts in its own "
+                    "and steps its epoch): rewrite or remove it")
+LEFTOVER_EPOCH = ("`set_epoch` of the DistributedSampler the conversion removes, inside code that moves into the "
+                  "LightningModule: remove it (Lightning steps the epoch of its own sampler)")
+
+
 # -- rewriting ------------------------------------------------------------------------------
 def plumbing_edits(facts: Distribution, local_rank: bool = False) -> dict[int, Callable[[cst.CSTNode], cst.CSTNode]]:
     """For each node the plumbing changes (by identity, on the original tree), what its updated
@@ -265,7 +368,8 @@ def plumbing_edits(facts: Distribution, local_rank: bool = False) -> dict[int, C
     edits |= {id(call): partial(shuffled, shuffle=shuffle) for call, shuffle in facts.loaders.values()}
     if facts.spawn is not None:
         edits[id(facts.spawn.call)] = partial(worker_call, spawn=facts.spawn)
-        edits[id(facts.spawn.worker)] = partial(without_rank, local_rank=local_rank)
+        if not facts.spawn.direct:  # else the worker keeps its rank: the direct call passes one
+            edits[id(facts.spawn.worker)] = partial(without_rank, local_rank=local_rank)
     return edits
 
 
@@ -286,9 +390,11 @@ def shuffled(call: cst.Call, shuffle: cst.BaseExpression) -> cst.Call:
 
 
 def worker_call(call: cst.Call, spawn: Spawn) -> cst.Call:
-    """`mp.spawn(run, args=(world_size, args), nprocs=world_size)` -> `run(world_size, args)`."""
-    args = [cst.Arg(value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if i < len(spawn.arguments) - 1
-                    else cst.MaybeSentinel.DEFAULT) for i, value in enumerate(spawn.arguments)]
+    """`mp.spawn(run, args=(world_size, args), nprocs=world_size)` -> `run(world_size, args)`; with
+    a direct call of the worker too, the rank is passed: `run(int(os.environ.get("LOCAL_RANK", 0)), ...)`."""
+    values = [*([cst.parse_expression(LOCAL_RANK)] if spawn.direct else []), *spawn.arguments]
+    args = [cst.Arg(value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if i < len(values) - 1
+                    else cst.MaybeSentinel.DEFAULT) for i, value in enumerate(values)]
     return cst.Call(cst.Name(spawn.worker.name.value), args)
 
 
@@ -304,6 +410,6 @@ def without_rank(worker: cst.FunctionDef, local_rank: bool) -> cst.FunctionDef:
         return worker
     body = list(worker.body.body)
     docstring = 1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])) else 0
-    read = cst.parse_statement(f'{rank} = int(os.environ.get("LOCAL_RANK", 0))  # set in each process Lightning starts')
+    read = cst.parse_statement(f'{rank} = {LOCAL_RANK}  # set in each process Lightning starts')
     body.insert(docstring, read)
     return worker.with_changes(body=worker.body.with_changes(body=body))

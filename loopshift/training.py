@@ -191,6 +191,9 @@ class Spawn:
     rank: cst.Param  # the worker's first parameter, which spawn fills
     arguments: list[cst.BaseExpression]  # what spawn passes after the rank
     devices: cst.BaseExpression  # the process count, in the worker's terms
+    # where the script also calls the worker itself (`else: main_worker(args.gpu, ngpus, args)`): the
+    # worker keeps its rank parameter, and the spawn site passes the rank Lightning's launcher sets
+    direct: list[cst.Call] = field(default_factory=list)
 
 
 @dataclass
@@ -202,7 +205,10 @@ class Distribution:
     unwrapped: list[cst.CSTNode] = field(default_factory=list)  # `DDP(net)` -> net, `model.module` -> model
     untaken: list[cst.IfExp] = field(default_factory=list)  # `a if isinstance(model, DataParallel) else b` -> b
     loaders: dict[int, tuple[cst.Call, cst.BaseExpression]] = field(default_factory=dict)  # DataLoader(sampler=) -> shuffle
-    set_epochs: list[cst.SimpleStatementLine] = field(default_factory=list)
+    set_epochs: list[cst.BaseStatement] = field(default_factory=list)  # and `if isinstance(s, DistributedSampler):`
+    samplers: list[cst.CSTNode] = field(default_factory=list)  # the samplers' construction (their imports go)
+    # reads of a removed object that nothing rewrites: reported, with a TODO (node, reason)
+    leftovers: list[tuple[cst.CSTNode, str]] = field(default_factory=list)
     spawn: Spawn | None = None
     devices: cst.BaseExpression | None = None  # from DataParallel(model, device_ids=list(range(N)))
     processes: list[cst.CSTNode] = field(default_factory=list)  # a process group or DDP: strategy="ddp"

@@ -135,3 +135,68 @@ def test_process_count_read_off_an_argument_the_worker_gets() -> None:
         .replace("mp.spawn(worker, args=(2, 3), nprocs=2)", "mp.spawn(worker, args=(2, args), nprocs=args.gpus)")
     code = convert_source(source).code
     assert 'strategy="ddp", devices=opts.gpus' in code and "worker(2, args)" in code
+
+
+TRAIN_FUNCTION = '''
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data.distributed import DistributedSampler
+
+
+def train(loader, model, optimizer, epoch, sampler):
+    {in_train}
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+
+def main(distributed):
+    dist.init_process_group("gloo")
+    data = TensorDataset(torch.randn(8, 4), torch.randn(8, 2))
+    sampler = DistributedSampler(data)
+    loader = DataLoader(data, batch_size=4, sampler=sampler)
+    model = nn.parallel.DistributedDataParallel(nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(3):
+        {in_epoch}
+        train(loader, model, optimizer, epoch, sampler)
+'''
+
+
+def test_every_way_to_the_removed_sampler_goes_with_it() -> None:
+    """set_epoch through the loader, under an isinstance check, in the per-epoch function the
+    sampler is passed to, under a condition: Lightning steps its own sampler's epoch."""
+    for in_train, in_epoch in [
+            ("if isinstance(loader.sampler, DistributedSampler):\n        loader.sampler.set_epoch(epoch)", "pass"),
+            ("sampler.set_epoch(epoch)", "pass"),
+            ("pass", "if distributed:\n            sampler.set_epoch(epoch)"),
+            ("pass", "loader.sampler.set_epoch(epoch)")]:
+        result = convert_source(TRAIN_FUNCTION.format(in_train=in_train, in_epoch=in_epoch))
+        assert result.loops_converted == 1 and not result.diagnostics, in_train + in_epoch
+        assert "sampler" not in result.code.replace("import DataLoader", ""), result.code
+        assert "loader = DataLoader(data, batch_size=4, shuffle=True)" in result.code
+
+
+def test_other_reads_of_the_removed_sampler_are_reported() -> None:
+    result = convert_source(TRAIN_FUNCTION.format(in_train="print(len(loader.sampler))", in_epoch="pass"))
+    assert [d.code for d in result.diagnostics] == ["LS009"]
+    assert "`loader.sampler` reads the DistributedSampler" in result.diagnostics[0].message
+
+
+def test_a_worker_also_called_directly_keeps_its_rank() -> None:
+    """imagenet's launch: the spawn site passes the launcher's rank, the direct call stays as it was."""
+    source = spawned().replace('if __name__ == "__main__":\n    mp.spawn(worker, args=(2, 3), nprocs=2)',
+                               'def main(spawn, gpu):\n    if spawn:\n        mp.spawn(worker, args=(2, 3), nprocs=2)\n'
+                               '    else:\n        worker(gpu, 2, 3)\n')
+    result = convert_source(source)
+    assert result.loops_converted == 1
+    code = result.code
+    assert "def worker(rank, world_size, epochs):" in code and "LOCAL_RANK\", 0))\n" not in code
+    assert '        worker(int(os.environ.get("LOCAL_RANK", 0)), 2, 3)\n' in code and "        worker(gpu, 2, 3)\n" in code
+    assert "import os\n" in code
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("LS009", 28)]
+    assert "devices=[gpu]" in result.diagnostics[0].message

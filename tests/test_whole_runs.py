@@ -36,6 +36,12 @@ CASES = [
     ("corpus_vae_prior_sample_device", ["--epochs", "2", "--results", "{tmp}", "--no-cuda"], r"epoch \d+: mean"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
+    # the DistributedSampler stepped through the loader (`train_loader.sampler.set_epoch(epoch)`)
+    ("ddp_loader_sampler_set_epoch", ["--world-size", "2"], r"epoch \d+ batch"),
+    # a worker both spawned and called directly (imagenet's launch): both paths
+    ("ddp_worker_spawned_or_called", ["--out-dir", "{tmp}"], r"epoch \d+ batch"),
+    ("ddp_worker_spawned_or_called", ["--multiprocessing-distributed", "--nprocs", "2", "--out-dir", "{tmp}"],
+     r"epoch \d+ batch"),
 ]
 
 
