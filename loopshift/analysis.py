@@ -290,7 +290,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def reiterable_loader(self, loop: TrainingLoop) -> bool:
         """The Trainer iterates train_dataloaders again every epoch, and takes a Python list for a
         list of loaders (zipped, batch by batch): batches held in a list, or built anew by the
-        epoch's own code other than as a DataLoader, do not carry over."""
+        epoch's own code, do not carry over."""
         loader = loop.loader
         if not isinstance(loader, cst.Name) or loop.max_steps is not None:
             return True
@@ -307,9 +307,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 return False
             rebuilt = loop.epoch_loop is not None and self.index.is_inside(binding.node, {id(loop.epoch_loop)}) \
                 or loop.function is not None and self.index.is_inside(binding.node, {id(loop.function)})
-            if rebuilt and not called & torch_names.DATALOADERS:
-                self.problem("LS001", f"the batches `{loader.value}` are built anew every epoch other than as a "
-                             "DataLoader, which the Trainer could rebuild", loop.batch_loop)
+            if rebuilt:  # (a train_dataloader() reloaded every epoch draws random numbers the loop did not)
+                self.problem("LS001", f"the batches `{loader.value}` are built anew every epoch; the Trainer "
+                             "iterates the one loader it was given", loop.batch_loop)
                 return False
         return True
 

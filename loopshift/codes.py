@@ -58,7 +58,9 @@ LOOP_SHAPE = ConverterCode(
         (a one-pass generator would be empty from the second epoch on); an `enumerate()` target it
         does not understand; a loop inside a block it does not convert (an `if`, a `with`, a `try`,
         a `while`); a function holding the loop that is not called exactly once, as a statement;
-        loops in nested functions or in methods of the model; several training loops in one epoch
+        loops in nested functions or in methods of the model; batches held in a Python list (the
+        Trainer takes a list for a list of loaders) or rebuilt every epoch (the Trainer
+        iterates the one loader it was given); several training loops in one epoch
         loop; and a step loop that does not draw `batch = next(it)` with a restart on StopIteration
         (or from `itertools.cycle`) up to a fixed number of steps.
         """,
@@ -379,8 +381,42 @@ UNDEFINED_AFTER_CONVERSION = ConverterCode(
         computes it), compute it again after training, or keep the loop with `--target fabric`.
         """)
 
+INTERRUPT_HANDLER = ConverterCode(
+    "LS011", "interrupt-handled-by-lightning", "A Ctrl-C handler around the training that no longer runs",
+    why="""
+        `try: <training> except KeyboardInterrupt: ...` lets a script stop training early and go on
+        (evaluate, save). Lightning's `fit` catches KeyboardInterrupt itself: it shuts down
+        gracefully and then exits the process with `sys.exit(1)`, so the handler never sees the
+        interrupt and the code after it does not run. Convert converts the loop and marks the
+        handler.
+        """,
+    example="""
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        model = torch.nn.Linear(4, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4)
+
+        try:
+            for epoch in range(3):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss = torch.nn.functional.mse_loss(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+        except KeyboardInterrupt:
+            print("Exiting from training early")
+        print("evaluating", model.weight.sum().item())
+        """,
+    what_to_do="""
+        Catch `SystemExit` as well (`except (KeyboardInterrupt, SystemExit):`), or move what the
+        handler does into a callback's `on_exception` hook; or keep the loop with `--target fabric`.
+        """)
+
 CODES: tuple[ConverterCode, ...] = (LOOP_SHAPE, STEPPING, EARLY_EXIT, USED_OUTSIDE, EPOCH_LOOP,
-                                    PARTIAL_ACCUMULATION, FABRIC_SETUP, PROCESSES, UNDEFINED_AFTER_CONVERSION)
+                                    PARTIAL_ACCUMULATION, FABRIC_SETUP, PROCESSES, UNDEFINED_AFTER_CONVERSION,
+                                    INTERRUPT_HANDLER)
 BY_CODE = {entry.code: entry for entry in CODES}
 
 

@@ -98,10 +98,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             end = [stopping.condition.with_changes(body=stopping.condition.body.with_changes(body=kept), orelse=None)
                    if s is stopping.condition else s for s in end]
         step, after_step = self.split_after_step([s for s in step if id(s) not in dropped])
-        start, dataloader = self.split_dataloader(list(loop.segments.before))
-        blocks = {"step": step, "after_step": after_step, "start": start, "end": end}
-        if dataloader:
-            blocks["dataloader"] = dataloader
+        blocks = {"step": step, "after_step": after_step, "start": list(loop.segments.before), "end": end}
         for stage, evaluation in (("val", validation), ("test", loop.test)):
             if evaluation is not None:
                 first = before_validation if stage == "val" else []
@@ -112,26 +109,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.clip and loop.clip.custom:
             blocks["clip"] = [loop.clip.statement]  # configure_gradient_clipping
         return blocks
-
-    def split_dataloader(self, before: list[cst.BaseStatement]) -> tuple[list, list]:
-        """(on_train_epoch_start's code, train_dataloader's code). A DataLoader the epoch builds
-        itself comes from a train_dataloader() the Trainer calls again every epoch, just before
-        on_train_epoch_start: the code up to the last binding of the loader moves there, in the
-        same order, so it draws the same random numbers (analysis refused other batches built
-        per epoch)."""
-        loader = self.loop.loader
-        names = {n.value for n in m.findall(loader, m.Name())}
-        last = max((i for i, statement in enumerate(before)
-                    if any(self.is_write(n) and n.value in names for n in name_nodes(statement))), default=None)
-        if last is None or not isinstance(loader, cst.Name):
-            return before, []
-        return before[last + 1:], before[:last + 1]
-
-    def train_dataloader(self, blocks, replacements) -> cst.FunctionDef:
-        """The DataLoader the epoch builds, built where the Trainer asks for it every epoch."""
-        loader = self.index.module.code_for_node(self.loop.loader.visit(Rename(replacements, self.oracle)))
-        return self.function("train_dataloader", "", [*self.rewrite(blocks["dataloader"], replacements),
-                                                      self.statement(f"return {loader}")])
 
     def split_after_step(self, step: list[cst.BaseStatement]) -> tuple[list, list]:
         """Code after `optimizer.step()` that looks at what the step changed (the model's weights or
@@ -462,7 +439,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def build(self) -> Generated:
         blocks = self.blocks()
-        self.batches_hook = "per_epoch" if "dataloader" in blocks else None
         replacements = self.replacements = self.plan_names(blocks)
         if self.loop.accumulation is not None:  # the step reads the loss as the loop had divided it
             for name in self.loop.accumulation.divided_reads:
@@ -486,8 +462,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if self.ends_epoch:
             methods.append(self.function("on_train_batch_start", ", batch, batch_idx", [self.statement(
                 "if self.end_epoch:\n    self.end_epoch = False\n    return -1\n")]))
-        if self.batches_hook is not None:
-            methods.append(self.train_dataloader(blocks, replacements))
         if start:
             methods.append(self.function("on_train_epoch_start", "", start))
         if end:
@@ -570,16 +544,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.early_stopping is not None:
             callbacks.append(self.statement(f"early_stopping = {self.early_stopping_callback()}"))
             options.append("callbacks=[early_stopping]")
-        if self.batches_hook is not None:  # train_dataloader() hands them over, again every epoch
-            options.append("reload_dataloaders_every_n_epochs=1")
-            fit_loaders = ""
-        else:
-            fit_loaders = f"train_dataloaders={code(self.host_loader(loop.loader))}"
+        fit_loaders = f"train_dataloaders={code(self.host_loader(loop.loader))}"
         if loop.validation is not None:
             # no sanity check: the user's evaluation code would run before training, on part of the data
             options.append("num_sanity_val_steps=0")
-            validation = f"val_dataloaders={code(self.host_loader(loop.validation.loop.iter))}"
-            fit_loaders = f"{fit_loaders}, {validation}" if fit_loaders else validation
+            fit_loaders += f", val_dataloaders={code(self.host_loader(loop.validation.loop.iter))}"
         trainer = self.statement(f"{self.trainer_name} = {self.alias}.Trainer({', '.join(options)})")
         if loop.accumulation is not None and not loop.accumulation.at_last_batch:
             reason = PARTIAL_ACCUMULATION.format(n=code(loop.accumulation.every))
@@ -589,7 +558,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             self.statement(f"{self.lit_name} = {self.class_name}({args})"),
             *callbacks,
             trainer,
-            self.statement(f"{self.trainer_name}.fit({', '.join(filter(None, [self.lit_name, fit_loaders]))})"),
+            self.statement(f"{self.trainer_name}.fit({self.lit_name}, {fit_loaders})"),
         ]
         if self.returns_after_fit:  # the epoch loop returned from the function: so does an early stop
             statements.append(self.statement(f"if {self.trainer_name}.should_stop:\n    return\n"))

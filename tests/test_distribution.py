@@ -33,10 +33,10 @@ if __name__ == "__main__":
 
 
 def flat_loop(model: str) -> str:
-    """A loop over a list of batches training `model`, as lines indented for a dedented snippet."""
+    """A loop over a loader training `model`, as lines indented for a dedented snippet."""
     return textwrap.indent(textwrap.dedent(f'''\
         optimizer = torch.optim.SGD({model}.parameters(), lr=0.1)
-        loader = [(torch.randn(4, 4), torch.randn(4, 2))]
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 4), torch.randn(4, 2)))
         for x, y in loader:
             optimizer.zero_grad()
             loss = nn.functional.mse_loss({model}(x), y)
