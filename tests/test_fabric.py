@@ -239,6 +239,33 @@ def test_optimizers_one_run_may_both_build_are_not_set_up_twice() -> None:
     assert result.code.count(".setup(") == 1 and "one run may both reach" in result.code
 
 
+def test_dataloaders_zipped_together_are_not_set_up() -> None:
+    """A set-up DataLoader calls the DataLoader's iter() (a draw from the global generator) only
+    at its first batch: zipped with another DataLoader, its draws would come after the other's."""
+    code = fabric("""\
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        loader_a = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4, shuffle=True)
+        loader_b = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4, shuffle=True)
+        loader_c = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4, shuffle=True)
+        model = torch.nn.Linear(4, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for (xa, ya), (xb, yb) in zip(loader_a, loader_b):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(xa), ya) + torch.nn.functional.mse_loss(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        for step, (x, y) in zip(range(2), loader_c):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """)
+    assert "loader_c = fabric.setup_dataloaders(loader_c)" in code
+    assert "setup_dataloaders(loader_a" not in code and "setup_dataloaders(loader_b" not in code
+
+
 def test_already_fabric_code_is_left_alone() -> None:
     source = (FIXTURES / "flat_script" / "expected_fabric.py").read_text()
     assert convert_source(source, target="fabric").code == source

@@ -319,6 +319,8 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             builder = self.scope_of(statement)
             if builder is not None and id(builder) in builders or not self.builds_loader(value, builders):
                 continue
+            if self.zipped_with_draws(statement.body[0].targets[0].target, builders):
+                continue  # on one device it runs as the script's own DataLoader; set up, it would draw later
             name = self.code(statement.body[0].targets[0].target)
             if groups and self.follows(groups[-1].anchor, statement) and name not in groups[-1].targets:
                 groups[-1].targets.append(name)
@@ -326,6 +328,42 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             else:
                 groups.append(LoaderGroup([name], [statement]))
         self.facts.loaders = groups
+
+    def zipped_with_draws(self, target: cst.BaseExpression, builders: set[int]) -> bool:
+        """Whether a DataLoader is iterated in a `zip(...)` with something that draws random numbers
+        when iterated (another DataLoader). A DataLoader draws from the global generator when
+        iter() is called on it (its base seed) and at its first batch (a shuffling sampler's seed,
+        the dataset's own draws); `fabric.setup_dataloaders` returns a wrapper whose iter() is a
+        generator, which calls the DataLoader's iter() only at the first next(). zip() calls iter()
+        on all its arguments before the first next(): the wrapped loader's draws would move after
+        the other argument's, and every shuffle after them would differ. Not setting it up keeps
+        them where they were (its batches keep their device moves; under DDP it is not sharded)."""
+        if not isinstance(target, cst.Name):
+            return False
+        for assignment in self.index.assignments(target):
+            for access in assignment.references:
+                argument = self.index.parent(access.node)
+                call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
+                if not isinstance(call, cst.Call) or "builtins.zip" not in self.index.called_name(call):
+                    continue
+                if any(self.draws_when_iterated(other.value, builders) for other in call.args if other is not argument):
+                    return True
+        return False
+
+    def draws_when_iterated(self, iterable: cst.BaseExpression, builders: set[int]) -> bool:
+        """Whether iterating an expression may draw random numbers (a DataLoader, or what is unknown)."""
+        values = self.values(iterable) if is_variable(iterable) else [iterable]
+        if values is None:
+            return True
+        for value in values:
+            while isinstance(value, cst.Call) and value.args and self.index.called_name(value) & (
+                    {"builtins.enumerate"} | torch_names.PROGRESS_BARS):
+                value = value.args[0].value
+            if is_variable(value):
+                return True  # not followed further
+            if isinstance(value, cst.Call) and not self.index.called_name(value) & {"builtins.range", "builtins.list"}:
+                return True
+        return False
 
     def builds_loader(self, call: cst.Call, builders: set[int]) -> bool:
         if self.index.called_name(call) & torch_names.DATALOADERS:
