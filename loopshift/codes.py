@@ -271,14 +271,20 @@ PARTIAL_ACCUMULATION = ConverterCode(
 FABRIC_SETUP = ConverterCode(
     "LS008", "fabric-setup-not-possible", "Code the Fabric target cannot set up or reach",
     why="""
-        With `--target fabric` the loop stays as written and `fabric.setup(model, optimizer)`
-        wraps each model together with its optimizers, where the optimizer is built;
-        `loss.backward()` becomes `fabric.backward(loss)`, which needs `fabric` in scope. Convert
-        reports code where that cannot be done: a loop with no `torch.optim` optimizer (parameters
-        updated by hand: `fabric.setup` has nothing to take, and under DDP the gradients would not
-        be synchronized); code `fabric` cannot be passed to (a function used as a callback, a nested
-        function: its `backward()` stays as it was); a model bound outside the code that builds its
-        optimizer; a model with optimizers built in different blocks.
+        With `--target fabric` the loop stays as written: `fabric = L.Fabric(...)` is built once,
+        on every path of the training code's function (never in one branch of an `if`), and
+        `fabric.setup(model, optimizer)` wraps each model together with its optimizers, where the
+        optimizer is built. Where the optimizer is built on only some of the paths that built the
+        model (`if args.use_optimizer:`, an epoch loop), the model is set up where those paths
+        join (`fabric.setup_module`) and the optimizer where it is built
+        (`fabric.setup_optimizers`); optimizers built in the two branches of one `if` are each set
+        up with the model of their branch. `loss.backward()` becomes `fabric.backward(loss)`,
+        which needs `fabric` in scope. Convert reports code where that cannot be done: a loop with
+        no `torch.optim` optimizer (parameters updated by hand: `fabric.setup` has nothing to
+        take, and under DDP the gradients would not be synchronized); code `fabric` cannot be
+        passed to (a function used as a callback, a nested function: its `backward()` stays as it
+        was); a model bound outside the code that builds its optimizer; a model with optimizers
+        built in different blocks that one run may both reach (setting the model up twice fails).
         """,
     example="""
         import torch

@@ -153,6 +153,119 @@ def test_code_that_cannot_get_fabric_keeps_its_backward_with_a_todo() -> None:
     assert "# TODO(loopshift): `fabric` cannot be passed" in result.code and "loss.backward()" in result.code
 
 
+# -- fabric on every path: models built in branches, optimizers built on some paths ------------
+def test_fabric_is_built_outside_the_branches_that_build_the_model() -> None:
+    code = fabric("""\
+        import sys
+        import torch
+
+
+        def main():
+            x, y = torch.randn(8, 4), torch.randn(8, 1)
+            if "--big" in sys.argv:
+                model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
+            else:
+                model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(3):
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                optimizer.step()
+        """)
+    assert '    fabric = L.Fabric(accelerator="cpu", devices=1)\n    fabric.launch()\n    if "--big"' in code
+    assert "\n    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n" \
+        "    model, optimizer = fabric.setup(model, optimizer)\n" in code
+
+
+def test_an_optimizer_built_every_epoch_sets_up_the_model_once() -> None:
+    code = fabric("""\
+        import torch
+
+        x, y = torch.randn(8, 4), torch.randn(8, 1)
+        model = torch.nn.Linear(4, 1)
+        for epoch in range(3):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1 / (epoch + 1))
+            for step in range(3):
+                optimizer.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                loss.backward()
+                optimizer.step()
+        """)
+    assert "model = torch.nn.Linear(4, 1)\nmodel = fabric.setup_module(model)\n" in code
+    assert "lr=0.1 / (epoch + 1))\n    optimizer = fabric.setup_optimizers(optimizer)\n" in code
+
+
+def test_each_branch_sets_up_its_own_model_and_optimizer() -> None:
+    result = convert_source(textwrap.dedent("""\
+        import sys
+        import torch
+
+        x, y = torch.randn(8, 4), torch.randn(8, 1)
+        if "--adam" in sys.argv:
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        else:
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for step in range(3):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """), target="fabric")
+    assert not result.diagnostics
+    assert result.code.count("    model, optimizer = fabric.setup(model, optimizer)\n") == 2
+    assert "fabric.launch()\nif " in result.code
+
+
+def test_optimizers_one_run_may_both_build_are_not_set_up_twice() -> None:
+    result = convert_source(textwrap.dedent("""\
+        import sys
+        import torch
+
+        x, y = torch.randn(8, 4), torch.randn(8, 1)
+        model = torch.nn.Linear(4, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        if "--adam" in sys.argv:
+            optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        for step in range(3):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """), target="fabric")
+    assert [d.code for d in result.diagnostics] == ["LS008"]
+    assert result.code.count(".setup(") == 1 and "one run may both reach" in result.code
+
+
+def test_dataloaders_zipped_together_are_not_set_up() -> None:
+    """A set-up DataLoader calls the DataLoader's iter() (a draw from the global generator) only
+    at its first batch: zipped with another DataLoader, its draws would come after the other's."""
+    code = fabric("""\
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        loader_a = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4, shuffle=True)
+        loader_b = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4, shuffle=True)
+        loader_c = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4, shuffle=True)
+        model = torch.nn.Linear(4, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for (xa, ya), (xb, yb) in zip(loader_a, loader_b):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(xa), ya) + torch.nn.functional.mse_loss(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        for step, (x, y) in zip(range(2), loader_c):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+        """)
+    assert "loader_c = fabric.setup_dataloaders(loader_c)" in code
+    assert "setup_dataloaders(loader_a" not in code and "setup_dataloaders(loader_b" not in code
+
+
 def test_already_fabric_code_is_left_alone() -> None:
     source = (FIXTURES / "flat_script" / "expected_fabric.py").read_text()
     assert convert_source(source, target="fabric").code == source

@@ -191,7 +191,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
 
     # -- models with their optimizers, DataLoaders, the device ---------------------------------
     def collect_setups(self) -> None:
-        groups: dict[tuple, Setup] = {}
+        groups: dict[tuple, list[Setup]] = {}
         for optimizer in self.analyzer.code.optimizers:
             model = optimizer.model_reference
             target_scope = self.index.scope(optimizer.statement.body[0].targets[0].target)
@@ -200,17 +200,67 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
                                          f"`{optimizer.name}`, so they cannot be set up together with fabric.setup; "
                                          "not set up", optimizer.statement))
                 continue
-            group = (id(target_scope), optimizer.model)
-            setup = groups.get(group)
-            if setup is None:
-                groups[group] = Setup(optimizer.model, [optimizer], optimizer.statement, self.holders(model))
-            elif self.index.owner_of_block(setup.anchor) is self.index.owner_of_block(optimizer.statement):
-                setup.optimizers.append(optimizer)
-                setup.anchor = optimizer.statement
+            setups = groups.setdefault((id(target_scope), optimizer.model), [])
+            owner = self.index.owner_of_block(optimizer.statement)
+            same_block = next((s for s in setups if self.index.owner_of_block(s.anchor) is owner), None)
+            if same_block is not None:
+                same_block.optimizers.append(optimizer)
+                same_block.anchor = optimizer.statement
+            elif all(self.exclusive(s.anchor, optimizer.statement) for s in setups):
+                # the first, or one branch of an `if` of its own: each path sets up its own model
+                setups.append(Setup(optimizer.model, [optimizer], optimizer.statement, self.holders(model)))
             else:
-                self.facts.todos.append(("LS008", f"`{optimizer.model}` has optimizers built in different blocks; "
-                                         f"`{optimizer.name}` is not set up", optimizer.statement))
-        self.facts.setups = list(groups.values())
+                self.facts.todos.append(("LS008", f"`{optimizer.model}` has optimizers built in different blocks "
+                                         f"that one run may both reach; `{optimizer.name}` is not set up",
+                                         optimizer.statement))
+        self.facts.setups = [setup for setups in groups.values() for setup in setups]
+        for setup in self.facts.setups:
+            setup.module_anchor = self.join_of_bindings(setup)
+
+    def exclusive(self, first: cst.CSTNode, second: cst.CSTNode) -> bool:
+        """Whether two statements lie in different branches of one `if` (no run reaches both)."""
+        inside_first = {id(a) for a in self.index.ancestors(first)}
+        for child in [second, *self.index.ancestors(second)]:
+            branch = self.index.parent(child)
+            if isinstance(branch, cst.If) and id(branch) in inside_first:
+                arm = next(a for a in [first, *self.index.ancestors(first)] if self.index.parent(a) is branch)
+                return {id(arm), id(child)} == {id(branch.body), id(branch.orelse)}
+            if isinstance(branch, (cst.FunctionDef, cst.For, cst.While)) or id(branch) in inside_first:
+                return False
+        return False
+
+    def join_of_bindings(self, setup: Setup) -> cst.BaseStatement | None:
+        """Where every path that binds the model has joined, when the optimizers are built under a
+        block those paths do not share (`if args.use_optimizer:`, an epoch loop): the last statement
+        of the shared block that binds the model, which comes before the block building the
+        optimizers. None where the model and its optimizers are set up together."""
+        scope = self.scope_of(setup.anchor)
+        bindings = [self.index.statement_of(a.node) for a in self.model_bindings(setup)]
+        bindings = [b for b in bindings if self.scope_of(b) is scope]
+        if not bindings:
+            return None
+        levels = [setup.anchor] + [a for a in self.index.ancestors(setup.anchor)
+                                   if isinstance(a, cst.BaseCompoundStatement) and self.scope_of(a) is scope]
+        for depth, level in enumerate(levels):
+            block = self.index.parent(level)
+            holders = [self.block_statement(b, block) for b in bindings]
+            if any(h is None for h in holders):
+                continue
+            if depth == 0:
+                return None  # the optimizers are built where the model is: set up together
+            last = max(holders, key=self.index.order)
+            return last if self.index.order(last) < self.index.order(level) else None
+        return None
+
+    def block_statement(self, statement: cst.BaseStatement, block: cst.CSTNode) -> cst.BaseStatement | None:
+        """The statement of block that is statement or holds it; None when block does not hold it."""
+        for candidate in [statement, *self.index.ancestors(statement)]:
+            parent = self.index.parent(candidate)
+            if parent is block:
+                return candidate
+            if isinstance(candidate, cst.FunctionDef):
+                return None
+        return None
 
     def settable(self, model: cst.BaseExpression | None, optimizer: OptimizerDef, target_scope) -> bool:
         """`model, optimizer = fabric.setup(...)` rebinds both where the optimizer is built."""
@@ -233,9 +283,10 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             else:  # self.model: in the methods of its class
                 held = m.Attribute(value=m.Name("self"), attr=m.Name(reference.attr.value))
                 uses = m.findall(self.analyzer.enclosing_class(reference), held)
-            anchor_scope = self.scope_of(setup.anchor)
+            anchor = setup.module_anchor or setup.anchor
+            anchor_scope = self.scope_of(anchor)
             for use in uses:
-                after = self.scope_of(use) is not anchor_scope or self.index.order(use) > self.index.order(setup.anchor)
+                after = self.scope_of(use) is not anchor_scope or self.index.order(use) > self.index.order(anchor)
                 if after and self.needs_module(use):
                     self.facts.module_uses.append(use)
 
@@ -268,6 +319,8 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             builder = self.scope_of(statement)
             if builder is not None and id(builder) in builders or not self.builds_loader(value, builders):
                 continue
+            if self.zipped_with_draws(statement.body[0].targets[0].target, builders):
+                continue  # on one device it runs as the script's own DataLoader; set up, it would draw later
             name = self.code(statement.body[0].targets[0].target)
             if groups and self.follows(groups[-1].anchor, statement) and name not in groups[-1].targets:
                 groups[-1].targets.append(name)
@@ -275,6 +328,42 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             else:
                 groups.append(LoaderGroup([name], [statement]))
         self.facts.loaders = groups
+
+    def zipped_with_draws(self, target: cst.BaseExpression, builders: set[int]) -> bool:
+        """Whether a DataLoader is iterated in a `zip(...)` with something that draws random numbers
+        when iterated (another DataLoader). A DataLoader draws from the global generator when
+        iter() is called on it (its base seed) and at its first batch (a shuffling sampler's seed,
+        the dataset's own draws); `fabric.setup_dataloaders` returns a wrapper whose iter() is a
+        generator, which calls the DataLoader's iter() only at the first next(). zip() calls iter()
+        on all its arguments before the first next(): the wrapped loader's draws would move after
+        the other argument's, and every shuffle after them would differ. Not setting it up keeps
+        them where they were (its batches keep their device moves; under DDP it is not sharded)."""
+        if not isinstance(target, cst.Name):
+            return False
+        for assignment in self.index.assignments(target):
+            for access in assignment.references:
+                argument = self.index.parent(access.node)
+                call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
+                if not isinstance(call, cst.Call) or "builtins.zip" not in self.index.called_name(call):
+                    continue
+                if any(self.draws_when_iterated(other.value, builders) for other in call.args if other is not argument):
+                    return True
+        return False
+
+    def draws_when_iterated(self, iterable: cst.BaseExpression, builders: set[int]) -> bool:
+        """Whether iterating an expression may draw random numbers (a DataLoader, or what is unknown)."""
+        values = self.values(iterable) if is_variable(iterable) else [iterable]
+        if values is None:
+            return True
+        for value in values:
+            while isinstance(value, cst.Call) and value.args and self.index.called_name(value) & (
+                    {"builtins.enumerate"} | torch_names.PROGRESS_BARS):
+                value = value.args[0].value
+            if is_variable(value):
+                return True  # not followed further
+            if isinstance(value, cst.Call) and not self.index.called_name(value) & {"builtins.range", "builtins.list"}:
+                return True
+        return False
 
     def builds_loader(self, call: cst.Call, builders: set[int]) -> bool:
         if self.index.called_name(call) & torch_names.DATALOADERS:

@@ -120,6 +120,7 @@ class FabricConversion:
         in_home = lambda node: self.analysis.scope_of(node) is home  # noqa: E731
         # built before the loaders and the models it sets up
         anchors = [g.statements[0] for g in facts.loaders] + [s.anchor for s in facts.setups] + \
+            [s.module_anchor for s in facts.setups if s.module_anchor is not None] + \
             [self.index.statement_of(a.node) for s in facts.setups for a in self.analysis.model_bindings(s)]
         uses = [*facts.backwards, *(c.call for c in facts.clips), *facts.saves, *(c for c, _ in facts.rank_queries),
                 *(n for n in self.index.nodes(cst.Call) if id(n) in wiring.call_sites)]
@@ -224,8 +225,14 @@ class FabricConversion:
     def setup_lines(self, facts: FabricFacts, wiring: Wiring):
         code = self.index.module.code_for_node
         for setup in facts.setups:
-            names = ", ".join([setup.model] + [code(o.target) for o in setup.optimizers])
-            yield setup.anchor, self.statement(f"{names} = {code(wiring.reference(setup.anchor))}.setup({names})")
+            fabric = code(wiring.reference(setup.anchor))
+            optimizers = ", ".join(code(o.target) for o in setup.optimizers)
+            if setup.module_anchor is not None:  # the model on every path, its optimizers where they are built
+                yield setup.module_anchor, self.statement(f"{setup.model} = {fabric}.setup_module({setup.model})")
+                yield setup.anchor, self.statement(f"{optimizers} = {fabric}.setup_optimizers({optimizers})")
+            else:
+                names = f"{setup.model}, {optimizers}"
+                yield setup.anchor, self.statement(f"{names} = {fabric}.setup({names})")
         for group in facts.loaders:
             names = ", ".join(group.targets)
             yield group.anchor, self.statement(

@@ -19,6 +19,10 @@ class Setup:
     optimizers: list[OptimizerDef]
     anchor: cst.SimpleStatementLine  # the last optimizer's statement: the setup goes after it
     holders: set[tuple] = field(default_factory=set)  # every variable that holds the model (see holders())
+    # where the paths that bind the model join, when the optimizers are built on only some of them
+    # (`if args.use_optimizer: ...`): `model = fabric.setup_module(model)` goes after it, and
+    # `optimizer = fabric.setup_optimizers(optimizer)` after the anchor
+    module_anchor: cst.BaseStatement | None = None
 
 
 @dataclass

@@ -8,6 +8,11 @@ from ..devices import DeviceOracle
 from ..util import self_attribute_name
 
 
+# `if __name__ == "__main__":`, which every process runs: no condition of the code under it
+MAIN_GUARD = m.If(test=m.Comparison(left=m.Name("__name__"), comparisons=[m.ComparisonTarget(
+    operator=m.Equal(), comparator=m.SimpleString('"__main__"') | m.SimpleString("'__main__'"))]))
+
+
 def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
     return next((a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None)
 

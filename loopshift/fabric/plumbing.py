@@ -6,7 +6,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from ..torch_names import DATA_PARALLEL, DISTRIBUTED_DATA_PARALLEL, PROCESS_GROUP
-from .matching import keyword
+from .matching import MAIN_GUARD, keyword
 
 # what Fabric answers for the process group it set up
 RANK_QUERIES = {"torch.distributed.get_rank": "global_rank", "torch.distributed.get_world_size": "world_size",
@@ -36,12 +36,10 @@ class PlumbingAnalysis:
     def every_process_gets_to(self, statement: cst.BaseStatement) -> bool:
         """Not under a condition of its function (fabric.save waits for every process); the
         `if __name__ == "__main__":` guard every process runs is no condition."""
-        main_guard = m.If(test=m.Comparison(left=m.Name("__name__"), comparisons=[m.ComparisonTarget(
-            operator=m.Equal(), comparator=m.SimpleString('"__main__"') | m.SimpleString("'__main__'"))]))
         for ancestor in self.index.ancestors(statement):
             if isinstance(ancestor, cst.FunctionDef):
                 return True
-            if isinstance(ancestor, (cst.If, cst.While, cst.Try, cst.Match)) and not m.matches(ancestor, main_guard):
+            if isinstance(ancestor, (cst.If, cst.While, cst.Try, cst.Match)) and not m.matches(ancestor, MAIN_GUARD):
                 return False
         return True
 

@@ -15,6 +15,7 @@ import libcst.matchers as m
 
 from .analysis import FabricAnalysis
 from .facts import Scope
+from .matching import MAIN_GUARD
 
 
 @dataclass
@@ -105,9 +106,7 @@ class Wiring:
         scope. Arguments whose names are bound too late fall back to Fabric's defaults."""
         index = self.index
         first = min(anchors + uses, key=index.order)
-        statement = index.statement_of(first)
-        loops = [a for a in ancestors_to(index, statement, self.home) if isinstance(a, (cst.For, cst.While))]
-        statement = loops[-1] if loops else statement  # built once, not in a loop
+        statement = self.top_level(index.statement_of(first))
         block = list(index.parent(statement).body)
         top = {id(s): i for i, s in enumerate(block)}
 
@@ -129,6 +128,17 @@ class Wiring:
         if last >= 0:
             return Placement(block, last + 1, arguments, follows=True)
         return Placement(block, position_of(first), arguments)
+
+    def top_level(self, statement: cst.BaseStatement) -> cst.BaseStatement:
+        """The statement of the home scope's own block that holds statement: fabric is built once,
+        on every path, so never in a loop or in one branch of an `if` (or a `with`, a `try`) of
+        its function. At module level, the `if __name__ == "__main__":` block is its own block."""
+        for ancestor in ancestors_to(self.index, statement, self.home):
+            if m.matches(ancestor, MAIN_GUARD):
+                break
+            if isinstance(ancestor, cst.BaseCompoundStatement):
+                statement = ancestor
+        return statement
 
     def bound_at(self, expression: cst.BaseExpression, position_of) -> int | None:
         """The position of the last block statement binding a name the expression reads (-1: all
