@@ -269,6 +269,8 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         holder = self.index.owner_of_block(batch_loop)
         if bar is not None and isinstance(holder, cst.With) and len(holder.body.body) == 1:
             statement = holder  # `with tqdm(loader) as bar:` around the loop
+        elif bar is None and (counter := self.counting_bar(holder)) is not None:
+            bar, statement = (counter, holder), holder  # `with tqdm(total=n) as pbar:` ... `pbar.update(len(x))`
         loop = TrainingLoop(
             batch_loop=batch_loop, statement=statement, loader=loader, progress_bar=bar and bar[0],
             progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target,
@@ -491,6 +493,17 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:
         call = method_call(statement, "step")
         return call is not None and isinstance(call.func.value, cst.Name) and self.is_grad_scaler(call.func.value)
+
+    def counting_bar(self, holder) -> str | None:
+        """`pbar` of `with tqdm(total=n, ...) as pbar:` holding just the batch loop: a bar counted
+        by hand, which the Trainer's own progress bar replaces."""
+        if not (isinstance(holder, cst.With) and len(holder.body.body) == 1 and len(holder.items) == 1):
+            return None
+        item = holder.items[0]
+        if isinstance(item.item, cst.Call) and self.index.called_name(item.item) & torch_names.PROGRESS_BARS \
+                and item.asname is not None and isinstance(item.asname.name, cst.Name):
+            return item.asname.name.value
+        return None
 
     def steps_in(self, statements) -> list[tuple[cst.SimpleStatementLine, OptimizerDef]]:
         """`optimizer.step()` and `scaler.step(optimizer)` statements, with their optimizer."""

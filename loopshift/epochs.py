@@ -39,7 +39,7 @@ class EpochAnalysis:
         loop.host = driver
         if isinstance(owner, cst.For) and not self.epoch_loop(loop, owner, driver):
             return False
-        if not isinstance(owner, (cst.For, cst.Module, cst.FunctionDef)):
+        if not isinstance(owner, (cst.For, cst.Module, cst.FunctionDef, cst.If, cst.Else, cst.With, cst.Try)):
             self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
             return False
         per_epoch = {id(s) for s in loop.segments.before + loop.segments.after}
