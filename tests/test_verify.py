@@ -203,6 +203,7 @@ def workspace(tmp_path, monkeypatch):
 # Runs
 
 
+@pytest.mark.slow
 def test_lightning_script_passes_and_writes_nothing(workspace):
     scripts, cwd = workspace
     script = write(scripts, "train.py", LIGHTNING_SCRIPT)
@@ -219,6 +220,7 @@ def test_lightning_script_passes_and_writes_nothing(workspace):
     assert files_under(cwd) == set()
 
 
+@pytest.mark.slow
 def test_script_that_raises_fails_at_its_line(tmp_path):
     script = write(tmp_path, "broken.py", RAISING_SCRIPT)
     line = next(number for number, text in enumerate(script.read_text().splitlines(), 1) if "boom" in text)
@@ -233,6 +235,7 @@ def test_script_that_raises_fails_at_its_line(tmp_path):
     assert "harness.py" not in "\n".join(result.error.traceback[:3])  # starts in the user's file
 
 
+@pytest.mark.slow
 def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1"))
@@ -247,6 +250,7 @@ def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
     assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
 
 
+@pytest.mark.slow
 def test_cli_parity_fails_for_another_learning_rate(tmp_path, cli):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.2"))
@@ -261,6 +265,7 @@ def test_cli_parity_fails_for_another_learning_rate(tmp_path, cli):
     assert rows[1][-1] == "<-"
 
 
+@pytest.mark.slow
 def test_cli_passes_script_args_through(workspace, cli):
     scripts, _ = workspace
     script = write(scripts, "train.py", LIGHTNING_SCRIPT)  # argparse: --epochs is required
@@ -272,6 +277,7 @@ def test_cli_passes_script_args_through(workspace, cli):
     assert "stages  train, validate, test" in outcome.output
 
 
+@pytest.mark.slow
 def test_cli_fails_a_script_that_never_builds_a_trainer(tmp_path, cli):
     script = write(tmp_path, "train.py", RAW_LOOP)
 
@@ -326,6 +332,7 @@ def test_ddp_with_two_cpu_processes(workspace):
 # The harness on its own
 
 
+@pytest.mark.slow
 def test_harness_records_unscaled_losses_per_backward_and_stops_after_k_steps(tmp_path):
     script = write(tmp_path, "scaled.py", SCALED_ACCUMULATING_LOOP)
     result_file = tmp_path / "result.json"
