@@ -239,6 +239,7 @@ def test_folder_piped_says_each_file_and_sums_up_by_reason(tmp_path: Path, capsy
     assert not any(line.startswith(("[", "loopshift:")) for line in capsys.readouterr().err.splitlines())
 
 
+@pytest.mark.slow  # seconds of CPU: in the full run, not the fast tier
 def test_folder_converts_in_worker_processes_like_one_by_one(tmp_path: Path, capsys) -> None:
     from loopshift.workers import PARALLEL_FROM
 

@@ -13,7 +13,7 @@ import pytest
 from loopshift import InputError, convert_source, lint_source
 
 PACKAGES = ["torch", "lightning"]
-SAMPLE_EVERY = 25  # about 90 files of torch 2.13 and 10 of lightning
+SAMPLE_EVERY = 50  # about 45 files of torch 2.13 and 5 of lightning
 
 
 def package_files(name: str) -> list[Path]:
