@@ -239,6 +239,7 @@ def test_folder_piped_says_each_file_and_sums_up_by_reason(tmp_path: Path, capsy
     assert not any(line.startswith(("[", "loopshift:")) for line in capsys.readouterr().err.splitlines())
 
 
+@pytest.mark.slow  # seconds of CPU: in the full run, not the fast tier
 def test_folder_converts_in_worker_processes_like_one_by_one(tmp_path: Path, capsys) -> None:
     from loopshift.workers import PARALLEL_FROM
 
@@ -264,20 +265,24 @@ def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path:
     (tmp_path / "train.py").write_text(FLAT)
     (tmp_path / "lbfgs.py").write_text((FIXTURES / "lbfgs_code_after_step" / "input.py").read_text())
     terminal, stderr = pty.openpty()
-    run = subprocess.run([sys.executable, "-m", "loopshift", "convert", str(tmp_path)], stdout=subprocess.PIPE,
-                         stderr=stderr, text=True, timeout=120)
+    process = subprocess.Popen([sys.executable, "-m", "loopshift", "convert", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=stderr, text=True)
     os.close(stderr)
+    # read the terminal until the run closes it: one read can stop short of the summary (on a
+    # loaded machine the bar redraws for seconds), and a full terminal would block the run
     chunks = []
-    while True:  # a terminal gives its buffer back a few KiB a read: a slow run redraws the bar more often
+    while True:
         try:
             chunk = os.read(terminal, 1 << 16)
-        except OSError:  # EIO: nothing left
+        except OSError:  # EIO: the run has exited and everything it wrote is read
             break
         if not chunk:
             break
         chunks.append(chunk)
-    screen = b"".join(chunks).decode()
     os.close(terminal)
+    screen = b"".join(chunks).decode()
+    run = subprocess.CompletedProcess(process.args, process.wait(timeout=120), process.stdout.read())
+    process.stdout.close()
     assert run.returncode == 1
     assert run.stdout == f"{tmp_path / 'lbfgs.py'}:13:1: LS002 " + run.stdout.split(" LS002 ", 1)[1]
     assert "\x1b[" not in run.stdout and "\n" == run.stdout[-1] and run.stdout.count("\n") == 1

@@ -273,6 +273,7 @@ def test_fix_rewrites_trainer_arguments_and_reports_what_remains(tmp_path: Path)
 
 
 # -- converted code, hooks, imports ------------------------------------------------------------
+@pytest.mark.slow  # seconds of CPU: in the full run, not the fast tier
 def test_converted_fixtures_hold_no_raw_loop_and_no_lightning_mistake() -> None:
     """What convert writes lints clean: no loop left that it could convert, no LS2xx in the code it
     generated, and raw loops only where it left a TODO saying why."""

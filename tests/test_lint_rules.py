@@ -147,6 +147,7 @@ def all_sources():
         yield str(path), path.read_text()
 
 
+@pytest.mark.slow  # seconds of CPU: in the full run, not the fast tier
 def test_skipping_files_by_their_text_never_hides_a_finding() -> None:
     """The engine parses a file for a rule only when the text matches the rule's `needs`.
     Here every rule checks every source anyway: whatever it finds, `needs` must have let through."""

@@ -12,9 +12,15 @@ import pytest
 from conftest import FIXTURES
 
 pytestmark = pytest.mark.slow
-torch = pytest.importorskip("torch")
-L = pytest.importorskip("lightning")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch = L = None  # imported when a test here first runs, not at collection (seconds, the fast tier too)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_and_lightning():
+    global torch, L
+    torch = pytest.importorskip("torch")
+    L = pytest.importorskip("lightning")
 
 
 def load(path: Path, name: str):

@@ -1,6 +1,9 @@
 """Every .py file of the installed torch and lightning packages (thousands of real files, a few with
 training loops): convert and lint never crash, every output parses, converting is idempotent, and
-no file changes unless a loop was found."""
+no file changes unless a loop was found.
+
+The whole scan takes minutes and is marked `corpus` (and `slow`, so the fast tier leaves it out);
+the fast tier checks the same on a fixed sample, every SAMPLE_EVERY-th file by sorted path."""
 import importlib.util
 from collections import Counter
 from pathlib import Path
@@ -9,7 +12,8 @@ import pytest
 
 from loopshift import InputError, convert_source, lint_source
 
-pytestmark = pytest.mark.slow
+PACKAGES = ["torch", "lightning"]
+SAMPLE_EVERY = 50  # about 45 files of torch 2.13 and 5 of lightning
 
 
 def package_files(name: str) -> list[Path]:
@@ -19,10 +23,9 @@ def package_files(name: str) -> list[Path]:
     return sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package", ["torch", "lightning"])
-def test_converts_and_lints_every_file_of_a_real_package(package, capsys):
+def check_files(paths: list[Path]) -> Counter:
     counts = Counter()
-    for path in package_files(package):
+    for path in paths:
         source = path.read_text(encoding="utf-8", errors="replace")
         counts["files"] += 1
         try:
@@ -38,6 +41,27 @@ def test_converts_and_lints_every_file_of_a_real_package(package, capsys):
             counts["files changed"] += 1
             again = convert_source(result.code, path=str(path))
             assert again.code == result.code, f"{path}: converting the output changes it again"
+    return counts
+
+
+def report(capsys, label: str, counts: Counter) -> None:
     with capsys.disabled():
-        print(f"\n{package}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+        print(f"\n{label}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+
+
+@pytest.mark.slow
+@pytest.mark.corpus
+@pytest.mark.parametrize("package", PACKAGES)
+def test_converts_and_lints_every_file_of_a_real_package(package, capsys):
+    counts = check_files(package_files(package))
+    report(capsys, package, counts)
     assert counts["files"] > 100
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_converts_and_lints_a_sample_of_a_real_package(package, capsys):
+    files = package_files(package)
+    sample = files[::SAMPLE_EVERY]
+    counts = check_files(sample)
+    report(capsys, f"{package} (every {SAMPLE_EVERY}th file)", counts)
+    assert len(files) > 100 and counts["files"] == len(sample) >= 5

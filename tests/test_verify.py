@@ -224,6 +224,7 @@ def workspace(tmp_path, monkeypatch):
 # Runs
 
 
+@pytest.mark.slow
 def test_lightning_script_passes_and_writes_nothing(workspace):
     scripts, cwd = workspace
     script = write(scripts, "train.py", LIGHTNING_SCRIPT)
@@ -240,6 +241,7 @@ def test_lightning_script_passes_and_writes_nothing(workspace):
     assert files_under(cwd) == set()
 
 
+@pytest.mark.slow
 def test_script_that_raises_fails_at_its_line(tmp_path):
     script = write(tmp_path, "broken.py", RAISING_SCRIPT)
     line = next(number for number, text in enumerate(script.read_text().splitlines(), 1) if "boom" in text)
@@ -254,6 +256,7 @@ def test_script_that_raises_fails_at_its_line(tmp_path):
     assert "harness.py" not in "\n".join(result.error.traceback[:3])  # starts in the user's file
 
 
+@pytest.mark.slow
 def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1"))
@@ -268,6 +271,7 @@ def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
     assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
 
 
+@pytest.mark.slow
 def test_parity_fails_when_the_converted_script_raises_after_training(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", after_fit("""
@@ -287,6 +291,7 @@ def test_parity_fails_when_the_converted_script_raises_after_training(tmp_path):
     assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
 
 
+@pytest.mark.slow
 def test_cli_names_the_line_that_fails_after_training(tmp_path, cli):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", after_fit("""
@@ -302,6 +307,7 @@ def test_cli_names_the_line_that_fails_after_training(tmp_path, cli):
         f"after training at train_lightning.py:{line_of(converted, 'sys.exit')}")
 
 
+@pytest.mark.slow
 def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     # a test set of 64 batches, tested after fit: verify runs 3 of them, and the lines after it
@@ -324,6 +330,7 @@ def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
     assert result.losses == result.original_losses and len(result.losses) == 3  # not the second fit's
 
 
+@pytest.mark.slow
 def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends(tmp_path):
     """max_steps=K alone would end the epoch mid-way, with no validation before on_train_epoch_end."""
     original = write(tmp_path, "train.py", RAW_LOOP)
@@ -345,6 +352,7 @@ def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends
     assert result.losses == result.original_losses and len(result.losses) == 2
 
 
+@pytest.mark.slow
 def test_parity_stops_a_raw_loop_left_after_fit_and_says_where(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", after_fit("""
@@ -363,6 +371,7 @@ def test_parity_stops_a_raw_loop_left_after_fit_and_says_where(tmp_path):
                               f"optimizer step after training, at train_lightning.py:{line_of(converted, 'optimizer.step()')}")
 
 
+@pytest.mark.slow
 def test_parity_stops_slow_code_after_training_on_a_budget(tmp_path, monkeypatch):
     from loopshift.verify import runner
 
@@ -381,6 +390,7 @@ def test_parity_stops_slow_code_after_training_on_a_budget(tmp_path, monkeypatch
     assert result.seconds < 120
 
 
+@pytest.mark.slow
 def test_cli_parity_fails_for_another_learning_rate(tmp_path, cli):
     original = write(tmp_path, "train.py", RAW_LOOP)
     converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.2"))
@@ -395,6 +405,7 @@ def test_cli_parity_fails_for_another_learning_rate(tmp_path, cli):
     assert rows[1][-1] == "<-"
 
 
+@pytest.mark.slow
 def test_cli_passes_script_args_through(workspace, cli):
     scripts, _ = workspace
     script = write(scripts, "train.py", LIGHTNING_SCRIPT)  # argparse: --epochs is required
@@ -406,6 +417,7 @@ def test_cli_passes_script_args_through(workspace, cli):
     assert "stages  train, validate, test" in outcome.output
 
 
+@pytest.mark.slow
 def test_cli_fails_a_script_that_never_builds_a_trainer(tmp_path, cli):
     script = write(tmp_path, "train.py", RAW_LOOP)
 
@@ -490,6 +502,7 @@ def test_ddp_with_two_cpu_processes(workspace):
 # The harness on its own
 
 
+@pytest.mark.slow
 def test_harness_records_unscaled_losses_per_backward_and_stops_after_k_steps(tmp_path):
     script = write(tmp_path, "scaled.py", SCALED_ACCUMULATING_LOOP)
     result_file = tmp_path / "result.json"

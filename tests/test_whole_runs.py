@@ -1,5 +1,6 @@
 """Trained to the end (seeded, on CPU), a converted script prints the numbers the original printed:
 per-epoch metrics, test metrics after training, the epoch early stopping ends at, the best value."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -10,8 +11,9 @@ import pytest
 
 from conftest import FIXTURES
 
-pytestmark = pytest.mark.slow
-pytest.importorskip("lightning")
+# looked up, not imported: importing lightning at collection costs every run seconds, the fast tier too
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("lightning") is None, reason="lightning is not installed")]
 
 # (fixture, script arguments, the printed lines to compare)
 CASES = [
