@@ -95,7 +95,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         of the function's single call site."""
         if not isinstance(name, cst.Name):
             return []
-        assignments = self.index.assignments(name)
+        assignments = self.reaching(name, self.index.assignments(name))
         if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
             return assignments
         function = self.index.enclosing_function(assignments[0].node)
@@ -105,6 +105,22 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if not isinstance(argument, cst.Name):
             return assignments  # called from several places (or with an expression): the parameter itself
         return self.origins(argument, depth + 1)
+
+    def reaching(self, read: cst.Name, assignments: list[Assignment]) -> list[Assignment]:
+        """The bindings of a name that can reach this read: the last one before it that always runs
+        first, and those after that one (`optimizer = SGD(...)` built once for a demo and again
+        right before the loop: the loop's calls see the second)."""
+        if len(assignments) < 2:
+            return assignments
+        before = [a for a in assignments if self.index.is_before(a.node, read)]
+        loops = {id(n) for n in self.index.ancestors(read) if isinstance(n, (cst.For, cst.While))}
+        if any(a not in before and self.index.is_inside(a.node, loops) for a in assignments):
+            return assignments  # rebound later in a loop around the read: an earlier pass's value reaches it
+        dominating = [a for a in before if self.index.always_runs_before(a.node, read)]
+        if not dominating:
+            return assignments
+        last = max(dominating, key=lambda a: self.index.order(a.node))
+        return [a for a in before if a is last or self.index.order(a.node) > self.index.order(last.node)]
 
     def resolve(self, name: cst.Name) -> Assignment | None:
         """The one assignment a name finally refers to, if there is exactly one."""
