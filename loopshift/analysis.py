@@ -213,6 +213,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def collect_loops(self) -> None:
         hosts: set[int] = set()
         self.seen_batch_loops: set[int] = set()
+        unexplained: list[cst.SimpleStatementLine] = []  # backward() calls of no loop found, and no reason said
         for backward in self.index.findall(BACKWARD, cst.SimpleStatementLine):
             problems = len(self.code.problems)
             loop = self.training_loop(backward)
@@ -226,12 +227,35 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                     code, reason, node = self.code.problems[-1]
                     self.code.problems[-1] = (code, f"{reason}; manual optimization: {self.manual_obstacle}", node)
             if loop is None:
+                if problems == len(self.code.problems):
+                    unexplained.append(backward)
                 continue
             if id(loop.host) in hosts:
                 self.problem("LS001", "several training loops share one epoch loop; not converted", loop.host)
                 continue
             hosts.add(id(loop.host))
             self.code.loops.append(loop)
+        self.report_unexplained(unexplained)
+
+    def report_unexplained(self, backwards: list[cst.SimpleStatementLine]) -> None:
+        """A backward() whose training loop was not found, next to an optimizer step: say where the
+        update is and what drives it, rather than "no training loop found"."""
+        covered = {id(loop.batch_loop) for loop in self.code.loops} | {id(node) for _, _, node in self.code.problems}
+        for backward in backwards:
+            if self.index.is_inside(backward, covered):
+                continue
+            function = self.index.enclosing_function(backward)
+            scope = function if function is not None else self.index.module
+            if not self.steps_in(m.findall(scope, m.SimpleStatementLine())) and not self.code.optimizers:
+                continue  # autograd without an optimizer: not a training step
+            if function is None:
+                where = "at module level, in no loop"
+            else:
+                calls = self.calls_of(function)
+                lines = ", ".join(str(self.index.span(c).line) for c in calls[:3])
+                where = f"in `{function.name.value}()`, " + (f"called at line {lines}" if calls else "which nothing here calls")
+            self.problem("LS001", f"the update (backward() and the optimizer step) runs {where}: a loop driving it "
+                         "through calls is not followed yet", backward)
 
     def training_loop(self, backward: cst.SimpleStatementLine) -> TrainingLoop | None:
         self.last_batch_loop = None

@@ -62,7 +62,10 @@ LOOP_SHAPE = ConverterCode(
         Trainer takes a list for a list of loaders) or rebuilt every epoch (the Trainer
         iterates the one loader it was given); several training loops in one epoch
         loop; and a step loop that does not draw `batch = next(it)` with a restart on StopIteration
-        (or from `itertools.cycle`) up to a fixed number of steps.
+        (or from `itertools.cycle`) up to a fixed number of steps. An update (backward() and an
+        optimizer step) in a function that a loop calls, other than a `train()` holding the batch
+        loop itself (`finish_episode()` after each rollout, `_run_batch()` from `_run_epoch()`), is
+        reported at the backward() call: such loops are not followed yet.
         """,
     example="""
         import torch
