@@ -137,11 +137,35 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         attribute = self_attribute_name(name)
         if attribute is not None:
             owner = self.enclosing_class(name)
-            return next((d for d in definitions if self_attribute_name(d.target) == attribute
-                         and owner is not None and self.enclosing_class(d.statement) is owner), None)
+            found = next((d for d in definitions if self_attribute_name(d.target) == attribute
+                          and owner is not None and self.enclosing_class(d.statement) is owner), None)
+            return found or self.definition_passed_in(owner, attribute, definitions)
         if not isinstance(name, cst.Name):
             return None
         return self.definition_of_name(name, definitions)
+
+    def definition_passed_in(self, owner: cst.ClassDef | None, attribute: str, definitions: list) -> object | None:
+        """`self.optimizer` of a class whose `__init__` keeps `self.optimizer = optimizer`: the
+        definition its one construction `Trainer(model, loader, optimizer)` passes in."""
+        init = next((f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"),
+                    None) if owner is not None else None
+        if init is None:
+            return None
+        kept = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))],
+                        value=m.Name())
+        assigns = m.findall(init, kept)
+        params = {p.name.value: p for p in init.params.params}
+        if len(assigns) != 1 or assigns[0].value.value not in params:
+            return None
+        constructions = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Name(owner.name.value))]
+        if len(constructions) != 1:
+            return None
+        name, call = assigns[0].value.value, constructions[0]
+        keyword = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None)
+        position = list(params).index(name) - 1  # `self` is the object being built
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        argument = keyword or (positional[position] if 0 <= position < len(positional) else None)
+        return self.definition_of_name(argument, definitions) if isinstance(argument, cst.Name) else None
 
     def definition_of_name(self, name: cst.Name, definitions: list) -> object | None:
         assignment = self.resolve(name)

@@ -14,6 +14,7 @@ from .diagnostics import Diagnostic
 from .distribution import plumbing_edits
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
+from .inlining import inline_update_functions
 from .source import calls_backward, parse_module
 from .targets import PACKAGES
 
@@ -287,9 +288,23 @@ def checked(result: Result, source: str, path: str) -> Result:
     return result
 
 
+def followed_into_loops(module: cst.Module, source: str, target: str, path: str) -> Result | None:
+    """The conversion with each update function inlined into the loop that calls it, when that
+    converts every loop cleanly (its diagnostics would count lines of the inlined code)."""
+    inlined = inline_update_functions(module)
+    if inlined is None:
+        return None
+    code = inlined.code
+    result = checked(Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target,
+                                path).run(), source, path)
+    return result if result.loops_converted and not result.diagnostics else None
+
+
 def convert_module(module: cst.Module, source: str, target: str, path: str) -> Result:
     conversion = Conversion(module, source, "lightning" if target == "auto" else target, path)
     result = checked(conversion.run(), source, path)
+    if result.diagnostics or not result.loops_converted:
+        result = followed_into_loops(module, source, target, path) or result
     if result.diagnostics:  # would the Fabric target do without these TODOs?
         from .fabric import convert_fabric, fabric_hint
 

@@ -164,6 +164,11 @@ class SteppingAnalysis:
         return False
 
     def collect_step_extras(self, loop: TrainingLoop, body: list[cst.BaseStatement]) -> None:
+        switches = [s for s in body if self.is_mode_switch(s, loop)]
+        if not any(method_call(s, "eval") for s in switches):
+            # `model.train()` in a step that never leaves train mode is Lightning's; a step that
+            # evaluates after its update (`model.eval()`) keeps both, in its order
+            loop.mode_switches += switches
         for statement in body:
             call = method_call(statement, "step")
             if call is not None and not call.args and (root := held_object(call.func.value)):
@@ -174,8 +179,6 @@ class SteppingAnalysis:
             clip = self.clip_of(statement, loop)
             if clip is not None:
                 loop.clip = clip
-            if self.is_mode_switch(statement, loop):
-                loop.mode_switches.append(statement)
 
     def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop) -> Clipping | None:
         """Clipping between backward and step: the Trainer's gradient_clip_val, or, where that cannot
