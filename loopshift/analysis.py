@@ -644,7 +644,8 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 iterable = iterable.args[0].value
             else:
                 break
-        if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & (torch_names.DATALOADERS | {"builtins.range"}):
+        if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & (
+                torch_names.DATALOADERS | {"builtins.range", "itertools.count"}):
             self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
             return None
         return iterable, bare(target), \

@@ -153,8 +153,8 @@ class Inliner(cst.CSTTransformer):
         lines += body
         if returned is not None and not isinstance(statement, cst.Expr):
             lines.append(line.with_changes(body=[statement.with_changes(value=returned)], leading_lines=[]))
-        elif returned is not None and not isinstance(returned, (cst.Name, cst.Attribute)):
-            lines.append(cst.SimpleStatementLine([cst.Expr(returned)]))
+        elif returned is not None and not is_pure(returned):
+            lines.append(cst.SimpleStatementLine([cst.Expr(returned)]))  # its value unused, its effects kept
         lines[0] = lines[0].with_changes(leading_lines=[*line.leading_lines, *lines[0].leading_lines])
         return lines
 
@@ -196,3 +196,9 @@ class Inliner(cst.CSTTransformer):
                 continue
             body.extend(self.inlined.get(id(original), [updated]))
         return body
+
+
+def is_pure(expression: cst.BaseExpression) -> bool:
+    """Computing it has no effect to keep (`policy_loss.item()`, `total / n`) when nothing reads it."""
+    calls = m.findall(expression, m.Call())
+    return all(m.matches(call, m.Call(func=m.Attribute(attr=m.Name("item")), args=[])) for call in calls)

@@ -36,6 +36,9 @@ CASES = [
     ("evaluate_keyword_defaults_epoch_print", [], r"epoch \d+|  val mse|final val mse"),
     # a sample from the prior after each epoch, moved to the module's device; --no-cuda still chooses the CPU
     ("corpus_vae_prior_sample_device", ["--epochs", "2", "--results", "{tmp}", "--no-cuda"], r"epoch \d+: mean"),
+    # updates in functions the loop calls, inlined: one per episode of an endless count(1), one per epoch
+    ("corpus_reinforce_finish_episode", [], r"episode +\d+|solved|not solved"),
+    ("corpus_graph_full_batch_train_function", ["--epochs", "30"], r"epoch \d+|test"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
     # the DistributedSampler stepped through the loader (`train_loader.sampler.set_epoch(epoch)`)
