@@ -558,6 +558,17 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         call = method_call(statement, "step")
         return call is not None and isinstance(call.func.value, cst.Name) and self.is_grad_scaler(call.func.value)
 
+    def zips_loaders(self, iterable: cst.Call) -> bool:
+        """`zip(loader_a, loader_b)` of DataLoaders: the Trainer zips them too (CombinedLoader, min_size)."""
+        if "builtins.zip" not in self.index.called_name(iterable) or len(iterable.args) < 2:
+            return False
+        for arg in iterable.args:
+            origin = self.resolve(arg.value) if isinstance(arg.value, cst.Name) and not arg.keyword else None
+            value = self.index.assigned_value(origin) if origin is not None else None
+            if not (isinstance(value, cst.Call) and self.index.called_name(value) & torch_names.DATALOADERS):
+                return False
+        return True
+
     def counting_bar(self, holder) -> str | None:
         """`pbar` of `with tqdm(total=n, ...) as pbar:` holding just the batch loop: a bar counted
         by hand, which the Trainer's own progress bar replaces."""
@@ -645,7 +656,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             else:
                 break
         if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & (
-                torch_names.DATALOADERS | {"builtins.range", "itertools.count"}):
+                torch_names.DATALOADERS | {"builtins.range", "itertools.count"}) and not self.zips_loaders(iterable):
             self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
             return None
         return iterable, bare(target), \

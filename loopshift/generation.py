@@ -491,6 +491,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
         imports = [("callbacks", "EarlyStopping")] if self.loop.early_stopping is not None else []
+        if m.matches(self.loop.loader, m.Call(func=m.Name("zip"))):
+            imports.append(("utilities", "CombinedLoader"))
         if self.loop.writer is not None:
             imports.append(("loggers", "TensorBoardLogger"))
         return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
@@ -636,6 +638,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         return replaced
 
     def host_loader(self, loader: cst.BaseExpression) -> cst.BaseExpression:
+        if m.matches(loader, m.Call(func=m.Name("zip"))):  # the Trainer zips loaders as zip() does
+            loaders = ", ".join(self.index.module.code_for_node(self.host_loader(a.value)) for a in loader.args)
+            return cst.parse_expression(f'CombinedLoader([{loaders}], mode="min_size")')
         if isinstance(loader, cst.Name):
             bindings = self.index.assignments(loader)
             if len(bindings) == 1:
