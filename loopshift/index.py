@@ -111,6 +111,9 @@ class CodeIndex:
         if isinstance(self.parent(binding), cst.AugAssign):
             return False
         around_read = set(map(id, self.ancestors(read)))
+        loop = next((a for a in self.ancestors(binding) if isinstance(a, (cst.For, cst.CompFor))), None)
+        if isinstance(loop, cst.For) and self.is_inside(binding, {id(loop.target)}) and id(loop.body) in around_read:
+            return True  # `for epoch in ...:` binds epoch before every pass of its body
         for ancestor in self.ancestors(binding):
             if id(ancestor) in around_read:
                 return True
