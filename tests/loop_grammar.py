@@ -37,7 +37,8 @@ What scripts do after the training loop and around it is a grammar of its own, d
 
 - a range loop over batch indices that slices its own batches (`for i in range(n_batches):`,
   `start = i * 8`, `x, y = X[start:start + 8], Y[start:start + 8]`), at module level or in main();
-- the loop's variables read after it: the batch index, the epoch, the last loss;
+- the loop's variables read after it: the batch index, the epoch, the last loss; perhaps then
+  rebound and read again;
 - a name the epoch code sets (`note = f"epoch {epoch} done"`), read after training, then rebound
   (`note = "reset"`) and read again;
 - a checkpoint written every epoch through an open file (`with open(path, "wb") as f:
@@ -49,7 +50,8 @@ What scripts do after the training loop and around it is a grammar of its own, d
 - an evaluation function with keyword defaults, `def evaluate(epoch=0, verbose=True)` reading the
   module's globals (or `def evaluate(model, val_loader, epoch=0, verbose=True)` where the model is
   main()'s), called each epoch as `evaluate(epoch)` (or `val_loss = evaluate(epoch)` and a print),
-  perhaps after a print of the epoch's own, and after training as `evaluate(verbose=False)`.
+  perhaps after a print of the epoch's own, and after training as `evaluate(verbose=False)`;
+- these per-epoch statements in any order after the batch loop (and its per-epoch print).
 
 Every autocast of AUTOCASTS says `"cuda"`, so each converts to `"16-mixed"` (a `"cpu"` one would be
 `"bf16-mixed"`, CPU autocast's dtype).
@@ -200,12 +202,15 @@ class Program:
     division: str = "assign"
     # -- after the loop (programs(after=True)); see the module docstring
     after_reads: tuple[str, ...] = ()  # of AFTER_READS, those that the nesting can read after the loop
+    rebind_reads: bool = False  # after_reads are then rebound (-1, a zero loss) and read again
     note: bool = False  # the epoch code sets `note`, read after training, rebound and read again
     checkpoint: bool = False  # saved through open(path, "wb") each epoch, reopened with torch.load after training
     collision: str | None = None  # one of COLLISIONS, bound before the loop and printed after it
     collision_in_epoch: bool = False  # the epoch code reads the colliding name too
     evaluation: str | None = None  # see EVALUATIONS
     print_before_eval: bool = False  # a print of the epoch's own right before the evaluation call
+    # the order of epoch_tail's four blocks (note, checkpoint, colliding read, evaluation); () as listed
+    tail_order: tuple[int, ...] = ()
 
     @property
     def after(self) -> bool:
@@ -359,9 +364,10 @@ def after_choices(draw, n: Names, nesting: str, unpacking: str) -> dict:
     used = set(vars(n).values()) | ({"batch"} if unpacking in ("batch", "enumerate_index") else set())
     collision = draw(st.one_of(st.none(), st.sampled_from([c for c in COLLISIONS if c not in used])))
     evaluation = draw(st.sampled_from(EVALUATIONS)) if epochs else None
-    return dict(after_reads=reads, note=epochs and draw(st.booleans()), checkpoint=epochs and draw(st.booleans()),
+    return dict(after_reads=reads, rebind_reads=bool(reads) and draw(st.booleans()), note=epochs and draw(st.booleans()), checkpoint=epochs and draw(st.booleans()),
                 collision=collision, collision_in_epoch=epochs and collision is not None and draw(st.booleans()),
-                evaluation=evaluation, print_before_eval=evaluation is not None and draw(st.booleans()))
+                evaluation=evaluation, print_before_eval=evaluation is not None and draw(st.booleans()),
+                tail_order=tuple(draw(st.permutations(range(4)))))
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -540,32 +546,32 @@ def evaluate_function(p: Program) -> list[str]:
 def epoch_tail(p: Program, n: Names) -> list[str]:
     """What the epoch code does after the batch loop (and the per-epoch print): sets `note`, saves a
     checkpoint through an open file, reads the colliding name, evaluates."""
-    lines = []
+    blocks: list[list[str]] = [[], [], [], []]
     if p.note:
-        lines.append('note = f"epoch {epoch} done"')
+        blocks[0].append('note = f"epoch {epoch} done"')
     if p.checkpoint:
-        lines += ['with open(path, "wb") as f:', f"    torch.save({n.model}.state_dict(), f)"]
+        blocks[1] += ['with open(path, "wb") as f:', f"    torch.save({n.model}.state_dict(), f)"]
     if p.collision_in_epoch:
-        lines.append(f'print(f"{{{p.collision}}} at epoch {{epoch}}")')
+        blocks[2].append(f'print(f"{{{p.collision}}} at epoch {{epoch}}")')
     if p.print_before_eval:
-        lines.append('print(f"epoch {epoch} evaluating")')
+        blocks[3].append('print(f"epoch {epoch} evaluating")')
     if p.evaluation == "call":
-        lines.append(evaluate_call(p, n, "epoch"))
+        blocks[3].append(evaluate_call(p, n, "epoch"))
     elif p.evaluation == "assign":
-        lines += [f"val_loss = {evaluate_call(p, n, 'epoch')}", 'print(f"epoch {epoch}: val loss {val_loss:.4f}")']
-    return lines
+        blocks[3] += [f"val_loss = {evaluate_call(p, n, 'epoch')}", 'print(f"epoch {epoch}: val loss {val_loss:.4f}")']
+    return [line for k in (p.tail_order or range(len(blocks))) for line in blocks[k]]
 
 
 def after_lines(p: Program, n: Names) -> list[str]:
     """After training: the loop's variables, `note` before and after it is rebound, the colliding
     name, the checkpoint reopened, a last evaluation without its print."""
-    lines = []
-    if "index" in p.after_reads:
-        lines.append(f'print(f"last batch {{{p.names.index}}}")')
-    if "epoch" in p.after_reads:
-        lines.append('print(f"last epoch {epoch}")')
-    if "loss" in p.after_reads:
-        lines.append(f'print(f"last loss {{{p.names.loss}.item():.4f}}")')
+    reads = {"index": f'print(f"last batch {{{p.names.index}}}")', "epoch": 'print(f"last epoch {epoch}")',
+             "loss": f'print(f"last loss {{{p.names.loss}.item():.4f}}")'}
+    rebinds = {"index": f"{p.names.index} = -1", "epoch": "epoch = -1",
+               "loss": f"{p.names.loss} = torch.tensor(0.0)"}
+    lines = [reads[r] for r in p.after_reads]
+    if p.rebind_reads:
+        lines += [line for r in p.after_reads for line in (rebinds[r], reads[r])]
     if p.note:
         lines += ['print(f"note: {note}")', 'note = "reset"', 'print(f"note: {note}")']
     if p.collision is not None:

@@ -386,7 +386,8 @@ def test_code_after_the_loop_converts_or_is_reported(p: Program) -> None:
 
 def printed_lines(script: Path, cwd: Path) -> list[str]:
     """The lines a whole run prints that the grammar's prints begin (Lightning's banner, summary and
-    progress bar left out; a progress bar that shares a line with a print is cut off)."""
+    progress bar left out; a progress bar that shares a line with a print is cut off), but the
+    per-batch prints of the loss, which README's table says become the progress bar's train_loss."""
     import os
     import re
     import subprocess
@@ -396,10 +397,11 @@ def printed_lines(script: Path, cwd: Path) -> list[str]:
                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
     assert run.returncode == 0, f"{script.name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     start = re.compile("|".join(re.escape(prefix) for prefix in PRINTED))
+    batch_loss = re.compile(r"(epoch \d+ )?loss \d")  # a print of the loss per batch: README says it goes
     lines = []
     for segment in re.split(r"[\r\n]", run.stdout):
         found = start.search(segment)
-        if found:
+        if found and not batch_loss.match(segment[found.start():]):
             lines.append(segment[found.start():].rstrip())
     return lines
 
@@ -424,15 +426,17 @@ def check_whole_run(tmp_path: Path, p: Program) -> None:
 # without a diagnostic: two epochs of 4 batches
 WHOLE_RUNS = {
     "module-range-reads-note-checkpoint": (("module", "pair", "before_forward"), dict(
-        unpacking="range", after_reads=("index", "epoch", "loss"), note=True, checkpoint=True, print_every=2)),
+        unpacking="range", after_reads=("index", "epoch", "loss"), rebind_reads=True, note=True, checkpoint=True,
+        print_every=2)),
     "module-evaluate-print_before-collision": (("module", "batch", "after_step"), dict(
         evaluation="call", print_before_eval=True, collision="trainer", collision_in_epoch=True,
         after_reads=("epoch",))),
     "main-enumerate-evaluate_assign-reads": (("main", "enumerate", "before_backward"), dict(
         evaluation="assign", print_before_eval=True, after_reads=("index", "epoch", "loss"), note=True,
-        collision="lit_model")),
+        collision="lit_model", collision_in_epoch=True, tail_order=(3, 2, 0, 1))),
     "function-checkpoint-note-evaluate": (("function", "pair", "after_step"), dict(
-        checkpoint=True, note=True, evaluation="call", after_reads=("epoch",), collision="batch_idx")),
+        checkpoint=True, note=True, evaluation="call", after_reads=("epoch",), rebind_reads=True,
+        collision="batch_idx", tail_order=(1, 3, 0, 2))),
     "single-range-reads-collision": (("single", "pair", "before_backward"), dict(
         unpacking="range", after_reads=("index", "loss"), collision="LitModel", print_every=1)),
 }
