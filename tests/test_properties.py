@@ -447,7 +447,58 @@ def whole_run_program(case: str) -> Program:
     return replace(shaped(SHAPES.index(shape)), accumulation=None, epochs=2, samples=32, **choices)
 
 
+EPOCH_REBOUND = pytest.mark.xfail(strict=True, reason="converter bug: `epoch = -1` after training leaves `epoch` "
+                                                   "a script variable that the LightningModule reads")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", WHOLE_RUNS)
+@pytest.mark.parametrize("case", [pytest.param(case, marks=EPOCH_REBOUND) if "epoch" in choices.get("after_reads", ())
+                                  and choices.get("rebind_reads") else case for case, (_, choices) in WHOLE_RUNS.items()])
 def test_code_after_the_loop_prints_what_the_original_printed(tmp_path: Path, case: str) -> None:
     check_whole_run(tmp_path, whole_run_program(case))
+
+
+# found by the whole runs above: the epoch variable rebound after training (`epoch = -1`) makes the
+# converter keep `epoch` as a variable of the script, read by the LightningModule, with no diagnostic
+EPOCH_REBOUND_AFTER_TRAINING = '''\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+torch.manual_seed(0)
+loader = DataLoader(TensorDataset(torch.randn(16, 4), torch.randn(16, 1)), batch_size=8)
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(2):
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+    print(f"epoch {epoch} loss {loss.item():.4f}")
+print(f"last epoch {epoch}")
+epoch = -1
+print(f"epoch reset to {epoch}")
+'''
+
+
+def epoch_reads_in_module(code: str) -> bool:
+    """Whether the LightningModule reads `epoch` (a global, or its __init__ parameter) rather than its current_epoch."""
+    module = symtable.symtable(code, "converted.py", "exec")
+    [lit] = [t for t in module.get_children() if t.get_type() == "class" and t.get_name().startswith("Lit")]
+    return any(s.get_name() == "epoch" and s.is_referenced() for m in lit.get_children() for s in m.get_symbols())
+
+
+@pytest.mark.xfail(strict=True, reason="converter bug: epoch rebound after training stays a script variable the "
+                                       "LightningModule reads (NameError at module level, UnboundLocalError in main())")
+@pytest.mark.parametrize("nesting", ["module", "main"])
+def test_epoch_rebound_after_training_is_not_read_by_the_module(nesting: str) -> None:
+    source = EPOCH_REBOUND_AFTER_TRAINING
+    if nesting == "main":
+        head, body = source.split("torch.manual_seed(0)\n")
+        source = head + "\ndef main():\n" + "".join("    " + line if line else line
+                                                    for line in ("torch.manual_seed(0)\n" + body).splitlines(True))
+        source += '\n\nif __name__ == "__main__":\n    main()\n'
+    compile(source, "gen.py", "exec")
+    result = convert(source)
+    show(result.code)
+    assert result.diagnostics or not epoch_reads_in_module(result.code)
