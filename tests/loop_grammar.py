@@ -32,6 +32,27 @@ Not generated:
 - a per-epoch scheduler in a single pass (there is no epoch loop to step it in);
 - the scaler spelled `torch.GradScaler("cuda", ...)` (tests/test_amp_accumulation.py has it).
 
+What scripts do after the training loop and around it is a grammar of its own, drawn by
+`programs(after=True)` only (every choice off otherwise, so the draws above stay as they were):
+
+- a range loop over batch indices that slices its own batches (`for i in range(n_batches):`,
+  `start = i * 8`, `x, y = X[start:start + 8], Y[start:start + 8]`), at module level or in main();
+- the loop's variables read after it: the batch index, the epoch, the last loss; perhaps then
+  rebound and read again;
+- a name the epoch code sets (`note = f"epoch {epoch} done"`), read after training, then rebound
+  (`note = "reset"`) and read again;
+- a checkpoint written every epoch through an open file (`with open(path, "wb") as f:
+  torch.save(model.state_dict(), f)`) and reopened after training (`torch.load(f)`,
+  `load_state_dict`);
+- user names the converter also introduces (`trainer`, `lit_model`, `batch`, `batch_idx`,
+  `LitModel`, their `_` variants, LightningModule attributes such as `logger`), bound before the
+  loop and read after it, and perhaps in the epoch code;
+- an evaluation function with keyword defaults, `def evaluate(epoch=0, verbose=True)` reading the
+  module's globals (or `def evaluate(model, val_loader, epoch=0, verbose=True)` where the model is
+  main()'s), called each epoch as `evaluate(epoch)` (or `val_loss = evaluate(epoch)` and a print),
+  perhaps after a print of the epoch's own, and after training as `evaluate(verbose=False)`;
+- these per-epoch statements in any order after the batch loop (and its per-epoch print).
+
 Every autocast of AUTOCASTS says `"cuda"`, so each converts to `"16-mixed"` (a `"cpu"` one would be
 `"bf16-mixed"`, CPU autocast's dtype).
 """
@@ -62,6 +83,8 @@ COMMENTS = ["# forward pass", "# compute the loss", "# update the weights", "# T
 TRAILING = ["# noqa: E501", "# clear old gradients", "# type: ignore", "# (B, 3)"]
 
 UNPACKINGS = ["pair", "batch", "enumerate", "enumerate_index"]
+# with programs(after=True) only, and not in a per-epoch function: `for i in range(n_batches):` slicing X and Y
+RANGE = "range"
 # where optimizer.zero_grad() goes, relative to forward / backward / step
 ZERO_GRADS = ["before_forward", "before_backward", "after_step"]
 # the argument of zero_grad(): set_to_none=False becomes an optimizer_zero_grad override
@@ -86,7 +109,7 @@ SCHEDULERS = [None, "StepLR", "OneCycleLR", "LambdaLR"]
 PER_EPOCH_SCHEDULERS = {"StepLR"}
 SCHEDULER_CALLS = {
     "StepLR": "StepLR({optimizer}, step_size=1, gamma=0.9)",
-    "OneCycleLR": "OneCycleLR({optimizer}, max_lr=0.1, epochs={epochs}, steps_per_epoch=len({loader}))",
+    "OneCycleLR": "OneCycleLR({optimizer}, max_lr=0.1, epochs={epochs}, steps_per_epoch={batches})",
     "LambdaLR": "LambdaLR({optimizer}, lr_lambda=lambda t: 0.95 ** t)",
 }
 # the GradScaler's spelling (None: no mixed precision); both are disabled on the CPU through use_amp
@@ -102,6 +125,22 @@ DIVISIONS = ["assign", "augmented"]  # loss = loss / N, loss /= N
 # the step's idioms whose combinations the covering set takes pairwise (see step_design)
 STEP_FACTORS = {"clip": CLIPS, "scheduler": SCHEDULERS, "amp": AMPS, "accumulation": ACCUMULATIONS,
                 "zero_grad_argument": ZERO_GRAD_ARGUMENTS}
+
+# -- after the loop (programs(after=True))
+# the loop's variables read after it
+AFTER_READS = ("index", "epoch", "loss")
+# user names that the conversion also introduces (generated names, their fresh variants, attributes of
+# a LightningModule), none of them in the pools above
+COLLISIONS = ["trainer", "lit_model", "batch", "batch_idx", "LitModel", "trainer_", "lit_model_", "logger",
+              "global_step"]
+# the per-epoch evaluation call: a statement, or an assignment and a print of its result
+EVALUATIONS = [None, "call", "assign"]
+CHECKPOINT = "checkpoint.pt"  # relative: a run in its own directory
+# the start of every line the grammar's scripts print (Lightning's progress bar may share a line)
+PRINTED = ("epoch ", "loss ", "last ", "note: ", "reloaded ", "final val loss ", "  val loss ", "done", "user ",
+           *(f"{name}: " for name in COLLISIONS))
+VAL_LOADER = "val_loader"
+N_BATCHES = "n_batches"
 
 # the documented diagnostic of a loop that accumulates gradients across an epoch's end
 PARTIAL_ACCUMULATION = ("LS007 Lightning also steps after the last batch of an epoch; the loop carried a "
@@ -161,6 +200,23 @@ class Program:
     accum_steps: int = 2
     accum_name: str | None = None  # the module-level constant holding N, or None for a literal
     division: str = "assign"
+    # -- after the loop (programs(after=True)); see the module docstring
+    after_reads: tuple[str, ...] = ()  # of AFTER_READS, those that the nesting can read after the loop
+    rebind_reads: bool = False  # after_reads are then rebound (-1, a zero loss) and read again
+    note: bool = False  # the epoch code sets `note`, read after training, rebound and read again
+    checkpoint: bool = False  # saved through open(path, "wb") each epoch, reopened with torch.load after training
+    collision: str | None = None  # one of COLLISIONS, bound before the loop and printed after it
+    collision_in_epoch: bool = False  # the epoch code reads the colliding name too
+    evaluation: str | None = None  # see EVALUATIONS
+    print_before_eval: bool = False  # a print of the epoch's own right before the evaluation call
+    # the order of epoch_tail's four blocks (note, checkpoint, colliding read, evaluation); () as listed
+    tail_order: tuple[int, ...] = ()
+
+    @property
+    def after(self) -> bool:
+        """Whether the program has any choice of the after-the-loop grammar."""
+        return bool(self.after_reads or self.note or self.checkpoint or self.collision or self.evaluation
+                    or self.unpacking == RANGE)
 
     @property
     def convertible(self) -> bool:
@@ -232,10 +288,12 @@ GAPS = 16
 
 
 @st.composite
-def programs(draw) -> Program:
+def programs(draw, after: bool = False) -> Program:
+    """A program of the grammar; with `after`, with the after-the-loop choices drawn as well."""
     inner = draw(names())
     nesting = draw(st.sampled_from(NESTINGS))
-    unpacking = draw(st.sampled_from(UNPACKINGS))
+    unpackings = UNPACKINGS + [RANGE] if after and nesting != "function" else UNPACKINGS
+    unpacking = draw(st.sampled_from(unpackings))
     separators = draw(st.lists(st.one_of(st.none(), st.just(""), st.sampled_from(COMMENTS)),
                                min_size=GAPS, max_size=GAPS))
     trailing = draw(st.lists(st.one_of(st.none(), st.sampled_from(TRAILING)), min_size=GAPS, max_size=GAPS))
@@ -243,6 +301,7 @@ def programs(draw) -> Program:
     accumulation = draw(st.sampled_from(ACCUMULATIONS)) if unpacking.startswith("enumerate") else None
     amp = draw(st.sampled_from(AMPS))
     schedulers = [s for s in SCHEDULERS if not (s in PER_EPOCH_SCHEDULERS and nesting == "single")]
+    extra = draw(after_choices(inner, nesting, unpacking)) if after else {}
     return Program(
         names=inner,
         outer=draw(names()) if nesting == "function" else inner,
@@ -280,7 +339,35 @@ def programs(draw) -> Program:
         accum_steps=draw(st.sampled_from([2, 4])),
         accum_name=draw(st.one_of(st.none(), st.sampled_from(ACCUM_NAMES))),
         division=draw(st.sampled_from(DIVISIONS)),
+        **extra,
     )
+
+
+def readable_after(nesting: str, unpacking: str) -> tuple[str, ...]:
+    """The loop variables that the code after the loop can read: the index where the loop has one,
+    the epoch where there is an epoch loop, index and loss where the batch loop is not in a function."""
+    readable = []
+    if nesting != "function" and (unpacking.startswith("enumerate") or unpacking == RANGE):
+        readable.append("index")
+    if nesting != "single":
+        readable.append("epoch")
+    if nesting != "function":
+        readable.append("loss")
+    return tuple(readable)
+
+
+@st.composite
+def after_choices(draw, n: Names, nesting: str, unpacking: str) -> dict:
+    readable = readable_after(nesting, unpacking)
+    reads = tuple(r for r in readable if draw(st.booleans()))
+    epochs = nesting != "single"  # the choices that need epoch code
+    used = set(vars(n).values()) | ({"batch"} if unpacking in ("batch", "enumerate_index") else set())
+    collision = draw(st.one_of(st.none(), st.sampled_from([c for c in COLLISIONS if c not in used])))
+    evaluation = draw(st.sampled_from(EVALUATIONS)) if epochs else None
+    return dict(after_reads=reads, rebind_reads=bool(reads) and draw(st.booleans()), note=epochs and draw(st.booleans()), checkpoint=epochs and draw(st.booleans()),
+                collision=collision, collision_in_epoch=epochs and collision is not None and draw(st.booleans()),
+                evaluation=evaluation, print_before_eval=evaluation is not None and draw(st.booleans()),
+                tail_order=tuple(draw(st.permutations(range(4)))))
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -308,6 +395,11 @@ def step_statements(p: Program) -> list[list[str]]:
     return statements
 
 
+def batch_count(p: Program, n: Names) -> str:
+    """The number of batches an epoch, as the script spells it."""
+    return N_BATCHES if p.unpacking == RANGE else f"len({n.loader})"
+
+
 def zero_grad_call(p: Program) -> str:
     clears = p.names.model if p.zero_grad_on_model else p.names.optimizer
     return f"{clears}.zero_grad({p.zero_grad_argument})"
@@ -321,9 +413,12 @@ def loop_lines(p: Program) -> list[str]:
         "batch": f"for batch in {n.loader}:",
         "enumerate": f"for {n.index}, ({n.x}, {n.y}) in enumerate({n.loader}):",
         "enumerate_index": f"for {n.index}, batch in enumerate({n.loader}):",
+        RANGE: f"for {n.index} in range({N_BATCHES}):",
     }[p.unpacking]
     body: list[list[str]] = []  # statements, each one or more lines
-    if p.unpacking == "batch":
+    if p.unpacking == RANGE:  # the loop builds its own batches
+        body += [[f"start = {n.index} * 8"], [f"{n.x}, {n.y} = X[start:start + 8], Y[start:start + 8]"]]
+    elif p.unpacking == "batch":
         body.append([f"{n.x}, {n.y} = batch"])
     elif p.unpacking == "enumerate_index":
         body.append([f"{n.x}, {n.y} = batch[0], batch[1]"])
@@ -351,7 +446,7 @@ def loop_lines(p: Program) -> list[str]:
     if p.accumulation is not None:  # one statement: the condition around the whole step
         condition = f"({n.index} + 1) % {p.accumulates} == 0"
         if p.accumulation == "every_or_last":
-            condition += f" or {n.index} + 1 == len({n.loader})"
+            condition += f" or {n.index} + 1 == {batch_count(p, n)}"
         body.append([f"if {condition}:"] + ["    " + line for s in step_statements(p) for line in s])
     else:
         body += step_statements(p)
@@ -360,7 +455,7 @@ def loop_lines(p: Program) -> list[str]:
     if p.print_every is not None:
         epoch = "epoch {epoch} " if p.nesting != "single" and (p.nesting != "function" or p.epoch_argument) else ""
         message = f'print(f"{epoch}loss {{{n.loss}.item():.4f}}")'
-        if p.unpacking.startswith("enumerate"):
+        if p.unpacking.startswith("enumerate") or p.unpacking == RANGE:
             body.append([f"if {n.index} % {p.print_every} == 0:", "    " + message])
         else:
             body.append([message])
@@ -389,9 +484,9 @@ def epoch_lines(p: Program, n: Names) -> list[str]:
     """One epoch: the running total around the batch loop, then a per-epoch scheduler step
     (module and main nestings)."""
     if not p.running_total:
-        return loop_lines(p) + epoch_scheduler_step(p, n)
+        return loop_lines(p) + epoch_scheduler_step(p, n) + epoch_tail(p, n)
     return ([f"{n.total} = 0.0"] + loop_lines(p) + epoch_scheduler_step(p, n)
-            + [f'print(f"epoch {{epoch}}: {{{n.total} / len({n.loader}):.4f}}")'])
+            + [f'print(f"epoch {{epoch}}: {{{n.total} / {batch_count(p, n)}:.4f}}")'] + epoch_tail(p, n))
 
 
 def setup_lines(p: Program, n: Names) -> list[str]:
@@ -401,18 +496,91 @@ def setup_lines(p: Program, n: Names) -> list[str]:
     lines = [
         f"X = torch.randn({p.samples}, 8)",
         f"Y = torch.randint(0, 3, ({p.samples},))",
-        f"{n.loader} = DataLoader(TensorDataset(X, Y), batch_size=8, shuffle=False)",
-        f"{n.model} = {model}" + (".to(device)" if p.device else ""),
+        f"{N_BATCHES} = len(X) // 8" if p.unpacking == RANGE
+        else f"{n.loader} = DataLoader(TensorDataset(X, Y), batch_size=8, shuffle=False)",
     ]
+    if p.evaluation is not None:
+        lines.append(f"{VAL_LOADER} = DataLoader(TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,))), "
+                     "batch_size=8)")
+    lines.append(f"{n.model} = {model}" + (".to(device)" if p.device else ""))
     if not p.functional_loss:
         lines.append(f"{n.criterion} = nn.CrossEntropyLoss()")
     lines.append(f"{n.optimizer} = {optim}." + p.optimizer_call.format(params=f"{n.model}.parameters()"))
     if p.scheduler is not None:
         epochs = 1 if p.nesting == "single" else p.epochs
-        call = SCHEDULER_CALLS[p.scheduler].format(optimizer=n.optimizer, epochs=epochs, loader=n.loader)
+        call = SCHEDULER_CALLS[p.scheduler].format(optimizer=n.optimizer, epochs=epochs, batches=batch_count(p, n))
         lines.append(f"{n.scheduler} = {optim}.lr_scheduler.{call}")
     if p.amp is not None:
         lines.append(f"{n.scaler} = {SCALER_CALLS[p.amp]}")
+    if p.checkpoint:
+        lines.append(f'path = "{CHECKPOINT}"')
+    if p.collision is not None:
+        lines.append(f'{p.collision} = "user {p.collision}"')
+    return lines
+
+
+# -- after the loop ---------------------------------------------------------------------------
+def evaluate_call(p: Program, n: Names, arguments: str) -> str:
+    """A call of evaluate(): with the model and the loader first where it is no closure over globals."""
+    return f"evaluate({arguments})" if p.nesting == "module" else f"evaluate({n.model}, {VAL_LOADER}, {arguments})"
+
+
+def evaluate_function(p: Program) -> list[str]:
+    """evaluate(epoch=0, verbose=True): the mean validation loss, printed when verbose; over the
+    module's model and loader, or (main() holds them) over its parameters."""
+    model = p.names.model if p.nesting == "module" else "model"
+    params = "epoch=0, verbose=True" if p.nesting == "module" else f"model, {VAL_LOADER}, epoch=0, verbose=True"
+    return [f"def evaluate({params}):",
+            f"    {model}.eval()",
+            "    val_total = 0.0",
+            "    with torch.no_grad():",
+            f"        for vx, vy in {VAL_LOADER}:",
+            f'            val_total += nn.functional.cross_entropy({model}(vx), vy, reduction="sum").item()',
+            f"    val_total /= len({VAL_LOADER}.dataset)",
+            "    if verbose:",
+            '        print(f"  val loss after epoch {epoch}: {val_total:.4f}")',
+            f"    {model}.train()",
+            "    return val_total"]
+
+
+def epoch_tail(p: Program, n: Names) -> list[str]:
+    """What the epoch code does after the batch loop (and the per-epoch print): sets `note`, saves a
+    checkpoint through an open file, reads the colliding name, evaluates."""
+    blocks: list[list[str]] = [[], [], [], []]
+    if p.note:
+        blocks[0].append('note = f"epoch {epoch} done"')
+    if p.checkpoint:
+        blocks[1] += ['with open(path, "wb") as f:', f"    torch.save({n.model}.state_dict(), f)"]
+    if p.collision_in_epoch:
+        blocks[2].append(f'print(f"{{{p.collision}}} at epoch {{epoch}}")')
+    if p.print_before_eval:
+        blocks[3].append('print(f"epoch {epoch} evaluating")')
+    if p.evaluation == "call":
+        blocks[3].append(evaluate_call(p, n, "epoch"))
+    elif p.evaluation == "assign":
+        blocks[3] += [f"val_loss = {evaluate_call(p, n, 'epoch')}", 'print(f"epoch {epoch}: val loss {val_loss:.4f}")']
+    return [line for k in (p.tail_order or range(len(blocks))) for line in blocks[k]]
+
+
+def after_lines(p: Program, n: Names) -> list[str]:
+    """After training: the loop's variables, `note` before and after it is rebound, the colliding
+    name, the checkpoint reopened, a last evaluation without its print."""
+    reads = {"index": f'print(f"last batch {{{p.names.index}}}")', "epoch": 'print(f"last epoch {epoch}")',
+             "loss": f'print(f"last loss {{{p.names.loss}.item():.4f}}")'}
+    rebinds = {"index": f"{p.names.index} = -1", "epoch": "epoch = -1",
+               "loss": f"{p.names.loss} = torch.tensor(0.0)"}
+    lines = [reads[r] for r in p.after_reads]
+    if p.rebind_reads:
+        lines += [line for r in p.after_reads for line in (rebinds[r], reads[r])]
+    if p.note:
+        lines += ['print(f"note: {note}")', 'note = "reset"', 'print(f"note: {note}")']
+    if p.collision is not None:
+        lines.append(f'print(f"{p.collision}: {{{p.collision}}}")')
+    if p.checkpoint:
+        lines += ['with open(path, "rb") as f:', "    state = torch.load(f)", f"{n.model}.load_state_dict(state)",
+                  'print(f"reloaded {len(state)} tensors")']
+    if p.evaluation is not None:
+        lines.append(f'print(f"final val loss {{{evaluate_call(p, n, "verbose=False")}:.4f}}")')
     return lines
 
 
@@ -445,12 +613,16 @@ def render(p: Program) -> str:
     train_mode = [f"{n.model}.train()"] if p.train_mode else []
     if p.nesting in ("module", "single"):
         lines += setup_lines(p, n) + train_mode + [""]
+        if p.evaluation is not None:
+            lines += ["", *evaluate_function(p), "", ""]
         if p.nesting == "single":
             lines += loop_lines(p)
         else:
             lines += [epoch_loop(p)] + indent(epoch_lines(p, n), 1)
-        lines += ["", 'print("done")']
+        lines += ["", 'print("done")'] + after_lines(p, n)
     else:
+        if p.evaluation is not None:
+            lines += ["", *evaluate_function(p), ""]
         if p.nesting == "function":
             epoch = ["epoch"] if p.epoch_argument else []
             per_batch = p.scheduler is not None and p.scheduler not in PER_EPOCH_SCHEDULERS
@@ -472,10 +644,11 @@ def render(p: Program) -> str:
             else:
                 per_epoch = [f"avg_loss = {call}", 'print(f"epoch {epoch}: {avg_loss:.4f}")']
             per_epoch[1:1] = epoch_scheduler_step(p, o)  # right after the call
-            main_body = setup_lines(p, o) + ["", epoch_loop(p)] + indent(per_epoch, 1)
+            main_body = setup_lines(p, o) + ["", epoch_loop(p)] + indent(per_epoch + epoch_tail(p, o), 1)
+            main_body += after_lines(p, o)
         else:
             main_body = (setup_lines(p, n) + train_mode + ["", epoch_loop(p)]
-                         + indent(epoch_lines(p, n), 1))
+                         + indent(epoch_lines(p, n), 1) + after_lines(p, n))
         lines += ([] if p.nesting == "function" else [""]) + ["def main():"] + indent(main_body, 1) + ["", "",
                   'if __name__ == "__main__":', "    main()"]
     return "\n".join(lines) + "\n"
