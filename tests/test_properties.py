@@ -447,18 +447,13 @@ def whole_run_program(case: str) -> Program:
     return replace(shaped(SHAPES.index(shape)), accumulation=None, epochs=2, samples=32, **choices)
 
 
-EPOCH_REBOUND = pytest.mark.xfail(strict=True, reason="converter bug: `epoch = -1` after training leaves `epoch` "
-                                                   "a script variable that the LightningModule reads")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [pytest.param(case, marks=EPOCH_REBOUND) if "epoch" in choices.get("after_reads", ())
-                                  and choices.get("rebind_reads") else case for case, (_, choices) in WHOLE_RUNS.items()])
+@pytest.mark.parametrize("case", list(WHOLE_RUNS))
 def test_code_after_the_loop_prints_what_the_original_printed(tmp_path: Path, case: str) -> None:
     check_whole_run(tmp_path, whole_run_program(case))
 
 
-# found by the whole runs above: the epoch variable rebound after training (`epoch = -1`) makes the
+# found by the whole runs above: the epoch variable rebound after training (`epoch = -1`) made the
 # converter keep `epoch` as a variable of the script, read by the LightningModule, with no diagnostic
 EPOCH_REBOUND_AFTER_TRAINING = '''\
 import torch
@@ -488,8 +483,6 @@ def epoch_reads_in_module(code: str) -> bool:
     return any(s.get_name() == "epoch" and s.is_referenced() for m in lit.get_children() for s in m.get_symbols())
 
 
-@pytest.mark.xfail(strict=True, reason="converter bug: epoch rebound after training stays a script variable the "
-                                       "LightningModule reads (NameError at module level, UnboundLocalError in main())")
 @pytest.mark.parametrize("nesting", ["module", "main"])
 def test_epoch_rebound_after_training_is_not_read_by_the_module(nesting: str) -> None:
     source = EPOCH_REBOUND_AFTER_TRAINING
