@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..lazy import cst, m
 from ..lightning import MANUAL, OWN
 from ..rule import Context, Rule
+from ..syntax import Undecided
 
 AUTOGRAD_BACKWARD = {"torch.autograd.backward"}
 
@@ -103,6 +104,11 @@ class BackwardInTrainingStep(Rule):
                 return loss
         """,
     ]
+
+    def check_syntax(self, facts):
+        if not facts.lightning_classes:  # what it looks at lives in LightningModule classes
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         lightning = context.lightning

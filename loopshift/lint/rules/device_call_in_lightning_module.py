@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..lazy import cst, m
 from ..rule import Context, Rule
+from ..syntax import Undecided
 
 
 def names_cuda(expression: cst.BaseExpression | None) -> bool:
@@ -86,6 +87,11 @@ class DeviceCallInLightningModule(Rule):
                 self.other = torch.zeros(10).to(device="cuda")
         """,
     ]
+
+    def check_syntax(self, facts):
+        if not facts.lightning_classes:  # what it looks at lives in LightningModule classes
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         index = context.index

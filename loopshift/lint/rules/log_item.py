@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..lazy import cst, m
 from ..rule import Context, Fix, Rule, attribute
+from ..syntax import Undecided
 
 
 def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
@@ -100,6 +101,11 @@ class LogItem(Rule):
                 self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True)
         """,
     )]
+
+    def check_syntax(self, facts):
+        if not facts.lightning_classes:  # what it looks at lives in LightningModule classes
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         lightning = context.lightning

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ... import torch_names
 from ..lazy import cst
 from ..rule import Context, Rule
+from ..syntax import Undecided, may_turn_off_gradients
 
 NO_GRAD = frozenset(f"torch.{where}{name}" for where in ("", "autograd.", "autograd.grad_mode.")
                     for name in ("no_grad", "inference_mode"))
@@ -100,6 +101,11 @@ class ManualEvaluationLoop(Rule):
                 model(x)
         """,
     ]
+
+    def check_syntax(self, facts):
+        if facts.lightning_imports or not may_turn_off_gradients(facts):
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         if context.lightning.imports:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..lazy import cst, m
 from ..lightning import MANUAL, LightningClass
 from ..rule import Context, Fix, Rule
+from ..syntax import Undecided
 
 
 class ManualOptimizationWithoutFlag(Rule):
@@ -113,6 +114,11 @@ class ManualOptimizationWithoutFlag(Rule):
                 self.manual_backward(self(batch).mean())
         """,
     )]
+
+    def check_syntax(self, facts):
+        if not facts.lightning_classes:  # what it looks at lives in LightningModule classes
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         lightning = context.lightning

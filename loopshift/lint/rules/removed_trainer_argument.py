@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..lazy import cst, m
 from ..rule import Context, Fix, Rule
+from ..syntax import Undecided
 
 # Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what replaces them.
 REMOVED = {
@@ -159,6 +160,11 @@ class RemovedTrainerArgument(Rule):
             """,
         ),
     ]
+
+    def check_syntax(self, facts):
+        if not facts.may_use_lightning:  # no qualified name can be a Lightning Trainer
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         for call in context.lightning.trainer_calls:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..lazy import cst, m
 from ..rule import Context, Rule
+from ..syntax import Undecided
 
 
 class TrainingStepWithoutReturn(Rule):
@@ -79,6 +80,11 @@ class TrainingStepWithoutReturn(Rule):
                 self.log("train_loss", self(batch).mean())
         """,
     ]
+
+    def check_syntax(self, facts):
+        if not facts.lightning_classes:  # what it looks at lives in LightningModule classes
+            return []
+        raise Undecided
 
     def check(self, context: Context):
         for lightning_class in context.lightning.classes:
