@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -73,3 +74,51 @@ def test_a_sample_of_the_torch_package_finds_the_same() -> None:
     if not files:
         pytest.skip("torch is not installed")
     assert differences(files) == []
+
+
+LIGHTNING_FINDINGS = '''\
+import lightning as L
+import pytorch_lightning as pl
+import torch
+
+
+class LitModel(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx, optimizer_idx):
+        loss = self.layer(batch).mean()
+        self.log("train_loss", loss.item())
+        return loss
+
+    def training_epoch_end(self, outputs):
+        pass
+
+
+trainer = L.Trainer(gpus=1, max_epochs=3)
+'''
+
+
+def test_a_file_with_findings_is_linted_without_libcst(tmp_path: Path) -> None:
+    """Without --fix, rules decided on ast report findings with neither libcst nor torch loaded:
+    the whole process, through the CLI, as a pre-commit hook runs it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "lit.py"
+    path.write_text(LIGHTNING_FINDINGS)
+    script = textwrap.dedent(f"""\
+        import sys
+        import loopshift.cli
+        code = loopshift.cli.main(["lint", {str(path)!r}])
+        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    codes = re.findall(r": (LS\d+) ", result.stdout)
+    assert sorted(codes) == ["LS204", "LS206", "LS207", "LS207", "LS208"], result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "1 []"
+    # and the libcst engine finds the same
+    assert outcome(run_rules, LIGHTNING_FINDINGS, str(path)) == outcome(run_rules_cst, LIGHTNING_FINDINGS, str(path))
