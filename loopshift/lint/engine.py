@@ -70,21 +70,54 @@ def select_rules(select: Selectors = None, ignore: Selectors = None) -> list[Rul
 # -- one file -----------------------------------------------------------------------------
 def run_rules(source: str, path: str, rules: Sequence[Rule],
               target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
-    """(context, findings kept, findings suppressed by noqa). A file whose text misses what
-    every rule `needs` is not parsed by libcst, nor is libcst even imported: it is only
-    compiled, to report syntax errors."""
+    """(context, findings kept, findings suppressed by noqa), deciding each rule on the standard
+    library's `ast` where the rule can (`Rule.check_syntax`); a rule that cannot decide a file
+    runs its libcst `check`, and only then is libcst imported and the file parsed by it (the
+    context returned; None when no rule needed it). A file whose text misses what every rule
+    `needs` is only compiled, to report syntax errors. Finds exactly what `run_rules_cst` finds
+    (tests/test_lint_engines.py compares them file by file)."""
+    from .syntax import Undecided, parse
+
+    rules = [rule for rule in rules if rule.could_match(source)]
+    if not rules:
+        check_syntax(source, path)
+        return None, [], []
+    facts = parse(source, path)
+    if facts is None:  # CPython rejects it: libcst reports the error, or parses what it accepts
+        return run_rules_cst(source, path, rules, target)
+    found: set[Finding] = set()
+    undecided = []
+    for rule in rules:
+        try:
+            found.update(rule.check_syntax(facts))
+        except Undecided:
+            undecided.append(rule)
+    context = None
+    if undecided:
+        context = Context(source, path, parse_module(source, path), target)
+        found.update(f for rule in undecided for f in rule.check(context))
+    return (context, *keep_or_suppress(source, found))
+
+
+def run_rules_cst(source: str, path: str, rules: Sequence[Rule],
+                  target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
+    """The libcst engine: every rule's `check` on one libcst parse. `--fix` runs here (fixes
+    are libcst trees), and it is what `run_rules` is tested against."""
     rules = [rule for rule in rules if rule.could_match(source)]
     if not rules:
         check_syntax(source, path)
         return None, [], []
     context = Context(source, path, parse_module(source, path), target)
-    findings = sorted({f for rule in rules for f in rule.check(context)},
-                      key=lambda f: (f.span.line, f.span.column, f.code))
+    return (context, *keep_or_suppress(source, {f for rule in rules for f in rule.check(context)}))
+
+
+def keep_or_suppress(source: str, found: Iterable[Finding]) -> tuple[list[Finding], list[Finding]]:
+    findings = sorted(found, key=lambda f: (f.span.line, f.span.column, f.code))
     lines = source.split("\n")  # libcst's lines: str.splitlines() also splits at \f, \x1c, ...
     kept, suppressed = [], []
     for finding in findings:
         (suppressed if is_suppressed(finding, lines) else kept).append(finding)
-    return context, kept, suppressed
+    return kept, suppressed
 
 
 def check_syntax(source: str, path: str) -> None:
@@ -117,7 +150,7 @@ def fix_source(source: str, path: str, rules: Sequence[Rule], target: str = "lig
     left: (new source, findings that remain, findings gone per code). A fix can take other
     findings with it: converting a loop also removes its device moves (LS103). An unsafe fix
     applies only when `unsafe`; otherwise why it was not is added to `withheld`."""
-    context, kept, suppressed = run_rules(source, path, rules, target)
+    context, kept, suppressed = run_rules_cst(source, path, rules, target)
     found = Counter(finding.code for finding in kept)
     for _ in range(MAX_FIX_PASSES):
         chosen = chosen_for_one_pass(applicable_fixes(context, kept, suppressed).values()) if context else []
@@ -129,7 +162,7 @@ def fix_source(source: str, path: str, rules: Sequence[Rule], target: str = "lig
         except InputError:  # a fix never leaves code that does not parse: that would be our bug
             raise RuntimeError("a fix produced code that does not parse; the file is left as it was") from None
         source = new_source
-        context, kept, suppressed = run_rules(source, path, rules, target)
+        context, kept, suppressed = run_rules_cst(source, path, rules, target)
     return source, kept, found - Counter(finding.code for finding in kept)
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..training import TrainingCode
     from .lightning import LightningFacts
     from .raw_loops import RawLoop
+    from .syntax import SyntaxFacts
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,14 @@ class Rule:
 
     def check(self, context: Context) -> Iterable[Finding]:
         raise NotImplementedError
+
+    def check_syntax(self, facts: SyntaxFacts) -> list[Finding]:
+        """The findings decided on the standard library's ast (no libcst), exactly those of
+        `check`; raises `syntax.Undecided` where only `check` can tell. By default every file
+        that passes `needs` goes to `check`."""
+        from .syntax import Undecided
+
+        raise Undecided
 
     @classmethod
     def docs(cls) -> str:

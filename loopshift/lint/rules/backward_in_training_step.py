@@ -1,9 +1,12 @@
 """LS201 backward-in-training-step."""
 from __future__ import annotations
 
+import ast
+
 from ..lazy import cst, m
 from ..lightning import MANUAL, OWN
 from ..rule import Context, Rule
+from ..syntax import methods
 
 AUTOGRAD_BACKWARD = {"torch.autograd.backward"}
 
@@ -103,6 +106,28 @@ class BackwardInTrainingStep(Rule):
                 return loss
         """,
     ]
+
+    def check_syntax(self, facts):
+        found = []
+        for lightning_class in facts.lightning_classes:
+            if not lightning_class.automatic:
+                continue
+            for method in methods(lightning_class, "training_step"):
+                for call in facts.walk(method):
+                    if isinstance(call, ast.Call) and (facts.called_name(call) & AUTOGRAD_BACKWARD or
+                                                       self.steps_syntax(facts, call, lightning_class)):
+                        found.append(facts.finding(self, call, f"`{facts.segment(call.func)}()` in training_step under "
+                                                   "automatic optimization: Lightning already runs backward, step and zero_grad"))
+        return found
+
+    def steps_syntax(self, facts, call: ast.Call, lightning_class) -> bool:
+        if not (isinstance(call.func, ast.Attribute) and call.func.attr in ("backward", "step", "zero_grad")):
+            return False
+        kind = facts.optimizer_kind(call.func.value, lightning_class)
+        if kind == MANUAL:
+            return False
+        method = call.func.attr
+        return method == "backward" or kind == OWN or method == "zero_grad"
 
     def check(self, context: Context):
         lightning = context.lightning

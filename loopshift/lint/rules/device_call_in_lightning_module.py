@@ -1,8 +1,11 @@
 """LS203 device-call-in-lightning-module."""
 from __future__ import annotations
 
+import ast
+
 from ..lazy import cst, m
 from ..rule import Context, Rule
+from ..syntax import in_source_order
 
 
 def names_cuda(expression: cst.BaseExpression | None) -> bool:
@@ -14,6 +17,21 @@ def device_argument(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
     for arg in call.args:
         if (arg.keyword is None and not arg.star) or (arg.keyword is not None and arg.keyword.value == keyword):
             return arg.value
+    return None
+
+
+def names_cuda_syntax(facts, expression: ast.AST | None) -> bool:
+    return isinstance(expression, ast.Constant) and isinstance(expression.value, str) and \
+        expression.value.startswith("cuda") and facts.is_literal(expression)
+
+
+def device_argument_syntax(call: ast.Call, keyword: str) -> ast.AST | None:
+    for arg in in_source_order(call):
+        if isinstance(arg, ast.keyword):
+            if arg.arg == keyword:
+                return arg.value
+        elif not isinstance(arg, ast.Starred):
+            return arg
     return None
 
 
@@ -86,6 +104,24 @@ class DeviceCallInLightningModule(Rule):
                 self.other = torch.zeros(10).to(device="cuda")
         """,
     ]
+
+    def check_syntax(self, facts):
+        found = []
+        for lightning_class in facts.lightning_classes:
+            for call in facts.walk(lightning_class.node):
+                if not isinstance(call, ast.Call):
+                    continue
+                if isinstance(call.func, ast.Attribute) and call.func.attr == "cuda":
+                    hard_coded = True
+                elif isinstance(call.func, ast.Attribute) and call.func.attr == "to":
+                    hard_coded = names_cuda_syntax(facts, device_argument_syntax(call, "device"))
+                else:
+                    hard_coded = "torch.device" in facts.called_name(call) and \
+                        names_cuda_syntax(facts, device_argument_syntax(call, "type"))
+                if hard_coded:
+                    found.append(facts.finding(self, call, f"`{facts.segment(call)}` hard-codes CUDA in a "
+                                               "LightningModule: the Trainer places it; use `self.device`"))
+        return found
 
     def check(self, context: Context):
         index = context.index

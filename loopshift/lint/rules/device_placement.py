@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..lazy import m
 from ..rule import Context, Rule, attribute
+from ..syntax import Undecided, backward_in_loop
 
 
 class DevicePlacement(Rule):
@@ -77,6 +78,11 @@ class DevicePlacement(Rule):
         train(torch.nn.Linear(4, 1), [], None, "cuda")
         """,
     ]
+
+    def check_syntax(self, facts):
+        if not backward_in_loop(facts):  # no loop analysis could find
+            return []
+        raise Undecided  # the converter's analysis tells the loops and the oracle which calls move data
 
     def check(self, context: Context):
         from ...devices import DeviceOracle  # loads libcst: only once a file is parsed

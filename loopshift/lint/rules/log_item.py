@@ -1,8 +1,11 @@
 """LS204 log-item."""
 from __future__ import annotations
 
+import ast
+
 from ..lazy import cst, m
 from ..rule import Context, Fix, Rule, attribute
+from ..syntax import in_source_order
 
 
 def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
@@ -14,6 +17,19 @@ def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
     values = named or positional[position:position + 1]
     if method == "log_dict":
         values = [e.value for v in values if isinstance(v, cst.Dict) for e in v.elements if isinstance(e, cst.DictElement)]
+    return values
+
+
+def logged_values_syntax(call: ast.Call) -> list[ast.AST]:
+    """logged_values() on ast."""
+    method = call.func.attr
+    position, keyword = (1, "value") if method == "log" else (0, "dictionary")
+    arguments = in_source_order(call)
+    positional = [a for a in arguments if not isinstance(a, (ast.keyword, ast.Starred))]
+    named = [a.value for a in arguments if isinstance(a, ast.keyword) and a.arg == keyword]
+    values = named or positional[position:position + 1]
+    if method == "log_dict":
+        values = [v for d in values if isinstance(d, ast.Dict) for k, v in zip(d.keys, d.values) if k is not None]
     return values
 
 
@@ -100,6 +116,19 @@ class LogItem(Rule):
                 self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True)
         """,
     )]
+
+    def check_syntax(self, facts):
+        found = []
+        for lightning_class in facts.lightning_classes:
+            for call in facts.walk(lightning_class.node):
+                if not facts.is_self_call(call, "log", "log_dict"):
+                    continue
+                for value in logged_values_syntax(call):
+                    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "item" \
+                            and not value.args and not value.keywords:
+                        found.append(facts.finding(self, value, "`.item()` in `self.log`: log the tensor, Lightning "
+                                                   "reduces and syncs it", fixable=True))
+        return found
 
     def check(self, context: Context):
         lightning = context.lightning

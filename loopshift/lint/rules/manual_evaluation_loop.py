@@ -1,9 +1,12 @@
 """LS102 manual-evaluation-loop."""
 from __future__ import annotations
 
+import ast
+
 from ... import torch_names
 from ..lazy import cst
 from ..rule import Context, Rule
+from ..syntax import Undecided, in_source_order, may_turn_off_gradients
 
 NO_GRAD = frozenset(f"torch.{where}{name}" for where in ("", "autograd.", "autograd.grad_mode.")
                     for name in ("no_grad", "inference_mode"))
@@ -100,6 +103,46 @@ class ManualEvaluationLoop(Rule):
                 model(x)
         """,
     ]
+
+    def check_syntax(self, facts):
+        if facts.lightning_imports or not may_turn_off_gradients(facts):
+            return []
+        found = []
+        for loop in facts.nodes(ast.For, ast.AsyncFor):
+            loader = self.loader_of_syntax(facts, loop.iter)
+            if loader is not None and self.without_gradients_syntax(facts, loop):
+                found.append(facts.finding(self, loop, f"manual evaluation loop over `{facts.segment(loader)}`: "
+                                           "Lightning's validation_step / test_step can run it"))
+        return found
+
+    def without_gradients_syntax(self, facts, loop) -> bool:
+        for ancestor in facts.ancestors(loop):
+            if isinstance(ancestor, (ast.With, ast.AsyncWith)) and any(
+                    isinstance(item.context_expr, ast.Call) and facts.called_name(item.context_expr) & NO_GRAD
+                    for item in ancestor.items):
+                return True
+            if isinstance(ancestor, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    facts.qualified_names(d.func if isinstance(d, ast.Call) else d) & NO_GRAD
+                    for d in ancestor.decorator_list):
+                return True
+        return False
+
+    def loader_of_syntax(self, facts, iterable):
+        while isinstance(iterable, ast.Call) and (iterable.args or iterable.keywords) and (
+                facts.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS)):
+            first = in_source_order(iterable)[0]
+            iterable = first.value if isinstance(first, (ast.keyword, ast.Starred)) else first
+        if isinstance(iterable, ast.Call):
+            return iterable if facts.called_name(iterable) & torch_names.DATALOADERS else None
+        if isinstance(iterable, ast.Name):
+            spelled = iterable.id
+            if "loader" not in spelled.lower() and facts.assigned_a_call(spelled):
+                raise Undecided  # whether it holds a DataLoader: the converter's name resolution
+        elif isinstance(iterable, ast.Attribute):
+            spelled = iterable.attr
+        else:
+            return None
+        return iterable if "loader" in spelled.lower() else None
 
     def check(self, context: Context):
         if context.lightning.imports:

@@ -1,9 +1,12 @@
 """LS202 manual-optimization-without-flag."""
 from __future__ import annotations
 
+import ast
+
 from ..lazy import cst, m
 from ..lightning import MANUAL, LightningClass
 from ..rule import Context, Fix, Rule
+from ..syntax import Undecided, alone_on_line, methods
 
 
 class ManualOptimizationWithoutFlag(Rule):
@@ -113,6 +116,36 @@ class ManualOptimizationWithoutFlag(Rule):
                 self.manual_backward(self(batch).mean())
         """,
     )]
+
+    def check_syntax(self, facts):
+        found = []
+        for lightning_class in facts.lightning_classes:
+            if not lightning_class.automatic:
+                continue
+            fixable = self.may_turn_off_automatic(facts, lightning_class)
+            for call in facts.walk(lightning_class.node):
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                    continue
+                manual_step = call.func.attr in ("step", "zero_grad") and \
+                    facts.optimizer_kind(call.func.value, lightning_class) == MANUAL
+                if manual_step or facts.is_self_call(call, "manual_backward"):
+                    found.append(facts.finding(self, call, f"`{facts.segment(call.func)}()` is manual optimization, but "
+                                               "the module does not set `self.automatic_optimization = False`", fixable))
+        return found
+
+    def may_turn_off_automatic(self, facts, lightning_class) -> bool:
+        """Whether turn_off_automatic finds an `__init__` with `super().__init__()` to add the flag after."""
+        for init in methods(lightning_class, "__init__"):
+            supers = [s for s in init.body if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)
+                      and isinstance(s.value.func, ast.Attribute) and s.value.func.attr == "__init__"
+                      and isinstance(s.value.func.value, ast.Call) and isinstance(s.value.func.value.func, ast.Name)
+                      and s.value.func.value.func.id == "super"]
+            if any(alone_on_line(facts, s) for s in supers):
+                if init.args.posonlyargs:
+                    raise Undecided  # libcst's `params` leave them out
+                if init.args.args:
+                    return True
+        return False
 
     def check(self, context: Context):
         lightning = context.lightning

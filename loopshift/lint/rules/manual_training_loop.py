@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..rule import Context, Fix, Rule, attribute
+from ..syntax import Undecided, backward_in_loop
 
 
 class ManualTrainingLoop(Rule):
@@ -121,6 +122,11 @@ class ManualTrainingLoop(Rule):
                     optimizer.zero_grad()
         """,
     ]
+
+    def check_syntax(self, facts):
+        if not backward_in_loop(facts):  # no loop analysis could find
+            return []
+        raise Undecided  # the converter's analysis tells the loops and why they convert or not
 
     def check(self, context: Context):
         from ...convert import convert_source  # the converter loads libcst: only once a file is parsed

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..lazy import cst
 from ..rule import Context, Rule
+from ..syntax import in_except_handler
 
 
 class MixedLightningImports(Rule):
@@ -58,6 +59,16 @@ class MixedLightningImports(Rule):
             return Trainer(callbacks=[ModelCheckpoint()])
         """,
     ]
+
+    def check_syntax(self, facts):
+        imports = [(package, node) for package, node in facts.lightning_imports if not in_except_handler(facts, node)]
+        packages = list(dict.fromkeys(package for package, _ in imports))
+        if len(packages) < 2:
+            return []
+        first = next(node for package, node in imports if package == packages[0])
+        second = next(node for package, node in imports if package == packages[1])
+        return [facts.finding(self, second, f"`{packages[1]}` imported next to `{packages[0]}` (line "
+                              f"{first.lineno}): their classes are different objects; import one of them")]
 
     def check(self, context: Context):
         index = context.index

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..rule import Context, Rule
+from ..syntax import Undecided, methods
 
 REMOVED_HOOKS = {
     "training_epoch_end": "on_train_epoch_end",
@@ -83,6 +84,23 @@ class RemovedHook(Rule):
                 pass
         """,
     ]
+
+    def check_syntax(self, facts):
+        found = []
+        for lightning_class in facts.lightning_classes:
+            for hook, replacement in REMOVED_HOOKS.items():
+                for method in methods(lightning_class, hook):
+                    found.append(facts.finding(self, facts.name_span(method), f"`{hook}` was removed in Lightning 2.0 "
+                                               f"and is never called: use `{replacement}`"))
+            for method in methods(lightning_class, "training_step"):
+                arguments = method.args
+                for param in [*arguments.args, *arguments.kwonlyargs]:
+                    if param.arg == "optimizer_idx":
+                        if arguments.defaults or any(d is not None for d in arguments.kw_defaults):
+                            raise Undecided  # libcst's span of a parameter runs to its default
+                        found.append(facts.finding(self, param, "`optimizer_idx` was removed from training_step in "
+                                                   "Lightning 2.0: several optimizers need manual optimization"))
+        return found
 
     def check(self, context: Context):
         for lightning_class in context.lightning.classes:

@@ -1,8 +1,11 @@
 """LS206 removed-trainer-argument."""
 from __future__ import annotations
 
+import ast
+
 from ..lazy import cst, m
 from ..rule import Context, Fix, Rule
+from ..syntax import Undecided, in_source_order
 
 # Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what replaces them.
 REMOVED = {
@@ -52,6 +55,17 @@ def problem(arg: cst.Arg) -> str | None:
     if name == "strategy" and isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value in REMOVED_STRATEGIES:
         return f'`strategy="{arg.value.evaluated_value}"` was removed in Lightning 2.x: ' \
                f"{REMOVED_STRATEGIES[arg.value.evaluated_value]}"
+    return None
+
+
+def problem_syntax(facts, arg: ast.AST, name: str | None) -> str | None:
+    """problem() on an ast argument."""
+    if name in REMOVED:
+        return f"Trainer argument `{name}` was removed in Lightning 2.x: {REMOVED[name]}"
+    value = arg.value
+    if name == "strategy" and isinstance(value, ast.Constant) and isinstance(value.value, str) and \
+            value.value in REMOVED_STRATEGIES and facts.is_literal(value):
+        return f'`strategy="{value.value}"` was removed in Lightning 2.x: {REMOVED_STRATEGIES[value.value]}'
     return None
 
 
@@ -159,6 +173,38 @@ class RemovedTrainerArgument(Rule):
             """,
         ),
     ]
+
+    def check_syntax(self, facts):
+        found = []
+        for call in facts.trainer_calls:
+            arguments = in_source_order(call)
+            names = [arg.arg if isinstance(arg, ast.keyword) else None for arg in arguments]
+            free_devices = not {"accelerator", "devices"} & set(names)
+            for arg, name in zip(arguments, names):
+                fixable = False  # fix_for's choice, argument by argument
+                if name in ACCELERATORS and free_devices and facts.segment(arg.value) not in ("0", "None"):
+                    free_devices, fixable = False, True
+                elif name in RENAMED:
+                    fixable = True
+                elif name == "resume_from_checkpoint":
+                    fixable = facts.segment(arg.value) == "None" or self.may_fix_fit(facts, call)
+                why = problem_syntax(facts, arg, name)
+                if why:
+                    found.append(facts.finding(self, arg, why, fixable))
+        return found
+
+    def may_fix_fit(self, facts, call: ast.Call) -> bool:
+        """only_fit's first questions; where they pass, which `fit` uses the name is libcst's scopes."""
+        assign = facts.parent(call)
+        if not (isinstance(assign, ast.Assign) and len(assign.targets) == 1 and isinstance(assign.targets[0], ast.Name)):
+            return False
+        for keyword in call.keywords:
+            value = keyword.value
+            if keyword.arg == "resume_from_checkpoint" and (
+                    isinstance(value, (ast.Name, ast.Constant)) or (isinstance(value, ast.Attribute)
+                                                                              and isinstance(value.value, (ast.Name, ast.Attribute)))):
+                raise Undecided
+        return False
 
     def check(self, context: Context):
         for call in context.lightning.trainer_calls:

@@ -1,8 +1,11 @@
 """LS205 training-step-without-return."""
 from __future__ import annotations
 
+import ast
+
 from ..lazy import cst, m
 from ..rule import Context, Rule
+from ..syntax import Undecided, in_source_order, methods
 
 
 class TrainingStepWithoutReturn(Rule):
@@ -79,6 +82,51 @@ class TrainingStepWithoutReturn(Rule):
                 self.log("train_loss", self(batch).mean())
         """,
     ]
+
+    def check_syntax(self, facts):
+        found = []
+        for lightning_class in facts.lightning_classes:
+            if not lightning_class.automatic:
+                continue
+            for method in methods(lightning_class, "training_step"):
+                loss = self.computed_loss_syntax(facts, method)
+                if loss is not None and not self.returns_value_syntax(facts, method):
+                    found.append(facts.finding(self, facts.name_span(method), f"training_step computes {loss} but "
+                                               "returns nothing: under automatic optimization Lightning then skips "
+                                               "the optimizer step"))
+        return found
+
+    def own_syntax(self, facts, method) -> list[ast.AST]:
+        """The nodes of method's body that belong to method itself, in source order."""
+        return [n for statement in method.body for n in facts.walk(statement) if facts.enclosing_function(n) is method]
+
+    def returns_value_syntax(self, facts, method) -> bool:
+        return any(isinstance(r, ast.Return) and r.value is not None and
+                   not (isinstance(r.value, ast.Constant) and r.value.value is None and facts.segment(r.value) == "None")
+                   for r in self.own_syntax(facts, method))
+
+    def computed_loss_syntax(self, facts, method) -> str | None:
+        own = self.own_syntax(facts, method)
+        for node in own:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                if isinstance(target, ast.Name) and "loss" in target.id.lower():
+                    return f"`{target.id}`"
+        for call in own:
+            if not isinstance(call, ast.Call) or not (call.args or call.keywords):
+                continue
+            first = in_source_order(call)[0]
+            value = first.value if isinstance(first, (ast.keyword, ast.Starred)) else first
+            if not isinstance(value, ast.Constant) or not isinstance(value.value, (str, bytes)) or not (
+                    facts.is_literal(value) if isinstance(value.value, str) else True):
+                continue
+            if facts.is_self_call(call, "log"):
+                if isinstance(value.value, bytes):
+                    raise Undecided
+                if "loss" in value.value.lower():
+                    return f"a loss ({facts.segment(value)})"
+        return None
 
     def check(self, context: Context):
         for lightning_class in context.lightning.classes:

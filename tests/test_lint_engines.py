@@ -1,0 +1,124 @@
+"""The ast engine (`run_rules`) against the libcst engine it replaces (`run_rules_cst`): the same
+findings (code, message, span, fixable) and the same errors on every file of the dev corpus, the
+project's fixtures, the rules' examples, and a fixed sample of the installed torch package."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from loopshift.lint.engine import run_rules, run_rules_cst
+from loopshift.lint.files import python_files
+from loopshift.lint.rules import RULES
+from loopshift.source import InputError, read_source
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_CORPUS = Path(os.environ.get("LOOPSHIFT_DEV_CORPUS", "/work/shared/dev-corpus"))
+TORCH_SAMPLE = 200
+
+
+def torch_sample(count: int = TORCH_SAMPLE) -> list[Path]:
+    """Every n-th file of the installed torch package, in path order: the same files each run."""
+    spec = importlib.util.find_spec("torch")  # found without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(p for p in python_files(folder, folder, ()) if p.suffix == ".py")
+    return files[:: max(1, len(files) // count)][:count]
+
+
+def outcome(engine, source: str, path: str):
+    try:
+        _, kept, suppressed = engine(source, path, RULES)
+    except InputError as error:
+        return ("error", str(error))
+    return kept, suppressed
+
+
+def differences(files: list[Path]) -> list[str]:
+    found = []
+    for path in files:
+        try:
+            source = read_source(path)
+        except InputError:
+            continue
+        new, old = outcome(run_rules, source, str(path)), outcome(run_rules_cst, source, str(path))
+        if new != old:
+            found.append(f"{path}:\n  ast:    {new}\n  libcst: {old}")
+    return found
+
+
+def test_the_rules_examples_find_the_same() -> None:
+    sources = [textwrap.dedent(s) for rule in RULES for s in [*rule.VALID, *rule.INVALID, *(b for b, _ in rule.FIXED)]]
+    for number, source in enumerate(sources):
+        assert outcome(run_rules, source, f"example{number}.py") == outcome(run_rules_cst, source, f"example{number}.py")
+
+
+def test_the_fixtures_find_the_same() -> None:
+    files = [p for folder in ("fixtures", "fixtures_notebooks") for p in sorted((REPO / "tests" / folder).rglob("*.py"))]
+    assert files and differences(files) == []
+
+
+@pytest.mark.skipif(not DEV_CORPUS.is_dir(), reason="no dev corpus here")
+def test_the_dev_corpus_finds_the_same() -> None:
+    files = list(python_files(DEV_CORPUS, DEV_CORPUS, ()))
+    assert files and differences(files) == []
+
+
+def test_a_sample_of_the_torch_package_finds_the_same() -> None:
+    files = torch_sample()
+    if not files:
+        pytest.skip("torch is not installed")
+    assert differences(files) == []
+
+
+LIGHTNING_FINDINGS = '''\
+import lightning as L
+import pytorch_lightning as pl
+import torch
+
+
+class LitModel(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx, optimizer_idx):
+        loss = self.layer(batch).mean()
+        self.log("train_loss", loss.item())
+        return loss
+
+    def training_epoch_end(self, outputs):
+        pass
+
+
+trainer = L.Trainer(gpus=1, max_epochs=3)
+'''
+
+
+def test_a_file_with_findings_is_linted_without_libcst(tmp_path: Path) -> None:
+    """Without --fix, rules decided on ast report findings with neither libcst nor torch loaded:
+    the whole process, through the CLI, as a pre-commit hook runs it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "lit.py"
+    path.write_text(LIGHTNING_FINDINGS)
+    script = textwrap.dedent(f"""\
+        import sys
+        import loopshift.cli
+        code = loopshift.cli.main(["lint", {str(path)!r}])
+        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    codes = re.findall(r": (LS\d+) ", result.stdout)
+    assert sorted(codes) == ["LS204", "LS206", "LS207", "LS207", "LS208"], result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "1 []"
+    # and the libcst engine finds the same
+    assert outcome(run_rules, LIGHTNING_FINDINGS, str(path)) == outcome(run_rules_cst, LIGHTNING_FINDINGS, str(path))
