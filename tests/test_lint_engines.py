@@ -58,17 +58,20 @@ def test_the_rules_examples_find_the_same() -> None:
         assert outcome(run_rules, source, f"example{number}.py") == outcome(run_rules_cst, source, f"example{number}.py")
 
 
+@pytest.mark.slow  # the libcst engine on every file: minutes
 def test_the_fixtures_find_the_same() -> None:
     files = [p for folder in ("fixtures", "fixtures_notebooks") for p in sorted((REPO / "tests" / folder).rglob("*.py"))]
     assert files and differences(files) == []
 
 
 @pytest.mark.skipif(not DEV_CORPUS.is_dir(), reason="no dev corpus here")
+@pytest.mark.slow  # the libcst engine on every file: minutes
 def test_the_dev_corpus_finds_the_same() -> None:
     files = list(python_files(DEV_CORPUS, DEV_CORPUS, ()))
     assert files and differences(files) == []
 
 
+@pytest.mark.slow  # the libcst engine on every file: minutes
 def test_a_sample_of_the_torch_package_finds_the_same() -> None:
     files = torch_sample()
     if not files:
