@@ -713,7 +713,22 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [s for s in self.code.schedulers
                                     if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]
+        self.code.loops = [loop for loop in self.code.loops if self.built_unconditionally(loop)]
         return self.code
+
+    def built_unconditionally(self, loop: TrainingLoop) -> bool:
+        """configure_optimizers runs the optimizer's and schedulers' statements one after another:
+        one built in a branch of fit's own scope (`if args.sched == "step": ... else: ...`) would
+        lose the branch."""
+        for definition in [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]:
+            block = self.index.parent(definition.statement)
+            if self.index.scope(definition.statement) is self.index.scope(loop.host) and \
+                    not self.index.is_inside(loop.host, {id(block)}):
+                self.problem("LS001", f"`{definition.name}` is built in a branch that configure_optimizers would "
+                             "lose; build it unconditionally (or choose its arguments in the branch)",
+                             definition.statement)
+                return False
+        return True
 
     def scheduled_optimizer(self, scheduler: SchedulerDef) -> OptimizerDef | None:
         args = [a.value for a in scheduler.call.args if a.keyword is None or a.keyword.value == "optimizer"]

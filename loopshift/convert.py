@@ -60,6 +60,10 @@ class ApplyEdits(cst.CSTTransformer):
                 updated = updated.visit(self.moves)
                 if isinstance(updated, cst.RemovalSentinel):
                     continue
+            if isinstance(updated, cst.If) and id(original) not in self.replace:
+                updated = without_emptied_branches(original, updated)
+                if updated is None:
+                    continue
             body.extend(self.replace.get(id(original), [updated]))
         return body
 
@@ -336,6 +340,35 @@ def uses_outside(index: CodeIndex, node: cst.CSTNode, consumed: set[int]) -> lis
     return uses
 
 
+def without_emptied_branches(original: cst.If, updated: cst.If) -> cst.If | None:
+    """`else: pass` and `if args.use_optimizer: pass` that the conversion emptied go (not a
+    `pass` the user wrote, nor a branch with a comment or a test that calls something)."""
+    def emptied(before: cst.BaseSuite, after: cst.BaseSuite) -> bool:
+        return is_pass(after) and not is_pass(before)
+
+    orelse = updated.orelse
+    if isinstance(orelse, cst.Else) and isinstance(original.orelse, cst.Else) and emptied(original.orelse.body,
+                                                                                      orelse.body) \
+            and not any(line.comment for line in orelse.leading_lines):
+        updated = updated.with_changes(orelse=None)
+    if not emptied(original.body, updated.body) or any(line.comment for line in updated.leading_lines):
+        return updated
+    if updated.orelse is None:
+        return None if not m.findall(updated.test, m.Call()) else updated
+    if isinstance(updated.orelse, cst.Else):  # `if c: pass else: x` -> `if not c: x`
+        test = updated.test
+        if not isinstance(test, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            test = test.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        return updated.with_changes(test=cst.UnaryOperation(cst.Not(), test), body=updated.orelse.body, orelse=None)
+    return updated
+
+
+def is_pass(suite: cst.BaseSuite) -> bool:
+    body = suite.body
+    return len(body) == 1 and m.matches(body[0], m.SimpleStatementLine(body=[m.Pass()])) or \
+        isinstance(suite, cst.SimpleStatementSuite) and len(body) == 1 and isinstance(body[0], cst.Pass)
+
+
 def two_blank_lines(lines) -> list[cst.EmptyLine]:
     """PEP 8 spacing around a top-level class, keeping the comments that were there."""
     lines = list(lines)
@@ -385,10 +418,13 @@ def imported_names(module: cst.Module, source: str) -> set[str]:
 
 def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
     """`LitNet` for `model = Net()` (also `self.model = model` with `Trainer(Net(), ...)`),
-    `LitModel` for `model = nn.Sequential(...)`."""
-    for value in analyzer.model_values(loop):
-        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper():
-            return "Lit" + value.func.value
+    `LitModel` for `model = nn.Sequential(...)` or a model whose class a flag chooses."""
+    classes = {value.func.value for value in analyzer.model_values(loop)
+               if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper()}
+    if len(classes) == 1:
+        return "Lit" + classes.pop()
+    if classes:  # the class is chosen at run time (`--model`): named after the role
+        return "LitModel"
     name = loop.model.rsplit(".", 1)[-1] or "model"
     return "Lit" + "".join(part.capitalize() for part in name.split("_"))
 

@@ -1,0 +1,71 @@
+"""Output a Lightning expert would sign: what the conversion emptied goes, names say the role."""
+import textwrap
+
+from loopshift import convert_source
+
+LOOP = '''
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randn(8, 1)))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(2):
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+'''
+
+
+def script(head: str) -> str:
+    return "import argparse\nimport torch\nimport torch.nn as nn\n" + textwrap.dedent(head) + LOOP
+
+
+def test_branches_the_conversion_emptied_go() -> None:
+    code = convert_source(script('''
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--cuda", action="store_true")
+        args = parser.parse_args()
+        model = nn.Linear(4, 1)
+        if args.cuda:
+            model.cuda()
+        if args.cuda:
+            model = model.cuda()
+        else:
+            model = model.cpu()
+    ''')).code
+    assert "pass" not in code
+    assert "model = nn.Linear(4, 1)\nif not args.cuda:\n    model = model.cpu()\n" in code
+
+
+def test_a_pass_the_user_wrote_stays() -> None:
+    code = convert_source(script('''
+        model = nn.Linear(4, 1)
+        if model.training:
+            pass  # nothing to do yet
+    ''')).code
+    assert "if model.training:\n    pass  # nothing to do yet" in code
+
+
+def test_a_model_chosen_by_a_flag_names_the_module_after_its_role() -> None:
+    code = convert_source(script('''
+        class Small(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 1)
+
+            def forward(self, x):
+                return self.fc(x)
+
+
+        class Wide(Small):
+            pass
+
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model", default="small")
+        args = parser.parse_args()
+        if args.model == "small":
+            model = Small()
+        else:
+            model = Wide()
+    ''')).code
+    assert "class LitModel(L.LightningModule):" in code and "LitSmall" not in code and "LitWide" not in code
