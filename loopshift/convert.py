@@ -14,6 +14,7 @@ from .diagnostics import Diagnostic
 from .distribution import plumbing_edits
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
+from .counting import counted_loops_as_ranges
 from .inlining import inline_update_functions
 from .source import calls_backward, parse_module
 from .targets import PACKAGES
@@ -293,12 +294,14 @@ def checked(result: Result, source: str, path: str) -> Result:
 
 
 def followed_into_loops(module: cst.Module, source: str, target: str, path: str) -> Result | None:
-    """The conversion with each update function inlined into the loop that calls it, when that
-    converts every loop cleanly (its diagnostics would count lines of the inlined code)."""
+    """The conversion with each update function inlined into the loop that calls it and epochs
+    counted by hand written as `for` loops, when that converts every loop cleanly (its
+    diagnostics would count lines of the rewritten code)."""
     inlined = inline_update_functions(module)
-    if inlined is None:
+    counted = counted_loops_as_ranges(inlined or module)
+    if inlined is None and counted is None:
         return None
-    code = inlined.code
+    code = (counted or inlined).code
     result = checked(Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target,
                                 path).run(), source, path)
     return result if result.loops_converted and not result.diagnostics else None

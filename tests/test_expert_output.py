@@ -69,3 +69,13 @@ def test_a_model_chosen_by_a_flag_names_the_module_after_its_role() -> None:
             model = Wide()
     ''')).code
     assert "class LitModel(L.LightningModule):" in code and "LitSmall" not in code and "LitWide" not in code
+
+
+def test_epochs_counted_by_hand_are_a_range_only_where_that_means_the_same() -> None:
+    counted = script("model = nn.Linear(4, 1)\n").replace("for epoch in range(2):", "epoch = 0\nwhile epoch < 2:")
+    counted = counted.replace("        optimizer.step()\n", "        optimizer.step()\n    epoch += 1\n")
+    code = convert_source(counted).code
+    assert "L.Trainer(max_epochs=2)" in code and "while" not in code
+    # read after the loop, the counter is 2 where a for loop would leave 1: not rewritten
+    kept = convert_source(counted + "print(epoch)\n")
+    assert "while epoch < 2:" in kept.code and kept.diagnostics
