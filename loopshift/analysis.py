@@ -47,8 +47,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         (a test class of thousands of lines made one search per method call slow)."""
         if id(owner) not in self.self_call_index:
             found: dict[str, list[cst.Call]] = {}
-            calls = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Attribute(value=m.Name("self")))
-                     and self.index.is_inside(c, {id(owner)})]
+            calls = m.findall(owner, m.Call(func=m.Attribute(value=m.Name("self"))))  # (the class's own code only)
             for call in sorted(calls, key=self.index.order):
                 found.setdefault(call.func.attr.value, []).append(call)
             self.self_call_index[id(owner)] = found
@@ -525,8 +524,7 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             loops = (a for a in self.index.ancestors(node) if isinstance(a, (cst.For, cst.While, cst.FunctionDef)))
             return next(loops, None) is batch_loop
 
-        statements = [s for s in self.index.findall(m.SimpleStatementLine(), cst.SimpleStatementLine)
-                      if self.index.is_inside(s, {id(batch_loop.body)}) and in_this_loop(s)]
+        statements = [s for s in m.findall(batch_loop.body, m.SimpleStatementLine()) if in_this_loop(s)]
         backwards = [s for s in statements if m.matches(s, BACKWARD)]
         steps = self.steps_in(statements)
         self.manual_obstacle = ""

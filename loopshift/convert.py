@@ -40,8 +40,23 @@ class ApplyEdits(cst.CSTTransformer):
         self.replace, self.before, self.todo, self.names = replace, before, todo, names
         self.moves, self.model_lines = moves, model_lines
         self.edits = edits or {}  # node -> what its updated form becomes (the distribution plumbing)
+        self.edited = {*replace, *before, *todo, *names, *self.edits, *model_lines}
+        self.around: set[int] | None = None  # the edited nodes and their ancestors: the rest stays as it is
+        self.inside = 0  # how deep in an edited node's subtree the visit is: visited all through, as always
+
+    def only_around_edits(self, index: CodeIndex) -> ApplyEdits:
+        """Visits only the edited nodes, all through, and their ancestors (not the whole module)."""
+        self.around = index.around(self.edited)
+        return self
+
+    def on_visit(self, node) -> bool:
+        if id(node) in self.edited:
+            self.inside += 1
+        return super().on_visit(node) and (self.around is None or self.inside > 0 or id(node) in self.around)
 
     def on_leave(self, original, updated):
+        if id(original) in self.edited:
+            self.inside -= 1
         updated = super().on_leave(original, updated)
         edit = self.edits.get(id(original))
         return edit(updated) if edit is not None and not isinstance(updated, cst.RemovalSentinel) else updated
@@ -253,7 +268,7 @@ class Conversion:
         plumbing = self.remove_distribution() if converted else {}
         edits = ApplyEdits(self.replace, self.before, self.todo, DropDeviceMoves(self.oracle), self.model_lines,
                            self.names, plumbing)
-        module = self.index.module.visit(edits)
+        module = self.index.module.visit(edits.only_around_edits(self.index))
         if converted and not existing_alias(module, self.package):
             module = add_import(module, f"import {self.package} as {self.alias}")
         if self.needs_os and not existing_alias(module, "os"):

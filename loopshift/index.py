@@ -1,6 +1,8 @@
 """One parse, many questions: a module with its libcst metadata and the look-ups analysis needs."""
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections.abc import Iterator
 
 import libcst as cst
@@ -28,6 +30,8 @@ class CodeIndex:
         self._positions = None  # positions are only needed to report: computed on first use
         self._children: dict[int, dict[int, int]] = {}
         self._by_type: dict[type, list[cst.CSTNode]] = {}
+        self._found: dict[tuple, list[cst.CSTNode]] = {}  # (matcher's structure, type) -> findall's answer
+        self._qualified: dict[int, set[str]] = {}  # node -> its qualified names
 
     # -- tree navigation -------------------------------------------------------------
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
@@ -38,6 +42,15 @@ class CodeIndex:
         while parent is not None:
             yield parent
             parent = self.parent(parent)
+
+    def around(self, ids: set[int]) -> set[int]:
+        """The ids of the nodes among `ids` (by identity) that are in the tree, and of all their ancestors."""
+        found = {id(self.module)} & ids
+        for node in self._parents:
+            if id(node) in ids:
+                found.add(id(node))
+                found.update(map(id, self.ancestors(node)))
+        return found
 
     def is_inside(self, node: cst.CSTNode, containers: set[int]) -> bool:
         """Whether node is one of the containers (by identity) or below one."""
@@ -74,8 +87,15 @@ class CodeIndex:
         return self._by_type[kind]
 
     def findall(self, matcher, kind: type) -> list[cst.CSTNode]:
-        """The nodes of a type that match, in source order."""
-        return sorted((node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order)
+        """The nodes of a type that match, in source order. The tree does not change: a search
+        made again (once per loop, say) with an equal matcher answers from the first one."""
+        key = matcher_key(matcher)
+        if key is None:
+            return sorted((node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order)
+        if (key, kind) not in self._found:
+            self._found[key, kind] = sorted((node for node in self.nodes(kind) if m.matches(node, matcher)),
+                                            key=self.order)
+        return list(self._found[key, kind])
 
     def order(self, node: cst.CSTNode) -> tuple[int, ...]:
         """The node's path of child positions from the module: compares source order without
@@ -135,10 +155,13 @@ class CodeIndex:
 
     def qualified_names(self, node: cst.CSTNode) -> set[str]:
         """`torch.optim.SGD` for `optim.SGD` after `import torch.optim as optim`, and so on."""
-        scope = self._scopes.get(node)
-        if scope is None:
-            return set()
-        return {qualified.name for qualified in scope.get_qualified_names_for(node)}
+        names = self._qualified.get(id(node))
+        if names is None:
+            scope = self._scopes.get(node)
+            names = set() if scope is None else {qualified.name for qualified in scope.get_qualified_names_for(node)}
+            if scope is not None:  # (a node of the tree, alive as long as the index: its id stays its own)
+                self._qualified[id(node)] = names
+        return set(names)
 
     def called_name(self, call: cst.Call) -> set[str]:
         return self.qualified_names(call.func) or self.qualified_names(call)
@@ -174,3 +197,20 @@ class CodeIndex:
 
     def assignment_statement(self, assignment: Assignment) -> cst.BaseStatement:
         return self.statement_of(assignment.node)
+
+
+def matcher_key(matcher) -> tuple | None:
+    """A hashable value equal for matchers that match the same nodes: their types and fields, all
+    the way down. None for a matcher with a predicate or anything else this cannot compare."""
+    if matcher is None or isinstance(matcher, (str, int, float, bool, enum.Enum)):
+        return (type(matcher), matcher)
+    if isinstance(matcher, (list, tuple)):
+        keys = tuple(matcher_key(item) for item in matcher)
+        return None if None in keys else (type(matcher), keys)
+    if isinstance(matcher, (m.OneOf, m.AllOf)):
+        options = matcher_key(tuple(matcher.options))
+        return None if options is None else (type(matcher), options)
+    if isinstance(matcher, m.BaseMatcherNode) and dataclasses.is_dataclass(matcher):
+        keys = tuple(matcher_key(getattr(matcher, f.name)) for f in dataclasses.fields(matcher))
+        return None if None in keys else (type(matcher), keys)
+    return None
