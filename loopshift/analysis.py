@@ -311,6 +311,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if len(optimizer_steps) != 1 or accumulation is not None and self.steps_in(body):
             reason = ("optimizer.step() is not a plain statement of the batch loop"
                       if not optimizer_steps else "several optimizers step in one loop: manual optimization")
+            if not optimizer_steps and not self.code.optimizers:  # say what is there: an update by hand
+                reason = ("the loop updates the parameters by hand in a form not converted yet (converted: "
+                          "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`)")
             self.problem("LS002", reason, batch_loop)
             return None
         step, optimizer = optimizer_steps[0]

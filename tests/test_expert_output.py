@@ -79,3 +79,23 @@ def test_epochs_counted_by_hand_are_a_range_only_where_that_means_the_same() -> 
     # read after the loop, the counter is 2 where a for loop would leave 1: not rewritten
     kept = convert_source(counted + "print(epoch)\n")
     assert "while epoch < 2:" in kept.code and kept.diagnostics
+
+
+def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
+    result = convert_source(textwrap.dedent('''
+        import torch
+        from itertools import count
+
+        fc = torch.nn.Linear(3, 1)
+        for batch_idx in count(1):
+            x = torch.randn(8, 3)
+            fc.zero_grad()
+            output = torch.nn.functional.mse_loss(fc(x), x.sum(1, keepdim=True))
+            output.backward()
+            for param in fc.parameters():
+                param.data.add_(-0.1 * param.grad)
+            if output.item() < 1e-3:
+                break
+    '''))
+    [diagnostic] = result.diagnostics
+    assert "updates the parameters by hand" in diagnostic.message and "optimizer.step()" not in diagnostic.message
