@@ -9,7 +9,6 @@ a covering set with one program per (nesting, unpacking, zero_grad) shape, which
 draws do not all reach, and which holds every pair of the step's idioms too. A failure shows the
 generated source and its conversion.
 """
-import builtins
 import itertools
 import math
 import symtable
@@ -22,6 +21,7 @@ from hypothesis.control import currently_in_test_context
 
 from loop_grammar import (PER_EPOCH_SCHEDULERS, PRINTED, SHAPES, STEP_FACTORS, Program, idiom_pairs, programs, shaped,
                           supported)
+from loopshift.checks import undefined_names
 from loopshift.convert import convert_source
 from loopshift.lint import lint_source
 
@@ -51,19 +51,9 @@ def lint_codes(source: str) -> set[str]:
 
 
 def undefined_globals(source: str) -> set[str]:
-    """Names read as globals (at module level or from any function or class) that the module never
-    binds and that are not builtins: each one is a NameError waiting for the line that reads it."""
-    module = symtable.symtable(source, "gen.py", "exec")
-    known = set(dir(builtins)) | {s.get_name() for s in module.get_symbols()
-                                  if s.is_assigned() or s.is_imported() or s.is_namespace()}
-    missing = {s.get_name() for s in module.get_symbols() if s.is_referenced() and s.get_name() not in known}
-    tables = list(module.get_children())
-    while tables:
-        table = tables.pop()
-        missing |= {s.get_name() for s in table.get_symbols()
-                    if s.is_referenced() and s.is_global() and s.get_name() not in known}
-        tables.extend(table.get_children())
-    return missing
+    """Names read as globals that the module never binds and that are not builtins: each one is a
+    NameError waiting for the line that reads it (the converter's own output check)."""
+    return undefined_names(source, "gen.py")
 
 
 # -- the checks -----------------------------------------------------------------------------
