@@ -6,6 +6,7 @@ the names: locals of the training code become attributes set in `__init__`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -194,6 +195,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         edits = plumbing_edits(self.analyzer.code.distribution)
         if self.loop.accumulation is not None:  # `loss.item() * N` undid the division Lightning now does
             edits |= {id(product): lambda product: product.left for product in self.loop.accumulation.undone}
+        edits |= self.process_group_reads(statements)
         rename = Rename(replacements, self.oracle, rewritten_lines, edits, derived_names(statements, batch))
         rewritten = []
         for statement in statements:
@@ -203,6 +205,19 @@ class LoopGenerator(NamePlanner, EarlyExits):
             elif isinstance(new, cst.BaseStatement):
                 rewritten.append(new)  # (a RemovalSentinel: a line of device moves that is gone)
         return rewritten
+
+    def process_group_reads(self, statements) -> dict[int, Callable]:
+        """`dist.get_rank()` / `dist.get_world_size()` in moved code: the module's `self.global_rank`
+        and `self.trainer.world_size`, which hold with or without a process group (one device)."""
+        lightning = {"torch.distributed.get_rank": "self.global_rank",
+                     "torch.distributed.get_world_size": "self.trainer.world_size"}
+        edits: dict[int, Callable] = {}
+        for statement in statements:
+            for call in m.findall(statement, m.Call(args=[])):
+                for name in self.index.called_name(call) & lightning.keys():
+                    expression = cst.parse_expression(lightning[name])
+                    edits[id(call)] = lambda _, expression=expression: expression
+        return edits
 
     def manual_backward(self, backward: cst.SimpleStatementLine) -> list[cst.SimpleStatementLine]:
         """`loss.backward()` -> `self.manual_backward(loss)`, and the loss logged under its name
