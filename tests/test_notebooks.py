@@ -103,9 +103,10 @@ def test_stdout_diff_and_in_place(notebook: Path, capsys) -> None:
     assert capsys.readouterr().out == EXPECTED.read_text()
     assert main(["convert", "--diff", str(notebook)]) == 1
     diff = capsys.readouterr().out
-    assert f"--- a/{notebook}:cell 2\n+++ b/{notebook}:cell 2\n" in diff
+    name = str(notebook).lstrip("/")
+    assert f"--- a/{name}:cell 2\n+++ b/{name}:cell 2\n" in diff
     assert "+class LitModel(L.LightningModule):" in diff
-    assert f"b/{notebook}:cell 8\n@@ -1 +0,0 @@\n-optimizer = torch.optim.SGD" in diff
+    assert f"b/{name}:cell 8\n@@ -1 +0,0 @@\n-optimizer = torch.optim.SGD" in diff
     assert "-for epoch in range(EPOCHS):" in diff and "+trainer.fit(lit_model" in diff
     assert sorted(p.name for p in notebook.parent.iterdir()) == ["train.ipynb"]
     assert main(["convert", "--in-place", str(notebook)]) == 0
