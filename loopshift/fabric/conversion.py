@@ -70,7 +70,7 @@ class FabricConversion:
         return self.finish(len(loops), len({id(self.loop_of(b)) for b in converted}), add=True)
 
     def finish(self, found: int, converted: int, add: bool) -> Result:
-        module = self.index.module.visit(ApplyFabricEdits(self.edits))
+        module = self.index.module.visit(ApplyFabricEdits(self.edits).only_around_edits(self.index))
         if add and not existing_alias(module, "lightning"):
             module = add_import(module, f"import lightning as {self.alias}")
         parse_module(module.code, self.path)  # never emit code that does not parse
