@@ -190,15 +190,15 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             target = assign.targets[0].target
             call, name = assign.value, self_attribute_name(target) or target.value
             called = self.index.called_name(call)
-            span = self.index.span(statement)
             if any(torch_names.is_optimizer(n) for n in called):
                 model = self.optimized_model(cst.Tuple([cst.Element(a.value) for a in call.args]))
                 if model is not None:
                     model_code = self.index.module.code_for_node(model)
-                    self.code.optimizers.append(OptimizerDef(name, statement, call, model_code, span, model, target))
+                    self.code.optimizers.append(OptimizerDef(name, statement, call, model_code, self.index.span(statement),
+                                                             model, target))
             elif any(torch_names.is_scheduler(n) for n in called) or self.builds_scheduler(call):
                 plateau = torch_names.PLATEAU in called
-                self.code.schedulers.append(SchedulerDef(name, statement, call, span, plateau, target))
+                self.code.schedulers.append(SchedulerDef(name, statement, call, self.index.span(statement), plateau, target))
 
     def builds_scheduler(self, call: cst.Call) -> bool:
         """`warmup_linear_decay(optimizer, ...)`: a function of this file that returns a scheduler."""

@@ -16,7 +16,7 @@ from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
 from .counting import counted_loops_as_ranges
 from .inlining import inline_update_functions
-from .source import calls_backward, parse_module
+from .source import calls_backward, check_parses, parse_module
 from .targets import PACKAGES
 
 TRAINER_PACKAGE = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
@@ -277,7 +277,7 @@ class Conversion:
             source = f"{TRAINER_PACKAGE[self.package]}.{submodule}"
             if name not in imported_names(module, source):
                 module = add_import(module, f"from {source} import {name}")
-        parse_module(module.code, self.path)  # never emit code that does not parse
+        check_parses(module, self.index.module, self.path)  # never emit code that does not parse
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
         return Result(module.code, self.diagnostics, found, converted)
 

@@ -56,6 +56,12 @@ class DeviceOracle:
         return len(positional) == 1 and self.is_device(positional[0])
 
 
+# {k: v for k, v in d.items()}
+IDENTITY = m.DictComp(key=m.Name(), value=m.Name(), for_in=m.CompFor(
+    target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]),
+    iter=m.Call(func=m.Attribute(attr=m.Name("items")), args=[]), ifs=[], inner_for_in=None))
+
+
 class DropDeviceMoves(cst.CSTTransformer):
     """Removes device moves from moved code; `x, y = x, y` left behind disappears too.
     With `moved_by_lightning` (the hook's batch and what the code derives from it), only moves
@@ -78,10 +84,7 @@ class DropDeviceMoves(cst.CSTTransformer):
 
     def leave_DictComp(self, original: cst.DictComp, updated: cst.DictComp) -> cst.BaseExpression:
         # {k: v for k, v in batch.items()} is a copy of batch once the moves are gone
-        identity = m.DictComp(key=m.Name(), value=m.Name(), for_in=m.CompFor(
-            target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]),
-            iter=m.Call(func=m.Attribute(attr=m.Name("items")), args=[]), ifs=[], inner_for_in=None))
-        if m.matches(updated, identity):
+        if m.matches(updated, IDENTITY):
             target = updated.for_in.target.elements
             if updated.key.value == target[0].value.value and updated.value.value == target[1].value.value \
                     and original is not updated:

@@ -69,3 +69,21 @@ def parse_module(source: str, path: str = "<string>") -> cst.Module:
         except ValueError:
             pass
         raise InputError(f"{path}:{line}:{column}: error: syntax error: {message}") from None
+
+
+def check_parses(module: cst.Module, original: cst.Module, path: str = "<string>") -> None:
+    """What `parse_module(module.code, path)` checks of a rewritten module (that its code parses),
+    parsing only its top-level statements that are not the original's own (which parsed): the
+    whole code again, for the same error, when they do not parse."""
+    kept = {id(statement) for statement in original.body}
+    changed = [statement for statement in module.body if id(statement) not in kept]
+    if not same(module.header, original.header) or not same(module.footer, original.footer):
+        changed = list(module.body)
+    try:
+        parse_module("".join(module.code_for_node(statement) for statement in changed), path)
+    except InputError:
+        parse_module(module.code, path)
+
+
+def same(nodes, others) -> bool:
+    return len(nodes) == len(others) and all(node is other for node, other in zip(nodes, others))

@@ -11,7 +11,7 @@ import libcst.matchers as m
 from ..convert import Result, add_import, existing_alias
 from ..diagnostics import Diagnostic
 from ..index import CodeIndex
-from ..source import parse_module
+from ..source import check_parses
 from ..torch_names import SPAWNS
 from .edits import ApplyFabricEdits, Edits
 from .analysis import FabricAnalysis
@@ -70,10 +70,10 @@ class FabricConversion:
         return self.finish(len(loops), len({id(self.loop_of(b)) for b in converted}), add=True)
 
     def finish(self, found: int, converted: int, add: bool) -> Result:
-        module = self.index.module.visit(ApplyFabricEdits(self.edits))
+        module = self.index.module.visit(ApplyFabricEdits(self.edits).only_around_edits(self.index))
         if add and not existing_alias(module, "lightning"):
             module = add_import(module, f"import lightning as {self.alias}")
-        parse_module(module.code, self.path)  # never emit code that does not parse
+        check_parses(module, self.index.module, self.path)  # never emit code that does not parse
         self.diagnostics.sort(key=lambda d: (d.span.line, d.span.column))
         return Result(module.code, self.diagnostics, found, converted)
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
+import libcst.matchers as m
 
-from ..devices import DropDeviceMoves
+from ..devices import IDENTITY, DropDeviceMoves, is_bare_name, is_self_assignment
 from ..exits import TODO
 
 
@@ -47,6 +48,37 @@ class ApplyFabricEdits(DropDeviceMoves):
         self.edits = edits
         self.vanished: set[int] = set()  # statements left with nothing to do
         self.emptied: set[int] = set()  # blocks left with nothing in them
+        self.edited: set[int] | None = None  # with around: nodes visited all through, as always
+        self.around: set[int] = set()  # the edited nodes and their ancestors: the rest stays as it is
+        self.inside = 0  # how deep in an edited node's subtree the visit is
+
+    def only_around_edits(self, index) -> ApplyFabricEdits:
+        """Visits only the nodes the edits name, all through, and their ancestors (not the whole
+        module); also, as a visit of everything would, the statements and comprehensions that change
+        on any visit: `x = x` and bare names go, `{k: v for k, v in d.items()}` is `d`."""
+        edits = self.edits
+        edited = {*edits.calls, *edits.autocasts, *edits.moves, *edits.removed, *edits.before, *edits.after,
+                  *edits.todo, *edits.parameters, *edits.keep_on_self, *edits.passes_fabric, *edits.module}
+        for statement in index.nodes(cst.SimpleStatementLine):
+            body = statement.body
+            if all(is_self_assignment(s) or is_bare_name(s) for s in body) or len(body) == 1 and \
+                    isinstance(body[0], cst.Expr) and isinstance(body[0].value, (cst.Name, cst.Attribute)):
+                edited.add(id(statement))
+        edited |= {id(node) for node in index.nodes(cst.DictComp) if m.matches(node, IDENTITY)}
+        self.edited, self.around = edited, index.around(edited)
+        return self
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.edited is None:
+            return super().on_visit(node)
+        if id(node) in self.edited:
+            self.inside += 1
+        return super().on_visit(node) and (self.inside > 0 or id(node) in self.around)
+
+    def on_leave(self, original, updated):
+        if self.edited is not None and id(original) in self.edited:
+            self.inside -= 1
+        return super().on_leave(original, updated)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         result = super().leave_Call(original, updated)
