@@ -10,6 +10,7 @@ Measured on the 2-core development machine, otherwise idle (commit after 5541089
 (64 fixture inputs and dev-corpus scripts, three copies): 1 worker 38.2 s (5.0 files/s),
 2 workers 20.1 s (9.6 files/s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def sources(folder: Path | None) -> list[Path]:
     if folder is not None:
         return sorted(folder.rglob("*.py"))
-    return sorted(ROOT.glob("tests/fixtures/*/input.py")) + sorted((ROOT.parent / "shared" / "dev-corpus").rglob("*.py"))
+    return sorted(ROOT.glob("tests/fixtures/*/input.py")) + sorted(
+        (ROOT.parent / "shared" / "dev-corpus").rglob("*.py")
+    )
 
 
 def timed(folder: Path, workers: int) -> float:

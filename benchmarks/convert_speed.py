@@ -9,6 +9,7 @@ converted in a fresh process and compared with a bare libcst.parse_module of the
 CPU seconds (wall seconds in parentheses: on a loaded machine they run longer), ratio of the CPU
 times and peak memory (ru_maxrss) of each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,13 +57,20 @@ def measure(kind: str, path: Path) -> None:
         convert_source(source, path=str(path))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024}))
+    print(
+        json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak / 1024, "baseline_mb": baseline / 1024})
+    )
 
 
 def child(kind: str, path: Path, timeout: float) -> dict | None:
     try:
-        out = subprocess.run([sys.executable, __file__, "--measure", kind, str(path)], capture_output=True,
-                             text=True, timeout=timeout, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--measure", kind, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        ).stdout
     except subprocess.TimeoutExpired:
         return None
     except subprocess.CalledProcessError as error:
@@ -86,17 +94,21 @@ def sizes(megabytes: list[float], timeout: float, keep: Path | None) -> None:
         lines, backward = source.count("\n"), source.count(".backward(")
         head = f"{size:g} MB ({len(source) / 1e6:.2f} MB, {lines} lines, {backward} backward calls):"
         if convert is None:
-            print(f"{head} parse {parse['cpu']:.1f} s, convert > {timeout:.0f} s wall (timed out)", flush=True)
+            print(
+                f"{head} parse {parse['cpu']:.1f} s, convert > {timeout:.0f} s wall (timed out)", flush=True
+            )
             continue
-        print(f"{head} parse {parse['cpu']:.1f} s ({parse['seconds']:.1f} s wall, {parse['peak_mb']:.0f} MB peak), "
-              f"convert {convert['cpu']:.1f} s ({convert['seconds']:.1f} s wall, {convert['peak_mb']:.0f} MB peak), "
-              f"ratio {convert['cpu'] / parse['cpu']:.1f}x", flush=True)
+        print(
+            f"{head} parse {parse['cpu']:.1f} s ({parse['seconds']:.1f} s wall, {parse['peak_mb']:.0f} MB peak), "
+            f"convert {convert['cpu']:.1f} s ({convert['seconds']:.1f} s wall, {convert['peak_mb']:.0f} MB peak), "
+            f"ratio {convert['cpu'] / parse['cpu']:.1f}x",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path,
-                        default=[ROOT / "tests" / "fixtures", CORPUS])
+    parser.add_argument("paths", nargs="*", type=Path, default=[ROOT / "tests" / "fixtures", CORPUS])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", type=float, nargs="+", help="sizes in MB of concatenated corpus files")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per conversion (with --sizes)")
@@ -109,8 +121,12 @@ def main() -> None:
         return sizes(args.sizes, args.timeout, args.keep)
     from loopshift import convert_source
 
-    files = sorted(f for p in args.paths for f in ([p] if p.is_file() else p.rglob("*.py"))
-                   if f.name not in ("expected.py",))
+    files = sorted(
+        f
+        for p in args.paths
+        for f in ([p] if p.is_file() else p.rglob("*.py"))
+        if f.name not in ("expected.py",)
+    )
     sources = [f.read_text() for f in files]
     lines = sum(s.count("\n") for s in sources)
     started = time.perf_counter()
@@ -118,8 +134,10 @@ def main() -> None:
         for source in sources:
             convert_source(source)
     seconds = (time.perf_counter() - started) / args.repeat
-    print(f"{len(files)} files, {lines} lines: {seconds * 1000:.0f} ms per pass, "
-          f"{len(files) / seconds:.0f} files/s, {lines / seconds:.0f} lines/s")
+    print(
+        f"{len(files)} files, {lines} lines: {seconds * 1000:.0f} ms per pass, "
+        f"{len(files) / seconds:.0f} files/s, {lines / seconds:.0f} lines/s"
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,14 @@ def main() -> int:
                 status = "PASS" if outcome.ok and not codes else "TODO" if codes else "SILENT"
             outcomes[status] += 1
             elapsed = time.perf_counter() - started
-            print(f"{status:6} {script.relative_to(copy)}: {message} [{codes or 'no diagnostics'}] ({elapsed:.1f} s)",
-                  flush=True)
-    print(", ".join(f"{n} {status}" for status, n in sorted(outcomes.items())), f"of {len(scripts)} ({args.target})")
+            print(
+                f"{status:6} {script.relative_to(copy)}: {message} [{codes or 'no diagnostics'}] ({elapsed:.1f} s)",
+                flush=True,
+            )
+    print(
+        ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items())),
+        f"of {len(scripts)} ({args.target})",
+    )
     return 1 if outcomes["SILENT"] else 0
 
 

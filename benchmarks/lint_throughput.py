@@ -15,6 +15,7 @@ file no rule could match, a small raw training loop, and a small LightningModule
 next to TorchFix and ruff on the same file, with whether libcst or torch were loaded.
 A benchmark, not a test: nothing here asserts a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ def output_folder(root: str, name: str) -> Path:
     return folder
 '''
 # A small LightningModule with findings (LS204, LS206, LS207) that the ast engine decides alone.
-LIGHTNING = '''import lightning as L
+LIGHTNING = """import lightning as L
 import torch
 
 
@@ -69,7 +70,7 @@ class LitModel(L.LightningModule):
 
 
 trainer = L.Trainer(gpus=1, max_epochs=3)
-'''
+"""
 HEAVY = ("libcst", "torch", "lightning")
 
 
@@ -136,7 +137,14 @@ def tools() -> dict[str, list[str]]:
     elif importlib.util.find_spec("torchfix") is not None:
         found["torchfix"] = [sys.executable, "-m", "torchfix"]
     if shutil.which("ruff"):
-        found["ruff check"] = [shutil.which("ruff"), "check", "--no-cache", "--isolated", "--exit-zero", "--quiet"]
+        found["ruff check"] = [
+            shutil.which("ruff"),
+            "check",
+            "--no-cache",
+            "--isolated",
+            "--exit-zero",
+            "--quiet",
+        ]
     return found
 
 
@@ -152,14 +160,25 @@ def processes(files: list[Path], baseline: float) -> None:
     """Whole processes over the same files, each with its default parallelism."""
     with tempfile.TemporaryDirectory() as folder:
         env = environment(folder)
-        commands = {"python -m loopshift lint (process)": [sys.executable, "-m", "loopshift", "lint", "--exit-zero",
-                                                           "--statistics"], **tools()}
+        commands = {
+            "python -m loopshift lint (process)": [
+                sys.executable,
+                "-m",
+                "loopshift",
+                "lint",
+                "--exit-zero",
+                "--statistics",
+            ],
+            **tools(),
+        }
         for label, command in commands.items():
             start = time.perf_counter()
             subprocess.run([*command, *map(str, files)], capture_output=True, check=False, env=env)
             seconds = time.perf_counter() - start
-            print(f"  {label + ' (process)' if 'process' not in label else label:<44} {seconds:8.2f} s  "
-                  f"{seconds / baseline:6.2f}x the bare parse")
+            print(
+                f"  {label + ' (process)' if 'process' not in label else label:<44} {seconds:8.2f} s  "
+                f"{seconds / baseline:6.2f}x the bare parse"
+            )
 
 
 def throughput(label: str, files: list[Path]) -> None:
@@ -185,13 +204,16 @@ def process_latency(label: str, path: Path, env: dict[str, str]) -> None:
     the other linters on the same file."""
     command = [sys.executable, "-m", "loopshift", "lint", str(path)]
     best = best_of(command, env)  # first, so that the bytecode is cached for the import count too
-    imports = subprocess.run([sys.executable, "-X", "importtime", *command[1:]], capture_output=True, text=True,
-                             env=env).stderr
+    imports = subprocess.run(
+        [sys.executable, "-X", "importtime", *command[1:]], capture_output=True, text=True, env=env
+    ).stderr
     rows = re.findall(r"^import time:\s+(\d+) \|\s+\d+ \| *(\S+)$", imports, re.MULTILINE)
     loaded = [name for name in HEAVY if any(module == name for _, module in rows)]
     others = "  ".join(f"{name} {best_of([*tool, str(path)], env):.3f} s" for name, tool in tools().items())
-    print(f"  {label:<38} {best:6.3f} s  ({'loads ' + ', '.join(loaded) if loaded else 'neither libcst nor torch'}"
-          f")  {others}")
+    print(
+        f"  {label:<38} {best:6.3f} s  ({'loads ' + ', '.join(loaded) if loaded else 'neither libcst nor torch'}"
+        f")  {others}"
+    )
 
 
 def latency() -> None:
@@ -199,13 +221,17 @@ def latency() -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = environment(folder)
         print("one file, whole process, best of 5:")
-        print(f"  {'bare interpreter (python -c pass)':<38} {best_of([sys.executable, '-c', 'pass'], env):6.3f} s")
+        print(
+            f"  {'bare interpreter (python -c pass)':<38} {best_of([sys.executable, '-c', 'pass'], env):6.3f} s"
+        )
         clean, lightning = Path(folder) / "paths.py", Path(folder) / "lit.py"
         clean.write_text(CLEAN)
         lightning.write_text(LIGHTNING)
         process_latency("a small file no rule could match", clean, env)
         process_latency("a small LightningModule with findings", lightning, env)
-        process_latency("a small raw training loop", REPO / "tests" / "fixtures" / "flat_script" / "input.py", env)
+        process_latency(
+            "a small raw training loop", REPO / "tests" / "fixtures" / "flat_script" / "input.py", env
+        )
 
 
 def main() -> None:
@@ -222,7 +248,9 @@ def main() -> None:
                 sets.append(("dev corpus", list(python_files(DEV_CORPUS, DEV_CORPUS, ()))))
             files = torch_files(None if args.all_torch else args.torch_files)
             if files:
-                sets.append(("torch package" if args.all_torch else f"torch package, {len(files)}-file sample", files))
+                sets.append(
+                    ("torch package" if args.all_torch else f"torch package, {len(files)}-file sample", files)
+                )
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for label, files in sets:
             throughput(label, files)

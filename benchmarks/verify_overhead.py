@@ -6,6 +6,7 @@ ratios (targets: verify < 1.3x the bare run, parity < 2.5x).
 
     OMP_NUM_THREADS=1 python benchmarks/verify_overhead.py [tests/fixtures/<case>] [--repeat N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def timed(command: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(
+        command, cwd=cwd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     return time.perf_counter() - started
 
 
@@ -47,8 +50,10 @@ def main() -> None:
             "loopshift verify": [*loopshift, str(script)],
             "loopshift verify --original": [*loopshift, str(script), "--original", str(original)],
         }
-        medians = {name: statistics.median(timed(command, folder) for _ in range(args.repeat))
-                   for name, command in runs.items()}
+        medians = {
+            name: statistics.median(timed(command, folder) for _ in range(args.repeat))
+            for name, command in runs.items()
+        }
     baseline = medians["bare python (fast_dev_run)"]
     print(f"case: {case.name}, median of {args.repeat} runs")
     for name, seconds in medians.items():

@@ -1,4 +1,5 @@
 """loopshift: convert hand-written PyTorch training loops to PyTorch Lightning."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -6,7 +7,7 @@ from typing import TYPE_CHECKING
 from .diagnostics import Diagnostic, Span
 from .source import InputError
 
-__all__ = ["Diagnostic", "InputError", "Result", "Span", "convert_source", "convert_file", "lint_source"]
+__all__ = ["Diagnostic", "InputError", "Result", "Span", "convert_file", "convert_source", "lint_source"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

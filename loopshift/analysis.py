@@ -3,6 +3,7 @@
 Collectors only gather facts (see `training.py`); generation decides what to write.
 Names are resolved through libcst's scope and qualified-name metadata, never by spelling.
 """
+
 from __future__ import annotations
 
 import libcst as cst
@@ -18,22 +19,32 @@ from .index import CodeIndex
 from .reporting import ReportingAnalysis, ScalarWriterAnalysis
 from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
-from .updates import HandUpdateAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
+from .updates import HandUpdateAnalysis
 from .util import held_object, method_call, opened, self_attribute_name, without_moves
 
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppingAnalysis, ReportingAnalysis,
-               HandUpdateAnalysis, ScalarWriterAnalysis, DistributionAnalysis):
+class Analyzer(
+    SteppingAnalysis,
+    EpochAnalysis,
+    EvaluationAnalysis,
+    EarlyStoppingAnalysis,
+    ReportingAnalysis,
+    HandUpdateAnalysis,
+    ScalarWriterAnalysis,
+    DistributionAnalysis,
+):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
         self.bound_calls: dict[int, cst.Call] = {}
         self.manual_obstacle = ""  # why the last loop could not fall back to manual optimization
         self.self_call_index: dict[int, dict[str, list[cst.Call]]] = {}  # class -> `self.x(...)` calls
-        self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)  # function -> the call whose arguments its parameters are
+        self.step_loops: dict[
+            int, tuple
+        ] = {}  # step loop -> (fetch statement, max steps, iterator creation)  # function -> the call whose arguments its parameters are
 
     # -- name resolution ---------------------------------------------------------------
     def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
@@ -47,7 +58,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         (a test class of thousands of lines made one search per method call slow)."""
         if id(owner) not in self.self_call_index:
             found: dict[str, list[cst.Call]] = {}
-            calls = m.findall(owner, m.Call(func=m.Attribute(value=m.Name("self"))))  # (the class's own code only)
+            calls = m.findall(
+                owner, m.Call(func=m.Attribute(value=m.Name("self")))
+            )  # (the class's own code only)
             for call in sorted(calls, key=self.index.order):
                 found.setdefault(call.func.attr.value, []).append(call)
             self.self_call_index[id(owner)] = found
@@ -98,8 +111,13 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
             return assignments
         function = self.index.enclosing_function(assignments[0].node)
-        calls = [self.bound_calls[id(function)]] if id(function) in self.bound_calls else \
-            self.calls_of(function) if function else []
+        calls = (
+            [self.bound_calls[id(function)]]
+            if id(function) in self.bound_calls
+            else self.calls_of(function)
+            if function
+            else []
+        )
         argument = self.argument_for(assignments[0].node, calls[0]) if len(calls) == 1 else None
         if not isinstance(argument, cst.Name):
             return assignments  # called from several places (or with an expression): the parameter itself
@@ -136,22 +154,40 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         attribute = self_attribute_name(name)
         if attribute is not None:
             owner = self.enclosing_class(name)
-            found = next((d for d in definitions if self_attribute_name(d.target) == attribute
-                          and owner is not None and self.enclosing_class(d.statement) is owner), None)
+            found = next(
+                (
+                    d
+                    for d in definitions
+                    if self_attribute_name(d.target) == attribute
+                    and owner is not None
+                    and self.enclosing_class(d.statement) is owner
+                ),
+                None,
+            )
             return found or self.definition_passed_in(owner, attribute, definitions)
         if not isinstance(name, cst.Name):
             return None
         return self.definition_of_name(name, definitions)
 
-    def definition_passed_in(self, owner: cst.ClassDef | None, attribute: str, definitions: list) -> object | None:
+    def definition_passed_in(
+        self, owner: cst.ClassDef | None, attribute: str, definitions: list
+    ) -> object | None:
         """`self.optimizer` of a class whose `__init__` keeps `self.optimizer = optimizer`: the
         definition its one construction `Trainer(model, loader, optimizer)` passes in."""
-        init = next((f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"),
-                    None) if owner is not None else None
+        init = (
+            next(
+                (f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"),
+                None,
+            )
+            if owner is not None
+            else None
+        )
         if init is None:
             return None
-        kept = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))],
-                        value=m.Name())
+        kept = m.Assign(
+            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))],
+            value=m.Name(),
+        )
         assigns = m.findall(init, kept)
         params = {p.name.value: p for p in init.params.params}
         if len(assigns) != 1 or assigns[0].value.value not in params:
@@ -160,7 +196,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if len(constructions) != 1:
             return None
         name, call = assigns[0].value.value, constructions[0]
-        keyword = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None)
+        keyword = next(
+            (a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None
+        )
         position = list(params).index(name) - 1  # `self` is the object being built
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         argument = keyword or (positional[position] if 0 <= position < len(positional) else None)
@@ -184,7 +222,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
 
     def collect_definitions(self) -> None:
         target = m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name())
-        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=target)], value=m.Call())])
+        pattern = m.SimpleStatementLine(
+            body=[m.Assign(targets=[m.AssignTarget(target=target)], value=m.Call())]
+        )
         for statement in self.index.findall(pattern, cst.SimpleStatementLine):
             assign = statement.body[0]
             target = assign.targets[0].target
@@ -194,11 +234,16 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 model = self.optimized_model(cst.Tuple([cst.Element(a.value) for a in call.args]))
                 if model is not None:
                     model_code = self.index.module.code_for_node(model)
-                    self.code.optimizers.append(OptimizerDef(name, statement, call, model_code, self.index.span(statement),
-                                                             model, target))
+                    self.code.optimizers.append(
+                        OptimizerDef(
+                            name, statement, call, model_code, self.index.span(statement), model, target
+                        )
+                    )
             elif any(torch_names.is_scheduler(n) for n in called) or self.builds_scheduler(call):
                 plateau = torch_names.PLATEAU in called
-                self.code.schedulers.append(SchedulerDef(name, statement, call, self.index.span(statement), plateau, target))
+                self.code.schedulers.append(
+                    SchedulerDef(name, statement, call, self.index.span(statement), plateau, target)
+                )
 
     def builds_scheduler(self, call: cst.Call) -> bool:
         """`warmup_linear_decay(optimizer, ...)`: a function of this file that returns a scheduler."""
@@ -206,11 +251,16 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             return False
         for assignment in self.index.assignments(call.func):
             if isinstance(assignment.node, cst.FunctionDef):
-                returns = [r for r in m.findall(assignment.node, m.Return())
-                           if self.index.enclosing_function(r) is assignment.node]
+                returns = [
+                    r
+                    for r in m.findall(assignment.node, m.Return())
+                    if self.index.enclosing_function(r) is assignment.node
+                ]
                 return bool(returns) and all(
-                    isinstance(r.value, cst.Call) and any(torch_names.is_scheduler(n) for n in self.index.called_name(r.value))
-                    for r in returns)
+                    isinstance(r.value, cst.Call)
+                    and any(torch_names.is_scheduler(n) for n in self.index.called_name(r.value))
+                    for r in returns
+                )
         return False
 
     def optimized_model(self, node: cst.CSTNode, depth: int = 0) -> cst.Name | None:
@@ -236,19 +286,29 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def collect_loops(self) -> None:
         hosts: set[int] = set()
         self.seen_batch_loops: set[int] = set()
-        unexplained: list[cst.SimpleStatementLine] = []  # backward() calls of no loop found, and no reason said
+        unexplained: list[
+            cst.SimpleStatementLine
+        ] = []  # backward() calls of no loop found, and no reason said
         for backward in self.index.findall(BACKWARD, cst.SimpleStatementLine):
             problems = len(self.code.problems)
             loop = self.training_loop(backward)
-            if loop is None and self.last_batch_loop is not None and problems < len(self.code.problems) and \
-                    all(code == "LS002" for code, _, _ in self.code.problems[problems:]):
+            if (
+                loop is None
+                and self.last_batch_loop is not None
+                and problems < len(self.code.problems)
+                and all(code == "LS002" for code, _, _ in self.code.problems[problems:])
+            ):
                 # what automatic optimization cannot express, manual optimization keeps in the user's order
                 loop = self.manual_loop(self.last_batch_loop)
                 if loop is not None:
                     del self.code.problems[problems:]
                 elif self.manual_obstacle:
                     code, reason, node = self.code.problems[-1]
-                    self.code.problems[-1] = (code, f"{reason}; manual optimization: {self.manual_obstacle}", node)
+                    self.code.problems[-1] = (
+                        code,
+                        f"{reason}; manual optimization: {self.manual_obstacle}",
+                        node,
+                    )
             if loop is None:
                 if problems == len(self.code.problems):
                     unexplained.append(backward)
@@ -263,7 +323,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
     def report_unexplained(self, backwards: list[cst.SimpleStatementLine]) -> None:
         """A backward() whose training loop was not found, next to an optimizer step: say where the
         update is and what drives it, rather than "no training loop found"."""
-        covered = {id(loop.batch_loop) for loop in self.code.loops} | {id(node) for _, _, node in self.code.problems}
+        covered = {id(loop.batch_loop) for loop in self.code.loops} | {
+            id(node) for _, _, node in self.code.problems
+        }
         for backward in backwards:
             if self.index.is_inside(backward, covered):
                 continue
@@ -276,9 +338,15 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             else:
                 calls = self.calls_of(function)
                 lines = ", ".join(str(self.index.span(c).line) for c in calls[:3])
-                where = f"in `{function.name.value}()`, " + (f"called at line {lines}" if calls else "which nothing here calls")
-            self.problem("LS001", f"the update (backward() and the optimizer step) runs {where}: a loop driving it "
-                         "through calls is not followed yet", backward)
+                where = f"in `{function.name.value}()`, " + (
+                    f"called at line {lines}" if calls else "which nothing here calls"
+                )
+            self.problem(
+                "LS001",
+                f"the update (backward() and the optimizer step) runs {where}: a loop driving it "
+                "through calls is not followed yet",
+                backward,
+            )
 
     def training_loop(self, backward: cst.SimpleStatementLine) -> TrainingLoop | None:
         self.last_batch_loop = None
@@ -308,12 +376,17 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         accumulation = next((s for s in body if isinstance(s, cst.If) and self.steps_in(s.body.body)), None)
         stepping = list(accumulation.body.body) if accumulation is not None else body
         optimizer_steps = self.steps_in(stepping)
-        if len(optimizer_steps) != 1 or accumulation is not None and self.steps_in(body):
-            reason = ("optimizer.step() is not a plain statement of the batch loop"
-                      if not optimizer_steps else "several optimizers step in one loop: manual optimization")
+        if len(optimizer_steps) != 1 or (accumulation is not None and self.steps_in(body)):
+            reason = (
+                "optimizer.step() is not a plain statement of the batch loop"
+                if not optimizer_steps
+                else "several optimizers step in one loop: manual optimization"
+            )
             if not optimizer_steps and not self.code.optimizers:  # say what is there: an update by hand
-                reason = ("the loop updates the parameters by hand in a form not converted yet (converted: "
-                          "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`)")
+                reason = (
+                    "the loop updates the parameters by hand in a form not converted yet (converted: "
+                    "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`)"
+                )
             self.problem("LS002", reason, batch_loop)
             return None
         step, optimizer = optimizer_steps[0]
@@ -336,22 +409,41 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if bar is not None and isinstance(holder, cst.With) and len(holder.body.body) == 1:
             statement = holder  # `with tqdm(loader) as bar:` around the loop
         elif bar is None and (counter := self.counting_bar(holder)) is not None:
-            bar, statement = (counter, holder), holder  # `with tqdm(total=n) as pbar:` ... `pbar.update(len(x))`
+            bar, statement = (
+                (counter, holder),
+                holder,
+            )  # `with tqdm(total=n) as pbar:` ... `pbar.update(len(x))`
         loop = TrainingLoop(
-            batch_loop=batch_loop, statement=statement, loader=loader, progress_bar=bar and bar[0],
-            progress_statements=[bar[1]] if bar and bar[1] is not statement else [], batch_target=batch_target,
-            index_name=index_name, index_start=index_start, optimizer=optimizer, model=optimizer.model,
-            step_statements=[zero_grads[0], step], backward=backward,
-            loss=backward.body[0].value.func.value, span=self.index.span(batch_loop), host=statement, closure=closure,
-            zeroes_gradients=zeroes_gradients)
-        if not self.mixed_precision(loop, body, autocast) or \
-                accumulation is not None and not self.accumulation(loop, accumulation, body):
+            batch_loop=batch_loop,
+            statement=statement,
+            loader=loader,
+            progress_bar=bar and bar[0],
+            progress_statements=[bar[1]] if bar and bar[1] is not statement else [],
+            batch_target=batch_target,
+            index_name=index_name,
+            index_start=index_start,
+            optimizer=optimizer,
+            model=optimizer.model,
+            step_statements=[zero_grads[0], step],
+            backward=backward,
+            loss=backward.body[0].value.func.value,
+            span=self.index.span(batch_loop),
+            host=statement,
+            closure=closure,
+            zeroes_gradients=zeroes_gradients,
+        )
+        if not self.mixed_precision(loop, body, autocast) or (
+            accumulation is not None and not self.accumulation(loop, accumulation, body)
+        ):
             return None
         self.collect_step_extras(loop, stepping if accumulation is not None else body)
         if accumulation is not None:
             self.collect_step_extras(loop, [s for s in body if s is not accumulation])
-        if self.reads_gradients(loop, body, stepping, accumulation) or not self.drive(loop) \
-                or not self.reiterable_loader(loop):
+        if (
+            self.reads_gradients(loop, body, stepping, accumulation)
+            or not self.drive(loop)
+            or not self.reiterable_loader(loop)
+        ):
             return None
         return loop
 
@@ -368,16 +460,28 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 continue  # train(model, loader, ...): what its call passes, checked where it is built
             value = self.index.assigned_value(binding)
             called = self.index.called_name(value) if isinstance(value, cst.Call) else set()
-            if isinstance(value, (cst.List, cst.ListComp, cst.Tuple)) or m.matches(value, split) or called & {
-                    "builtins.list", "builtins.tuple", "builtins.sorted"}:
-                self.problem("LS001", f"the batches `{loader.value}` are a Python list: the Trainer would take a list "
-                             "for a list of loaders and zip them; wrap them in a DataLoader", loop.batch_loop)
+            if (
+                isinstance(value, (cst.List, cst.ListComp, cst.Tuple))
+                or m.matches(value, split)
+                or called & {"builtins.list", "builtins.tuple", "builtins.sorted"}
+            ):
+                self.problem(
+                    "LS001",
+                    f"the batches `{loader.value}` are a Python list: the Trainer would take a list "
+                    "for a list of loaders and zip them; wrap them in a DataLoader",
+                    loop.batch_loop,
+                )
                 return False
-            rebuilt = loop.epoch_loop is not None and self.index.is_inside(binding.node, {id(loop.epoch_loop)}) \
-                or loop.function is not None and self.index.is_inside(binding.node, {id(loop.function)})
+            rebuilt = (
+                loop.epoch_loop is not None and self.index.is_inside(binding.node, {id(loop.epoch_loop)})
+            ) or (loop.function is not None and self.index.is_inside(binding.node, {id(loop.function)}))
             if rebuilt:  # (a train_dataloader() reloaded every epoch draws random numbers the loop did not)
-                self.problem("LS001", f"the batches `{loader.value}` are built anew every epoch; the Trainer "
-                             "iterates the one loader it was given", loop.batch_loop)
+                self.problem(
+                    "LS001",
+                    f"the batches `{loader.value}` are built anew every epoch; the Trainer "
+                    "iterates the one loader it was given",
+                    loop.batch_loop,
+                )
                 return False
         return True
 
@@ -387,25 +491,53 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         loop = self.index.owner_of_block(function)
         body = function.body.body
         loss = backward.body[0].value.func.value
-        passed = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("step")),
-                                                                 args=[m.Arg(value=m.Name(function.name.value))]))])
-        return isinstance(loop, (cst.For, cst.While)) and not function.params.params and not function.decorators \
-            and m.matches(body[-1], m.SimpleStatementLine(body=[m.Return(value=m.Name(loss.value) if isinstance(
-                loss, cst.Name) else m.DoNotCare())])) and len(m.findall(function, m.Return())) == 1 \
+        passed = m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    value=m.Call(
+                        func=m.Attribute(attr=m.Name("step")), args=[m.Arg(value=m.Name(function.name.value))]
+                    )
+                )
+            ]
+        )
+        return (
+            isinstance(loop, (cst.For, cst.While))
+            and not function.params.params
+            and not function.decorators
+            and m.matches(
+                body[-1],
+                m.SimpleStatementLine(
+                    body=[m.Return(value=m.Name(loss.value) if isinstance(loss, cst.Name) else m.DoNotCare())]
+                ),
+            )
+            and len(m.findall(function, m.Return())) == 1
             and any(m.matches(s, passed) for s in loop.body.body)
+        )
 
     def runs_once_per_closure(self, loop: cst.For | cst.While, closure: cst.FunctionDef) -> bool:
         """Lightning's training step is the closure, which the optimizer may evaluate several times per
         step: the loop may hold nothing else but batch unpacking and device moves before it."""
         body = list(loop.body.body)
         position = body.index(closure)
-        after = [s for s in body[position + 1:] if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(
-            value=m.Call(args=[m.Arg(value=m.Name(closure.name.value))]))]))]
+        after = [
+            s
+            for s in body[position + 1 :]
+            if not m.matches(
+                s,
+                m.SimpleStatementLine(
+                    body=[m.Expr(value=m.Call(args=[m.Arg(value=m.Name(closure.name.value))]))]
+                ),
+            )
+        ]
         oracle = DeviceOracle(self.index, self.resolve, self.ranks)
         calls = [c for s in body[:position] for c in m.findall(s, m.Call()) if not oracle.is_move(c)]
         if after or calls:
-            self.problem("LS002", "the optimizer evaluates the closure several times per step, and Lightning's "
-                         "training step is that closure: code outside it in the loop would run as often", loop)
+            self.problem(
+                "LS002",
+                "the optimizer evaluates the closure several times per step, and Lightning's "
+                "training step is that closure: code outside it in the loop would run as often",
+                loop,
+            )
             return False
         return True
 
@@ -417,7 +549,9 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         loop.fetch, loop.max_steps, removed = step_loop
         loop.owned_statements += removed
         if loop.accumulation is not None:
-            self.problem("LS002", "gradient accumulation in a step loop is not converted yet", loop.batch_loop)
+            self.problem(
+                "LS002", "gradient accumulation in a step loop is not converted yet", loop.batch_loop
+            )
             return False
         if not isinstance(self.index.owner_of_block(loop.batch_loop), (cst.Module, cst.FunctionDef)):
             self.problem("LS001", "the step loop sits inside a block that is not converted", loop.batch_loop)
@@ -430,22 +564,53 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if isinstance(loop, cst.For) and not self.counts_steps(loop):
             return self.unwrap_iterable(loop)
         body = list(loop.body.body)
-        restart = m.Try(body=m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Assign(
-            targets=[m.AssignTarget()], value=m.Call(func=m.Name("next"), args=[m.Arg(m.Name())]))])]),
-            handlers=[m.ExceptHandler(type=m.Name("StopIteration"), body=m.IndentedBlock(body=[
-                m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())],
-                                                     value=m.Call(func=m.Name("iter"), args=[m.Arg()]))]),
-                m.SimpleStatementLine(body=[m.Assign(value=m.Call(func=m.Name("next")))])]))],
-            orelse=None, finalbody=None)
+        restart = m.Try(
+            body=m.IndentedBlock(
+                body=[
+                    m.SimpleStatementLine(
+                        body=[
+                            m.Assign(
+                                targets=[m.AssignTarget()],
+                                value=m.Call(func=m.Name("next"), args=[m.Arg(m.Name())]),
+                            )
+                        ]
+                    )
+                ]
+            ),
+            handlers=[
+                m.ExceptHandler(
+                    type=m.Name("StopIteration"),
+                    body=m.IndentedBlock(
+                        body=[
+                            m.SimpleStatementLine(
+                                body=[
+                                    m.Assign(
+                                        targets=[m.AssignTarget(target=m.Name())],
+                                        value=m.Call(func=m.Name("iter"), args=[m.Arg()]),
+                                    )
+                                ]
+                            ),
+                            m.SimpleStatementLine(body=[m.Assign(value=m.Call(func=m.Name("next")))]),
+                        ]
+                    ),
+                )
+            ],
+            orelse=None,
+            finalbody=None,
+        )
         fetch = next((s for s in body if m.matches(s, restart)), None)
         endless = self.endless_draw(loop, body) if fetch is None else None
         if fetch is None and endless is None and isinstance(loop, cst.For):
             # full-batch training (`for t in range(500): loss = loss_fn(model(x), y)`): the steps are the batches
             return self.unwrap_iterable(loop)
         max_steps = self.step_count(loop, body)
-        if fetch is None and endless is None or max_steps is None:
-            self.problem("LS001", "a step loop is converted when it draws `batch = next(it)` with a restart on "
-                         "StopIteration (or from itertools.cycle) and counts to a fixed number of steps", loop)
+        if (fetch is None and endless is None) or max_steps is None:
+            self.problem(
+                "LS001",
+                "a step loop is converted when it draws `batch = next(it)` with a restart on "
+                "StopIteration (or from itertools.cycle) and counts to a fixed number of steps",
+                loop,
+            )
             return None
         if endless is not None:  # the Trainer draws from the endless iterator itself
             self.step_loops[id(loop)] = (endless, max_steps, [])
@@ -455,76 +620,127 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         draw = fetch.body.body[0].body[0]
         iterator = draw.value.args[0].value.value
         loader = fetch.handlers[0].body.body[0].body[0].value.args[0].value
-        creations = [s for s in self.index.findall(m.SimpleStatementLine(body=[m.Assign(
-            targets=[m.AssignTarget(target=m.Name(iterator))], value=m.Call(func=m.Name("iter")))]),
-            cst.SimpleStatementLine) if self.index.is_before(s, loop)
-            and self.index.owner_of_block(s) is self.index.owner_of_block(loop)]
+        creations = [
+            s
+            for s in self.index.findall(
+                m.SimpleStatementLine(
+                    body=[
+                        m.Assign(
+                            targets=[m.AssignTarget(target=m.Name(iterator))],
+                            value=m.Call(func=m.Name("iter")),
+                        )
+                    ]
+                ),
+                cst.SimpleStatementLine,
+            )
+            if self.index.is_before(s, loop)
+            and self.index.owner_of_block(s) is self.index.owner_of_block(loop)
+        ]
         self.step_loops[id(loop)] = (fetch, max_steps, creations[-1:])
         target = draw.targets[0].target
-        return loader, bare(target), \
-            None, None, None
+        return loader, bare(target), None, None, None
 
-    def endless_draw(self, loop: cst.For | cst.While, body: list[cst.BaseStatement]) -> cst.SimpleStatementLine | None:
+    def endless_draw(
+        self, loop: cst.For | cst.While, body: list[cst.BaseStatement]
+    ) -> cst.SimpleStatementLine | None:
         """`batch = next(batches)` where `batches = itertools.cycle(loader)` was made before the loop: it
         never runs out, and replays its first pass (no new shuffle, no random draws: the Trainer may
         fetch a batch ahead). A generator of the user's that re-iterates a loader stays in the step."""
-        draw = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(
-            func=m.Name("next"), args=[m.Arg(value=m.Name())]))])
+        draw = m.SimpleStatementLine(
+            body=[
+                m.Assign(
+                    targets=[m.AssignTarget()],
+                    value=m.Call(func=m.Name("next"), args=[m.Arg(value=m.Name())]),
+                )
+            ]
+        )
         for statement in body:
             if not m.matches(statement, draw):
                 continue
-            made = [a for a in self.index.assignments(statement.body[0].value.args[0].value)
-                    if not self.index.is_inside(a.node, {id(loop)})]
+            made = [
+                a
+                for a in self.index.assignments(statement.body[0].value.args[0].value)
+                if not self.index.is_inside(a.node, {id(loop)})
+            ]
             value = self.index.assigned_value(made[0]) if len(made) == 1 else None
             if isinstance(value, cst.Call) and "itertools.cycle" in self.index.called_name(value):
                 return statement
         return None
 
     def counts_steps(self, loop: cst.For) -> bool:
-        return isinstance(loop.iter, cst.Call) and "builtins.range" in self.index.called_name(loop.iter) \
+        return (
+            isinstance(loop.iter, cst.Call)
+            and "builtins.range" in self.index.called_name(loop.iter)
             and isinstance(loop.target, cst.Name)
+        )
 
-    def step_count(self, loop: cst.For | cst.While, body: list[cst.BaseStatement]) -> cst.BaseExpression | None:
+    def step_count(
+        self, loop: cst.For | cst.While, body: list[cst.BaseStatement]
+    ) -> cst.BaseExpression | None:
         """N for `for step in range(N)` and for `while step < N` with `step += 1` (from 0)."""
         if isinstance(loop, cst.For):
             args = [a.value for a in loop.iter.args]
             return epoch_count(args[0] if len(args) == 2 else None, args[-1]) if len(args) in (1, 2) else None
-        if not m.matches(loop.test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(operator=m.LessThan())])):
+        if not m.matches(
+            loop.test, m.Comparison(left=m.Name(), comparisons=[m.ComparisonTarget(operator=m.LessThan())])
+        ):
             return None
         counter = loop.test.left.value
-        increments = [s for s in body if m.matches(s, m.SimpleStatementLine(body=[m.AugAssign(
-            target=m.Name(counter), operator=m.AddAssign(), value=m.Integer("1"))]))]
-        starts = [a for a in self.index.assignments(loop.test.left)
-                  if m.matches(self.index.assigned_value(a), m.Integer("0")) and self.index.is_before(a.node, loop)]
+        increments = [
+            s
+            for s in body
+            if m.matches(
+                s,
+                m.SimpleStatementLine(
+                    body=[m.AugAssign(target=m.Name(counter), operator=m.AddAssign(), value=m.Integer("1"))]
+                ),
+            )
+        ]
+        starts = [
+            a
+            for a in self.index.assignments(loop.test.left)
+            if m.matches(self.index.assigned_value(a), m.Integer("0")) and self.index.is_before(a.node, loop)
+        ]
         return loop.test.comparisons[0].comparator if len(increments) == 1 and starts else None
 
     def reads_gradients(self, loop: TrainingLoop, body, stepping, accumulation) -> bool:
         """Code between backward() and step() that uses the gradients cannot move into
         training_step, which Lightning runs before backward."""
+
         def between(statements, start, end):
-            return statements[start + 1:end] if end >= 0 else statements[start + 1:]
+            return statements[start + 1 : end] if end >= 0 else statements[start + 1 :]
 
         backward = body.index(loop.backward) if loop.backward in body else -1
         if accumulation is not None:
             candidates = between(body, backward, body.index(accumulation))
-            candidates += stepping[:stepping.index(loop.step_statements[1])]
+            candidates += stepping[: stepping.index(loop.step_statements[1])]
         else:
             candidates = between(body, backward, body.index(loop.step_statements[1]))
-        understood = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.owned_statements
-                      + loop.mode_switches} | ({id(loop.clip.statement)} if loop.clip else set())
+        understood = {
+            id(s)
+            for s in loop.step_statements + loop.scheduler_steps + loop.owned_statements + loop.mode_switches
+        } | ({id(loop.clip.statement)} if loop.clip else set())
         gradients = m.Attribute(attr=m.Name("grad")) | m.Call(
-            func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters")))
+            func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters"))
+        )
         for statement in candidates:
             if id(statement) not in understood and m.findall(statement, gradients):
-                self.problem("LS002", "code between backward() and step() uses the gradients; it cannot run "
-                             "in training_step, before Lightning's backward", statement)
+                self.problem(
+                    "LS002",
+                    "code between backward() and step() uses the gradients; it cannot run "
+                    "in training_step, before Lightning's backward",
+                    statement,
+                )
                 return True
         return False
 
     def manual_loop(self, batch_loop: cst.For) -> TrainingLoop | None:
         """A loop for manual optimization: every backward() and step() stays where it was."""
+
         def in_this_loop(node: cst.CSTNode) -> bool:
-            loops = (a for a in self.index.ancestors(node) if isinstance(a, (cst.For, cst.While, cst.FunctionDef)))
+            loops = (
+                a for a in self.index.ancestors(node) if isinstance(a, (cst.For, cst.While, cst.FunctionDef))
+            )
             return next(loops, None) is batch_loop
 
         statements = [s for s in m.findall(batch_loop.body, m.SimpleStatementLine()) if in_this_loop(s)]
@@ -537,27 +753,51 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         hand_update = None if steps else self.hand_update(batch_loop)
         if not steps and hand_update is None:
             return None
-        optimizers = sorted({id(o): o for _, o in steps}.values(), key=lambda o: self.index.order(o.statement))
+        optimizers = sorted(
+            {id(o): o for _, o in steps}.values(), key=lambda o: self.index.order(o.statement)
+        )
         if optimizers:
             optimizer, model = optimizers[0], optimizers[0].model
         else:
-            optimizer, model = None, self.index.module.code_for_node(hand_update.model) if hand_update.model else ""
+            optimizer, model = (
+                None,
+                self.index.module.code_for_node(hand_update.model) if hand_update.model else "",
+            )
         iterable = self.batches_of(batch_loop)
         if iterable is None:
             return None
         loader, batch_target, index_name, index_start, bar = iterable
         loop = TrainingLoop(
-            batch_loop=batch_loop, statement=batch_loop, loader=loader, progress_bar=bar and bar[0],
-            progress_statements=[bar[1]] if bar else [], batch_target=batch_target, index_name=index_name,
-            index_start=index_start, optimizer=optimizer, model=model, step_statements=[],
-            backward=backwards[0], loss=backwards[0].body[0].value.func.value, span=self.index.span(batch_loop),
-            host=batch_loop, manual=True, backwards=backwards, optimizers=optimizers, hand_update=hand_update)
+            batch_loop=batch_loop,
+            statement=batch_loop,
+            loader=loader,
+            progress_bar=bar and bar[0],
+            progress_statements=[bar[1]] if bar else [],
+            batch_target=batch_target,
+            index_name=index_name,
+            index_start=index_start,
+            optimizer=optimizer,
+            model=model,
+            step_statements=[],
+            backward=backwards[0],
+            loss=backwards[0].body[0].value.func.value,
+            span=self.index.span(batch_loop),
+            host=batch_loop,
+            manual=True,
+            backwards=backwards,
+            optimizers=optimizers,
+            hand_update=hand_update,
+        )
         loop.scaler, loop.owned_statements, loop.autocasts, loop.precision, loop.scaled_steps = scaling
         return loop if self.drive(loop) else None
 
     def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:
         call = method_call(statement, "step")
-        return call is not None and isinstance(call.func.value, cst.Name) and self.is_grad_scaler(call.func.value)
+        return (
+            call is not None
+            and isinstance(call.func.value, cst.Name)
+            and self.is_grad_scaler(call.func.value)
+        )
 
     def zips_loaders(self, iterable: cst.Call) -> bool:
         """`zip(loader_a, loader_b)` of DataLoaders: the Trainer zips them too (CombinedLoader, min_size)."""
@@ -576,8 +816,12 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if not (isinstance(holder, cst.With) and len(holder.body.body) == 1 and len(holder.items) == 1):
             return None
         item = holder.items[0]
-        if isinstance(item.item, cst.Call) and self.index.called_name(item.item) & torch_names.PROGRESS_BARS \
-                and item.asname is not None and isinstance(item.asname.name, cst.Name):
+        if (
+            isinstance(item.item, cst.Call)
+            and self.index.called_name(item.item) & torch_names.PROGRESS_BARS
+            and item.asname is not None
+            and isinstance(item.asname.name, cst.Name)
+        ):
             return item.asname.name.value
         return None
 
@@ -602,8 +846,11 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         if not call.args:
             return False
         value = call.args[0].value
-        if m.matches(value, m.Name("False") | m.Name("True")) and not call.args[0].star and \
-                (call.args[0].keyword is None or call.args[0].keyword.value == "set_to_none"):
+        if (
+            m.matches(value, m.Name("False") | m.Name("True"))
+            and not call.args[0].star
+            and (call.args[0].keyword is None or call.args[0].keyword.value == "set_to_none")
+        ):
             return value.value == "False"
         return None
 
@@ -618,8 +865,11 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             return True
         # `model.zero_grad()` in train(model, ...) for the `net` whose parameters main() gave the optimizer
         reference = optimizer.model_reference
-        return isinstance(root, cst.Name) and isinstance(reference, cst.Name) and \
-            bool({id(o) for o in self.origins(root)} & {id(o) for o in self.origins(reference)})
+        return (
+            isinstance(root, cst.Name)
+            and isinstance(reference, cst.Name)
+            and bool({id(o) for o in self.origins(root)} & {id(o) for o in self.origins(reference)})
+        )
 
     def progress_bar(self, name: cst.Name):
         """(bar name, statement creating it) when name is `bar = tqdm(loader)` or `with tqdm(...) as bar`."""
@@ -631,7 +881,11 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         value = self.index.assigned_value(assignments[0])
         if isinstance(parent, cst.WithItem):
             value = parent.item
-        if isinstance(value, cst.Call) and value.args and self.index.called_name(value) & torch_names.PROGRESS_BARS:
+        if (
+            isinstance(value, cst.Call)
+            and value.args
+            and self.index.called_name(value) & torch_names.PROGRESS_BARS
+        ):
             return (name.value, self.index.statement_of(node)), value
         return None
 
@@ -643,8 +897,11 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         while isinstance(iterable, cst.Call) and iterable.args:
             called = self.index.called_name(iterable)
             if "builtins.enumerate" in called and index_name is None:
-                if not (isinstance(target, cst.Tuple) and len(target.elements) == 2
-                        and isinstance(target.elements[0].value, cst.Name)):
+                if not (
+                    isinstance(target, cst.Tuple)
+                    and len(target.elements) == 2
+                    and isinstance(target.elements[0].value, cst.Name)
+                ):
                     self.problem("LS001", "enumerate() target not understood", loop)
                     return None
                 index_name = target.elements[0].value.value
@@ -656,12 +913,15 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
                 iterable = iterable.args[0].value
             else:
                 break
-        if isinstance(iterable, cst.Call) and not self.index.called_name(iterable) & (
-                torch_names.DATALOADERS | {"builtins.range", "itertools.count"}) and not self.zips_loaders(iterable):
+        if (
+            isinstance(iterable, cst.Call)
+            and not self.index.called_name(iterable)
+            & (torch_names.DATALOADERS | {"builtins.range", "itertools.count"})
+            and not self.zips_loaders(iterable)
+        ):
             self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
             return None
-        return iterable, bare(target), \
-            index_name, index_start, bar
+        return iterable, bare(target), index_name, index_start, bar
 
     def model_values(self, loop: TrainingLoop) -> list[cst.BaseExpression]:
         """What the model variable is built from, without device moves: `Net()` for
@@ -669,16 +929,27 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         constructor receives as `model` (followed to its own assignment)."""
         attribute = loop.model.split(".", 1)[1] if loop.model.startswith("self.") else None
         if attribute is None:
-            assigns = self.index.findall(m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign)
-            removed = {id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)}
+            assigns = self.index.findall(
+                m.Assign(targets=[m.AssignTarget(target=m.Name(loop.model))]), cst.Assign
+            )
+            removed = {
+                id(s.body[0])
+                for s in self.code.distribution.removed
+                if isinstance(s, cst.SimpleStatementLine)
+            }
             return [self.unwrapped(without_moves(a.value)) for a in assigns if id(a) not in removed]
         owner = self.method_class(loop.function) if loop.function is not None else None
-        held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
+        held = m.Assign(
+            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+        )
         values = []
         for assign in m.findall(owner, held) if owner is not None else []:
             value = without_moves(assign.value)
-            param = next((a.node for a in self.index.assignments(value) if isinstance(a.node, cst.Param)), None) \
-                if isinstance(value, cst.Name) else None
+            param = (
+                next((a.node for a in self.index.assignments(value) if isinstance(a.node, cst.Param)), None)
+                if isinstance(value, cst.Name)
+                else None
+            )
             if param is None:
                 values.append(value)
                 continue
@@ -686,8 +957,12 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             position = list(init.params.params).index(param) - 1  # Owner(model, ...): self is implicit
             for call in self.index.findall(m.Call(func=m.Name(owner.name.value)), cst.Call):
                 positional = [a.value for a in call.args if a.keyword is None]
-                keyword = [a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value]
-                for argument in keyword or positional[position:position + 1]:
+                keyword = [
+                    a.value
+                    for a in call.args
+                    if a.keyword is not None and a.keyword.value == param.name.value
+                ]
+                for argument in keyword or positional[position : position + 1]:
                     assignment = self.resolve(argument) if isinstance(argument, cst.Name) else None
                     built = self.index.assigned_value(assignment) if assignment is not None else None
                     values.append(without_moves(built if built is not None else argument))
@@ -699,8 +974,14 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         self.find_distribution()
         self.collect_loops()
         if any(code == "LS009" for code, _, _ in self.code.problems):  # processes the Trainer cannot start
-            self.code.problems += [("LS009", "the training runs in processes the Trainer cannot start in its place",
-                                    loop.batch_loop) for loop in self.code.loops]
+            self.code.problems += [
+                (
+                    "LS009",
+                    "the training runs in processes the Trainer cannot start in its place",
+                    loop.batch_loop,
+                )
+                for loop in self.code.loops
+            ]
             self.code.loops = []
         self.keep_training_plumbing()
         for loop in self.code.loops:
@@ -712,8 +993,11 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
             self.find_loss_reports(loop)
             self.find_scalar_writer(loop)
             converted = [s for s, _ in loop.schedulers]
-            loop.kept_schedulers = [s for s in self.code.schedulers
-                                    if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers]
+            loop.kept_schedulers = [
+                s
+                for s in self.code.schedulers
+                if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers
+            ]
         self.code.loops = [loop for loop in self.code.loops if self.built_unconditionally(loop)]
         return self.code
 
@@ -723,11 +1007,15 @@ class Analyzer(SteppingAnalysis, EpochAnalysis, EvaluationAnalysis, EarlyStoppin
         lose the branch."""
         for definition in [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]:
             block = self.index.parent(definition.statement)
-            if self.index.scope(definition.statement) is self.index.scope(loop.host) and \
-                    not self.index.is_inside(loop.host, {id(block)}):
-                self.problem("LS001", f"`{definition.name}` is built in a branch that configure_optimizers would "
-                             "lose; build it unconditionally (or choose its arguments in the branch)",
-                             definition.statement)
+            if self.index.scope(definition.statement) is self.index.scope(
+                loop.host
+            ) and not self.index.is_inside(loop.host, {id(block)}):
+                self.problem(
+                    "LS001",
+                    f"`{definition.name}` is built in a branch that configure_optimizers would "
+                    "lose; build it unconditionally (or choose its arguments in the branch)",
+                    definition.statement,
+                )
                 return False
         return True
 

@@ -13,8 +13,19 @@ import symtable
 from .diagnostics import Diagnostic, Span
 
 # Names every module has without binding them.
-MODULE_NAMES = {"__name__", "__file__", "__doc__", "__builtins__", "__spec__", "__loader__", "__package__",
-                "__path__", "__annotations__", "__dict__", "__cached__"}
+MODULE_NAMES = {
+    "__name__",
+    "__file__",
+    "__doc__",
+    "__builtins__",
+    "__spec__",
+    "__loader__",
+    "__package__",
+    "__path__",
+    "__annotations__",
+    "__dict__",
+    "__cached__",
+}
 TODO = "# TODO(loopshift): "
 
 
@@ -28,14 +39,24 @@ def undefined_names(source: str, path: str = "<string>") -> set[str]:
     module = symtable.symtable(source, path, "exec")
     if any(s.get_name() == "*" for s in module.get_symbols()):
         return set()
-    known = set(dir(builtins)) | MODULE_NAMES | {
-        s.get_name() for s in module.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    known = (
+        set(dir(builtins))
+        | MODULE_NAMES
+        | {
+            s.get_name()
+            for s in module.get_symbols()
+            if s.is_assigned() or s.is_imported() or s.is_namespace()
+        }
+    )
     missing = {s.get_name() for s in module.get_symbols() if s.is_referenced() and s.get_name() not in known}
     tables = list(module.get_children())
     while tables:
         table = tables.pop()
-        missing |= {s.get_name() for s in table.get_symbols()
-                    if s.is_referenced() and s.is_global() and s.get_name() not in known}
+        missing |= {
+            s.get_name()
+            for s in table.get_symbols()
+            if s.is_referenced() and s.is_global() and s.get_name() not in known
+        }
         tables.extend(table.get_children())
     return missing
 
@@ -48,13 +69,31 @@ def first_reads(tree: ast.Module, names: set[str]) -> dict[str, ast.stmt]:
     def visit(node: ast.AST, statement: ast.stmt | None, local: frozenset[str]) -> None:
         if isinstance(node, ast.stmt):
             statement = node
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp,
-                             ast.DictComp, ast.GeneratorExp)):
+        if isinstance(
+            node,
+            (
+                ast.FunctionDef,
+                ast.AsyncFunctionDef,
+                ast.Lambda,
+                ast.ListComp,
+                ast.SetComp,
+                ast.DictComp,
+                ast.GeneratorExp,
+            ),
+        ):
             local = local | bound_in(node)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names \
-                and node.id not in local and statement is not None:
+        if (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and node.id in names
+            and node.id not in local
+            and statement is not None
+        ):
             previous = found.get(node.id)
-            if previous is None or (statement.lineno, statement.col_offset) < (previous.lineno, previous.col_offset):
+            if previous is None or (statement.lineno, statement.col_offset) < (
+                previous.lineno,
+                previous.col_offset,
+            ):
                 found[node.id] = statement
         for child in ast.iter_child_nodes(node):
             visit(child, statement, local)
@@ -68,10 +107,20 @@ def bound_in(scope: ast.AST) -> frozenset[str]:
     names: set[str] = set()
     if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         arguments = scope.args
-        names |= {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
-                                  *filter(None, [arguments.vararg, arguments.kwarg])]}
-    body = scope.body if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)) else [
-        g.target for g in getattr(scope, "generators", [])]
+        names |= {
+            a.arg
+            for a in [
+                *arguments.posonlyargs,
+                *arguments.args,
+                *arguments.kwonlyargs,
+                *filter(None, [arguments.vararg, arguments.kwarg]),
+            ]
+        }
+    body = (
+        scope.body
+        if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef))
+        else [g.target for g in getattr(scope, "generators", [])]
+    )
     for part in body:
         for node in ast.walk(part):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
@@ -85,8 +134,13 @@ def bound_in(scope: ast.AST) -> frozenset[str]:
 
 def backward_line(tree: ast.Module) -> int:
     """The line of the input's first `.backward(` call: where its training code is."""
-    calls = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and isinstance(node.func, ast.Attribute) and node.func.attr == "backward"]
+    calls = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "backward"
+    ]
     return min(calls, default=1)
 
 
@@ -104,15 +158,19 @@ def check_output(source: str, code: str, path: str) -> tuple[str, list[Diagnosti
     lines = code.splitlines(keepends=True)
     diagnostics, inserted = [], 0
     for name, statement in sorted(first_reads(tree, missing).items(), key=lambda item: item[1].lineno):
-        reason = (f"`{name}` is read here, but the conversion no longer defines it (a variable of the moved "
-                  "training code): read it from the trained module, or keep the loop (LS010)")
+        reason = (
+            f"`{name}` is read here, but the conversion no longer defines it (a variable of the moved "
+            "training code): read it from the trained module, or keep the loop (LS010)"
+        )
         position = statement.lineno - 1 + inserted
         text = lines[position]
         indent = text[: len(text) - len(text.lstrip())]
         newline = "\r\n" if text.endswith("\r\n") else "\n"
         lines.insert(position, f"{indent}{TODO}{reason}{newline}")
         inserted += 1
-        message = (f"`{name}` is read at line {position + 2} of the converted code, which no longer defines it "
-                   "(a variable of the moved training code)")
+        message = (
+            f"`{name}` is read at line {position + 2} of the converted code, which no longer defines it "
+            "(a variable of the moved training code)"
+        )
         diagnostics.append(Diagnostic("LS010", message, Span(line, 0, line, 0), path))
     return "".join(lines), diagnostics

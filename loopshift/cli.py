@@ -1,11 +1,11 @@
 """The command line: a thin layer over the library API."""
+
 from __future__ import annotations
 
 import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -18,6 +18,7 @@ from .source import InputError
 from .targets import TARGETS
 from .verify.command import verify_command
 from .workers import Interrupted, in_order
+
 
 class Command(TyperCommand):
     """Usage lines as click writes them (`convert [OPTIONS] PATHS...`), and flags without a `<bool>`."""
@@ -46,8 +47,12 @@ def without_bool(params: list) -> list:
     return params
 
 
-app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True,
-                  help="Convert hand-written PyTorch training loops to PyTorch Lightning.")
+app = typer.Typer(
+    cls=Group,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Convert hand-written PyTorch training loops to PyTorch Lightning.",
+)
 
 
 Target = Enum("Target", {name: name for name in TARGETS}, type=str)
@@ -60,21 +65,36 @@ def cli() -> None:
 
 @app.command(cls=Command)
 def convert(
-    paths: List[Path] = typer.Argument(..., help="Python files, notebooks or folders to convert."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write (one input only)."),
+    paths: list[Path] = typer.Argument(..., help="Python files, notebooks or folders to convert."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Where to write (one input only)."),
     stdout: bool = typer.Option(False, "--stdout", help="Print the converted source, write nothing."),
     diff: bool = typer.Option(False, "--diff", help="Show a unified diff, write nothing."),
     in_place: bool = typer.Option(False, "--in-place", help="Rewrite the file itself (atomically)."),
-    target: Optional[Target] = typer.Option(None, "--target", show_default=False, help=(
-        "lightning (the default) / pytorch_lightning: a LightningModule and a Trainer (the package it imports); "
-        "fabric: keep the loop, run it with Lightning Fabric; auto: the Trainer unless it leaves TODOs that "
-        "Fabric avoids. Default: `target` of \\[tool.loopshift], else lightning.")),
+    target: Target | None = typer.Option(
+        None,
+        "--target",
+        show_default=False,
+        help=(
+            "lightning (the default) / pytorch_lightning: a LightningModule and a Trainer (the package it imports); "
+            "fabric: keep the loop, run it with Lightning Fabric; auto: the Trainer unless it leaves TODOs that "
+            "Fabric avoids. Default: `target` of \\[tool.loopshift], else lightning."
+        ),
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print diagnostics only."),
-    verify: bool = typer.Option(False, "--verify", help="Then check the output computes the original's losses."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write what happened to each file as JSON."),
-    include_outputs: bool = typer.Option(False, "--include-outputs", help=(
-        "In a folder, also convert files named *_lightning.py (skipped by default: outputs of an earlier run).")),
+    verify: bool = typer.Option(
+        False, "--verify", help="Then check the output computes the original's losses."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Also write what happened to each file as JSON."
+    ),
+    include_outputs: bool = typer.Option(
+        False,
+        "--include-outputs",
+        help=(
+            "In a folder, also convert files named *_lightning.py (skipped by default: outputs of an earlier run)."
+        ),
+    ),
 ) -> None:
     """Convert manual training loops to a LightningModule and a Trainer.
 
@@ -86,7 +106,9 @@ def convert(
         fail("error: --verify needs a written output: drop --stdout / --diff")
     mode = "stdout" if stdout else "diff" if diff else "in_place" if in_place else "write"
     try:
-        jobs, skipped = plan(paths, mode, output, target and target.value, force, quiet, verify, include_outputs)
+        jobs, skipped = plan(
+            paths, mode, output, target and target.value, force, quiet, verify, include_outputs
+        )
     except InputError as error:  # a bad pyproject.toml
         fail(str(error))
     if output is not None and len(jobs) != 1:
@@ -96,6 +118,7 @@ def convert(
     outcomes, reasons = Counter(), Counter()
     entries, written = [], []
     with Progress(len(jobs), show=many, diff=diff) as progress:
+
         def show(done) -> None:
             for line, to_stderr in done.lines:
                 progress.echo(line, err=to_stderr)
@@ -119,20 +142,34 @@ def convert(
             for done in interrupted.finished:  # done in a worker process, not shown yet
                 show(done)
             progress.stop()
-            typer.echo(f"loopshift: interrupted: {plural(len(written), 'file')} written, "
-                       f"{len(jobs) - len(entries)} of {len(jobs)} not converted"
-                       + "".join(f"\nwrote {path}" for path in written), err=True)
+            typer.echo(
+                f"loopshift: interrupted: {plural(len(written), 'file')} written, "
+                f"{len(jobs) - len(entries)} of {len(jobs)} not converted"
+                + "".join(f"\nwrote {path}" for path in written),
+                err=True,
+            )
             raise typer.Exit(130)
     if report is not None:
         write_report(report, entries)
     if many and not (diff and not outcomes["changed"] and not outcomes["failed"]):  # quiet on success
-        loops = (sum(e.get("loops_found", 0) for e in entries), sum(e.get("loops_converted", 0) for e in entries))
+        loops = (
+            sum(e.get("loops_found", 0) for e in entries),
+            sum(e.get("loops_converted", 0) for e in entries),
+        )
         typer.echo(summary(len(jobs), outcomes, reasons, loops, skipped, diff), err=True)
     raise typer.Exit(exit_status(outcomes, diff, folders))
 
 
-def plan(paths: List[Path], mode: str, output: Optional[Path], target: Optional[str], force: bool,
-         quiet: bool, verify: bool, include_outputs: bool = False) -> tuple[list[ConvertJob], int]:
+def plan(
+    paths: list[Path],
+    mode: str,
+    output: Path | None,
+    target: str | None,
+    force: bool,
+    quiet: bool,
+    verify: bool,
+    include_outputs: bool = False,
+) -> tuple[list[ConvertJob], int]:
     """A job for each file named and each one found below a folder (those are quiet: their diagnostics
     only), with the target and excludes of its project's [tool.loopshift]; a file named twice runs once.
     Also how many *_lightning.py files a folder held and were skipped (unless include_outputs)."""
@@ -147,21 +184,40 @@ def plan(paths: List[Path], mode: str, output: Optional[Path], target: Optional[
             if path.is_dir() and file.stem.endswith("_lightning") and not include_outputs:
                 skipped.add(file.resolve())  # our own output from an earlier run
                 continue
-            jobs.setdefault(file.resolve(), ConvertJob(
-                file, target or settings.target, mode, output, force, quiet or path.is_dir(), verify, color))
+            jobs.setdefault(
+                file.resolve(),
+                ConvertJob(
+                    file,
+                    target or settings.target,
+                    mode,
+                    output,
+                    force,
+                    quiet or path.is_dir(),
+                    verify,
+                    color,
+                ),
+            )
     return list(jobs.values()), len(skipped - set(jobs))
 
 
-def summary(scanned: int, outcomes: Counter, reasons: Counter, loops: tuple[int, int], skipped: int = 0,
-            diff: bool = False) -> str:
+def summary(
+    scanned: int,
+    outcomes: Counter,
+    reasons: Counter,
+    loops: tuple[int, int],
+    skipped: int = 0,
+    diff: bool = False,
+) -> str:
     """Files scanned and what became of them (with --diff: how many it would change); the loops found and
     converted; the count of each reason (a diagnostic code, or why a file failed)."""
     found = outcomes["clean"] + outcomes["todo"]
     if diff:
         line = f"loopshift: {plural(scanned, 'file')} scanned, {outcomes['changed']} would change"
     else:
-        line = (f"loopshift: {plural(scanned, 'file')} scanned, {found} with training loops ({plural(loops[0], 'loop')}, "
-                f"{loops[1]} converted): {outcomes['clean']} converted cleanly, {outcomes['todo']} with TODOs")
+        line = (
+            f"loopshift: {plural(scanned, 'file')} scanned, {found} with training loops ({plural(loops[0], 'loop')}, "
+            f"{loops[1]} converted): {outcomes['clean']} converted cleanly, {outcomes['todo']} with TODOs"
+        )
     line += f"; {outcomes['failed']} failed"
     if skipped:
         line += f"; {skipped} skipped (earlier outputs *_lightning.py; --include-outputs to convert them)"
@@ -189,7 +245,7 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="loopshift")
     except SystemExit as exit_:
@@ -197,8 +253,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-app.command("verify", cls=Command,
-            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
+app.command(
+    "verify", cls=Command, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(verify_command)
 app.command("lint", cls=Command)(lint_command)
 app.command("rules", cls=Command)(rules_command)
 app.command("explain", cls=Command)(explain_command)

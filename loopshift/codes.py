@@ -9,6 +9,7 @@ nothing else (the linter imports it on its fast path).
 Where a code is emitted, the converter still spells it as a string literal; tests/test_codes.py
 checks that every code emitted is listed here, and every one listed here is emitted.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -31,18 +32,22 @@ class ConverterCode:
 
     def reported(self) -> str:
         """The line under the heading of `loopshift explain`, where a lint rule says whether it is fixable."""
-        return (f"Reported by `{self.command}`, which marks the code with a "
-                f"`# TODO(loopshift): <reason> ({self.code})` comment and exits 1.")
+        return (
+            f"Reported by `{self.command}`, which marks the code with a "
+            f"`# TODO(loopshift): <reason> ({self.code})` comment and exits 1."
+        )
 
     def docs(self) -> str:
         """The documentation, in sections like a lint rule's (`loopshift explain CODE`)."""
-        return "\n\n".join([
-            f"## What it means\n{self.title}.",
-            f"## Why convert reports it\n{text(self.why)}",
-            f"## Example\nWhat `{self.command}` reports {self.code} on:\n"
-            f"```python\n{inspect.cleandoc(self.example)}\n```",
-            f"## What to do\n{text(self.what_to_do)}",
-        ])
+        return "\n\n".join(
+            [
+                f"## What it means\n{self.title}.",
+                f"## Why convert reports it\n{text(self.why)}",
+                f"## Example\nWhat `{self.command}` reports {self.code} on:\n"
+                f"```python\n{inspect.cleandoc(self.example)}\n```",
+                f"## What to do\n{text(self.what_to_do)}",
+            ]
+        )
 
 
 def text(paragraphs: str) -> str:
@@ -50,7 +55,9 @@ def text(paragraphs: str) -> str:
 
 
 LOOP_SHAPE = ConverterCode(
-    "LS001", "loop-shape-not-understood", "A training loop whose shape convert does not understand",
+    "LS001",
+    "loop-shape-not-understood",
+    "A training loop whose shape convert does not understand",
     why="""
         Convert moves the body of a batch loop into `training_step` and hands the loop itself to the
         Trainer, which iterates a DataLoader once per epoch. It does that only for loops whose every
@@ -92,10 +99,13 @@ LOOP_SHAPE = ConverterCode(
         `loopshift convert --target fabric`, which keeps the loop as written and lets Lightning
         Fabric run it (convert prints a `hint:` line when that target converts the file without
         TODOs). Or accept the TODO: the loop stays plain PyTorch and trains as before.
-        """)
+        """,
+)
 
 STEPPING = ConverterCode(
-    "LS002", "stepping-not-expressible", "Optimizer stepping that Lightning's optimization cannot express",
+    "LS002",
+    "stepping-not-expressible",
+    "Optimizer stepping that Lightning's optimization cannot express",
     why="""
         Under automatic optimization Lightning calls `zero_grad()`, `backward()` and `step()` itself,
         around `training_step`. A loop that steps in a way the Trainer cannot repeat exactly (a step
@@ -131,10 +141,13 @@ STEPPING = ConverterCode(
         LBFGS loop (after training, or into an evaluation loop convert turns into
         `validation_step`). Or run `loopshift convert --target fabric`, which keeps the stepping
         as written. Or accept the TODO: the loop stays plain PyTorch.
-        """)
+        """,
+)
 
 EARLY_EXIT = ConverterCode(
-    "LS003", "early-exit-not-converted", "A `break`, `continue` or `return` with no exact Lightning form",
+    "LS003",
+    "early-exit-not-converted",
+    "A `break`, `continue` or `return` with no exact Lightning form",
     why="""
         A hook cannot leave the Trainer's loop with `break`. Convert gives each early exit its exact
         Lightning form where there is one: `continue` before backward skips the batch
@@ -168,10 +181,13 @@ EARLY_EXIT = ConverterCode(
         `self.trainer.should_stop = True` in a hook). Or run `loopshift convert --target fabric`,
         which keeps the loop and its exits as written. Or accept the TODO: the converted loop runs
         the whole epoch.
-        """)
+        """,
+)
 
 USED_OUTSIDE = ConverterCode(
-    "LS005", "optimizer-used-outside-training", "The optimizer or scheduler used outside the training code",
+    "LS005",
+    "optimizer-used-outside-training",
+    "The optimizer or scheduler used outside the training code",
     why="""
         After conversion the Trainer builds the optimizer and the schedulers (in
         `configure_optimizers`) and steps them; the script's own objects no longer exist. Reads
@@ -204,10 +220,13 @@ USED_OUTSIDE = ConverterCode(
         `trainer.lr_scheduler_configs`, or into a hook of the LightningModule
         (`self.optimizers()`, `self.lr_schedulers()`); or read what it needs from the script's own
         values (the learning rate it was given). Or accept the TODO and change that code by hand.
-        """)
+        """,
+)
 
 EPOCH_LOOP = ConverterCode(
-    "LS006", "epoch-loop-not-understood", "An epoch loop convert does not understand",
+    "LS006",
+    "epoch-loop-not-understood",
+    "An epoch loop convert does not understand",
     why="""
         The epoch loop becomes `Trainer(max_epochs=E)`, and the code before and after the batch
         loop becomes `on_train_epoch_start` / `on_train_epoch_end`. That holds for
@@ -236,10 +255,13 @@ EPOCH_LOOP = ConverterCode(
         change the learning rate with a scheduler (`LambdaLR`, `StepLR`), which convert moves into
         `configure_optimizers`. Or run `loopshift convert --target fabric`, which keeps the loop as
         written. Or accept the TODO: the loop stays plain PyTorch.
-        """)
+        """,
+)
 
 PARTIAL_ACCUMULATION = ConverterCode(
-    "LS007", "partial-accumulation", "Gradient accumulation that differs from Lightning's at the end of an epoch",
+    "LS007",
+    "partial-accumulation",
+    "Gradient accumulation that differs from Lightning's at the end of an epoch",
     why="""
         `if (i + 1) % N == 0: optimizer.step()` becomes `Trainer(accumulate_grad_batches=N)`, and
         the loop is converted. Lightning also steps after the last batch of every epoch; the script
@@ -269,10 +291,13 @@ PARTIAL_ACCUMULATION = ConverterCode(
         accept Lightning's behaviour (a step on the partial accumulation at the end of each epoch),
         or make the script step there too (`if (i + 1) % N == 0 or i + 1 == len(loader):`), which
         convert then takes without a TODO.
-        """)
+        """,
+)
 
 FABRIC_SETUP = ConverterCode(
-    "LS008", "fabric-setup-not-possible", "Code the Fabric target cannot set up or reach",
+    "LS008",
+    "fabric-setup-not-possible",
+    "Code the Fabric target cannot set up or reach",
     why="""
         With `--target fabric` the loop stays as written: `fabric = L.Fabric(...)` is built once,
         on every path of the training code's function (never in one branch of an `if`), and
@@ -309,10 +334,13 @@ FABRIC_SETUP = ConverterCode(
         that trains it, and call the training code directly rather than through a callback or a
         nested function. Or accept the TODO: that code runs without Fabric.
         """,
-    target="fabric")
+    target="fabric",
+)
 
 PROCESSES = ConverterCode(
-    "LS009", "processes-not-handed-over", "Processes the script starts itself that cannot be handed over to Lightning",
+    "LS009",
+    "processes-not-handed-over",
+    "Processes the script starts itself that cannot be handed over to Lightning",
     why="""
         The Trainer starts and sets up the processes of distributed training itself (in `fit`).
         Convert hands `mp.spawn(worker, args=(...), nprocs=N)` over to `Trainer(strategy="ddp",
@@ -357,10 +385,13 @@ PROCESSES = ConverterCode(
         `trainer.fit`, or into the LightningModule's hooks (`self.global_rank`,
         `self.trainer.strategy.barrier()`). With `--target fabric`, use `--target lightning`, which
         converts `mp.spawn`. Or accept the TODO.
-        """)
+        """,
+)
 
 UNDEFINED_AFTER_CONVERSION = ConverterCode(
-    "LS010", "name-left-undefined", "The converted code reads a name it no longer defines",
+    "LS010",
+    "name-left-undefined",
+    "The converted code reads a name it no longer defines",
     why="""
         Before it returns, convert compiles its output and compares the names it reads as globals
         with the input's: a name the input defined and the output reads without defining is a
@@ -388,10 +419,13 @@ UNDEFINED_AFTER_CONVERSION = ConverterCode(
     what_to_do="""
         Read the value from the trained module after fit (`lit_model.<name>`, set in the hook that
         computes it), compute it again after training, or keep the loop with `--target fabric`.
-        """)
+        """,
+)
 
 INTERRUPT_HANDLER = ConverterCode(
-    "LS011", "interrupt-handled-by-lightning", "A Ctrl-C handler around the training that no longer runs",
+    "LS011",
+    "interrupt-handled-by-lightning",
+    "A Ctrl-C handler around the training that no longer runs",
     why="""
         `try: <training> except KeyboardInterrupt: ...` lets a script stop training early and go on
         (evaluate, save). Lightning's `fit` catches KeyboardInterrupt itself: it shuts down
@@ -421,14 +455,26 @@ INTERRUPT_HANDLER = ConverterCode(
     what_to_do="""
         Catch `SystemExit` as well (`except (KeyboardInterrupt, SystemExit):`), or move what the
         handler does into a callback's `on_exception` hook; or keep the loop with `--target fabric`.
-        """)
+        """,
+)
 
-CODES: tuple[ConverterCode, ...] = (LOOP_SHAPE, STEPPING, EARLY_EXIT, USED_OUTSIDE, EPOCH_LOOP,
-                                    PARTIAL_ACCUMULATION, FABRIC_SETUP, PROCESSES, UNDEFINED_AFTER_CONVERSION,
-                                    INTERRUPT_HANDLER)
+CODES: tuple[ConverterCode, ...] = (
+    LOOP_SHAPE,
+    STEPPING,
+    EARLY_EXIT,
+    USED_OUTSIDE,
+    EPOCH_LOOP,
+    PARTIAL_ACCUMULATION,
+    FABRIC_SETUP,
+    PROCESSES,
+    UNDEFINED_AFTER_CONVERSION,
+    INTERRUPT_HANDLER,
+)
 BY_CODE = {entry.code: entry for entry in CODES}
 
 
 def lookup(code_or_name: str) -> ConverterCode | None:
     """The entry for a code (`LS002`, any case) or a name (`stepping-not-expressible`)."""
-    return BY_CODE.get(code_or_name.upper()) or next((e for e in CODES if e.name == code_or_name.lower()), None)
+    return BY_CODE.get(code_or_name.upper()) or next(
+        (e for e in CODES if e.name == code_or_name.lower()), None
+    )

@@ -1,4 +1,5 @@
 """The conversion pipeline: source -> analysis -> generation -> rewritten source."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,12 +10,12 @@ import libcst.matchers as m
 
 from .analysis import Analyzer
 from .checks import check_output
+from .counting import counted_loops_as_ranges
 from .devices import DeviceOracle, DropDeviceMoves
 from .diagnostics import Diagnostic
 from .distribution import plumbing_edits
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
-from .counting import counted_loops_as_ranges
 from .inlining import inline_update_functions
 from .source import calls_backward, check_parses, parse_module
 from .targets import PACKAGES
@@ -34,9 +35,16 @@ class Result:
 class ApplyEdits(cst.CSTTransformer):
     """Applies statement-level edits found on the original tree, matched by identity."""
 
-    def __init__(self, replace: dict[int, list[cst.BaseStatement]], before: dict[int, list[cst.BaseStatement]],
-                 todo: dict[int, str], moves: DropDeviceMoves, model_lines: set[int],
-                 names: dict[int, cst.BaseExpression], edits: dict[int, Callable] | None = None) -> None:
+    def __init__(
+        self,
+        replace: dict[int, list[cst.BaseStatement]],
+        before: dict[int, list[cst.BaseStatement]],
+        todo: dict[int, str],
+        moves: DropDeviceMoves,
+        model_lines: set[int],
+        names: dict[int, cst.BaseExpression],
+        edits: dict[int, Callable] | None = None,
+    ) -> None:
         self.replace, self.before, self.todo, self.names = replace, before, todo, names
         self.moves, self.model_lines = moves, model_lines
         self.edits = edits or {}  # node -> what its updated form becomes (the distribution plumbing)
@@ -68,8 +76,9 @@ class ApplyEdits(cst.CSTTransformer):
             if inserted:
                 body.extend(inserted)
                 updated = updated.with_changes(leading_lines=two_blank_lines(updated.leading_lines))
-            if id(original) in self.todo and not any(TODO in (line.comment.value if line.comment else "")
-                                                      for line in updated.leading_lines):
+            if id(original) in self.todo and not any(
+                TODO in (line.comment.value if line.comment else "") for line in updated.leading_lines
+            ):
                 comment = cst.EmptyLine(comment=cst.Comment(TODO + self.todo[id(original)]))
                 updated = updated.with_changes(leading_lines=[*updated.leading_lines, comment])
             if id(original) in self.model_lines:
@@ -124,8 +133,13 @@ class Conversion:
 
     def convert_loop(self, loop) -> None:
         index = self.index
-        generator = LoopGenerator(self.analyzer, loop, unique(class_name(index, self.analyzer, loop), self.class_names),
-                                  lit_name(loop), self.alias)
+        generator = LoopGenerator(
+            self.analyzer,
+            loop,
+            unique(class_name(index, self.analyzer, loop), self.class_names),
+            lit_name(loop),
+            self.alias,
+        )
         generated: Generated = generator.build()
         self.replace[id(loop.host)] = generated.host_statements
         self.replace.update(generated.replaced)
@@ -134,8 +148,11 @@ class Conversion:
         for node in generated.removed:
             outside = uses_outside(index, node, consumed)
             # a read after the loop that sees a later binding of the name does not need the removed one
-            seen = {id(use): index.binding_seen_after(use, loop.host, consumed) for use in outside
-                    if index.is_after(use, loop.host) and index.scope(use) is index.scope(loop.host)}
+            seen = {
+                id(use): index.binding_seen_after(use, loop.host, consumed)
+                for use in outside
+                if index.is_after(use, loop.host) and index.scope(use) is index.scope(loop.host)
+            }
             outside = [use for use in outside if seen.get(id(use)) != "rebound"]
             later = [use for use in outside if seen.get(id(use)) == "loop"]
             replacement = generator.after_fit(node)
@@ -148,14 +165,19 @@ class Conversion:
                 self.report("LS005", USED_OUTSIDE.format(name=use.value), use, todo_at=use)
         is_method = loop.function is not None and self.analyzer.method_class(loop.function) is not None
         if loop.function is not None and not is_method and not self.replace.get(id(loop.function), True):
-            self.replace[id(loop.function)] = [generated.class_def.with_changes(leading_lines=loop.function.leading_lines)]
+            self.replace[id(loop.function)] = [
+                generated.class_def.with_changes(leading_lines=loop.function.leading_lines)
+            ]
         else:
             placement = class_placement(index, loop)
-            self.before.setdefault(id(placement), []).append(generated.class_def.with_changes(
-                leading_lines=two_blank_lines([])))
+            self.before.setdefault(id(placement), []).append(
+                generated.class_def.with_changes(leading_lines=two_blank_lines([]))
+            )
         for statement in model_statements(index, generator):
             self.model_lines.add(id(statement))
-            self.consumed |= {id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)}
+            self.consumed |= {
+                id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)
+            }
         self.names.update(generated.after_uses)
         self.report_interrupt_handlers(loop)
         self.imports |= set(generated.imports)
@@ -169,7 +191,9 @@ class Conversion:
             if not isinstance(ancestor, cst.Try):
                 continue
             for handler in ancestor.handlers:
-                caught = {n.value for n in m.findall(handler.type, m.Name())} if handler.type is not None else {""}
+                caught = (
+                    {n.value for n in m.findall(handler.type, m.Name())} if handler.type is not None else {""}
+                )
                 if caught & {"KeyboardInterrupt", "BaseException", ""}:
                     self.report("LS011", KEYBOARD_INTERRUPT, handler, todo_at=handler)
 
@@ -180,7 +204,9 @@ class Conversion:
             if id(statement) in self.replace or not self.oracle.is_device(statement.body[0].value):
                 continue
             target = statement.body[0].targets[0].target
-            references = [r.node for a in self.index.assignments(target) if a.node is target for r in a.references]
+            references = [
+                r.node for a in self.index.assignments(target) if a.node is target for r in a.references
+            ]
             if references and not uses_outside(self.index, statement, self.consumed):
                 self.replace[id(statement)] = []
 
@@ -200,18 +226,32 @@ class Conversion:
                 for access in assignment.references if assignment.node is spawn.rank else []:
                     use = access.node
                     call = self.index.parent(self.index.parent(use))  # `x.to(rank)`: the move goes
-                    if self.index.is_inside(use, self.consumed) or id(use) in self.names or \
-                            isinstance(call, cst.Call) and self.oracle.is_move(call):
+                    if (
+                        self.index.is_inside(use, self.consumed)
+                        or id(use) in self.names
+                        or (isinstance(call, cst.Call) and self.oracle.is_move(call))
+                    ):
                         continue
-                    hosts = [loop.host for loop in self.code.loops if self.index.scope(loop.host) is self.index.scope(use)]
-                    (after_fit if any(self.index.is_after(use, host) for host in hosts) else before_fit).append(use)
+                    hosts = [
+                        loop.host
+                        for loop in self.code.loops
+                        if self.index.scope(loop.host) is self.index.scope(use)
+                    ]
+                    (
+                        after_fit if any(self.index.is_after(use, host) for host in hosts) else before_fit
+                    ).append(use)
             if not before_fit:
                 self.names |= {id(use): cst.parse_expression("trainer.local_rank") for use in after_fit}
         if facts.processes:
             self.report_early_collectives()
         for node, reason in facts.leftovers:
             self.report("LS009", reason, node, todo_at=node)
-        plumbing = [*facts.removed, *facts.unwrapped, *facts.samplers, *([spawn.call] if spawn is not None else [])]
+        plumbing = [
+            *facts.removed,
+            *facts.unwrapped,
+            *facts.samplers,
+            *([spawn.call] if spawn is not None else []),
+        ]
         self.needs_os = bool(before_fit)
         self.drop_unused_imports({id(node) for node in plumbing}, keep={"os"} if before_fit else set())
         return plumbing_edits(facts, local_rank=bool(before_fit) and not (spawn is not None and spawn.direct))
@@ -224,8 +264,13 @@ class Conversion:
             if id(self.index.scope(call)) not in scopes:
                 continue  # code that does not lead to fit
             names = self.index.called_name(call)
-            if not any(n.startswith("torch.distributed.") for n in names) or self.index.is_inside(call, self.consumed) \
-                    or any(n in ("torch.distributed.is_available", "torch.distributed.is_initialized") for n in names):
+            if (
+                not any(n.startswith("torch.distributed.") for n in names)
+                or self.index.is_inside(call, self.consumed)
+                or any(
+                    n in ("torch.distributed.is_available", "torch.distributed.is_initialized") for n in names
+                )
+            ):
                 continue
             scope = self.index.scope(call)
             if any(self.index.scope(h) is scope and self.index.is_after(call, h) for h in hosts):
@@ -238,7 +283,8 @@ class Conversion:
         scope = self.index.scope(self.index.module)
         for statement in self.index.module.body:
             if id(statement) in self.replace or not m.matches(
-                    statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])):
+                statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
+            ):
                 continue
             imported = statement.body[0]
             if isinstance(imported.names, cst.ImportStar):
@@ -253,7 +299,9 @@ class Conversion:
                 self.replace[id(statement)] = []
             elif len(kept) < len(imported.names):
                 kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                self.replace[id(statement)] = [statement.with_changes(body=[imported.with_changes(names=kept)])]
+                self.replace[id(statement)] = [
+                    statement.with_changes(body=[imported.with_changes(names=kept)])
+                ]
 
     def run(self) -> Result:
         for loop in self.code.loops:
@@ -266,8 +314,15 @@ class Conversion:
             return Result(self.source, [], found, 0)
         self.remove_dead_devices()
         plumbing = self.remove_distribution() if converted else {}
-        edits = ApplyEdits(self.replace, self.before, self.todo, DropDeviceMoves(self.oracle), self.model_lines,
-                           self.names, plumbing)
+        edits = ApplyEdits(
+            self.replace,
+            self.before,
+            self.todo,
+            DropDeviceMoves(self.oracle),
+            self.model_lines,
+            self.names,
+            plumbing,
+        )
         module = self.index.module.visit(edits.only_around_edits(self.index))
         if converted and not existing_alias(module, self.package):
             module = add_import(module, f"import {self.package} as {self.alias}")
@@ -304,7 +359,9 @@ def checked(result: Result, source: str, path: str) -> Result:
     code, diagnostics = check_output(source, result.code, path)
     if diagnostics:
         result.code = code
-        result.diagnostics = sorted([*result.diagnostics, *diagnostics], key=lambda d: (d.span.line, d.span.column))
+        result.diagnostics = sorted(
+            [*result.diagnostics, *diagnostics], key=lambda d: (d.span.line, d.span.column)
+        )
     return result
 
 
@@ -317,8 +374,11 @@ def followed_into_loops(module: cst.Module, source: str, target: str, path: str)
     if inlined is None and counted is None:
         return None
     code = (counted or inlined).code
-    result = checked(Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target,
-                                path).run(), source, path)
+    result = checked(
+        Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target, path).run(),
+        source,
+        path,
+    )
     return result if result.loops_converted and not result.diagnostics else None
 
 
@@ -338,11 +398,15 @@ def convert_module(module: cst.Module, source: str, target: str, path: str) -> R
 
 
 COLLECTIVE_BEFORE_FIT = "`{call}()` runs before the Trainer sets up the process group (it does in fit)"
-KEYBOARD_INTERRUPT = ("on Ctrl-C, Lightning's fit shuts down by itself and exits the process (sys.exit(1)): this "
-                      "handler and the code after it no longer run; catch SystemExit too, or move what it does "
-                      "into a callback's on_exception")
-USED_OUTSIDE = ("`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
-                "after fit, use trainer.optimizers / trainer.lr_scheduler_configs")
+KEYBOARD_INTERRUPT = (
+    "on Ctrl-C, Lightning's fit shuts down by itself and exits the process (sys.exit(1)): this "
+    "handler and the code after it no longer run; catch SystemExit too, or move what it does "
+    "into a callback's on_exception"
+)
+USED_OUTSIDE = (
+    "`{name}` is used outside the training loop, but the Trainer now builds and steps its own; "
+    "after fit, use trainer.optimizers / trainer.lr_scheduler_configs"
+)
 
 
 def uses_outside(index: CodeIndex, node: cst.CSTNode, consumed: set[int]) -> list[cst.Name]:
@@ -353,21 +417,28 @@ def uses_outside(index: CodeIndex, node: cst.CSTNode, consumed: set[int]) -> lis
     uses = []
     for assignment in index.assignments(target):
         if assignment.node is target:
-            uses += [a.node for a in assignment.references
-                     if isinstance(a.node, cst.Name) and not index.is_inside(a.node, consumed)]
+            uses += [
+                a.node
+                for a in assignment.references
+                if isinstance(a.node, cst.Name) and not index.is_inside(a.node, consumed)
+            ]
     return uses
 
 
 def without_emptied_branches(original: cst.If, updated: cst.If) -> cst.If | None:
     """`else: pass` and `if args.use_optimizer: pass` that the conversion emptied go (not a
     `pass` the user wrote, nor a branch with a comment or a test that calls something)."""
+
     def emptied(before: cst.BaseSuite, after: cst.BaseSuite) -> bool:
         return is_pass(after) and not is_pass(before)
 
     orelse = updated.orelse
-    if isinstance(orelse, cst.Else) and isinstance(original.orelse, cst.Else) and emptied(original.orelse.body,
-                                                                                      orelse.body) \
-            and not any(line.comment for line in orelse.leading_lines):
+    if (
+        isinstance(orelse, cst.Else)
+        and isinstance(original.orelse, cst.Else)
+        and emptied(original.orelse.body, orelse.body)
+        and not any(line.comment for line in orelse.leading_lines)
+    ):
         updated = updated.with_changes(orelse=None)
     if not emptied(original.body, updated.body) or any(line.comment for line in updated.leading_lines):
         return updated
@@ -377,14 +448,17 @@ def without_emptied_branches(original: cst.If, updated: cst.If) -> cst.If | None
         test = updated.test
         if not isinstance(test, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
             test = test.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        return updated.with_changes(test=cst.UnaryOperation(cst.Not(), test), body=updated.orelse.body, orelse=None)
+        return updated.with_changes(
+            test=cst.UnaryOperation(cst.Not(), test), body=updated.orelse.body, orelse=None
+        )
     return updated
 
 
 def is_pass(suite: cst.BaseSuite) -> bool:
     body = suite.body
-    return len(body) == 1 and m.matches(body[0], m.SimpleStatementLine(body=[m.Pass()])) or \
+    return (len(body) == 1 and m.matches(body[0], m.SimpleStatementLine(body=[m.Pass()]))) or (
         isinstance(suite, cst.SimpleStatementSuite) and len(body) == 1 and isinstance(body[0], cst.Pass)
+    )
 
 
 def two_blank_lines(lines) -> list[cst.EmptyLine]:
@@ -428,8 +502,12 @@ def imported_names(module: cst.Module, source: str) -> set[str]:
     names = set()
     for statement in module.body:
         for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else []:
-            if isinstance(small, cst.ImportFrom) and small.module is not None \
-                    and cst.Module([]).code_for_node(small.module) == source and not isinstance(small.names, cst.ImportStar):
+            if (
+                isinstance(small, cst.ImportFrom)
+                and small.module is not None
+                and cst.Module([]).code_for_node(small.module) == source
+                and not isinstance(small.names, cst.ImportStar)
+            ):
                 names |= {alias.evaluated_name for alias in small.names}
     return names
 
@@ -437,8 +515,11 @@ def imported_names(module: cst.Module, source: str) -> set[str]:
 def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
     """`LitNet` for `model = Net()` (also `self.model = model` with `Trainer(Net(), ...)`),
     `LitModel` for `model = nn.Sequential(...)` or a model whose class a flag chooses."""
-    classes = {value.func.value for value in analyzer.model_values(loop)
-               if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper()}
+    classes = {
+        value.func.value
+        for value in analyzer.model_values(loop)
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value[:1].isupper()
+    }
     if len(classes) == 1:
         return "Lit" + classes.pop()
     if classes:  # the class is chosen at run time (`--model`): named after the role
@@ -485,8 +566,12 @@ def is_definition(statement: cst.BaseStatement) -> bool:
 def model_statements(index: CodeIndex, generator: LoopGenerator) -> list[cst.BaseStatement]:
     """Statements that build or move the model: their device moves go (Lightning places it)."""
     statements = []
-    move = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("to") | m.Name("cuda"))))])
+    move = m.SimpleStatementLine(
+        body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("to") | m.Name("cuda"))))]
+    )
     for origin in generator.model_origins:
         statements.append(index.assignment_statement(origin))
-        statements += [s for access in origin.references if m.matches(s := index.statement_of(access.node), move)]
+        statements += [
+            s for access in origin.references if m.matches(s := index.statement_of(access.node), move)
+        ]
     return statements

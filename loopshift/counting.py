@@ -33,35 +33,49 @@ class CountedLoops(cst.CSTTransformer):
         position = 0
         while position < len(body):
             start, loop = body[position], body[position + 1] if position + 1 < len(body) else None
-            found = self.counted(start, loop, body[position + 2:]) if loop is not None else None
+            found = self.counted(start, loop, body[position + 2 :]) if loop is not None else None
             if found is None:
                 result.append(start)
                 position += 1
                 continue
             name, begin, bound = found
             span = bound if begin == "0" else f"{begin}, {bound}"
-            header = cst.ensure_type(cst.parse_statement(f"for {name} in range({span}):\n    pass\n"), cst.For)
-            result.append(header.with_changes(body=loop.body.with_changes(body=loop.body.body[:-1]),
-                                              leading_lines=[*start.leading_lines, *loop.leading_lines]))
+            header = cst.ensure_type(
+                cst.parse_statement(f"for {name} in range({span}):\n    pass\n"), cst.For
+            )
+            result.append(
+                header.with_changes(
+                    body=loop.body.with_changes(body=loop.body.body[:-1]),
+                    leading_lines=[*start.leading_lines, *loop.leading_lines],
+                )
+            )
             self.count += 1
             position += 2
         return result
 
     def counted(self, start, loop, after) -> tuple[str, str, str] | None:
         code = cst.Module([]).code_for_node
-        counter = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Integer())])
+        counter = m.SimpleStatementLine(
+            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Integer())]
+        )
         if not (m.matches(start, counter) and isinstance(loop, cst.While) and loop.orelse is None):
             return None
         name = start.body[0].targets[0].target.value
         test = loop.test
-        if not m.matches(test, m.Comparison(left=m.Name(name), comparisons=[m.ComparisonTarget(
-                operator=m.LessThan())])):
+        if not m.matches(
+            test, m.Comparison(left=m.Name(name), comparisons=[m.ComparisonTarget(operator=m.LessThan())])
+        ):
             return None
         bound = test.comparisons[0].comparator
         body = list(loop.body.body)
-        increment = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name(name), operator=m.AddAssign(),
-                                                            value=m.Integer("1"))])
-        if not body or not m.matches(body[-1], increment) or m.findall(cst.IndentedBlock(body=body), m.Continue()):
+        increment = m.SimpleStatementLine(
+            body=[m.AugAssign(target=m.Name(name), operator=m.AddAssign(), value=m.Integer("1"))]
+        )
+        if (
+            not body
+            or not m.matches(body[-1], increment)
+            or m.findall(cst.IndentedBlock(body=body), m.Continue())
+        ):
             return None
         bound_names = {n.value for n in m.findall(bound, m.Name())}
         bindings = m.findall(cst.IndentedBlock(body=body[:-1]), m.AssignTarget() | m.AugAssign() | m.For())

@@ -1,4 +1,5 @@
 """Device plumbing that Lightning owns: `.to(device)`, `.cuda()` and the `device` variables."""
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -52,14 +53,23 @@ class DeviceOracle:
         if method != "to" or keywords - {"non_blocking", "device"}:
             return False
         if "device" in keywords:
-            return not positional and self.is_device(next(a.value for a in call.args if a.keyword and a.keyword.value == "device"))
+            return not positional and self.is_device(
+                next(a.value for a in call.args if a.keyword and a.keyword.value == "device")
+            )
         return len(positional) == 1 and self.is_device(positional[0])
 
 
 # {k: v for k, v in d.items()}
-IDENTITY = m.DictComp(key=m.Name(), value=m.Name(), for_in=m.CompFor(
-    target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]),
-    iter=m.Call(func=m.Attribute(attr=m.Name("items")), args=[]), ifs=[], inner_for_in=None))
+IDENTITY = m.DictComp(
+    key=m.Name(),
+    value=m.Name(),
+    for_in=m.CompFor(
+        target=m.Tuple(elements=[m.Element(m.Name()), m.Element(m.Name())]),
+        iter=m.Call(func=m.Attribute(attr=m.Name("items")), args=[]),
+        ifs=[],
+        inner_for_in=None,
+    ),
+)
 
 
 class DropDeviceMoves(cst.CSTTransformer):
@@ -77,7 +87,8 @@ class DropDeviceMoves(cst.CSTTransformer):
             return updated
         receiver = updated.func.value
         if self.moved_by_lightning is not None and not any(
-                name.value in self.moved_by_lightning for name in m.findall(original.func.value, m.Name())):
+            name.value in self.moved_by_lightning for name in m.findall(original.func.value, m.Name())
+        ):
             device = cst.Arg(cst.Attribute(cst.Name("self"), cst.Name("device")))
             return updated.with_changes(func=cst.Attribute(receiver, cst.Name("to")), args=[device])
         return receiver.with_changes(lpar=updated.lpar, rpar=updated.rpar) if updated.lpar else receiver
@@ -86,8 +97,11 @@ class DropDeviceMoves(cst.CSTTransformer):
         # {k: v for k, v in batch.items()} is a copy of batch once the moves are gone
         if m.matches(updated, IDENTITY):
             target = updated.for_in.target.elements
-            if updated.key.value == target[0].value.value and updated.value.value == target[1].value.value \
-                    and original is not updated:
+            if (
+                updated.key.value == target[0].value.value
+                and updated.value.value == target[1].value.value
+                and original is not updated
+            ):
                 return updated.for_in.iter.func.value
         return updated
 
@@ -109,7 +123,13 @@ def is_self_assignment(statement: cst.BaseSmallStatement) -> bool:
     target, value = statement.targets[0].target, statement.value
     if isinstance(target, cst.Name) and isinstance(value, cst.Name):
         return target.value == value.value
-    if isinstance(target, cst.Tuple) and isinstance(value, cst.Tuple) and len(target.elements) == len(value.elements):
-        return all(isinstance(t.value, cst.Name) and isinstance(v.value, cst.Name) and t.value.value == v.value.value
-                   for t, v in zip(target.elements, value.elements))
+    if (
+        isinstance(target, cst.Tuple)
+        and isinstance(value, cst.Tuple)
+        and len(target.elements) == len(value.elements)
+    ):
+        return all(
+            isinstance(t.value, cst.Name) and isinstance(v.value, cst.Name) and t.value.value == v.value.value
+            for t, v in zip(target.elements, value.elements)
+        )
     return False

@@ -1,4 +1,5 @@
 """What loopshift reports: a code, a place and a reason."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,4 +26,3 @@ class Diagnostic:
     def render(self, path: str | None = None) -> str:
         where = f"{path or self.path}:cell {self.cell}" if self.cell else path or self.path
         return f"{where}:{self.span.line}:{self.span.column + 1}: {self.code} {self.message}"
-

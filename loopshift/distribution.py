@@ -3,6 +3,7 @@ process group, `DistributedSampler` with its `set_epoch`, and `mp.spawn` of a wo
 per module (facts in training.Distribution); convert deletes it and the Trainer gets
 `strategy="ddp"` and `devices` from the script's own numbers. Lightning then starts the processes,
 and injects a DistributedSampler with the same shuffle and seed, stepping its epoch."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,27 +12,50 @@ from functools import partial
 import libcst as cst
 import libcst.matchers as m
 
-from .torch_names import (DATA_PARALLEL, DATALOADERS, DISTRIBUTED_DATA_PARALLEL, DISTRIBUTED_SAMPLERS,
-                          PROCESS_GROUP, SET_DEVICE, SPAWNS)
+from .torch_names import (
+    DATA_PARALLEL,
+    DATALOADERS,
+    DISTRIBUTED_DATA_PARALLEL,
+    DISTRIBUTED_SAMPLERS,
+    PROCESS_GROUP,
+    SET_DEVICE,
+    SPAWNS,
+)
 from .training import Distribution, Spawn
 from .util import method_call
 
-WRAP = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()],
-                                            value=m.Call(args=[m.Arg(keyword=None), m.ZeroOrMore()]))])
+WRAP = m.SimpleStatementLine(
+    body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(args=[m.Arg(keyword=None), m.ZeroOrMore()]))]
+)
 CALL_STATEMENT = m.SimpleStatementLine(body=[m.Expr(value=m.Call())])
 ENVIRON = m.Attribute(value=m.Name("os"), attr=m.Name("environ"))
-MASTER = m.SimpleString('"MASTER_ADDR"') | m.SimpleString('"MASTER_PORT"') | \
-    m.SimpleString("'MASTER_ADDR'") | m.SimpleString("'MASTER_PORT'")
-MASTER_SETTING = m.SimpleStatementLine(body=[
-    m.Assign(targets=[m.AssignTarget(target=m.Subscript(value=ENVIRON, slice=[m.SubscriptElement(m.Index(MASTER))]))])
-    | m.Expr(m.Call(func=m.Attribute(value=ENVIRON, attr=m.Name("setdefault")), args=[m.Arg(MASTER), m.Arg()]))])
+MASTER = (
+    m.SimpleString('"MASTER_ADDR"')
+    | m.SimpleString('"MASTER_PORT"')
+    | m.SimpleString("'MASTER_ADDR'")
+    | m.SimpleString("'MASTER_PORT'")
+)
+MASTER_SETTING = m.SimpleStatementLine(
+    body=[
+        m.Assign(
+            targets=[
+                m.AssignTarget(target=m.Subscript(value=ENVIRON, slice=[m.SubscriptElement(m.Index(MASTER))]))
+            ]
+        )
+        | m.Expr(
+            m.Call(func=m.Attribute(value=ENVIRON, attr=m.Name("setdefault")), args=[m.Arg(MASTER), m.Arg()])
+        )
+    ]
+)
 
 
 def argument(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression | None:
     for number, arg in enumerate(call.args):
         if arg.star:
             return None
-        if arg.keyword is not None and arg.keyword.value == keyword or arg.keyword is None and number == position:
+        if (arg.keyword is not None and arg.keyword.value == keyword) or (
+            arg.keyword is None and number == position
+        ):
             return arg.value
     return None
 
@@ -56,8 +80,11 @@ class DistributionAnalysis:
             scopes |= {id(self.index.enclosing_function(node)) for node in (loop.host, loop.batch_loop)}
         if facts.spawn is not None and id(facts.spawn.worker) not in scopes:
             facts.spawn = None
-        scopes |= {id(function) for function in self.index.nodes(cst.FunctionDef)  # helpers they call
-                   if any(id(self.index.enclosing_function(call)) in scopes for call in self.calls_of(function))}
+        scopes |= {
+            id(function)
+            for function in self.index.nodes(cst.FunctionDef)  # helpers they call
+            if any(id(self.index.enclosing_function(call)) in scopes for call in self.calls_of(function))
+        }
 
         def trains(node: cst.CSTNode) -> bool:
             return id(self.index.enclosing_function(node)) in scopes
@@ -69,10 +96,20 @@ class DistributionAnalysis:
         facts.samplers = [n for n in facts.samplers if trains(n)]
         code = self.index.module.code_for_node
         for called in facts.spawn.direct if facts.spawn is not None else []:
-            facts.leftovers.append((called, DIRECT_CALL.format(
-                call=code(called.func), rank=code(called.args[0].value) if called.args else "", devices=code(facts.spawn.devices))))
+            facts.leftovers.append(
+                (
+                    called,
+                    DIRECT_CALL.format(
+                        call=code(called.func),
+                        rank=code(called.args[0].value) if called.args else "",
+                        devices=code(facts.spawn.devices),
+                    ),
+                )
+            )
         facts.loaders = {key: value for key, value in facts.loaders.items() if trains(value[0])}
-        facts.processes = [n for n in facts.processes if trains(n)] + ([facts.spawn.call] if facts.spawn else [])
+        facts.processes = [n for n in facts.processes if trains(n)] + (
+            [facts.spawn.call] if facts.spawn else []
+        )
         if facts.devices is not None and not trains(facts.devices):
             facts.devices = None
         self.drop_emptied(facts)
@@ -121,21 +158,28 @@ class DistributionAnalysis:
                 facts.processes.append(statement)
             ids = argument(assign.value, "device_ids", 1)
             count = m.Call(func=m.Name("list"), args=[m.Arg(m.Call(func=m.Name("range"), args=[m.Arg()]))])
-            if names & DATA_PARALLEL and m.matches(ids, count) and self.index.owner_of_block(statement) is not None \
-                    and not isinstance(self.index.owner_of_block(statement), cst.If):
+            if (
+                names & DATA_PARALLEL
+                and m.matches(ids, count)
+                and self.index.owner_of_block(statement) is not None
+                and not isinstance(self.index.owner_of_block(statement), cst.If)
+            ):
                 facts.devices = ids.args[0].value.args[0].value
         return wrapped
 
     def find_module_reads(self, facts: Distribution, wrapped: set[str]) -> None:
         """`model.module` is the model itself once nothing wraps it, and `isinstance(model, DataParallel)` is false."""
-        for attribute in self.index.findall(m.Attribute(value=m.Name(), attr=m.Name("module")), cst.Attribute):
+        for attribute in self.index.findall(
+            m.Attribute(value=m.Name(), attr=m.Name("module")), cst.Attribute
+        ):
             if attribute.value.value in wrapped:
                 facts.unwrapped.append(attribute)
         check = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name()), m.Arg()])
         for conditional in self.index.findall(m.IfExp(test=check), cst.IfExp):
             kind = conditional.test.args[1].value
-            if conditional.test.args[0].value.value in wrapped and \
-                    self.index.qualified_names(kind) & (DATA_PARALLEL | DISTRIBUTED_DATA_PARALLEL):
+            if conditional.test.args[0].value.value in wrapped and self.index.qualified_names(kind) & (
+                DATA_PARALLEL | DISTRIBUTED_DATA_PARALLEL
+            ):
                 facts.untaken.append(conditional)
 
     def find_process_group(self, facts: Distribution) -> None:
@@ -169,15 +213,23 @@ class DistributionAnalysis:
                 loaders, reads = [parent], []  # `DataLoader(data, sampler=DistributedSampler(data))`
             else:
                 statement = self.index.statement_of(call)
-                if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) \
-                        or statement.body[0].value is not call:
+                if (
+                    not m.matches(
+                        statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])
+                    )
+                    or statement.body[0].value is not call
+                ):
                     continue
                 loaders, reads = [], []
                 for read in self.aliases(call)[0]:
                     arg = self.index.parent(read)
                     loader = self.index.parent(arg) if isinstance(arg, cst.Arg) else None
-                    if isinstance(loader, cst.Call) and arg.keyword is not None and arg.keyword.value == "sampler" \
-                            and self.index.called_name(loader) & DATALOADERS:
+                    if (
+                        isinstance(loader, cst.Call)
+                        and arg.keyword is not None
+                        and arg.keyword.value == "sampler"
+                        and self.index.called_name(loader) & DATALOADERS
+                    ):
                         loaders.append(loader)
                     else:
                         reads.append(read)
@@ -189,8 +241,11 @@ class DistributionAnalysis:
                 if loader is parent:
                     facts.samplers.append(self.index.parent(call))  # the `sampler=` argument goes
                 found, shared = self.aliases(loader)
-                reads += [self.index.parent(r) for r in found + shared if m.matches(
-                    self.index.parent(r), m.Attribute(value=m.Name(), attr=m.Name("sampler")))]
+                reads += [
+                    self.index.parent(r)
+                    for r in found + shared
+                    if m.matches(self.index.parent(r), m.Attribute(value=m.Name(), attr=m.Name("sampler")))
+                ]
             self.sampler_reads(facts, [r for r in reads if r is not call])
 
     def aliases(self, value: cst.BaseExpression, depth: int = 0) -> tuple[list[cst.CSTNode], list[cst.Name]]:
@@ -200,22 +255,31 @@ class DistributionAnalysis:
         called where this analysis cannot follow)."""
         found, shared = [], []
         statement = self.index.statement_of(value)
-        if m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) \
-                and statement.body[0].value is value:
+        if (
+            m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])]))
+            and statement.body[0].value is value
+        ):
             target = statement.body[0].targets[0].target
             for assignment in self.index.assignments(target):
                 if assignment.node is target:
                     for access in assignment.references:
                         if isinstance(access.node, cst.Name):
-                            more, others = self.aliases(access.node, depth + 1) if depth < 4 else ([access.node], [])
+                            more, others = (
+                                self.aliases(access.node, depth + 1) if depth < 4 else ([access.node], [])
+                            )
                             found, shared = found + more, shared + others
             return found, shared
         parameter = self.parameter_of(value)
         if parameter is None or depth >= 4:
             return [value], []
         function, param = parameter
-        reads = [a.node for b in self.index.assignments(param.name) if b.node is param for a in b.references
-                 if isinstance(a.node, cst.Name)]
+        reads = [
+            a.node
+            for b in self.index.assignments(param.name)
+            if b.node is param
+            for a in b.references
+            if isinstance(a.node, cst.Name)
+        ]
         if len(self.calls_of(function)) != 1:
             return [value], reads
         for read in reads:
@@ -227,8 +291,12 @@ class DistributionAnalysis:
         """`(train, loader)` for `loader` passed to `def train(loader, ...)` of this file."""
         arg = self.index.parent(value)
         call = self.index.parent(arg) if isinstance(arg, cst.Arg) else None
-        if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name) or arg.star or \
-                any(a.star for a in call.args):
+        if (
+            not isinstance(call, cst.Call)
+            or not isinstance(call.func, cst.Name)
+            or arg.star
+            or any(a.star for a in call.args)
+        ):
             return None
         functions = self.index.findall(m.FunctionDef(name=m.Name(call.func.value)), cst.FunctionDef)
         if len(functions) != 1 or self.method_class(functions[0]) is not None:
@@ -252,18 +320,26 @@ class DistributionAnalysis:
             check = self.index.parent(arg) if isinstance(arg, cst.Arg) else None
             if call is not None and call.func.value is read:
                 epochs.append(statement)
-            elif isinstance(check, cst.Call) and self.index.called_name(check) & {"builtins.isinstance"} and \
-                    isinstance(statement, cst.If) and statement.test is check and check.args[0] is arg:
+            elif (
+                isinstance(check, cst.Call)
+                and self.index.called_name(check) & {"builtins.isinstance"}
+                and isinstance(statement, cst.If)
+                and statement.test is check
+                and check.args[0] is arg
+            ):
                 guards.append(statement)
             else:
-                facts.leftovers.append((read, LEFTOVER_SAMPLER.format(read=self.index.module.code_for_node(read))))
+                facts.leftovers.append(
+                    (read, LEFTOVER_SAMPLER.format(read=self.index.module.code_for_node(read)))
+                )
         removed = {id(s) for s in epochs}
         for guard in guards:
             if guard.orelse is None and all(id(s) in removed for s in guard.body.body):
                 epochs.append(guard)
             else:
-                facts.leftovers.append((guard.test, LEFTOVER_SAMPLER.format(
-                    read=self.index.module.code_for_node(guard.test))))
+                facts.leftovers.append(
+                    (guard.test, LEFTOVER_SAMPLER.format(read=self.index.module.code_for_node(guard.test)))
+                )
         facts.set_epochs += epochs
         facts.removed += epochs
 
@@ -276,37 +352,72 @@ class DistributionAnalysis:
             worker = argument(call, "fn", 0)
             passed = argument(call, "args", 1)
             count = argument(call, "nprocs", 2) or cst.Integer("1")
-            functions = self.index.findall(m.FunctionDef(name=m.Name(worker.value)), cst.FunctionDef) \
-                if isinstance(worker, cst.Name) else []
-            arguments = [e.value for e in passed.elements] if isinstance(passed, cst.Tuple) else [] if passed is None else None
-            if len(functions) != 1 or arguments is None or any(isinstance(e, cst.StarredElement) for e in (
-                    passed.elements if passed is not None else ())):
-                self.problem("LS009", "mp.spawn of a function this file does not define with a tuple of arguments",
-                             statement)
+            functions = (
+                self.index.findall(m.FunctionDef(name=m.Name(worker.value)), cst.FunctionDef)
+                if isinstance(worker, cst.Name)
+                else []
+            )
+            arguments = (
+                [e.value for e in passed.elements]
+                if isinstance(passed, cst.Tuple)
+                else []
+                if passed is None
+                else None
+            )
+            if (
+                len(functions) != 1
+                or arguments is None
+                or any(
+                    isinstance(e, cst.StarredElement) for e in (passed.elements if passed is not None else ())
+                )
+            ):
+                self.problem(
+                    "LS009",
+                    "mp.spawn of a function this file does not define with a tuple of arguments",
+                    statement,
+                )
                 continue
             worker = functions[0]
             params = worker.params
-            if params.star_arg != cst.MaybeSentinel.DEFAULT and params.star_arg or params.kwonly_params or \
-                    params.star_kwarg or len(params.params) != len(arguments) + 1 or params.posonly_params:
-                self.problem("LS009", "the spawned function's parameters do not match spawn's arguments", statement)
+            if (
+                (params.star_arg != cst.MaybeSentinel.DEFAULT and params.star_arg)
+                or params.kwonly_params
+                or params.star_kwarg
+                or len(params.params) != len(arguments) + 1
+                or params.posonly_params
+            ):
+                self.problem(
+                    "LS009", "the spawned function's parameters do not match spawn's arguments", statement
+                )
                 continue
             devices = self.process_count(count, arguments, params.params[1:])
             if devices is None:
-                self.problem("LS009", "the process count is not one of the arguments the spawned function gets",
-                             statement)
+                self.problem(
+                    "LS009",
+                    "the process count is not one of the arguments the spawned function gets",
+                    statement,
+                )
                 continue
             direct = [c for c in self.calls_of(worker) if c is not call]
             facts.spawn = Spawn(statement, call, worker, params.params[0], arguments, devices, direct)
 
-    def process_count(self, count: cst.BaseExpression, arguments: list, params: list) -> cst.BaseExpression | None:
+    def process_count(
+        self, count: cst.BaseExpression, arguments: list, params: list
+    ) -> cst.BaseExpression | None:
         """nprocs as the worker knows it: the parameter it arrives in, a number, or all the GPUs."""
         code = self.index.module.code_for_node
         for value, param in zip(arguments, params):
             if code(value) == code(count):
                 return cst.Name(param.name.value)
         # `nprocs=args.gpus` with `args=(args,)`: `args.gpus` of the worker's own parameter
-        passed = {value.value: param.name.value for value, param in zip(arguments, params) if isinstance(value, cst.Name)}
-        names = [n for n in m.findall(count, m.Name()) if not m.matches(self.index.parent(n), m.Attribute(attr=n))]
+        passed = {
+            value.value: param.name.value
+            for value, param in zip(arguments, params)
+            if isinstance(value, cst.Name)
+        }
+        names = [
+            n for n in m.findall(count, m.Name()) if not m.matches(self.index.parent(n), m.Attribute(attr=n))
+        ]
         if names and all(n.value in passed for n in names):
             return count.visit(Renamed(passed))
         if isinstance(count, cst.Integer):
@@ -331,7 +442,10 @@ class DistributionAnalysis:
                 elif isinstance(owner, cst.FunctionDef) and self.method_class(owner) is None:
                     calls = self.calls_of(owner)
                     statements = [self.index.statement_of(c) for c in calls]
-                    if all(m.matches(s, CALL_STATEMENT) and s.body[0].value is c for s, c in zip(statements, calls)):
+                    if all(
+                        m.matches(s, CALL_STATEMENT) and s.body[0].value is c
+                        for s, c in zip(statements, calls)
+                    ):
                         facts.removed += [owner, *statements]
                         removed |= {id(owner), *map(id, statements)}
 
@@ -350,17 +464,25 @@ class Renamed(cst.CSTTransformer):
 
 
 LOCAL_RANK = 'int(os.environ.get("LOCAL_RANK", 0))'  # the rank Lightning's launcher gives each process
-DIRECT_CALL = ("`{call}({rank}, ...)` ran the training in this one process, on the device `{rank}` names: "
-               "the Trainer now starts `devices={devices}` processes on this path too; "
-               "give this path its own Trainer devices (devices=[{rank}]) to keep its single device")
-LEFTOVER_SAMPLER = ("`{read}` reads the DistributedSampler the conversion removes (Lightning puts in its own "
-                    "and steps its epoch): rewrite or remove it")
-LEFTOVER_EPOCH = ("`set_epoch` of the DistributedSampler the conversion removes, inside code that moves into the "
-                  "LightningModule: remove it (Lightning steps the epoch of its own sampler)")
+DIRECT_CALL = (
+    "`{call}({rank}, ...)` ran the training in this one process, on the device `{rank}` names: "
+    "the Trainer now starts `devices={devices}` processes on this path too; "
+    "give this path its own Trainer devices (devices=[{rank}]) to keep its single device"
+)
+LEFTOVER_SAMPLER = (
+    "`{read}` reads the DistributedSampler the conversion removes (Lightning puts in its own "
+    "and steps its epoch): rewrite or remove it"
+)
+LEFTOVER_EPOCH = (
+    "`set_epoch` of the DistributedSampler the conversion removes, inside code that moves into the "
+    "LightningModule: remove it (Lightning steps the epoch of its own sampler)"
+)
 
 
 # -- rewriting ------------------------------------------------------------------------------
-def plumbing_edits(facts: Distribution, local_rank: bool = False) -> dict[int, Callable[[cst.CSTNode], cst.CSTNode]]:
+def plumbing_edits(
+    facts: Distribution, local_rank: bool = False
+) -> dict[int, Callable[[cst.CSTNode], cst.CSTNode]]:
     """For each node the plumbing changes (by identity, on the original tree), what its updated
     form becomes. local_rank: the worker reads its rank before fit, from the launcher's LOCAL_RANK."""
     edits: dict[int, Callable] = {id(node): unwrap for node in facts.unwrapped}
@@ -382,19 +504,36 @@ def shuffled(call: cst.Call, shuffle: cst.BaseExpression) -> cst.Call:
     """`DataLoader(data, sampler=sampler)` -> `DataLoader(data, shuffle=True)`: Lightning's sampler shuffles."""
     args = [a for a in call.args if a.keyword is None or a.keyword.value not in ("sampler", "shuffle")]
     if not m.matches(shuffle, m.Name("False")):
-        args.append(cst.Arg(shuffle, keyword=cst.Name("shuffle"),
-                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
-    return call.with_changes(args=[a.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(args) - 1 else
-                                   a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-                                   for i, a in enumerate(args)])
+        args.append(
+            cst.Arg(
+                shuffle,
+                keyword=cst.Name("shuffle"),
+                equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+            )
+        )
+    return call.with_changes(
+        args=[
+            a.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            if i == len(args) - 1
+            else a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            for i, a in enumerate(args)
+        ]
+    )
 
 
 def worker_call(call: cst.Call, spawn: Spawn) -> cst.Call:
     """`mp.spawn(run, args=(world_size, args), nprocs=world_size)` -> `run(world_size, args)`; with
     a direct call of the worker too, the rank is passed: `run(int(os.environ.get("LOCAL_RANK", 0)), ...)`."""
     values = [*([cst.parse_expression(LOCAL_RANK)] if spawn.direct else []), *spawn.arguments]
-    args = [cst.Arg(value, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if i < len(values) - 1
-                    else cst.MaybeSentinel.DEFAULT) for i, value in enumerate(values)]
+    args = [
+        cst.Arg(
+            value,
+            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            if i < len(values) - 1
+            else cst.MaybeSentinel.DEFAULT,
+        )
+        for i, value in enumerate(values)
+    ]
     return cst.Call(cst.Name(spawn.worker.name.value), args)
 
 
@@ -409,7 +548,9 @@ def without_rank(worker: cst.FunctionDef, local_rank: bool) -> cst.FunctionDef:
     if not local_rank:
         return worker
     body = list(worker.body.body)
-    docstring = 1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])) else 0
-    read = cst.parse_statement(f'{rank} = {LOCAL_RANK}  # set in each process Lightning starts')
+    docstring = (
+        1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])) else 0
+    )
+    read = cst.parse_statement(f"{rank} = {LOCAL_RANK}  # set in each process Lightning starts")
     body.insert(docstring, read)
     return worker.with_changes(body=worker.body.with_changes(body=body))

@@ -1,5 +1,6 @@
 """How epochs drive the batch loop: an epoch loop around it or around the call of the function
 that holds it, and the per-epoch code before and after it."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -24,13 +25,21 @@ class EpochAnalysis:
             calls = self.calls_of(owner)
             statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
             if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
-                self.problem("LS001", f"{owner.name.value}() must be called exactly once, as a statement, "
-                             "to be converted", owner)
+                self.problem(
+                    "LS001",
+                    f"{owner.name.value}() must be called exactly once, as a statement, to be converted",
+                    owner,
+                )
                 return False
             holder = self.method_class(owner)
-            if self.index.enclosing_function(owner) is not None or holder is not None and holder.name.value in self.code.models:
-                self.problem("LS001", "training loops in nested functions or in methods of a model are not converted yet",
-                             owner)
+            if self.index.enclosing_function(owner) is not None or (
+                holder is not None and holder.name.value in self.code.models
+            ):
+                self.problem(
+                    "LS001",
+                    "training loops in nested functions or in methods of a model are not converted yet",
+                    owner,
+                )
                 return False
             loop.function, loop.call = owner, calls[0]
             self.split_function(loop, owner)
@@ -44,8 +53,11 @@ class EpochAnalysis:
             return False
         per_epoch = {id(s) for s in loop.segments.before + loop.segments.after}
         if any(self.index.is_inside(o.statement, per_epoch) for o in loop.all_optimizers):
-            self.problem("LS006", "the optimizer is built anew every epoch; Lightning builds it once, in "
-                         "configure_optimizers", loop.host)
+            self.problem(
+                "LS006",
+                "the optimizer is built anew every epoch; Lightning builds it once, in configure_optimizers",
+                loop.host,
+            )
             return False
         return True
 
@@ -59,14 +71,19 @@ class EpochAnalysis:
         if any(self.index.is_inside(o.statement, {id(function)}) for o in loop.all_optimizers):
             return not any(isinstance(caller, (cst.For, cst.While)) for caller in callers)
         if not calls:
-            return not function.params.params and self.method_class(function) is None \
+            return (
+                not function.params.params
+                and self.method_class(function) is None
                 and self.index.enclosing_function(function) is None
-        return len(calls) == 1 and not isinstance(callers[0], (cst.For, cst.While, cst.Module, cst.FunctionDef))
+            )
+        return len(calls) == 1 and not isinstance(
+            callers[0], (cst.For, cst.While, cst.Module, cst.FunctionDef)
+        )
 
     def split_function(self, loop: TrainingLoop, function: cst.FunctionDef) -> None:
         body = list(function.body.body)
         position = body.index(loop.statement)
-        before, after = body[:position], body[position + 1:]
+        before, after = body[:position], body[position + 1 :]
         if before and m.matches(before[0], m.SimpleStatementLine(body=[m.Expr(value=m.SimpleString())])):
             before = before[1:]  # the docstring
         if after and m.matches(after[-1], m.SimpleStatementLine(body=[m.Return()])):
@@ -82,10 +99,16 @@ class EpochAnalysis:
         iterable = epoch_loop.iter
         while isinstance(iterable, cst.Call) and self.index.called_name(iterable) & torch_names.PROGRESS_BARS:
             iterable = iterable.args[0].value
-        if not (isinstance(iterable, cst.Call) and "builtins.range" in self.index.called_name(iterable)
-                and isinstance(epoch_loop.target, cst.Name) and 1 <= len(iterable.args) <= 2
-                and all(a.keyword is None for a in iterable.args)):
-            self.problem("LS006", "the epoch loop is not a `for epoch in range(...)` loop; not converted", epoch_loop)
+        if not (
+            isinstance(iterable, cst.Call)
+            and "builtins.range" in self.index.called_name(iterable)
+            and isinstance(epoch_loop.target, cst.Name)
+            and 1 <= len(iterable.args) <= 2
+            and all(a.keyword is None for a in iterable.args)
+        ):
+            self.problem(
+                "LS006", "the epoch loop is not a `for epoch in range(...)` loop; not converted", epoch_loop
+            )
             return False
         if epoch_loop.orelse is not None:
             self.problem("LS006", "the epoch loop has an else block; not converted", epoch_loop)
@@ -97,7 +120,9 @@ class EpochAnalysis:
         loop.epochs = epoch_count(start, stop)
         body = list(epoch_loop.body.body)
         position = body.index(driver)
-        loop.segments = EpochSegments(body[:position] + loop.segments.before, loop.segments.after + body[position + 1:])
+        loop.segments = EpochSegments(
+            body[:position] + loop.segments.before, loop.segments.after + body[position + 1 :]
+        )
         return True
 
     def classify_segments(self, loop: TrainingLoop) -> None:
@@ -114,20 +139,23 @@ class EpochAnalysis:
                     loop.schedulers.append((scheduler, "epoch"))
                     loop.scheduler_steps.append(statement)
                     segment.remove(statement)
-                elif loop.optimizer is not None and (zero_grad := method_call(statement, "zero_grad")) \
-                        and self.clears(zero_grad, loop.optimizer):
+                elif (
+                    loop.optimizer is not None
+                    and (zero_grad := method_call(statement, "zero_grad"))
+                    and self.clears(zero_grad, loop.optimizer)
+                ):
                     loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
                     segment.remove(statement)
-
 
 
 def epoch_count(start: cst.BaseExpression | None, stop: cst.BaseExpression) -> cst.BaseExpression:
     """max_epochs for range(start, stop): `E` for range(E), range(0, E) and range(1, E + 1)."""
     if start is None or m.matches(start, m.Integer("0")):
         return stop
-    if m.matches(stop, m.BinaryOperation(operator=m.Add(), right=m.Integer())) and \
-            m.matches(start, m.Integer()) and stop.right.value == start.value:
+    if (
+        m.matches(stop, m.BinaryOperation(operator=m.Add(), right=m.Integer()))
+        and m.matches(start, m.Integer())
+        and stop.right.value == start.value
+    ):
         return stop.left
     return cst.BinaryOperation(left=stop, operator=cst.Subtract(), right=start)
-
-

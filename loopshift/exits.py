@@ -1,4 +1,5 @@
 """`break`, `continue` and `return` that left the batch or epoch loop, in Lightning's terms."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -20,6 +21,7 @@ class EarlyExits:
         each of these: skipping a batch (training_step returns None), ending the epoch
         (on_train_batch_start returns -1) and stopping training (trainer.should_stop)."""
         body = list(self.loop.batch_loop.body.body)
+
         def position(statement: cst.CSTNode) -> int:
             """Index in the batch loop body of the statement that holds statement."""
             while statement is not None and statement not in body:
@@ -31,8 +33,11 @@ class EarlyExits:
         actions = []
         for statement in statements:
             for node in m.findall(statement, m.Break() | m.Continue() | m.Return()):
-                if any(isinstance(a, (cst.For, cst.While, cst.FunctionDef)) for a in self.index.ancestors(node)
-                       if self.index.is_inside(a, {id(statement)})):
+                if any(
+                    isinstance(a, (cst.For, cst.While, cst.FunctionDef))
+                    for a in self.index.ancestors(node)
+                    if self.index.is_inside(a, {id(statement)})
+                ):
                     continue
                 kind = type(node).__name__.lower()
                 action = "todo"
@@ -41,8 +46,9 @@ class EarlyExits:
                     action = {"break": "end_epoch", "continue": "skip_batch"}.get(kind, "todo")
                 elif block == "step":
                     position = body.index(statement) if statement in body else position(node)
-                    ends_epoch = kind == "break" or kind == "return" and self.loop.function is not None \
-                        and node.value is None
+                    ends_epoch = kind == "break" or (
+                        kind == "return" and self.loop.function is not None and node.value is None
+                    )
                     if ends_epoch and position > step:
                         action = "end_epoch"
                     elif kind == "continue" and position < backward:
@@ -53,8 +59,13 @@ class EarlyExits:
                     action = {"break": "end_epoch_here", "continue": "end_hook"}.get(kind, "todo")
                 elif block == "end" and kind == "break":
                     action = "stop_training"
-                elif block == "end" and kind == "return" and node.value is None and not self.leaves_after_fit \
-                        and self.index.enclosing_function(node) is not self.loop.function:
+                elif (
+                    block == "end"
+                    and kind == "return"
+                    and node.value is None
+                    and not self.leaves_after_fit
+                    and self.index.enclosing_function(node) is not self.loop.function
+                ):
                     # `return` from the function that runs the epochs: stop, and return after fit
                     action = "stop_training"
                     self.returns_after_fit = True
@@ -66,12 +77,16 @@ class EarlyExits:
     def early_exits(self, statements: list[cst.BaseStatement], actions: list[str]) -> list[cst.BaseStatement]:
         exits = m.SimpleStatementLine(body=[m.Break() | m.Continue() | m.Return()])
         outer, pending = self, list(actions)
-        loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
+        loss = self.index.module.code_for_node(
+            self.loss_expression().visit(Rename(self.replacements, self.oracle))
+        )
         replacements = {
             "end_epoch": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did"]
             + (["return"] if self.loop.manual else []),
-            "end_epoch_here": ["self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did",
-                               "return"],
+            "end_epoch_here": [
+                "self.end_epoch = True  # on_train_batch_start ends the epoch, as `break` did",
+                "return",
+            ],
             "end_hook": ["return  # the rest of this batch's code is skipped, as `continue` did"],
             "skip_batch": ["return None  # skips this batch, as `continue` did"],
             "next_batch": [f"return {loss}"],
@@ -106,8 +121,9 @@ class EarlyExits:
                     return cst.FlattenSentinel(lines)
                 kind = type(updated.body[0]).__name__.lower()
                 reason = EARLY_EXIT.format(kind=kind)
-                comment = cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS003): it no longer ends the loop early"))
+                comment = cst.EmptyLine(
+                    comment=cst.Comment(f"{TODO}{reason} (LS003): it no longer ends the loop early")
+                )
                 return outer.statement("pass").with_changes(leading_lines=[*updated.leading_lines, comment])
 
         return [s.visit(Replace()) for s in statements]
-

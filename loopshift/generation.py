@@ -4,6 +4,7 @@ The user's statements move into the hooks as they were (comments included); what
 what Lightning now owns (device moves, zero_grad/backward/step, scheduler steps, clipping) and
 the names: locals of the training code become attributes set in `__init__`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,15 +16,17 @@ from libcst.metadata import Assignment, GlobalScope
 
 from . import torch_names
 from .analysis import Analyzer
-from .util import held_object, opened, self_attribute_name
 from .devices import DeviceOracle
 from .distribution import plumbing_edits
 from .exits import TODO, EarlyExits
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import EvaluationLoop, TrainingLoop
+from .util import held_object, opened, self_attribute_name
 
-PARTIAL_ACCUMULATION = ("Lightning also steps after the last batch of an epoch; the loop carried a partial "
-                        "accumulation over unless the batches per epoch are a multiple of {n}")
+PARTIAL_ACCUMULATION = (
+    "Lightning also steps after the last batch of an epoch; the loop carried a partial "
+    "accumulation over unless the batches per epoch are a multiple of {n}"
+)
 
 
 @dataclass
@@ -40,7 +43,9 @@ class Generated:
 
 
 class LoopGenerator(NamePlanner, EarlyExits):
-    def __init__(self, analyzer: Analyzer, loop: TrainingLoop, class_name: str, lit_name: str, target_alias: str):
+    def __init__(
+        self, analyzer: Analyzer, loop: TrainingLoop, class_name: str, lit_name: str, target_alias: str
+    ):
         self.analyzer, self.index, self.loop = analyzer, analyzer.index, loop
         taken = self.host_scope_names()  # what fit's scope already calls its variables
         self.class_name, self.alias = class_name, target_alias
@@ -59,14 +64,21 @@ class LoopGenerator(NamePlanner, EarlyExits):
         scope = self.index.scope(self.loop.host)
         if scope is None:
             return set()
-        return {a.name for a in scope.assignments} | {a.node.value for a in scope.accesses
-                                                      if isinstance(a.node, cst.Name)}
+        return {a.name for a in scope.assignments} | {
+            a.node.value for a in scope.accesses if isinstance(a.node, cst.Name)
+        }
 
     # -- what each name becomes ------------------------------------------------------------
     def blocks(self) -> dict[str, list[cst.BaseStatement]]:
         loop = self.loop
-        dropped = {id(s) for s in loop.step_statements + loop.scheduler_steps + loop.mode_switches
-                   + loop.loss_reports + loop.report_inits}
+        dropped = {
+            id(s)
+            for s in loop.step_statements
+            + loop.scheduler_steps
+            + loop.mode_switches
+            + loop.loss_reports
+            + loop.report_inits
+        }
         validation = loop.validation
         end = list(loop.segments.after)
         before_validation: list[cst.BaseStatement] = []
@@ -77,8 +89,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
             # (an "epoch done" print, a checkpoint) runs as validation starts, as it did
             before_validation = [s for s in end if self.index.is_before(s, validation.statement)]
             if any(m.findall(s, m.Break() | m.Continue() | m.Return()) for s in before_validation) or all(
-                    m.matches(s, m.SimpleStatementLine(body=[m.Assign() | m.AugAssign() | m.AnnAssign()]))
-                    for s in before_validation):
+                m.matches(s, m.SimpleStatementLine(body=[m.Assign() | m.AugAssign() | m.AnnAssign()]))
+                for s in before_validation
+            ):
                 # an early exit stays where the exits are handled; assignments alone show no order
                 before_validation = []
             end = [s for s in end if s not in before_validation]
@@ -90,23 +103,37 @@ class LoopGenerator(NamePlanner, EarlyExits):
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
         if loop.fetch is not None:
             dropped.add(id(loop.fetch))  # the Trainer draws the batches
-        step = [s for statement in opened(loop.batch_loop.body.body, loop.closure)
-                for s in self.without_what_lightning_owns(statement, dropped)]
+        step = [
+            s
+            for statement in opened(loop.batch_loop.body.body, loop.closure)
+            for s in self.without_what_lightning_owns(statement, dropped)
+        ]
         if loop.early_stopping is not None:  # the callback counts and stops
             stopping = loop.early_stopping
             dropped |= {id(stopping.check), id(stopping.reset)}
             kept = [s for s in stopping.condition.body.body if s is not stopping.reset]
-            end = [stopping.condition.with_changes(body=stopping.condition.body.with_changes(body=kept), orelse=None)
-                   if s is stopping.condition else s for s in end]
+            end = [
+                stopping.condition.with_changes(
+                    body=stopping.condition.body.with_changes(body=kept), orelse=None
+                )
+                if s is stopping.condition
+                else s
+                for s in end
+            ]
         step, after_step = self.split_after_step([s for s in step if id(s) not in dropped])
         blocks = {"step": step, "after_step": after_step, "start": list(loop.segments.before), "end": end}
         for stage, evaluation in (("val", validation), ("test", loop.test)):
             if evaluation is not None:
                 first = before_validation if stage == "val" else []
-                blocks |= {f"{stage}_start": first + evaluation.before, f"{stage}_step": list(evaluation.loop.body.body),
-                           f"{stage}_end": evaluation.after + metric_log(evaluation)}
-        blocks = {key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
-                  for key, block in blocks.items()}
+                blocks |= {
+                    f"{stage}_start": first + evaluation.before,
+                    f"{stage}_step": list(evaluation.loop.body.body),
+                    f"{stage}_end": evaluation.after + metric_log(evaluation),
+                }
+        blocks = {
+            key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
+            for key, block in blocks.items()
+        }
         if loop.clip and loop.clip.custom:
             blocks["clip"] = [loop.clip.statement]  # configure_gradient_clipping
         return blocks
@@ -120,7 +147,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         body = opened(loop.batch_loop.body.body, loop.closure)
         if loop.manual or loop.accumulation is not None or loop.step_statements[1] not in body:
             return step, []
-        after = {id(s) for s in body[body.index(loop.step_statements[1]) + 1:]}
+        after = {id(s) for s in body[body.index(loop.step_statements[1]) + 1 :]}
         for position, statement in enumerate(step):
             if id(statement) in after and self.observes_training(statement):
                 return step[:position], step[position:]
@@ -140,15 +167,21 @@ class LoopGenerator(NamePlanner, EarlyExits):
                 return True
         return bool(m.findall(statement, m.Attribute(attr=m.Name("grad"))))
 
-    def without_what_lightning_owns(self, statement: cst.BaseStatement, dropped: set[int]) -> list[cst.BaseStatement]:
+    def without_what_lightning_owns(
+        self, statement: cst.BaseStatement, dropped: set[int]
+    ) -> list[cst.BaseStatement]:
         """Autocast blocks open up (Lightning autocasts the whole step), the accumulation condition
         keeps only what is not stepping, and the loss is no longer divided by N."""
         loop = self.loop
         if statement is loop.backward and not loop.manual:
             return [] if self.user_logs_the_loss() else [self.log_loss()]
         if statement in loop.autocasts:
-            inner = [s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)]
-            inner[0] = inner[0].with_changes(leading_lines=[*statement.leading_lines, *inner[0].leading_lines])
+            inner = [
+                s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)
+            ]
+            inner[0] = inner[0].with_changes(
+                leading_lines=[*statement.leading_lines, *inner[0].leading_lines]
+            )
             return inner
         accumulation = loop.accumulation
         if accumulation is None:
@@ -159,7 +192,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if statement is accumulation.division:
             small = statement.body[0]
             if isinstance(small, cst.Assign) and not m.matches(small.value.left, m.Name(loop.loss.value)):
-                return [statement.with_changes(body=[small.with_changes(value=small.value.left)])]  # loss = expr
+                return [
+                    statement.with_changes(body=[small.with_changes(value=small.value.left)])
+                ]  # loss = expr
             return []
         return [statement]
 
@@ -177,8 +212,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         for arg in call.args:
             if arg.keyword is None:
                 continue
-            logs.append(log_line(arg.keyword.value, metric_value(arg.value), prog_bar=True,
-                                 leading_lines=statement.leading_lines if not logs else ()))
+            logs.append(
+                log_line(
+                    arg.keyword.value,
+                    metric_value(arg.value),
+                    prog_bar=True,
+                    leading_lines=statement.leading_lines if not logs else (),
+                )
+            )
         return logs
 
     def statement(self, code: str) -> cst.BaseStatement:
@@ -209,8 +250,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def process_group_reads(self, statements) -> dict[int, Callable]:
         """`dist.get_rank()` / `dist.get_world_size()` in moved code: the module's `self.global_rank`
         and `self.trainer.world_size`, which hold with or without a process group (one device)."""
-        lightning = {"torch.distributed.get_rank": "self.global_rank",
-                     "torch.distributed.get_world_size": "self.trainer.world_size"}
+        lightning = {
+            "torch.distributed.get_rank": "self.global_rank",
+            "torch.distributed.get_world_size": "self.trainer.world_size",
+        }
         edits: dict[int, Callable] = {}
         for statement in statements:
             for call in m.findall(statement, m.Call(args=[])):
@@ -226,11 +269,22 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if self.loop.scaler is not None and m.matches(loss, m.Call(func=m.Attribute(attr=m.Name("scale")))):
             loss = loss.args[0].value  # `scaler.scale(loss)`: Lightning's precision scales it
         if getattr(loss, "lpar", None):
-            loss = loss.with_changes(lpar=[], rpar=[])  # `(a * b).backward()`: an argument needs no parentheses
+            loss = loss.with_changes(
+                lpar=[], rpar=[]
+            )  # `(a * b).backward()`: an argument needs no parentheses
         options = list(backward.body[0].value.args)  # retain_graph=True, ...: manual_backward passes them on
-        call = cst.Call(self_attribute("manual_backward"), [
-            cst.Arg(loss, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if options else cst.MaybeSentinel.DEFAULT),
-            *options])
+        call = cst.Call(
+            self_attribute("manual_backward"),
+            [
+                cst.Arg(
+                    loss,
+                    comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+                    if options
+                    else cst.MaybeSentinel.DEFAULT,
+                ),
+                *options,
+            ],
+        )
         lines = [cst.SimpleStatementLine([cst.Expr(call)], leading_lines=backward.leading_lines)]
         if isinstance(loss, cst.Name):
             lines.append(log_line(loss.value, loss, prog_bar=bool(self.loop.loss_reports)))
@@ -240,14 +294,23 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """`writer.add_scalar("Loss/train", loss.item(), step)` in the step: logged under the user's tag."""
         writer, loss = self.loop.writer, self.loop.loss
         body = {id(s) for s in self.loop.batch_loop.body.body}
-        return writer is not None and isinstance(loss, cst.Name) and any(
-            id(s) in body and m.matches(metric_value(s.body[0].value.args[1].value), m.Name(loss.value))
-            for s in writer.scalars)
+        return (
+            writer is not None
+            and isinstance(loss, cst.Name)
+            and any(
+                id(s) in body and m.matches(metric_value(s.body[0].value.args[1].value), m.Name(loss.value))
+                for s in writer.scalars
+            )
+        )
 
     def log_loss(self) -> cst.SimpleStatementLine:
         """`self.log("train_loss", loss)` where `loss.backward()` was (the loss node is the user's)."""
-        return log_line("train_loss", self.loss_expression(), prog_bar=bool(self.loop.loss_reports),
-                        leading_lines=self.loop.backward.leading_lines)
+        return log_line(
+            "train_loss",
+            self.loss_expression(),
+            prog_bar=bool(self.loop.loss_reports),
+            leading_lines=self.loop.backward.leading_lines,
+        )
 
     def loss_expression(self) -> cst.BaseExpression:
         return self.loop.loss
@@ -256,8 +319,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if body:
             body = [body[0].with_changes(leading_lines=drop_leading_blanks(body[0].leading_lines)), *body[1:]]
         skeleton = self.statement(f"def {name}(self{params}):\n    pass\n")
-        return skeleton.with_changes(body=skeleton.body.with_changes(body=body or [self.statement("pass")]),
-                                     leading_lines=[cst.EmptyLine(indent=False)])
+        return skeleton.with_changes(
+            body=skeleton.body.with_changes(body=body or [self.statement("pass")]),
+            leading_lines=[cst.EmptyLine(indent=False)],
+        )
 
     def batch_parameters(self) -> tuple[str, str, list[cst.BaseStatement]]:
         """(batch parameter, index parameter, statements unpacking them under the user's names)."""
@@ -297,14 +362,19 @@ class LoopGenerator(NamePlanner, EarlyExits):
         moved = {id(s) for s in loop.batch_loop.body.body}
         kept = []
         for target in m.findall(loop.batch_loop.target, m.Name()):
-            rebound = any(a.node is not target and self.index.is_inside(a.node, {id(loop.batch_loop.body)})
-                          for a in self.index.assignments(target))
+            rebound = any(
+                a.node is not target and self.index.is_inside(a.node, {id(loop.batch_loop.body)})
+                for a in self.index.assignments(target)
+            )
             reads = [] if rebound else self.uses_after_training(target, moved)
             if reads:
-                attribute = self.attribute_name(self.state_attribute(target.value, self.index.scope(target), "batch_"))
+                attribute = self.attribute_name(
+                    self.state_attribute(target.value, self.index.scope(target), "batch_")
+                )
                 kept.append(f"self.{attribute} = {target.value}")
-                self.after_uses |= {id(read): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute))
-                                    for read in reads}
+                self.after_uses |= {
+                    id(read): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute)) for read in reads
+                }
         return kept
 
     def epoch_read_later(self) -> None:
@@ -322,12 +392,18 @@ class LoopGenerator(NamePlanner, EarlyExits):
             value = f"{self.trainer_name}.current_epoch" + (f" {sign} {abs(offset)}" if offset else "")
         else:
             value = f"{self.index.module.code_for_node(self.host_expression(start))} + {self.trainer_name}.current_epoch - 1"
-        self.after_uses |= {id(read): cst.parse_expression(f"({value})") if self.needs_parentheses(read)
-                            else cst.parse_expression(value) for read in reads}
+        self.after_uses |= {
+            id(read): cst.parse_expression(f"({value})")
+            if self.needs_parentheses(read)
+            else cst.parse_expression(value)
+            for read in reads
+        }
 
     def needs_parentheses(self, node: cst.CSTNode) -> bool:
-        return isinstance(self.index.parent(node), (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute,
-                                                    cst.Subscript, cst.Call))
+        return isinstance(
+            self.index.parent(node),
+            (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute, cst.Subscript, cst.Call),
+        )
 
     def training_step(self, body: list[cst.BaseStatement]) -> cst.FunctionDef:
         loop = self.loop
@@ -338,8 +414,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
             if names:
                 prologue.append(self.statement(f"{', '.join(names)} = self.optimizers()"))
             return self.function("training_step", f", {batch}, {index}", prologue + body)
-        loss = self.index.module.code_for_node(self.loss_expression().visit(Rename(self.replacements, self.oracle)))
-        return self.function("training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")])
+        loss = self.index.module.code_for_node(
+            self.loss_expression().visit(Rename(self.replacements, self.oracle))
+        )
+        return self.function(
+            "training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")]
+        )
 
     def step_name(self, optimizer) -> str:
         """The name the step's code calls an optimizer by: `optimizer`, the parameter of train(), for
@@ -349,17 +429,28 @@ class LoopGenerator(NamePlanner, EarlyExits):
                 return name.value
         return optimizer.name
 
-    def evaluation_methods(self, evaluation: EvaluationLoop, stage: str, blocks, replacements) -> list[cst.FunctionDef]:
+    def evaluation_methods(
+        self, evaluation: EvaluationLoop, stage: str, blocks, replacements
+    ) -> list[cst.FunctionDef]:
         """`on_{stage}_epoch_start` / `{stage}_step` / `on_{stage}_epoch_end` (stage: validation or test)."""
         target = evaluation.loop.target
         taken = {n.value for n in m.findall(evaluation.loop, m.Name())}
         batch = target.value if isinstance(target, cst.Name) else fresh("batch", taken)
         index = fresh("batch_idx", taken | {batch})
-        unpack = [] if isinstance(target, cst.Name) else [self.statement(
-            f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = {batch}")]
+        unpack = (
+            []
+            if isinstance(target, cst.Name)
+            else [
+                self.statement(
+                    f"{self.index.module.code_for_node(target.with_changes(lpar=[], rpar=[]))} = {batch}"
+                )
+            ]
+        )
         key = "val" if stage == "validation" else stage
-        start, step, end = (self.rewrite(blocks[f"{key}_{part}"], replacements, target if part == "step" else None)
-                            for part in ("start", "step", "end"))
+        start, step, end = (
+            self.rewrite(blocks[f"{key}_{part}"], replacements, target if part == "step" else None)
+            for part in ("start", "step", "end")
+        )
         methods = [self.function(f"{stage}_step", f", {batch}, {index}", unpack + step)]
         if start:
             methods.insert(0, self.function(f"on_{stage}_epoch_start", "", start))
@@ -373,12 +464,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         for statement in statements:
             for call in m.findall(statement, m.Call()):
                 func = call.func
-                if isinstance(func, cst.Name) and any(isinstance(a.node, cst.FunctionDef)
-                                                      for a in self.index.assignments(func)):
+                if isinstance(func, cst.Name) and any(
+                    isinstance(a.node, cst.FunctionDef) for a in self.index.assignments(func)
+                ):
                     return True
                 receiver = held_object(func.value) if isinstance(func, cst.Attribute) else None
-                if isinstance(receiver, cst.Attribute) or isinstance(receiver, cst.Name) and (
-                        receiver.value == "self" or self.is_model(receiver)):
+                if isinstance(receiver, cst.Attribute) or (
+                    isinstance(receiver, cst.Name) and (receiver.value == "self" or self.is_model(receiver))
+                ):
                     return True
         return False
 
@@ -386,31 +479,44 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loop = self.loop
         kept = [s.statement for s in loop.kept_schedulers]
         optimizers = loop.all_optimizers
-        statements = sorted([o.statement for o in optimizers] + [s.statement for s, _ in loop.schedulers] + kept,
-                            key=self.index.order)
+        statements = sorted(
+            [o.statement for o in optimizers] + [s.statement for s, _ in loop.schedulers] + kept,
+            key=self.index.order,
+        )
         for scheduler in loop.kept_schedulers:
             # stepped by the user's code, not by Lightning: it lives on the module
             replacements[id(scheduler.statement.body[0].targets[0].target)] = self_attribute(scheduler.name)
         for definition in [*optimizers, *[s for s, _ in loop.schedulers]]:
             if self_attribute_name(definition.target):
-                replacements[id(definition.target)] = cst.Name(definition.name)  # a local of configure_optimizers
+                replacements[id(definition.target)] = cst.Name(
+                    definition.name
+                )  # a local of configure_optimizers
         in_method = self.owner_class() is not None
         for statement in statements:
             if in_method:
                 self.plan_held_objects(statement, replacements, configure=True)
             for name in name_nodes(statement):
-                if id(name) in replacements or self.in_comprehension(name) or name.value in (
-                        "self", *[o.name for o in optimizers], *[s.name for s, _ in loop.schedulers]):
+                if (
+                    id(name) in replacements
+                    or self.in_comprehension(name)
+                    or name.value
+                    in ("self", *[o.name for o in optimizers], *[s.name for s, _ in loop.schedulers])
+                ):
                     continue
-                if in_method and name.value != "self" and any(
-                        isinstance(a.node, cst.Param) for a in self.index.assignments(name)):
+                if (
+                    in_method
+                    and name.value != "self"
+                    and any(isinstance(a.node, cst.Param) for a in self.index.assignments(name))
+                ):
                     value = self.constructor_value(name)
                     if value is not None:
                         replacements[id(name)] = value
                         continue
                 if (attribute := self.model_attribute(name)) is not None:
                     replacements[id(name)] = self_attribute(attribute)
-                elif self.index.assignments(name) and not all(self.index.is_global(a) for a in self.index.assignments(name)):
+                elif self.index.assignments(name) and not all(
+                    self.index.is_global(a) for a in self.index.assignments(name)
+                ):
                     self.init_args.setdefault(name.value, cst.Name(name.value))
                     replacements[id(name)] = self_attribute(self.attribute_name(name.value))
         body = self.rewrite(statements, replacements)
@@ -423,8 +529,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
             body.append(self.statement(f"return {optimizer}"))
         elif len(loop.schedulers) == 1:
             scheduler, interval = loop.schedulers[0]
-            body.append(self.statement(
-                f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler.name}, "interval": "{interval}"}}}}'))
+            body.append(
+                self.statement(
+                    f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler.name}, "interval": "{interval}"}}}}'
+                )
+            )
         else:
             configs = ", ".join(f'{{"scheduler": {s.name}, "interval": "{i}"}}' for s, i in loop.schedulers)
             body.append(self.statement(f"return [{optimizer}], [{configs}]"))
@@ -447,8 +556,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
                     if isinstance(method, cst.FunctionDef) and method.name.value == "forward":
                         params = method.params.with_changes(params=method.params.params[1:])
                         code = cst.Module([]).code_for_node(params)
-                        if not (method.params.star_arg != cst.MaybeSentinel.DEFAULT or method.params.kwonly_params
-                                or method.params.star_kwarg or any(p.default for p in params.params)):
+                        if not (
+                            method.params.star_arg != cst.MaybeSentinel.DEFAULT
+                            or method.params.kwonly_params
+                            or method.params.star_kwarg
+                            or any(p.default for p in params.params)
+                        ):
                             return code
         return "*args, **kwargs"
 
@@ -462,9 +575,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
         self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
         step, after_step, start, end = (
-            self.early_exits(self.rewrite(blocks[key], replacements, self.moved_batch() if key in ("step", "after_step")
-                                          else None), self.plan_early_exits(blocks[key], key))
-            for key in ("step", "after_step", "start", "end"))
+            self.early_exits(
+                self.rewrite(
+                    blocks[key], replacements, self.moved_batch() if key in ("step", "after_step") else None
+                ),
+                self.plan_early_exits(blocks[key], key),
+            )
+            for key in ("step", "after_step", "start", "end")
+        )
         configure = self.configure_optimizers(replacements)
         self.epoch_read_later()
 
@@ -472,37 +590,70 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if after_step:
             batch, index, prologue = self.batch_parameters()
             read = {n.value for s in after_step for n in m.findall(s, m.Name())}
-            prologue = [s for s in prologue if read & {n.value for n in m.findall(s.body[0].targets[0], m.Name())}]
-            methods.append(self.function("on_train_batch_end", f", outputs, {batch}, {index}", prologue + after_step))
+            prologue = [
+                s for s in prologue if read & {n.value for n in m.findall(s.body[0].targets[0], m.Name())}
+            ]
+            methods.append(
+                self.function("on_train_batch_end", f", outputs, {batch}, {index}", prologue + after_step)
+            )
         if self.ends_epoch:
-            methods.append(self.function("on_train_batch_start", ", batch, batch_idx", [self.statement(
-                "if self.end_epoch:\n    self.end_epoch = False\n    return -1\n")]))
+            methods.append(
+                self.function(
+                    "on_train_batch_start",
+                    ", batch, batch_idx",
+                    [self.statement("if self.end_epoch:\n    self.end_epoch = False\n    return -1\n")],
+                )
+            )
         if start:
             methods.append(self.function("on_train_epoch_start", "", start))
         if end:
             methods.append(self.function("on_train_epoch_end", "", end))
         if self.loop.zeroes_gradients and not self.loop.manual:
-            methods.append(self.function("optimizer_zero_grad", ", epoch, batch_idx, optimizer", [self.statement(
-                "optimizer.zero_grad(set_to_none=False)  # as the loop did: zeroed in place, not set to None")]))
+            methods.append(
+                self.function(
+                    "optimizer_zero_grad",
+                    ", epoch, batch_idx, optimizer",
+                    [
+                        self.statement(
+                            "optimizer.zero_grad(set_to_none=False)  # as the loop did: zeroed in place, not set to None"
+                        )
+                    ],
+                )
+            )
         if "clip" in blocks:
-            methods.append(self.function("configure_gradient_clipping",
-                                         ", optimizer, gradient_clip_val=None, gradient_clip_algorithm=None",
-                                         self.rewrite(blocks["clip"], replacements)))
+            methods.append(
+                self.function(
+                    "configure_gradient_clipping",
+                    ", optimizer, gradient_clip_val=None, gradient_clip_algorithm=None",
+                    self.rewrite(blocks["clip"], replacements),
+                )
+            )
         if self.loop.validation is not None:
             methods += self.evaluation_methods(self.loop.validation, "validation", blocks, replacements)
         if self.loop.test is not None:
             methods += self.evaluation_methods(self.loop.test, "test", blocks, replacements)
         methods.append(configure)
-        init_params = [*[attribute for attribute, _, _ in self.model_list], *[self.attribute_name(n) for n in self.init_args]]
+        init_params = [
+            *[attribute for attribute, _, _ in self.model_list],
+            *[self.attribute_name(n) for n in self.init_args],
+        ]
         init_body = [self.statement("super().__init__()")]
         if self.loop.manual:
-            why = "the step updates the parameters itself" if self.loop.hand_update else "the step keeps its own order"
+            why = (
+                "the step updates the parameters itself"
+                if self.loop.hand_update
+                else "the step keeps its own order"
+            )
             init_body.append(self.statement(f"self.automatic_optimization = False  # {why}"))
         init_body += [self.statement(f"self.{p} = {self.parameter(p)}") for p in init_params]
         if self.ends_epoch:
             init_body.append(self.statement("self.end_epoch = False"))
-        methods.insert(0, self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
-            leading_lines=[]))
+        methods.insert(
+            0,
+            self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
+                leading_lines=[]
+            ),
+        )
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
         imports = [("callbacks", "EarlyStopping")] if self.loop.early_stopping is not None else []
@@ -510,31 +661,52 @@ class LoopGenerator(NamePlanner, EarlyExits):
             imports.append(("utilities", "CombinedLoader"))
         if self.loop.writer is not None:
             imports.append(("loggers", "TensorBoardLogger"))
-        return Generated(class_def, self.host_statements(), self.removed(), self.after_uses, self.todos,
-                         self.host_edits(), imports)
+        return Generated(
+            class_def,
+            self.host_statements(),
+            self.removed(),
+            self.after_uses,
+            self.todos,
+            self.host_edits(),
+            imports,
+        )
 
     def divided(self, loss: cst.BaseExpression, read: cst.Name) -> cst.BaseExpression:
         """`loss / N` for a read of the loss that the loop had divided (`(loss / N).item()`)."""
         parent = self.index.parent(read)
-        brackets = dict(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if isinstance(
-            parent, (cst.Attribute, cst.Subscript, cst.BinaryOperation, cst.UnaryOperation)) else {}
-        divide = cst.Divide(whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" "))
+        brackets = (
+            dict(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+            if isinstance(parent, (cst.Attribute, cst.Subscript, cst.BinaryOperation, cst.UnaryOperation))
+            else {}
+        )
+        divide = cst.Divide(
+            whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" ")
+        )
         accumulation = self.loop.accumulation
-        every = accumulation.every.deep_clone() if accumulation.constant else \
-            cst.parse_expression("self.trainer.accumulate_grad_batches")
+        every = (
+            accumulation.every.deep_clone()
+            if accumulation.constant
+            else cst.parse_expression("self.trainer.accumulate_grad_batches")
+        )
         return cst.BinaryOperation(loss, divide, every, **brackets)
 
     def parameter(self, attribute: str) -> str:
         """`w1` for a constructor argument; `nn.Parameter(w1)` for a raw tensor the step updates by hand
         (it shares the tensor's storage: code after fit that reads `w1` sees the trained values)."""
         update, value = self.loop.hand_update, self.init_args.get(attribute)
-        if update is None or not isinstance(value, cst.Name) or value.value not in {t.value for t in update.tensors}:
+        if (
+            update is None
+            or not isinstance(value, cst.Name)
+            or value.value not in {t.value for t in update.tensors}
+        ):
             return attribute
         return f"torch.nn.Parameter({attribute})"
 
     def host_statements(self) -> list[cst.BaseStatement]:
         loop, code = self.loop, self.index.module.code_for_node
-        args = ", ".join([name for _, name, _ in self.model_list] + [code(v) for v in self.init_args.values()])
+        args = ", ".join(
+            [name for _, name, _ in self.model_list] + [code(v) for v in self.init_args.values()]
+        )
         options = []
         if loop.max_steps is not None:
             options.append(f"max_steps={code(self.host_expression(loop.max_steps))}")
@@ -550,7 +722,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
                 options.append('gradient_clip_algorithm="value"')
         if loop.precision is not None:
             half, enabled = loop.precision
-            choice = f'"{half}"' if enabled is None else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
+            choice = (
+                f'"{half}"'
+                if enabled is None
+                else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
+            )
             options.append(f"precision={choice}")
         options += self.distribution_options() + self.accelerator_option()
         if loop.writer is not None:
@@ -570,7 +746,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.accumulation is not None and not loop.accumulation.at_last_batch:
             reason = PARTIAL_ACCUMULATION.format(n=code(loop.accumulation.every))
             self.todos.append(("LS007", reason, loop.accumulation.condition))
-            trainer = trainer.with_changes(leading_lines=[cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS007)"))])
+            trainer = trainer.with_changes(
+                leading_lines=[cst.EmptyLine(comment=cst.Comment(f"{TODO}{reason} (LS007)"))]
+            )
         statements = [
             self.statement(f"{self.lit_name} = {self.class_name}({args})"),
             *callbacks,
@@ -585,7 +763,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def distribution_options(self) -> list[str]:
         """`strategy="ddp"` where the script ran processes of its own, `devices` from its own count."""
         distribution, code = self.analyzer.code.distribution, self.index.module.code_for_node
-        if distribution.spawn is not None and self.index.is_inside(self.loop.host, {id(distribution.spawn.worker)}):
+        if distribution.spawn is not None and self.index.is_inside(
+            self.loop.host, {id(distribution.spawn.worker)}
+        ):
             return ['strategy="ddp"', f"devices={code(distribution.spawn.devices)}"]
         options = ['strategy="ddp"'] if distribution.processes else []
         if distribution.devices is not None:
@@ -598,19 +778,31 @@ class LoopGenerator(NamePlanner, EarlyExits):
         `accelerator="auto" if use_cuda else "cpu"` (auto finds the GPU the condition found)."""
         host_scope = self.index.scope(self.loop.host)
         conditions = set()
-        for statement in self.index.findall(m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])]),
-                                            cst.SimpleStatementLine):
+        for statement in self.index.findall(
+            m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])]),
+            cst.SimpleStatementLine,
+        ):
             value = statement.body[0].value
-            if m.matches(value, m.Call(args=[m.Arg(keyword=None)])) and "torch.device" in self.index.called_name(value):
+            if m.matches(
+                value, m.Call(args=[m.Arg(keyword=None)])
+            ) and "torch.device" in self.index.called_name(value):
                 value = value.args[0].value
             if not isinstance(value, cst.IfExp) or not self.oracle.is_device(value):
                 continue
-            branches = [value.body.evaluated_value if isinstance(value.body, cst.SimpleString) else None,
-                        value.orelse.evaluated_value if isinstance(value.orelse, cst.SimpleString) else None]
-            choices = ["cpu" if b == "cpu" else "auto" if b and b.split(":")[0] == "cuda" else None for b in branches]
+            branches = [
+                value.body.evaluated_value if isinstance(value.body, cst.SimpleString) else None,
+                value.orelse.evaluated_value if isinstance(value.orelse, cst.SimpleString) else None,
+            ]
+            choices = [
+                "cpu" if b == "cpu" else "auto" if b and b.split(":")[0] == "cuda" else None for b in branches
+            ]
             scope = self.index.scope(statement)
-            if None in choices or choices[0] == choices[1] or self.only_asks_for_a_gpu(value.test) or not (
-                    scope is host_scope or isinstance(scope, GlobalScope)):
+            if (
+                None in choices
+                or choices[0] == choices[1]
+                or self.only_asks_for_a_gpu(value.test)
+                or not (scope is host_scope or isinstance(scope, GlobalScope))
+            ):
                 continue
             test = self.index.module.code_for_node(self.host_expression(value.test))
             conditions.add(f'accelerator="{choices[0]}" if {test} else "{choices[1]}"')
@@ -627,8 +819,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def early_stopping_callback(self) -> str:
         stopping, code = self.loop.early_stopping, self.index.module.code_for_node
-        arguments = [f'monitor="{stopping.monitor.value}"', f'mode="{stopping.mode}"',
-                     f"patience={code(self.host_expression(stopping.patience))}"]
+        arguments = [
+            f'monitor="{stopping.monitor.value}"',
+            f'mode="{stopping.mode}"',
+            f"patience={code(self.host_expression(stopping.patience))}",
+        ]
         if stopping.min_delta is not None:
             arguments.append(f"min_delta={code(self.host_expression(stopping.min_delta))}")
         if len(stopping.check.body.body) > 1:
@@ -644,7 +839,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if self.loop.writer is not None:  # the Trainer's logger writes and closes
             writer = self.loop.writer
             replaced |= {id(s): [] for s in [writer.statement, *writer.closing, *writer.imports]}
-        replaced |= {id(s): [] for s in self.loop.report_inits}  # (those before training; dropped if per epoch)
+        replaced |= {
+            id(s): [] for s in self.loop.report_inits
+        }  # (those before training; dropped if per epoch)
         if test is not None:
             loader = self.index.module.code_for_node(self.host_loader(test.loop.iter))
             call = self.statement(f"{self.trainer_name}.test({self.lit_name}, dataloaders={loader})")
@@ -654,7 +851,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def host_loader(self, loader: cst.BaseExpression) -> cst.BaseExpression:
         if m.matches(loader, m.Call(func=m.Name("zip"))):  # the Trainer zips loaders as zip() does
-            loaders = ", ".join(self.index.module.code_for_node(self.host_loader(a.value)) for a in loader.args)
+            loaders = ", ".join(
+                self.index.module.code_for_node(self.host_loader(a.value)) for a in loader.args
+            )
             return cst.parse_expression(f'CombinedLoader([{loaders}], mode="min_size")')
         if isinstance(loader, cst.Name):
             bindings = self.index.assignments(loader)
@@ -667,7 +866,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def unwrap_progress(self, value: cst.BaseExpression, binding: Assignment) -> cst.BaseExpression:
         """`pbar = tqdm(loader)`: the Trainer gets the loader, it draws its own progress bar."""
         assigned = self.index.assigned_value(binding)
-        from . import torch_names
+
         if isinstance(assigned, cst.Call) and self.index.called_name(assigned) & torch_names.PROGRESS_BARS:
             return assigned.args[0].value
         return value
@@ -681,7 +880,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         converted = [s.statement for s, _ in loop.schedulers]
         if statement in converted:
             return cst.parse_expression(
-                f"{self.trainer_name}.lr_scheduler_configs[{converted.index(statement)}].scheduler")
+                f"{self.trainer_name}.lr_scheduler_configs[{converted.index(statement)}].scheduler"
+            )
         for scheduler in loop.kept_schedulers:
             if statement is scheduler.statement:
                 return cst.Attribute(cst.Name(self.lit_name), cst.Name(scheduler.name))
@@ -689,16 +889,22 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
-        removed: list[cst.CSTNode] = [o.statement for o in loop.all_optimizers] + [s.statement for s, _ in loop.schedulers]
+        removed: list[cst.CSTNode] = [o.statement for o in loop.all_optimizers] + [
+            s.statement for s, _ in loop.schedulers
+        ]
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:
             removed.append(loop.scaler)
         if loop.fetch is not None:  # `it = iter(loader)` before the step loop
-            removed += [s for s in loop.owned_statements if not self.index.is_inside(s, {id(loop.batch_loop)})]
+            removed += [
+                s for s in loop.owned_statements if not self.index.is_inside(s, {id(loop.batch_loop)})
+            ]
         if loop.function is not None:
             removed.append(loop.function)
         for evaluation in self.evaluations():
-            if evaluation.function is not None and self.analyzer.calls_of(evaluation.function) == [evaluation.call]:
+            if evaluation.function is not None and self.analyzer.calls_of(evaluation.function) == [
+                evaluation.call
+            ]:
                 removed.append(evaluation.function)  # called only here: it became the hooks
         return removed
 
@@ -719,8 +925,13 @@ def scalar_log(add_scalar: cst.SimpleStatementLine) -> list[cst.SimpleStatementL
     """`writer.add_scalar(tag, value, step)` -> `self.log(tag, value)` (Lightning counts the steps)."""
     call = add_scalar.body[0].value
     tag, value = (a.value for a in call.args[:2])
-    log = cst.Call(self_attribute("log"), [cst.Arg(tag, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
-                                           cst.Arg(metric_value(value))])
+    log = cst.Call(
+        self_attribute("log"),
+        [
+            cst.Arg(tag, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+            cst.Arg(metric_value(value)),
+        ],
+    )
     return [add_scalar.with_changes(body=[cst.Expr(log)])]
 
 

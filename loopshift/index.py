@@ -1,4 +1,5 @@
 """One parse, many questions: a module with its libcst metadata and the look-ups analysis needs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,8 +94,9 @@ class CodeIndex:
         if key is None:
             return sorted((node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order)
         if (key, kind) not in self._found:
-            self._found[key, kind] = sorted((node for node in self.nodes(kind) if m.matches(node, matcher)),
-                                            key=self.order)
+            self._found[key, kind] = sorted(
+                (node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order
+            )
         return list(self._found[key, kind])
 
     def order(self, node: cst.CSTNode) -> tuple[int, ...]:
@@ -114,13 +116,21 @@ class CodeIndex:
     def is_after(self, node: cst.CSTNode, statement: cst.CSTNode) -> bool:
         return self.order(node) > self.order(statement) and not self.is_inside(node, {id(statement)})
 
-    def binding_seen_after(self, read: cst.Name, statement: cst.CSTNode, moved: set[int] = frozenset()) -> str:
+    def binding_seen_after(
+        self, read: cst.Name, statement: cst.CSTNode, moved: set[int] = frozenset()
+    ) -> str:
         """Which binding a read after `statement` (a loop) sees, by position: "loop" when nothing
         rebinds its variable in between, "rebound" when a binding in between always runs before
         the read, "maybe" when one may or may not (under an `if`, in a loop, an augmented one).
         Bindings in `moved` (code that moved into the module with the loop) do not count."""
-        between = [a.node for a in self.assignments(read) if a.node is not read and not self.is_inside(a.node, moved)
-                   and self.is_after(a.node, statement) and self.is_before(a.node, read)]
+        between = [
+            a.node
+            for a in self.assignments(read)
+            if a.node is not read
+            and not self.is_inside(a.node, moved)
+            and self.is_after(a.node, statement)
+            and self.is_before(a.node, read)
+        ]
         if not between:
             return "loop"
         return "rebound" if any(self.always_runs_before(node, read) for node in between) else "maybe"
@@ -132,21 +142,41 @@ class CodeIndex:
             return False
         around_read = set(map(id, self.ancestors(read)))
         loop = next((a for a in self.ancestors(binding) if isinstance(a, (cst.For, cst.CompFor))), None)
-        if isinstance(loop, cst.For) and self.is_inside(binding, {id(loop.target)}) and id(loop.body) in around_read:
+        if (
+            isinstance(loop, cst.For)
+            and self.is_inside(binding, {id(loop.target)})
+            and id(loop.body) in around_read
+        ):
             return True  # `for epoch in ...:` binds epoch before every pass of its body
         for ancestor in self.ancestors(binding):
             if id(ancestor) in around_read:
                 return True
-            if not isinstance(ancestor, (cst.IndentedBlock, cst.With, cst.SimpleStatementLine, cst.AssignTarget,
-                                         cst.Assign, cst.AnnAssign, cst.AsName, cst.WithItem, cst.Tuple,
-                                         cst.List, cst.Element, cst.StarredElement)):
+            if not isinstance(
+                ancestor,
+                (
+                    cst.IndentedBlock,
+                    cst.With,
+                    cst.SimpleStatementLine,
+                    cst.AssignTarget,
+                    cst.Assign,
+                    cst.AnnAssign,
+                    cst.AsName,
+                    cst.WithItem,
+                    cst.Tuple,
+                    cst.List,
+                    cst.Element,
+                    cst.StarredElement,
+                ),
+            ):
                 return False
         return False
 
     # -- metadata --------------------------------------------------------------------
     def span(self, node: cst.CSTNode) -> Span:
         position, lines = self.position(node)
-        return Span(position.start.line + lines, position.start.column, position.end.line + lines, position.end.column)
+        return Span(
+            position.start.line + lines, position.start.column, position.end.line + lines, position.end.column
+        )
 
     def position(self, node: cst.CSTNode):
         """(libcst's CodeRange, lines to add): computed for the top-level statement that holds the node
@@ -162,13 +192,22 @@ class CodeIndex:
         if id(top) not in self._statement_positions:
             body = self.module.body
             last = top is body[-1]
-            alone = self.module.with_changes(body=[top], header=[], footer=self.module.footer if last else [],
-                                             has_trailing_newline=self.module.has_trailing_newline if last else True)
-            self._statement_positions[id(top)] = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
+            alone = self.module.with_changes(
+                body=[top],
+                header=[],
+                footer=self.module.footer if last else [],
+                has_trailing_newline=self.module.has_trailing_newline if last else True,
+            )
+            self._statement_positions[id(top)] = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(
+                PositionProvider
+            )
         if self._lines_before is None:
             newline, module = self.module.default_newline, self.module
-            lines = module.with_changes(body=[], footer=[], has_trailing_newline=True).code.count(newline) \
-                if module.header else 0
+            lines = (
+                module.with_changes(body=[], footer=[], has_trailing_newline=True).code.count(newline)
+                if module.header
+                else 0
+            )
             self._lines_before = {}
             for statement in module.body:
                 self._lines_before[id(statement)] = lines
@@ -183,7 +222,11 @@ class CodeIndex:
         names = self._qualified.get(id(node))
         if names is None:
             scope = self._scopes.get(node)
-            names = set() if scope is None else {qualified.name for qualified in scope.get_qualified_names_for(node)}
+            names = (
+                set()
+                if scope is None
+                else {qualified.name for qualified in scope.get_qualified_names_for(node)}
+            )
             if scope is not None:  # (a node of the tree, alive as long as the index: its id stays its own)
                 self._qualified[id(node)] = names
         return set(names)
@@ -215,8 +258,12 @@ class CodeIndex:
             # `best, state = float("inf"), None`: the element at the same position
             target = self.parent(tuple_)
             assign = self.parent(target) if isinstance(target, cst.AssignTarget) else None
-            if isinstance(assign, cst.Assign) and len(assign.targets) == 1 and isinstance(assign.value, cst.Tuple) \
-                    and len(assign.value.elements) == len(tuple_.elements):
+            if (
+                isinstance(assign, cst.Assign)
+                and len(assign.targets) == 1
+                and isinstance(assign.value, cst.Tuple)
+                and len(assign.value.elements) == len(tuple_.elements)
+            ):
                 return assign.value.elements[tuple_.elements.index(parent)].value
         return None
 
@@ -256,12 +303,15 @@ class _Fields(cst.CSTVisitor):
 
 
 _VISITED: dict[tuple, tuple[str, ...]] = {}  # (type, its fields visited only when set that are set) -> fields
-_SOMETIMES: dict[type, tuple[str, ...]] = {}  # type -> fields its first node did not visit (f-string format_spec)
+_SOMETIMES: dict[
+    type, tuple[str, ...]
+] = {}  # type -> fields its first node did not visit (f-string format_spec)
 
 
 def _holds_nodes(value) -> bool:
-    return isinstance(value, cst.CSTNode) or isinstance(value, (tuple, list)) and any(
-        isinstance(item, cst.CSTNode) for item in value)
+    return isinstance(value, cst.CSTNode) or (
+        isinstance(value, (tuple, list)) and any(isinstance(item, cst.CSTNode) for item in value)
+    )
 
 
 def child_fields(node: cst.CSTNode) -> tuple[str, ...]:
@@ -276,7 +326,9 @@ def child_fields(node: cst.CSTNode) -> tuple[str, ...]:
         node._visit_and_replace_children(recorder)
         names = tuple(dict.fromkeys(recorder.names))
         if sometimes is None:
-            sometimes = _SOMETIMES[kind] = tuple(f.name for f in dataclasses.fields(node) if f.name not in names)
+            sometimes = _SOMETIMES[kind] = tuple(
+                f.name for f in dataclasses.fields(node) if f.name not in names
+            )
             key = (kind, tuple(n for n in sometimes if _holds_nodes(getattr(node, n))))
         _VISITED[key] = names
     return names

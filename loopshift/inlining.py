@@ -63,20 +63,28 @@ class Inliner(cst.CSTTransformer):
         """Holds a backward() statement and an optimizer-like `.step()`, neither inside a loop of its own."""
         backwards = m.findall(function.body, BACKWARD)
         steps = m.findall(function.body, m.Call(func=m.Attribute(attr=m.Name("step"))))
-        inner = [n for n in [*backwards, *steps] for a in self.ancestors(n)
-                 if isinstance(a, (*LOOP, cst.FunctionDef)) and a is not function and self.is_below(a, function)]
+        inner = [
+            n
+            for n in [*backwards, *steps]
+            for a in self.ancestors(n)
+            if isinstance(a, (*LOOP, cst.FunctionDef)) and a is not function and self.is_below(a, function)
+        ]
         return len(backwards) == 1 and bool(steps) and not inner
 
     def scope_of(self, node: cst.CSTNode) -> cst.CSTNode:
         """The function (or the module) whose own code holds node; a class body counts as its own."""
-        return next((a for a in self.ancestors(node) if isinstance(a, (cst.FunctionDef, cst.ClassDef, cst.Lambda))),
-                    self.module)
+        return next(
+            (a for a in self.ancestors(node) if isinstance(a, (cst.FunctionDef, cst.ClassDef, cst.Lambda))),
+            self.module,
+        )
 
     def local_elsewhere(self, name: cst.Name) -> bool:
         """A name a function binds for itself (`train = np.concatenate(...)` in a helper)."""
         function = next((a for a in self.ancestors(name) if isinstance(a, cst.FunctionDef)), None)
-        return function is not None and (any(p.name.value == name.value for p in function.params.params) or bool(
-            m.findall(function.body, m.AssignTarget(target=m.Name(name.value)))))
+        return function is not None and (
+            any(p.name.value == name.value for p in function.params.params)
+            or bool(m.findall(function.body, m.AssignTarget(target=m.Name(name.value))))
+        )
 
     def is_below(self, node: cst.CSTNode, function: cst.FunctionDef) -> bool:
         return any(a is function for a in self.ancestors(node))
@@ -91,9 +99,15 @@ class Inliner(cst.CSTTransformer):
                 return None  # reached from elsewhere too
             uses = [use.attr for use in uses]
         else:
-            uses = [n for n in m.findall(self.module, m.Name(name)) if n is not function.name and not (
-                isinstance(parent := self.parents.get(n), cst.Attribute) and parent.attr is n)  # not `model.train`
-                and not self.local_elsewhere(n)]
+            uses = [
+                n
+                for n in m.findall(self.module, m.Name(name))
+                if n is not function.name
+                and not (
+                    isinstance(parent := self.parents.get(n), cst.Attribute) and parent.attr is n
+                )  # not `model.train`
+                and not self.local_elsewhere(n)
+            ]
         if len(uses) != 1:
             return None
         callee = self.parents.get(uses[0]) if method else uses[0]  # `self._run_batch` / `train`
@@ -104,8 +118,11 @@ class Inliner(cst.CSTTransformer):
         line = self.parents.get(statement)
         if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
             return None
-        if not (isinstance(statement, cst.Expr) or isinstance(statement, cst.AugAssign) and statement.value is call
-                or isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.value is call):
+        if not (
+            isinstance(statement, cst.Expr)
+            or (isinstance(statement, cst.AugAssign) and statement.value is call)
+            or (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.value is call)
+        ):
             return None
         block = self.parents.get(line)
         if not (isinstance(block, cst.IndentedBlock) and isinstance(self.parents.get(block), LOOP)):
@@ -116,8 +133,14 @@ class Inliner(cst.CSTTransformer):
 
     def inlined_body(self, function: cst.FunctionDef, line: cst.SimpleStatementLine) -> list | None:
         params = function.params
-        if params.star_arg not in (cst.MaybeSentinel.DEFAULT, None) or params.star_kwarg or params.kwonly_params \
-                or params.posonly_params or function.decorators or function.asynchronous:
+        if (
+            params.star_arg not in (cst.MaybeSentinel.DEFAULT, None)
+            or params.star_kwarg
+            or params.kwonly_params
+            or params.posonly_params
+            or function.decorators
+            or function.asynchronous
+        ):
             return None
         if m.findall(function.body, m.Global() | m.Nonlocal() | m.Yield()):
             return None
@@ -141,15 +164,22 @@ class Inliner(cst.CSTTransformer):
         if bound is None:
             return None
         caller = next((a for a in self.ancestors(line) if isinstance(a, cst.FunctionDef)), self.module)
-        local = {n.value for s in body for n in m.findall(s, m.Name())
-                 if isinstance(self.parents.get(n), (cst.AssignTarget, cst.AugAssign, cst.For, cst.AsName))
-                 or isinstance(self.parents.get(n), (cst.Element,)) }
+        local = {
+            n.value
+            for s in body
+            for n in m.findall(s, m.Name())
+            if isinstance(self.parents.get(n), (cst.AssignTarget, cst.AugAssign, cst.For, cst.AsName))
+            or isinstance(self.parents.get(n), (cst.Element,))
+        }
         caller_names = {n.value for n in m.findall(caller, m.Name()) if self.scope_of(n) is caller}
         rebound = {n.value for t in getattr(statement, "targets", []) for n in m.findall(t.target, m.Name())}
         if (local - set(names) - rebound - {"_"}) & caller_names:
             return None  # a local of the function the caller uses too: inlining would share it
-        lines = [cst.parse_statement(f"{name} = {self.module.code_for_node(value)}")
-                 for name, value in bound if not (isinstance(value, cst.Name) and value.value == name)]
+        lines = [
+            cst.parse_statement(f"{name} = {self.module.code_for_node(value)}")
+            for name, value in bound
+            if not (isinstance(value, cst.Name) and value.value == name)
+        ]
         lines += body
         if returned is not None and not isinstance(statement, cst.Expr):
             lines.append(line.with_changes(body=[statement.with_changes(value=returned)], leading_lines=[]))

@@ -1,5 +1,6 @@
 """One file's conversion as a job that prints nothing: what it has to say comes back as lines, so
 that a folder's files can run in worker processes while the parent shows progress."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ class ConvertJob:
 
 @dataclass
 class FileOutcome:
-    """"clean", "todo" (diagnostics or failed parity), "none" (no loop) or "failed" (bad input or
+    """ "clean", "todo" (diagnostics or failed parity), "none" (no loop) or "failed" (bad input or
     a bug of ours), with the lines to print: (text, on stderr)."""
+
     path: Path
     outcome: str
     entry: dict  # the file's --report entry
@@ -60,8 +62,13 @@ def run_job(job: ConvertJob) -> FileOutcome:
         message = str(error)
     except Exception as error:  # a bug of ours: said in one line, the file left alone
         message = f"{job.path}: internal error: {type(error).__name__}: {error}"
-    return FileOutcome(job.path, "failed", file_entry(job.path, "failed", error=message),
-                       [*lines, (message, True)], error=message)
+    return FileOutcome(
+        job.path,
+        "failed",
+        file_entry(job.path, "failed", error=message),
+        [*lines, (message, True)],
+        error=message,
+    )
 
 
 def convert_script(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
@@ -84,8 +91,9 @@ def convert_script(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
         destination = destination_of(job)
         converted = job.verify and result.loops_converted
         original = keep_original(path, source) if converted and job.mode == "in_place" else path
-        write_atomic(destination, code, newline="\r\n" if "\r\n" in source else "\n",
-                     encoding=source_encoding(path))
+        write_atomic(
+            destination, code, newline="\r\n" if "\r\n" in source else "\n", encoding=source_encoding(path)
+        )
         done.written = destination
         if not job.quiet:
             lines.append((f"wrote {destination}", True))
@@ -166,8 +174,12 @@ def honour_noqa(result, source: str):
     for diagnostic in result.diagnostics:
         comment = f"{TODO}{diagnostic.message} ({diagnostic.code})"
         at = next((number for number, line in enumerate(code) if line.strip() == comment), None)
-        if diagnostic.code.startswith("LS0") and at is not None and comment not in present \
-                and is_suppressed(diagnostic, lines):
+        if (
+            diagnostic.code.startswith("LS0")
+            and at is not None
+            and comment not in present
+            and is_suppressed(diagnostic, lines)
+        ):
             del code[at]
         else:
             kept.append(diagnostic)
@@ -197,7 +209,10 @@ def outcome(job: ConvertJob, result, lines: list) -> str:
     or in a preview, where nothing to change is clean, as the pre-commit hook needs)."""
     if result.loops_converted == 0 and not result.diagnostics:
         if not (job.quiet or job.mode == "diff"):
-            left = result.loops_found and f"nothing to convert: {plural(result.loops_found, 'loop')} left alone by noqa"
+            left = (
+                result.loops_found
+                and f"nothing to convert: {plural(result.loops_found, 'loop')} left alone by noqa"
+            )
             lines.append((f"{job.path}: {left or 'no training loop found'}", True))
         return "none"
     return "todo" if result.diagnostics else "clean"

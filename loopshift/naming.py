@@ -1,11 +1,12 @@
 """What each name of the moved code becomes: a local of its hook, an attribute on the module
 (a constructor argument, or state carried across steps and epochs), the model, the optimizer,
 the epoch counter, or an object of the user's reached through the module."""
+
 from __future__ import annotations
 
 import keyword
+from collections.abc import Callable
 from functools import cached_property
-from typing import Callable
 
 import libcst as cst
 import libcst.matchers as m
@@ -13,12 +14,15 @@ from libcst.metadata import Assignment, ComprehensionScope
 
 from .devices import DeviceOracle, DropDeviceMoves
 
-REBOUND_MAYBE = ("`{name}` is read after training, where it may hold what the training loop left (now on the "
-                 "trained module) or a value assigned after the loop: say which")
+REBOUND_MAYBE = (
+    "`{name}` is read after training, where it may hold what the training loop left (now on the "
+    "trained module) or a value assigned after the loop: say which"
+)
 
 # LightningModule attributes a lifted name must not shadow (`self.train_dataloader = loader` would
 # replace the hook, `self.train = flag` nn.Module.train): dir(LightningModule) of Lightning 2.6.
-LIGHTNING_MODULE_ATTRIBUTES = frozenset("""
+LIGHTNING_MODULE_ATTRIBUTES = frozenset(
+    """
     add_module all_gather apply automatic_optimization backward bfloat16 buffers call_super_init
     children clip_gradients compile configure_callbacks configure_gradient_clipping
     configure_model configure_optimizers configure_sharded_model cpu cuda current_epoch device
@@ -47,7 +51,8 @@ LIGHTNING_MODULE_ATTRIBUTES = frozenset("""
     to_onnx to_tensorrt to_torchscript toggle_optimizer toggled_optimizer train train_dataloader
     trainer training_step transfer_batch_to_device type unfreeze untoggle_optimizer
     val_dataloader validation_step xpu zero_grad
-""".split())
+""".split()
+)
 RESERVED = LIGHTNING_MODULE_ATTRIBUTES | {"training", "model", "precision"}
 
 
@@ -78,15 +83,26 @@ def name_nodes(node: cst.CSTNode) -> list[cst.Name]:
     return found
 
 
-def log_line(name: str, value: cst.BaseExpression, prog_bar: bool = False, leading_lines=()) -> cst.SimpleStatementLine:
+def log_line(
+    name: str, value: cst.BaseExpression, prog_bar: bool = False, leading_lines=()
+) -> cst.SimpleStatementLine:
     """`self.log("name", value)` (with `prog_bar=True`), value being the user's expression node."""
-    args = [cst.Arg(cst.SimpleString(f'"{name}"'), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
-            cst.Arg(value)]
+    args = [
+        cst.Arg(cst.SimpleString(f'"{name}"'), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+        cst.Arg(value),
+    ]
     if prog_bar:
         args[1] = args[1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        args.append(cst.Arg(cst.Name("True"), keyword=cst.Name("prog_bar"),
-                            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
-    return cst.SimpleStatementLine([cst.Expr(cst.Call(self_attribute("log"), args))], leading_lines=leading_lines)
+        args.append(
+            cst.Arg(
+                cst.Name("True"),
+                keyword=cst.Name("prog_bar"),
+                equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+            )
+        )
+    return cst.SimpleStatementLine(
+        [cst.Expr(cst.Call(self_attribute("log"), args))], leading_lines=leading_lines
+    )
 
 
 def self_attribute(name: str) -> cst.Attribute:
@@ -97,9 +113,14 @@ class Rename(cst.CSTTransformer):
     """Replaces Name and Attribute nodes (by identity), lets device moves drop out and rewrites
     whole statements (by identity) through the given functions."""
 
-    def __init__(self, replacements: dict[int, cst.BaseExpression], oracle: DeviceOracle,
-                 statements: dict[int, Callable] | None = None, edits: dict[int, Callable] | None = None,
-                 moved_by_lightning: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        replacements: dict[int, cst.BaseExpression],
+        oracle: DeviceOracle,
+        statements: dict[int, Callable] | None = None,
+        edits: dict[int, Callable] | None = None,
+        moved_by_lightning: set[str] | None = None,
+    ) -> None:
         self.replacements = replacements
         self.devices = DropDeviceMoves(oracle, moved_by_lightning)
         self.statements = statements or {}
@@ -108,8 +129,11 @@ class Rename(cst.CSTTransformer):
     def on_leave(self, original, updated):
         updated = super().on_leave(original, updated)
         edit = self.edits.get(id(original))
-        return edit(updated) if edit is not None and not isinstance(updated, (cst.RemovalSentinel, cst.FlattenSentinel)) \
+        return (
+            edit(updated)
+            if edit is not None and not isinstance(updated, (cst.RemovalSentinel, cst.FlattenSentinel))
             else updated
+        )
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         return self.replacements.get(id(original), updated)
@@ -138,7 +162,9 @@ class NamePlanner:
         found: dict[str, list[Assignment]] = {}
         for optimizer in self.loop.all_optimizers:
             reference = optimizer.model_reference
-            found.setdefault(optimizer.model, self.analyzer.origins(reference) if reference is not None else [])
+            found.setdefault(
+                optimizer.model, self.analyzer.origins(reference) if reference is not None else []
+            )
         if self.loop.optimizer is None and self.loop.model:  # updated by hand: `for p in model.parameters()`
             found[self.loop.model] = self.analyzer.origins(self.loop.model_reference)
         if len(found) == 1:
@@ -160,11 +186,17 @@ class NamePlanner:
         """Code after the training loop that reads what the loop left in this variable (it will
         read it from the module after fit: `lit_model.best_state`)."""
         consumed = moved | {id(self.loop.host)} | ({id(self.loop.function)} if self.loop.function else set())
-        reads = {id(access.node): access.node for assignment in self.index.assignments(name)
-                 for access in assignment.references
-                 if isinstance(access.node, cst.Name) and not self.index.is_inside(access.node, consumed)
-                 and self.index.is_after(access.node, self.loop.host)}
-        seen = {key: self.index.binding_seen_after(read, self.loop.host, consumed) for key, read in reads.items()}
+        reads = {
+            id(access.node): access.node
+            for assignment in self.index.assignments(name)
+            for access in assignment.references
+            if isinstance(access.node, cst.Name)
+            and not self.index.is_inside(access.node, consumed)
+            and self.index.is_after(access.node, self.loop.host)
+        }
+        seen = {
+            key: self.index.binding_seen_after(read, self.loop.host, consumed) for key, read in reads.items()
+        }
         for key, how in seen.items():
             if how == "maybe":
                 self.todos.append(("LS005", REBOUND_MAYBE.format(name=name.value), reads[key]))
@@ -194,7 +226,9 @@ class NamePlanner:
         variable = self.variable
 
         def unit(node: cst.CSTNode, written: set[tuple]) -> set[tuple]:
-            names = [n for n in name_nodes(node) if not self.in_comprehension(n) and id(n) not in self.unwritten]
+            names = [
+                n for n in name_nodes(node) if not self.in_comprehension(n) and id(n) not in self.unwritten
+            ]
             reads = {variable(n) for n in names if not self.is_write(n)}
             reads |= {variable(aug.target) for aug in m.findall(node, m.AugAssign(target=m.Name()))}
             live_in.update(reads - written)
@@ -230,7 +264,9 @@ class NamePlanner:
             for child in node.children:  # with, match, ...: in order
                 if isinstance(child, (cst.BaseSuite, cst.BaseStatement)):
                     written = walk(child, written)
-                elif not isinstance(child, (cst.EmptyLine, cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace)):
+                elif not isinstance(
+                    child, (cst.EmptyLine, cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace)
+                ):
                     written = unit(child, written)
             return written
 
@@ -238,15 +274,21 @@ class NamePlanner:
         assigned: set[tuple] = set()
         for statement in statements:
             written = walk(statement, written)
-            assigned |= {variable(n) for n in name_nodes(statement) if self.is_write(n) and not self.in_comprehension(n)}
+            assigned |= {
+                variable(n)
+                for n in name_nodes(statement)
+                if self.is_write(n) and not self.in_comprehension(n)
+            }
         return assigned, live_in
 
     def in_comprehension(self, name: cst.Name) -> bool:
         """A variable of a comprehension or a lambda (`p` in `[p for p in ...]`, `s` in `lambda s: ...`):
         local to its expression, never lifted."""
         bindings = self.index.assignments(name)
-        return bool(bindings) and all(isinstance(a.scope, ComprehensionScope) or isinstance(
-            getattr(a.scope, "node", None), cst.Lambda) for a in bindings)
+        return bool(bindings) and all(
+            isinstance(a.scope, ComprehensionScope) or isinstance(getattr(a.scope, "node", None), cst.Lambda)
+            for a in bindings
+        )
 
     def plan_names(self, blocks: dict[str, list[cst.BaseStatement]]) -> dict[int, cst.BaseExpression]:
         """Decides, for every variable Name in moved code, what it becomes."""
@@ -258,7 +300,9 @@ class NamePlanner:
         loop = self.loop
         moved = {id(s) for s in [*loop.batch_loop.body.body, *loop.segments.before, *loop.segments.after]}
         for evaluation in self.evaluations():
-            moved |= {id(s) for s in [*evaluation.before, evaluation.loop, *evaluation.after, evaluation.statement]}
+            moved |= {
+                id(s) for s in [*evaluation.before, evaluation.loop, *evaluation.after, evaluation.statement]
+            }
         replacements: dict[int, cst.BaseExpression] = {}
         for key, block in blocks.items():
             prefix = "test_" if key.startswith("test") else "val_"  # for a name another hook's code took
@@ -299,12 +343,18 @@ class NamePlanner:
             if self.index.module.code_for_node(attribute) == loop.model or name == "device":
                 continue
             if self.analyzer.definition_of(attribute, loop.all_optimizers[:1]) is not None:
-                replacement = cst.Name(loop.optimizer.name) if configure else cst.parse_expression(
-                    "self.optimizers().optimizer")
+                replacement = (
+                    cst.Name(loop.optimizer.name)
+                    if configure
+                    else cst.parse_expression("self.optimizers().optimizer")
+                )
             elif (scheduler := self.analyzer.definition_of(attribute, schedulers)) is not None:
                 position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
-                replacement = cst.Name(scheduler.name) if configure else cst.parse_expression(
-                    f"self.lr_schedulers(){position}")
+                replacement = (
+                    cst.Name(scheduler.name)
+                    if configure
+                    else cst.parse_expression(f"self.lr_schedulers(){position}")
+                )
             elif self.analyzer.definition_of(attribute, loop.kept_schedulers) is not None:
                 continue
             else:
@@ -319,9 +369,16 @@ class NamePlanner:
         """For code from `__init__` (the optimizer's), `config` stands for `self.<owner>.config`
         when `__init__` keeps it there."""
         function = self.index.enclosing_function(name)
-        for assign in m.findall(function, m.Assign(targets=[m.AssignTarget(target=m.Attribute(
-                value=m.Name("self"), attr=m.Name()))], value=m.Name(name.value))):
-            return cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value))
+        for assign in m.findall(
+            function,
+            m.Assign(
+                targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name()))],
+                value=m.Name(name.value),
+            ),
+        ):
+            return cst.Attribute(
+                self_attribute(self.owner_attribute()), cst.Name(assign.targets[0].target.attr.value)
+            )
         return None
 
     @cached_property  # read for every name of the moved code
@@ -331,8 +388,12 @@ class NamePlanner:
         of manual optimization."""
         writer = self.loop.writer
         calls = [s.body[0].value for s in writer.scalars] if writer is not None else []
-        unwritten = {id(n) for call in calls for part in (call.func, *(a.value for a in call.args[2:]))
-                     for n in m.findall(part, m.Name())}
+        unwritten = {
+            id(n)
+            for call in calls
+            for part in (call.func, *(a.value for a in call.args[2:]))
+            for n in m.findall(part, m.Name())
+        }
         if self.loop.manual and self.loop.scaler is not None:  # `scaler.scale(loss)`, `scaler.step(opt)`
             unwritten |= {id(b.body[0].value.func.value.func.value) for b in self.loop.backwards}
             unwritten |= {id(s.body[0].value.func.value) for s in self.loop.scaled_steps}
@@ -341,16 +402,23 @@ class NamePlanner:
     def evaluations(self) -> list:
         return [e for e in (self.loop.validation, self.loop.test) if e is not None]
 
-    def replacement(self, name: cst.Name, usage, assigned_where, moved, prefix: str) -> cst.BaseExpression | None:
+    def replacement(
+        self, name: cst.Name, usage, assigned_where, moved, prefix: str
+    ) -> cst.BaseExpression | None:
         loop, value = self.loop, name.value
         if value == "self" or self.in_comprehension(name):
             return None
         bindings = self.index.assignments(name)
         if not bindings:
             return None  # a builtin or an unknown name: stays as written
-        if loop.max_steps is not None and isinstance(loop.batch_loop, cst.For) \
-                and any(a.node is loop.batch_loop.target for a in bindings):
-            return cst.parse_expression("self.global_step")  # `for step in range(max_steps)`: steps done so far
+        if (
+            loop.max_steps is not None
+            and isinstance(loop.batch_loop, cst.For)
+            and any(a.node is loop.batch_loop.target for a in bindings)
+        ):
+            return cst.parse_expression(
+                "self.global_step"
+            )  # `for step in range(max_steps)`: steps done so far
         batches = {id(loop.fetch if loop.fetch is not None else loop.batch_loop.target)}
         batches |= {id(evaluation.loop.target) for evaluation in self.evaluations()}
         if any(self.index.is_inside(a.node, batches) for a in bindings):
@@ -375,14 +443,17 @@ class NamePlanner:
         if loop.epoch_name and self.is_epoch(name):
             return self.epoch_expression(name)
         if (key := self.variable(name)) in assigned_where:
-            initialised = any(not self.index.is_inside(a.node, moved) and self.index.is_before(a.node, loop.host)
-                              for a in bindings)
+            initialised = any(
+                not self.index.is_inside(a.node, moved) and self.index.is_before(a.node, loop.host)
+                for a in bindings
+            )
             read_later = self.uses_after_training(name, moved)
             if not (any(key in live_in for _, live_in in usage.values()) or read_later):
                 return None  # a local of its hook
             attribute = self.attribute_name(self.state_attribute(value, bindings[0].scope, prefix))
-            self.after_uses.update({id(node): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute))
-                                    for node in read_later})
+            self.after_uses.update(
+                {id(node): cst.Attribute(cst.Name(self.lit_name), cst.Name(attribute)) for node in read_later}
+            )
             if initialised:
                 self.init_args.setdefault(attribute, cst.Name(value))  # its value from before training starts
             return self_attribute(attribute)
@@ -392,7 +463,11 @@ class NamePlanner:
             return None
         argument = self.host_value(bindings[0], value)
         # named as where fit runs: `loader` of train() and of evaluate() are two loaders there
-        attribute = argument.value if isinstance(argument, cst.Name) and not keyword.iskeyword(argument.value) else value
+        attribute = (
+            argument.value
+            if isinstance(argument, cst.Name) and not keyword.iskeyword(argument.value)
+            else value
+        )
         code = self.index.module.code_for_node
         while attribute in self.init_args and code(self.init_args[attribute]) != code(argument):
             attribute += "_"
@@ -413,7 +488,11 @@ class NamePlanner:
             if not isinstance(node, cst.Param):
                 break
             function = self.index.enclosing_function(node)
-            call = self.loop.call if function is self.loop.function else self.analyzer.bound_calls.get(id(function))
+            call = (
+                self.loop.call
+                if function is self.loop.function
+                else self.analyzer.bound_calls.get(id(function))
+            )
             argument = self.analyzer.argument_for(node, call) if call is not None else None
             if argument is None:
                 break
@@ -432,10 +511,16 @@ class NamePlanner:
         if start is None or m.matches(start, m.Integer("0")):
             return current
         parent = self.index.parent(name)
-        needs_parens = isinstance(parent, (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute, cst.Subscript))
+        needs_parens = isinstance(
+            parent, (cst.BinaryOperation, cst.UnaryOperation, cst.Attribute, cst.Subscript)
+        )
         brackets = dict(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) if needs_parens else {}
-        return cst.BinaryOperation(current, cst.Add(whitespace_before=cst.SimpleWhitespace(" "),
-                                                    whitespace_after=cst.SimpleWhitespace(" ")), start, **brackets)
+        return cst.BinaryOperation(
+            current,
+            cst.Add(whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" ")),
+            start,
+            **brackets,
+        )
 
     # -- building --------------------------------------------------------------------------
     def host_expression(self, expression: cst.BaseExpression) -> cst.BaseExpression:
@@ -447,4 +532,3 @@ class NamePlanner:
             if len(bindings) == 1 and isinstance(bindings[0].node, cst.Param):
                 replacements[id(name)] = self.host_value(bindings[0], name.value)
         return expression.visit(Rename(replacements, self.oracle)) if replacements else expression
-

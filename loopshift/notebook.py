@@ -5,6 +5,7 @@ can be cut back into cells. IPython syntax (`%magic`, `!shell`, `obj?`) stands i
 string statement, which parses, means nothing to the analysis and maps back exactly; a `%%magic`
 cell is not Python at all and stays out of the module, untouched.
 """
+
 from __future__ import annotations
 
 import ast
@@ -120,7 +121,9 @@ class NotebookCode:
             kept.append(line)
         hidden = "\n".join(kept)
         if not parses(hidden):
-            parse_module(hidden, f"{self.path}:cell {index + 1}")  # raises InputError naming the cell and line
+            parse_module(
+                hidden, f"{self.path}:cell {index + 1}"
+            )  # raises InputError naming the cell and line
         return hidden
 
     def restore_magics(self, code: str) -> str:
@@ -136,8 +139,11 @@ class NotebookCode:
         if not starts:
             return diagnostic
         line, index = starts[-1]
-        return dataclasses.replace(diagnostic, cell=index + 1, span=Span(
-            span.line - line, span.column, span.end_line - line, span.end_column))
+        return dataclasses.replace(
+            diagnostic,
+            cell=index + 1,
+            span=Span(span.line - line, span.column, span.end_line - line, span.end_column),
+        )
 
     # -- back to cells ----------------------------------------------------------------------
     def split(self, code: str) -> dict[int, str]:
@@ -188,9 +194,15 @@ class NotebookCode:
 
     def diff(self, code: str, color: bool = False) -> str:
         """A unified diff per changed cell, named `path:cell N` as ruff names them."""
-        return "".join(unified_diff(self.notebook.cells[index].source + "\n", new and new + "\n",
-                                    f"{self.path}:cell {index + 1}", color=color)
-                       for index, new in self.changes(code).items())
+        return "".join(
+            unified_diff(
+                self.notebook.cells[index].source + "\n",
+                new and new + "\n",
+                f"{self.path}:cell {index + 1}",
+                color=color,
+            )
+            for index, new in self.changes(code).items()
+        )
 
 
 def python_cells(notebook: nbformat.NotebookNode) -> dict[int, str]:
@@ -199,8 +211,11 @@ def python_cells(notebook: nbformat.NotebookNode) -> dict[int, str]:
     language = metadata.get("kernelspec", {}).get("language") or metadata.get("language_info", {}).get("name")
     if (language or "python").lower() != "python":
         return {}
-    return {index: cell.source.replace("\r\n", "\n") for index, cell in enumerate(notebook.cells)
-            if cell.cell_type == "code" and not is_cell_magic(cell.source)}
+    return {
+        index: cell.source.replace("\r\n", "\n")
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and not is_cell_magic(cell.source)
+    }
 
 
 def statements_whole(pieces: list[tuple[int, str]]) -> dict[int, str]:

@@ -1,4 +1,5 @@
 """Where converted code goes: atomic file writes and the diff preview."""
+
 from __future__ import annotations
 
 import difflib
@@ -51,8 +52,12 @@ def current_umask() -> int:
 
 def unified_diff(before: str, after: str, path: str, color: bool = False) -> str:
     name = path.lstrip("/")  # `a/home/me/train.py`, as git writes it, not `a//home/me/train.py`
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                 fromfile=f"a/{name}", tofile=f"b/{name}")
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=f"a/{name}",
+        tofile=f"b/{name}",
+    )
     rendered = []
     for line in lines:
         if not line.endswith("\n"):

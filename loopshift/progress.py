@@ -1,4 +1,5 @@
 """A folder's progress, on stderr: a rich bar on a terminal, a plain line a file when piped."""
+
 from __future__ import annotations
 
 import sys
@@ -17,11 +18,27 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.show and sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import (
+                Progress as Bar,
+            )
 
-            self.bar = Bar(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           TextColumn("{task.description}"), console=Console(stderr=True), transient=True,
-                           redirect_stdout=False, redirect_stderr=False)
+            self.bar = Bar(
+                TextColumn("converting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=Console(stderr=True),
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self.bar.start()
             self.task = self.bar.add_task("", total=self.total)
         return self

@@ -1,5 +1,6 @@
 """`loopshift convert --report report.json`: what happened to each file, as JSON (the conversion
 rate that migration tools report, with every diagnostic that explains a TODO)."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,20 @@ from .output import write_atomic
 def file_entry(path: Path, outcome: str, result=None, error: str | None = None) -> dict:
     entry = {"path": str(path), "outcome": outcome}
     if result is not None:
-        entry |= {"loops_found": result.loops_found, "loops_converted": result.loops_converted,
-                  "diagnostics": [{"code": d.code, "message": d.message, "line": d.span.line,
-                                   "column": d.span.column + 1, **({"cell": d.cell} if d.cell else {})}
-                                  for d in result.diagnostics]}
+        entry |= {
+            "loops_found": result.loops_found,
+            "loops_converted": result.loops_converted,
+            "diagnostics": [
+                {
+                    "code": d.code,
+                    "message": d.message,
+                    "line": d.span.line,
+                    "column": d.span.column + 1,
+                    **({"cell": d.cell} if d.cell else {}),
+                }
+                for d in result.diagnostics
+            ],
+        }
     if error is not None:
         entry["error"] = error
     return entry

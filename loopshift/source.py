@@ -1,4 +1,5 @@
 """Reading and parsing input files, with one-line errors that name the file and line."""
+
 from __future__ import annotations
 
 import re
@@ -65,7 +66,11 @@ def parse_module(source: str, path: str = "<string>") -> cst.Module:
         try:  # CPython's parser names the place and the reason more precisely
             compile(source, path, "exec", dont_inherit=True)
         except SyntaxError as python_error:
-            line, column, message = python_error.lineno or line, python_error.offset or column, python_error.msg
+            line, column, message = (
+                python_error.lineno or line,
+                python_error.offset or column,
+                python_error.msg,
+            )
         except ValueError:
             pass
         raise InputError(f"{path}:{line}:{column}: error: syntax error: {message}") from None

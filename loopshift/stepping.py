@@ -1,5 +1,6 @@
 """How the optimizer step is driven: gradient accumulation, mixed precision, clipping, the
 schedulers and mode switches inside the batch loop."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -20,25 +21,37 @@ class SteppingAnalysis:
         return isinstance(value, cst.Call) and bool(self.index.called_name(value) & torch_names.GRAD_SCALERS)
 
     def autocast_of(self, statement: cst.With) -> cst.Call | None:
-        if len(statement.items) == 1 and isinstance(call := statement.items[0].item, cst.Call) \
-                and self.index.called_name(call) & torch_names.AUTOCASTS and statement.items[0].asname is None:
+        if (
+            len(statement.items) == 1
+            and isinstance(call := statement.items[0].item, cst.Call)
+            and self.index.called_name(call) & torch_names.AUTOCASTS
+            and statement.items[0].asname is None
+        ):
             return call
         return None
 
-    def mixed_precision(self, loop: TrainingLoop, body: list[cst.BaseStatement], autocast: cst.With | None) -> bool:
+    def mixed_precision(
+        self, loop: TrainingLoop, body: list[cst.BaseStatement], autocast: cst.With | None
+    ) -> bool:
         """`with torch.autocast(...)` + GradScaler -> Trainer(precision=...), exactly as the script chose."""
         autocasts = [s for s in body if isinstance(s, cst.With) and self.autocast_of(s) is not None]
         if autocast is not None and autocast not in autocasts:
             autocasts.append(autocast)
         loss = loop.loss
-        scaled = m.matches(loss, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("scale")), args=[m.Arg()]))
+        scaled = m.matches(
+            loss, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("scale")), args=[m.Arg()])
+        )
         scaler = loss.func.value if scaled and self.is_grad_scaler(loss.func.value) else None
         if scaler is not None:
             loop.loss = loss.args[0].value
             # in the batch loop, or in the accumulation condition around the step
             searched = body + [s for c in body if isinstance(c, cst.If) for s in c.body.body]
-            loop.owned_statements += [s for s in searched if (c := method_call(s, "update") or method_call(s, "unscale_"))
-                                      and m.matches(c.func.value, m.Name(scaler.value))]
+            loop.owned_statements += [
+                s
+                for s in searched
+                if (c := method_call(s, "update") or method_call(s, "unscale_"))
+                and m.matches(c.func.value, m.Name(scaler.value))
+            ]
             loop.scaler = self.index.assignment_statement(self.resolve(scaler))
         if not autocasts and scaler is None:
             return True
@@ -47,7 +60,8 @@ class SteppingAnalysis:
             return False
         loop.autocasts = autocasts
         loop.precision = self.precision_of(
-            autocasts, self.index.assigned_value(self.resolve(scaler)) if scaler is not None else None)
+            autocasts, self.index.assigned_value(self.resolve(scaler)) if scaler is not None else None
+        )
         return True
 
     def manual_scaling(self, batch_loop, statements: list, backwards: list, steps: list) -> tuple | None:
@@ -60,22 +74,36 @@ class SteppingAnalysis:
         scaler_steps = [s for s, _ in steps if self.is_grad_scaler_step(s)]
         if not scaled and not scaler_steps:
             return None, [], [], None, []  # autocast blocks without a scaler stay as written
-        names = {b.body[0].value.func.value.func.value.value for b in scaled} | \
-            {s.body[0].value.func.value.value for s in scaler_steps}
+        names = {b.body[0].value.func.value.func.value.value for b in scaled} | {
+            s.body[0].value.func.value.value for s in scaler_steps
+        }
         scaler = cst.Name(next(iter(names)))
-        updates = [s for s in statements if (c := method_call(s, "update")) and m.matches(c.func.value, scaler)]
-        expected = {id(b.body[0].value.func.value.func.value) for b in scaled} | \
-            {id(s.body[0].value.func.value) for s in scaler_steps} | {id(s.body[0].value.func.value) for s in updates}
+        updates = [
+            s for s in statements if (c := method_call(s, "update")) and m.matches(c.func.value, scaler)
+        ]
+        expected = (
+            {id(b.body[0].value.func.value.func.value) for b in scaled}
+            | {id(s.body[0].value.func.value) for s in scaler_steps}
+            | {id(s.body[0].value.func.value) for s in updates}
+        )
         assignment = self.resolve(scaled[0].body[0].value.func.value.func.value) if scaled else None
         uses = [a.node for a in assignment.references] if assignment is not None else []
-        if len(names) != 1 or len(scaled) != len(backwards) or len(scaler_steps) != len(steps) or \
-                not self.is_grad_scaler(scaled[0].body[0].value.func.value.func.value) or \
-                any(id(use) not in expected for use in uses):
-            self.manual_obstacle = ("GradScaler under manual optimization is converted when every backward is "
-                                    "scaled, every step goes through it and it is used for nothing else (unscale_)")
+        if (
+            len(names) != 1
+            or len(scaled) != len(backwards)
+            or len(scaler_steps) != len(steps)
+            or not self.is_grad_scaler(scaled[0].body[0].value.func.value.func.value)
+            or any(id(use) not in expected for use in uses)
+        ):
+            self.manual_obstacle = (
+                "GradScaler under manual optimization is converted when every backward is "
+                "scaled, every step goes through it and it is used for nothing else (unscale_)"
+            )
             return None
         statement = self.index.assignment_statement(assignment)
-        autocasts = [s for s in batch_loop.body.body if isinstance(s, cst.With) and self.autocast_of(s) is not None]
+        autocasts = [
+            s for s in batch_loop.body.body if isinstance(s, cst.With) and self.autocast_of(s) is not None
+        ]
         precision = self.precision_of(autocasts, self.index.assigned_value(assignment))
         return statement, updates, autocasts, precision, scaler_steps
 
@@ -85,35 +113,58 @@ class SteppingAnalysis:
         for call in [self.autocast_of(w) for w in autocasts] + ([scaler] if scaler is not None else []):
             keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
         dtype, device = keywords.get("dtype"), keywords.get("device_type")
-        bfloat = self.index.qualified_names(dtype) & {"torch.bfloat16"} if dtype is not None else \
-            m.matches(device, m.SimpleString('"cpu"') | m.SimpleString("'cpu'"))  # CPU autocast's default dtype
+        bfloat = (
+            self.index.qualified_names(dtype) & {"torch.bfloat16"}
+            if dtype is not None
+            else m.matches(device, m.SimpleString('"cpu"') | m.SimpleString("'cpu'"))
+        )  # CPU autocast's default dtype
         return "bf16-mixed" if bfloat else "16-mixed", keywords.get("enabled")
 
     def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
         """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""
         index = loop_index(loop)
-        every = m.Comparison(left=m.BinaryOperation(left=m.BinaryOperation(left=m.Name(index), operator=m.Add(),
-                                                                          right=m.Integer("1")),
-                                                    operator=m.Modulo()),
-                             comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.Integer("0"))])
+        every = m.Comparison(
+            left=m.BinaryOperation(
+                left=m.BinaryOperation(left=m.Name(index), operator=m.Add(), right=m.Integer("1")),
+                operator=m.Modulo(),
+            ),
+            comparisons=[m.ComparisonTarget(operator=m.Equal(), comparator=m.Integer("0"))],
+        )
         test = condition.test
         at_last = False
         if m.matches(test, m.BooleanOperation(operator=m.Or(), left=every)):
             test, at_last = test.left, True  # `or <last batch>`: Lightning steps on the last batch too
         if index is None or condition.orelse is not None or not m.matches(test, every):
-            self.problem("LS002", "optimizer.step() under a condition that is not gradient accumulation", condition)
+            self.problem(
+                "LS002", "optimizer.step() under a condition that is not gradient accumulation", condition
+            )
             return False
         every_n = test.left.right
         code = self.index.module.code_for_node
         division = next((s for s in body if self.divides(s, loop, every_n)), None)
         if division is None and not m.matches(loop.loss, m.BinaryOperation(operator=m.Divide())):
-            self.problem("LS002", f"the loss is not divided by {code(every_n)} before backward; Lightning's "
-                         "accumulation divides it", condition)
+            self.problem(
+                "LS002",
+                f"the loss is not divided by {code(every_n)} before backward; Lightning's "
+                "accumulation divides it",
+                condition,
+            )
             return False
         reads = self.divided_reads(loop, body, division)
-        undone = {id(read): product for read in reads if (product := self.undone_division(read, every_n)) is not None}
-        loop.accumulation = Accumulation(condition, every_n, division, at_last, [r for r in reads if id(r) not in undone],
-                                         self.constant(every_n), list(undone.values()))
+        undone = {
+            id(read): product
+            for read in reads
+            if (product := self.undone_division(read, every_n)) is not None
+        }
+        loop.accumulation = Accumulation(
+            condition,
+            every_n,
+            division,
+            at_last,
+            [r for r in reads if id(r) not in undone],
+            self.constant(every_n),
+            list(undone.values()),
+        )
         if isinstance(loop.loss, cst.BinaryOperation):  # (loss / N).backward()
             loop.loss = loop.loss.left
         return True
@@ -122,31 +173,46 @@ class SteppingAnalysis:
         """`total += loss.item()` after `loss = loss / N`: the loss as divided, which the step no longer divides."""
         if division is None:
             return []
-        later = body[body.index(division) + 1:]
-        return [name for statement in later if statement is not loop.backward
-                for name in m.findall(statement, m.Name(loop.loss.value))
-                if not m.matches(self.index.parent(name), m.Attribute(attr=name) | m.Arg(keyword=name)
-                                 | m.AssignTarget(target=name) | m.AugAssign(target=name))]
+        later = body[body.index(division) + 1 :]
+        return [
+            name
+            for statement in later
+            if statement is not loop.backward
+            for name in m.findall(statement, m.Name(loop.loss.value))
+            if not m.matches(
+                self.index.parent(name),
+                m.Attribute(attr=name)
+                | m.Arg(keyword=name)
+                | m.AssignTarget(target=name)
+                | m.AugAssign(target=name),
+            )
+        ]
 
     def undone_division(self, read: cst.Name, every_n: cst.BaseExpression) -> cst.BinaryOperation | None:
         """`loss.item() * N` (or `loss * N`): the script undid the division itself; now that is `loss.item()`."""
         code = self.index.module.code_for_node
         node = self.index.parent(read)
-        if m.matches(node, m.Attribute(attr=m.Name("item"))) and \
-                m.matches(self.index.parent(node), m.Call(func=node, args=[])):
+        if m.matches(node, m.Attribute(attr=m.Name("item"))) and m.matches(
+            self.index.parent(node), m.Call(func=node, args=[])
+        ):
             node = self.index.parent(node)
         else:
             node = read
         product = self.index.parent(node)
-        if m.matches(product, m.BinaryOperation(operator=m.Multiply())) and product.left is node \
-                and code(product.right) == code(every_n):
+        if (
+            m.matches(product, m.BinaryOperation(operator=m.Multiply()))
+            and product.left is node
+            and code(product.right) == code(every_n)
+        ):
             return product
         return None
 
     def constant(self, expression: cst.BaseExpression) -> bool:
         """A number or module-level names: the same expression in the LightningModule's code."""
-        return all(all(self.index.is_global(a) for a in self.index.assignments(n)) and self.index.assignments(n)
-                   for n in m.findall(expression, m.Name()))
+        return all(
+            all(self.index.is_global(a) for a in self.index.assignments(n)) and self.index.assignments(n)
+            for n in m.findall(expression, m.Name())
+        )
 
     def divides(self, statement: cst.BaseStatement, loop: TrainingLoop, every_n: cst.BaseExpression) -> bool:
         """`loss = loss / N`, `loss = criterion(...) / N` or `loss /= N` for the backward's loss."""
@@ -155,11 +221,20 @@ class SteppingAnalysis:
         same = m.Name(loop.loss.value)
         divisor = self.index.module.code_for_node(every_n)
         for small in getattr(statement, "body", []) if isinstance(statement, cst.SimpleStatementLine) else []:
-            if m.matches(small, m.Assign(targets=[m.AssignTarget(target=same)], value=m.BinaryOperation(
-                    operator=m.Divide()))) and self.index.module.code_for_node(small.value.right) == divisor:
+            if (
+                m.matches(
+                    small,
+                    m.Assign(
+                        targets=[m.AssignTarget(target=same)], value=m.BinaryOperation(operator=m.Divide())
+                    ),
+                )
+                and self.index.module.code_for_node(small.value.right) == divisor
+            ):
                 return True
-            if m.matches(small, m.AugAssign(target=same, operator=m.DivideAssign())) and \
-                    self.index.module.code_for_node(small.value) == divisor:
+            if (
+                m.matches(small, m.AugAssign(target=same, operator=m.DivideAssign()))
+                and self.index.module.code_for_node(small.value) == divisor
+            ):
                 return True
         return False
 
@@ -184,33 +259,51 @@ class SteppingAnalysis:
         """Clipping between backward and step: the Trainer's gradient_clip_val, or, where that cannot
         say it, the user's own statement in configure_gradient_clipping (which Lightning calls at the
         same point of the step, after unscaling AMP gradients)."""
-        kept = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())])
+        kept = m.SimpleStatementLine(
+            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())]
+        )
         if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())]) | kept):
             return None
         call = statement.body[0].value
-        algorithm = next((torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD), None)
+        algorithm = next(
+            (torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD),
+            None,
+        )
         if algorithm is None:
             return None
         positional = [a for a in call.args if a.keyword is None]
         keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        value = positional[1].value if len(positional) > 1 else keywords.get("max_norm", keywords.get("clip_value"))
+        value = (
+            positional[1].value
+            if len(positional) > 1
+            else keywords.get("max_norm", keywords.get("clip_value"))
+        )
         parameters = positional[0].value if positional else keywords.get("parameters")
-        clips_model = (m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
-                       and self.index.module.code_for_node(parameters.func.value) == loop.model)
-        if value is None or parameters is None or len(positional) > 2 and algorithm == "value":
+        clips_model = (
+            m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
+            and self.index.module.code_for_node(parameters.func.value) == loop.model
+        )
+        if value is None or parameters is None or (len(positional) > 2 and algorithm == "value"):
             self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
             return None
-        custom = m.matches(statement, kept) or len(positional) > 2 or bool(
-            set(keywords) - {"parameters", "max_norm", "clip_value"}) or not clips_model
+        custom = (
+            m.matches(statement, kept)
+            or len(positional) > 2
+            or bool(set(keywords) - {"parameters", "max_norm", "clip_value"})
+            or not clips_model
+        )
         return Clipping(algorithm, value, statement, custom)
 
     def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
         for method in ("train", "eval"):
             call = method_call(statement, method)
-            if call is not None and not call.args and self.index.module.code_for_node(call.func.value) == loop.model:
+            if (
+                call is not None
+                and not call.args
+                and self.index.module.code_for_node(call.func.value) == loop.model
+            ):
                 return True
         return False
-
 
 
 def loop_index(loop: TrainingLoop) -> str | None:

@@ -12,6 +12,7 @@
 is Lightning's `EarlyStopping(monitor="val_loss", mode="min", patience=patience, min_delta=1e-4)`:
 it counts the same validation checks, with the same strict improvement test, from the same start.
 """
+
 from __future__ import annotations
 
 import libcst as cst
@@ -20,8 +21,9 @@ import libcst.matchers as m
 from .training import EarlyStopping, TrainingLoop
 
 MODES = {cst.LessThan: ("min", cst.Subtract), cst.GreaterThan: ("max", cst.Add)}
-INFINITY = m.Call(func=m.Name("float"), args=[m.Arg(value=m.SimpleString('"inf"') | m.SimpleString("'inf'"))]) \
-    | m.Attribute(value=m.Name("math") | m.Name("np") | m.Name("numpy") | m.Name("torch"), attr=m.Name("inf"))
+INFINITY = m.Call(
+    func=m.Name("float"), args=[m.Arg(value=m.SimpleString('"inf"') | m.SimpleString("'inf'"))]
+) | m.Attribute(value=m.Name("math") | m.Name("np") | m.Name("numpy") | m.Name("torch"), attr=m.Name("inf"))
 
 
 class EarlyStoppingAnalysis:
@@ -32,17 +34,20 @@ class EarlyStoppingAnalysis:
             return
         segment = loop.segments.after
         for position, statement in enumerate(segment):
-            found = self.patience_check(loop, statement, segment[position + 1:position + 2])
+            found = self.patience_check(loop, statement, segment[position + 1 : position + 2])
             if found is not None:
                 loop.early_stopping = found
                 return
 
-    def patience_check(self, loop: TrainingLoop, statement: cst.BaseStatement,
-                       following: list[cst.BaseStatement]) -> EarlyStopping | None:
+    def patience_check(
+        self, loop: TrainingLoop, statement: cst.BaseStatement, following: list[cst.BaseStatement]
+    ) -> EarlyStopping | None:
         if not m.matches(statement, m.If(test=m.Comparison(comparisons=[m.ComparisonTarget()]))):
             return None
         comparison = statement.test
-        metric = next((name for name in loop.validation.metrics if self.same_variable(comparison.left, name)), None)
+        metric = next(
+            (name for name in loop.validation.metrics if self.same_variable(comparison.left, name)), None
+        )
         operator = type(comparison.comparisons[0].operator)
         if metric is None or operator not in MODES:
             return None
@@ -53,11 +58,30 @@ class EarlyStoppingAnalysis:
         if not isinstance(best, cst.Name) or not self.starts_unbeaten(best, mode, loop):
             return None
         body = list(statement.body.body)
-        if not any(m.matches(s, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(
-                target=m.Name(best.value))], value=m.Name(metric.value))])) for s in body):
+        if not any(
+            m.matches(
+                s,
+                m.SimpleStatementLine(
+                    body=[
+                        m.Assign(
+                            targets=[m.AssignTarget(target=m.Name(best.value))], value=m.Name(metric.value)
+                        )
+                    ]
+                ),
+            )
+            for s in body
+        ):
             return None  # the best value must be the metric itself, as EarlyStopping's is
-        resets = [s for s in body if m.matches(s, m.SimpleStatementLine(body=[m.Assign(
-            targets=[m.AssignTarget(target=m.Name())], value=m.Integer("0"))]))]
+        resets = [
+            s
+            for s in body
+            if m.matches(
+                s,
+                m.SimpleStatementLine(
+                    body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Integer("0"))]
+                ),
+            )
+        ]
         for reset in resets:
             counter = reset.body[0].targets[0].target
             stop = self.counted_stop(statement.orelse, counter.value, following)
@@ -74,8 +98,9 @@ class EarlyStoppingAnalysis:
         the if statement): (patience, the statement that stops)."""
         if not isinstance(orelse, cst.Else):
             return None
-        increment = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name(counter), operator=m.AddAssign(),
-                                                            value=m.Integer("1"))])
+        increment = m.SimpleStatementLine(
+            body=[m.AugAssign(target=m.Name(counter), operator=m.AddAssign(), value=m.Integer("1"))]
+        )
         branch = list(orelse.body.body)
         if not branch or not m.matches(branch[0], increment):
             return None
@@ -83,13 +108,19 @@ class EarlyStoppingAnalysis:
         if len(checks) != 1 or len(branch) > 2:
             return None
         check = checks[0]
-        stop = m.If(test=m.Comparison(left=m.Name(counter), comparisons=[m.ComparisonTarget(
-            operator=m.GreaterThanEqual())]), orelse=None)
+        stop = m.If(
+            test=m.Comparison(
+                left=m.Name(counter), comparisons=[m.ComparisonTarget(operator=m.GreaterThanEqual())]
+            ),
+            orelse=None,
+        )
         if not m.matches(check, stop):
             return None
         *prints, last = check.body.body
         if not m.matches(last, m.SimpleStatementLine(body=[m.Break()])) or not all(
-                m.matches(p, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Name("print")))])) for p in prints):
+            m.matches(p, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Name("print")))]))
+            for p in prints
+        ):
             return None  # anything but a message and the break would be lost with the counter
         return check.test.comparisons[0].comparator, check
 
@@ -105,14 +136,18 @@ class EarlyStoppingAnalysis:
             value = value.expression
         return value is not None and m.matches(value, INFINITY)
 
-    def counter_init(self, counter: cst.Name, loop: TrainingLoop, pattern: set[int]) -> cst.BaseStatement | None:
+    def counter_init(
+        self, counter: cst.Name, loop: TrainingLoop, pattern: set[int]
+    ) -> cst.BaseStatement | None:
         """`wait = 0` before training, when the counter is used nowhere but in the pattern."""
         bindings = self.index.assignments(counter)
         inits = [a for a in bindings if self.index.is_before(a.node, loop.host)]
         if len(inits) != 1 or not m.matches(self.index.assigned_value(inits[0]), m.Integer("0")):
             return None
         statement = self.index.statement_of(inits[0].node)
-        if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])):
+        if not m.matches(
+            statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
+        ):
             return None
         uses = [access.node for a in bindings for access in a.references] + [a.node for a in bindings]
         if not all(self.index.is_inside(node, pattern) or node is inits[0].node for node in uses):

@@ -1,4 +1,5 @@
 """The plain data model of training code that analysis finds and generation consumes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ class Accumulation:
     at_last_batch: bool  # `or i == len(loader) - 1`: steps on the last batch, as Lightning does
     # reads of the divided loss after the division (`total += loss.item()`): they read `loss / N`
     divided_reads: list[cst.Name] = field(default_factory=list)
-    constant: bool = True  # N reads as it is in the module's code (else: self.trainer.accumulate_grad_batches)
+    constant: bool = (
+        True  # N reads as it is in the module's code (else: self.trainer.accumulate_grad_batches)
+    )
     undone: list[cst.BinaryOperation] = field(default_factory=list)  # `loss.item() * N` -> `loss.item()`
 
 
@@ -59,7 +62,9 @@ class EvaluationLoop:
     statement: cst.BaseStatement  # what it replaces: the call or the inline block
     before: list[cst.BaseStatement]  # -> on_validation_epoch_start (the accumulators)
     after: list[cst.BaseStatement]  # -> on_validation_epoch_end (reductions, prints, the returned metric)
-    moved: list[cst.BaseStatement]  # statements before it that it takes along (inline accumulators, model.eval())
+    moved: list[
+        cst.BaseStatement
+    ]  # statements before it that it takes along (inline accumulators, model.eval())
     function: cst.FunctionDef | None = None  # test(model, device, loader)
     call: cst.Call | None = None
     metrics: list[cst.Name] = field(default_factory=list)  # `accuracy` in `accuracy = test(...)`: logged
@@ -185,6 +190,7 @@ class TrainingLoop:
 @dataclass
 class Spawn:
     """`mp.spawn(worker, args=(...), nprocs=N)`: the Trainer starts the processes instead."""
+
     statement: cst.SimpleStatementLine
     call: cst.Call
     worker: cst.FunctionDef
@@ -199,13 +205,20 @@ class Spawn:
 @dataclass
 class Distribution:
     """Data-parallel plumbing the Trainer owns, found once per module."""
+
     # `model = DDP(model)`, the process group, set_device, MASTER_ADDR/PORT, samplers and their
     # set_epoch, helpers left empty by that and their calls
     removed: list[cst.BaseStatement] = field(default_factory=list)
     unwrapped: list[cst.CSTNode] = field(default_factory=list)  # `DDP(net)` -> net, `model.module` -> model
-    untaken: list[cst.IfExp] = field(default_factory=list)  # `a if isinstance(model, DataParallel) else b` -> b
-    loaders: dict[int, tuple[cst.Call, cst.BaseExpression]] = field(default_factory=dict)  # DataLoader(sampler=) -> shuffle
-    set_epochs: list[cst.BaseStatement] = field(default_factory=list)  # and `if isinstance(s, DistributedSampler):`
+    untaken: list[cst.IfExp] = field(
+        default_factory=list
+    )  # `a if isinstance(model, DataParallel) else b` -> b
+    loaders: dict[int, tuple[cst.Call, cst.BaseExpression]] = field(
+        default_factory=dict
+    )  # DataLoader(sampler=) -> shuffle
+    set_epochs: list[cst.BaseStatement] = field(
+        default_factory=list
+    )  # and `if isinstance(s, DistributedSampler):`
     samplers: list[cst.CSTNode] = field(default_factory=list)  # the samplers' construction (their imports go)
     # reads of a removed object that nothing rewrites: reported, with a TODO (node, reason)
     leftovers: list[tuple[cst.CSTNode, str]] = field(default_factory=list)

@@ -10,6 +10,7 @@ Lightning runs such a step under manual optimization, the update kept as it was:
 would round differently (it fuses the multiply and the add). Raw tensors with `requires_grad=True`
 become parameters of the LightningModule, so that Lightning moves them with it.
 """
+
 from __future__ import annotations
 
 import libcst as cst
@@ -27,16 +28,34 @@ class HandUpdateAnalysis:
     def hand_update(self, batch_loop: cst.For | cst.While) -> HandUpdate | None:
         """The `with torch.no_grad():` block of the step that moves parameters against their gradients."""
         for statement in batch_loop.body.body:
-            if not (isinstance(statement, cst.With) and len(statement.items) == 1 and self.no_grad(statement.items[0].item)):
+            if not (
+                isinstance(statement, cst.With)
+                and len(statement.items) == 1
+                and self.no_grad(statement.items[0].item)
+            ):
                 continue
-            updates = [node for node in m.findall(statement, m.AugAssign() | m.Call(func=m.Attribute()))
-                       if self.updates_from_gradient(node)]
+            updates = [
+                node
+                for node in m.findall(statement, m.AugAssign() | m.Call(func=m.Attribute()))
+                if self.updates_from_gradient(node)
+            ]
             if not updates:
                 continue
-            model = next((self.parameters_of(f.iter) for f in m.findall(statement, m.For())
-                          if self.parameters_of(f.iter) is not None), None)
-            tensors = [target for node in updates if isinstance(node, cst.AugAssign)
-                       and isinstance(target := node.target, cst.Name) and self.requires_grad(target, batch_loop)]
+            model = next(
+                (
+                    self.parameters_of(f.iter)
+                    for f in m.findall(statement, m.For())
+                    if self.parameters_of(f.iter) is not None
+                ),
+                None,
+            )
+            tensors = [
+                target
+                for node in updates
+                if isinstance(node, cst.AugAssign)
+                and isinstance(target := node.target, cst.Name)
+                and self.requires_grad(target, batch_loop)
+            ]
             if model is not None or tensors:
                 return HandUpdate(statement, model, list({t.value: t for t in tensors}.values()))
         return None
@@ -60,5 +79,8 @@ class HandUpdateAnalysis:
         made = [a for a in self.index.assignments(name) if self.index.is_before(a.node, batch_loop)]
         value = self.index.assigned_value(made[0]) if len(made) == 1 else None
         return isinstance(value, cst.Call) and any(
-            arg.keyword is not None and arg.keyword.value == "requires_grad" and m.matches(arg.value, m.Name("True"))
-            for arg in value.args)
+            arg.keyword is not None
+            and arg.keyword.value == "requires_grad"
+            and m.matches(arg.value, m.Name("True"))
+            for arg in value.args
+        )

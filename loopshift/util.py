@@ -1,4 +1,5 @@
 """Small matchers over libcst nodes shared by the analysis modules."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -7,7 +8,9 @@ import libcst.matchers as m
 
 def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
     """`receiver.method(...)` when statement is exactly that expression statement."""
-    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name(method))))])):
+    if m.matches(
+        statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name(method))))])
+    ):
         return statement.body[0].value
     return None
 
@@ -36,9 +39,11 @@ def held_object(expression: cst.BaseExpression) -> cst.BaseExpression | None:
     return expression if isinstance(expression, cst.Name) else None
 
 
-
 def opened(statements, closure) -> list:
     """A batch loop's statements with the closure it passes to `optimizer.step(closure)` opened in
     place (its body without the final `return loss`)."""
-    return [s for statement in statements
-            for s in (list(closure.body.body[:-1]) if statement is closure else [statement])]
+    return [
+        s
+        for statement in statements
+        for s in (list(closure.body.body[:-1]) if statement is closure else [statement])
+    ]

@@ -1,4 +1,5 @@
 """Many files spread over processes: lint and convert of a folder."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,12 @@ class Interrupted(Exception):
         self.finished = finished
 
 
-def in_order(work: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int | None = None,
-             interruptible: bool = False) -> Iterator[Outcome]:
+def in_order(
+    work: Callable[[Job], Outcome],
+    jobs: Sequence[Job],
+    workers: int | None = None,
+    interruptible: bool = False,
+) -> Iterator[Outcome]:
     """work(job) for each job, yielded in the jobs' order (so output is the same from run to run),
     on every core when there are enough jobs to pay for the processes.
 
@@ -43,13 +48,18 @@ def in_order(work: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int |
             raise Interrupted([])
 
 
-def in_processes(work: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int, interrupt: threading.Event,
-                 interruptible: bool) -> Iterator[Outcome]:
+def in_processes(
+    work: Callable[[Job], Outcome],
+    jobs: Sequence[Job],
+    workers: int,
+    interrupt: threading.Event,
+    interruptible: bool,
+) -> Iterator[Outcome]:
     from concurrent.futures import ProcessPoolExecutor, wait  # multiprocessing: a few files never need it
 
     # small chunks: results come back often enough to show progress, yet cheaply
     size = max(1, min(8, len(jobs) // (workers * 8)))
-    chunks = [list(jobs[start:start + size]) for start in range(0, len(jobs), size)]
+    chunks = [list(jobs[start : start + size]) for start in range(0, len(jobs), size)]
     with ProcessPoolExecutor(workers, initializer=ignore_interrupts if interruptible else None) as pool:
         futures = [pool.submit(run_chunk, work, chunk) for chunk in chunks]
         for number, future in enumerate(futures):
@@ -61,8 +71,14 @@ def in_processes(work: Callable[[Job], Outcome], jobs: Sequence[Job], workers: i
                 for pending in rest:
                     pending.cancel()
                 wait(rest)  # the chunks under way finish: what they wrote is reported
-                raise Interrupted([outcome for chunk in rest if not chunk.cancelled() and chunk.exception() is None
-                                   for outcome in chunk.result()])
+                raise Interrupted(
+                    [
+                        outcome
+                        for chunk in rest
+                        if not chunk.cancelled() and chunk.exception() is None
+                        for outcome in chunk.result()
+                    ]
+                )
             yield from future.result()
 
 

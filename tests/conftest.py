@@ -12,8 +12,11 @@ settings.register_profile("fast", max_examples=10)
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-fixtures", action="store_true",
-                     help="rewrite expected.py / diagnostics.txt where they differ, for review in the diff")
+    parser.addoption(
+        "--update-fixtures",
+        action="store_true",
+        help="rewrite expected.py / diagnostics.txt where they differ, for review in the diff",
+    )
 
 
 def pytest_configure(config):

@@ -56,6 +56,7 @@ What scripts do after the training loop and around it is a grammar of its own, d
 Every autocast of AUTOCASTS says `"cuda"`, so each converts to `"16-mixed"` (a `"cpu"` one would be
 `"bf16-mixed"`, CPU autocast's dtype).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -78,8 +79,14 @@ SCALER_NAMES = ["scaler", "grad_scaler"]
 CLASSES = ["Net", "MLP", "Classifier"]
 TRAIN_FUNCTIONS = ["train", "train_one_epoch", "run_epoch"]
 ACCUM_NAMES = ["ACCUM", "ACCUM_STEPS", "GRAD_ACCUM"]
-COMMENTS = ["# forward pass", "# compute the loss", "# update the weights", "# TODO: try a scheduler",
-            "# NOTE: batches are (features, labels)", "#"]
+COMMENTS = [
+    "# forward pass",
+    "# compute the loss",
+    "# update the weights",
+    "# TODO: try a scheduler",
+    "# NOTE: batches are (features, labels)",
+    "#",
+]
 TRAILING = ["# noqa: E501", "# clear old gradients", "# type: ignore", "# (B, 3)"]
 
 UNPACKINGS = ["pair", "batch", "enumerate", "enumerate_index"]
@@ -114,37 +121,69 @@ SCHEDULER_CALLS = {
 }
 # the GradScaler's spelling (None: no mixed precision); both are disabled on the CPU through use_amp
 AMPS = [None, "cuda.amp", "amp"]
-SCALER_CALLS = {"cuda.amp": "torch.cuda.amp.GradScaler(enabled=use_amp)",
-                "amp": 'torch.amp.GradScaler("cuda", enabled=use_amp)'}
+SCALER_CALLS = {
+    "cuda.amp": "torch.cuda.amp.GradScaler(enabled=use_amp)",
+    "amp": 'torch.amp.GradScaler("cuda", enabled=use_amp)',
+}
 # the autocast block's spellings that loopshift converts (it reads `dtype=` and `enabled=`, not the device)
-AUTOCASTS = ['torch.autocast(device_type="cuda", enabled=use_amp)', 'torch.autocast("cuda", enabled=use_amp)',
-             'torch.amp.autocast("cuda", enabled=use_amp)', "torch.cuda.amp.autocast(enabled=use_amp)"]
+AUTOCASTS = [
+    'torch.autocast(device_type="cuda", enabled=use_amp)',
+    'torch.autocast("cuda", enabled=use_amp)',
+    'torch.amp.autocast("cuda", enabled=use_amp)',
+    "torch.cuda.amp.autocast(enabled=use_amp)",
+]
 # every: `if (i + 1) % N == 0:` (LS007); every_or_last: `... or i + 1 == len(loader):` (clean)
 ACCUMULATIONS = [None, "every", "every_or_last"]
 DIVISIONS = ["assign", "augmented"]  # loss = loss / N, loss /= N
 # the step's idioms whose combinations the covering set takes pairwise (see step_design)
-STEP_FACTORS = {"clip": CLIPS, "scheduler": SCHEDULERS, "amp": AMPS, "accumulation": ACCUMULATIONS,
-                "zero_grad_argument": ZERO_GRAD_ARGUMENTS}
+STEP_FACTORS = {
+    "clip": CLIPS,
+    "scheduler": SCHEDULERS,
+    "amp": AMPS,
+    "accumulation": ACCUMULATIONS,
+    "zero_grad_argument": ZERO_GRAD_ARGUMENTS,
+}
 
 # -- after the loop (programs(after=True))
 # the loop's variables read after it
 AFTER_READS = ("index", "epoch", "loss")
 # user names that the conversion also introduces (generated names, their fresh variants, attributes of
 # a LightningModule), none of them in the pools above
-COLLISIONS = ["trainer", "lit_model", "batch", "batch_idx", "LitModel", "trainer_", "lit_model_", "logger",
-              "global_step"]
+COLLISIONS = [
+    "trainer",
+    "lit_model",
+    "batch",
+    "batch_idx",
+    "LitModel",
+    "trainer_",
+    "lit_model_",
+    "logger",
+    "global_step",
+]
 # the per-epoch evaluation call: a statement, or an assignment and a print of its result
 EVALUATIONS = [None, "call", "assign"]
 CHECKPOINT = "checkpoint.pt"  # relative: a run in its own directory
 # the start of every line the grammar's scripts print (Lightning's progress bar may share a line)
-PRINTED = ("epoch ", "loss ", "last ", "note: ", "reloaded ", "final val loss ", "  val loss ", "done", "user ",
-           *(f"{name}: " for name in COLLISIONS))
+PRINTED = (
+    "epoch ",
+    "loss ",
+    "last ",
+    "note: ",
+    "reloaded ",
+    "final val loss ",
+    "  val loss ",
+    "done",
+    "user ",
+    *(f"{name}: " for name in COLLISIONS),
+)
 VAL_LOADER = "val_loader"
 N_BATCHES = "n_batches"
 
 # the documented diagnostic of a loop that accumulates gradients across an epoch's end
-PARTIAL_ACCUMULATION = ("LS007 Lightning also steps after the last batch of an epoch; the loop carried a "
-                        "partial accumulation over unless the batches per epoch are a multiple of {n}")
+PARTIAL_ACCUMULATION = (
+    "LS007 Lightning also steps after the last batch of an epoch; the loop carried a "
+    "partial accumulation over unless the batches per epoch are a multiple of {n}"
+)
 
 
 @dataclass(frozen=True)
@@ -204,7 +243,9 @@ class Program:
     after_reads: tuple[str, ...] = ()  # of AFTER_READS, those that the nesting can read after the loop
     rebind_reads: bool = False  # after_reads are then rebound (-1, a zero loss) and read again
     note: bool = False  # the epoch code sets `note`, read after training, rebound and read again
-    checkpoint: bool = False  # saved through open(path, "wb") each epoch, reopened with torch.load after training
+    checkpoint: bool = (
+        False  # saved through open(path, "wb") each epoch, reopened with torch.load after training
+    )
     collision: str | None = None  # one of COLLISIONS, bound before the loop and printed after it
     collision_in_epoch: bool = False  # the epoch code reads the colliding name too
     evaluation: str | None = None  # see EVALUATIONS
@@ -215,8 +256,14 @@ class Program:
     @property
     def after(self) -> bool:
         """Whether the program has any choice of the after-the-loop grammar."""
-        return bool(self.after_reads or self.note or self.checkpoint or self.collision or self.evaluation
-                    or self.unpacking == RANGE)
+        return bool(
+            self.after_reads
+            or self.note
+            or self.checkpoint
+            or self.collision
+            or self.evaluation
+            or self.unpacking == RANGE
+        )
 
     @property
     def convertible(self) -> bool:
@@ -261,13 +308,17 @@ class Program:
 
 def supported(p: Program) -> bool:
     """The combinations the grammar generates (see the module docstring for those it does not)."""
-    return combines((p.nesting, p.unpacking, p.zero_grad), {factor: getattr(p, factor) for factor in STEP_FACTORS})
+    return combines(
+        (p.nesting, p.unpacking, p.zero_grad), {factor: getattr(p, factor) for factor in STEP_FACTORS}
+    )
 
 
 def combines(shape: tuple[str, str, str], idioms: dict) -> bool:
     """Whether a (nesting, unpacking, zero_grad) shape takes these values of STEP_FACTORS."""
     nesting, unpacking, zero_grad = shape
-    if idioms["accumulation"] is not None and (not unpacking.startswith("enumerate") or zero_grad != "after_step"):
+    if idioms["accumulation"] is not None and (
+        not unpacking.startswith("enumerate") or zero_grad != "after_step"
+    ):
         return False
     return not (idioms["scheduler"] in PER_EPOCH_SCHEDULERS and nesting == "single")
 
@@ -275,11 +326,20 @@ def combines(shape: tuple[str, str, str], idioms: dict) -> bool:
 @st.composite
 def names(draw) -> Names:
     x, y = draw(st.sampled_from(BATCH_PAIRS))
-    return Names(model=draw(st.sampled_from(MODELS)), optimizer=draw(st.sampled_from(OPTIMIZERS)),
-                 loss=draw(st.sampled_from(LOSSES)), loader=draw(st.sampled_from(LOADERS)),
-                 criterion=draw(st.sampled_from(CRITERIA)), x=x, y=y, output=draw(st.sampled_from(OUTPUTS)),
-                 index=draw(st.sampled_from(INDICES)), total=draw(st.sampled_from(TOTALS)),
-                 scheduler=draw(st.sampled_from(SCHEDULER_NAMES)), scaler=draw(st.sampled_from(SCALER_NAMES)))
+    return Names(
+        model=draw(st.sampled_from(MODELS)),
+        optimizer=draw(st.sampled_from(OPTIMIZERS)),
+        loss=draw(st.sampled_from(LOSSES)),
+        loader=draw(st.sampled_from(LOADERS)),
+        criterion=draw(st.sampled_from(CRITERIA)),
+        x=x,
+        y=y,
+        output=draw(st.sampled_from(OUTPUTS)),
+        index=draw(st.sampled_from(INDICES)),
+        total=draw(st.sampled_from(TOTALS)),
+        scheduler=draw(st.sampled_from(SCHEDULER_NAMES)),
+        scaler=draw(st.sampled_from(SCALER_NAMES)),
+    )
 
 
 # the longest loop body: unpack, two .to(device), zero_grad, forward, loss (or an autocast block),
@@ -294,8 +354,9 @@ def programs(draw, after: bool = False) -> Program:
     nesting = draw(st.sampled_from(NESTINGS))
     unpackings = UNPACKINGS + [RANGE] if after and nesting != "function" else UNPACKINGS
     unpacking = draw(st.sampled_from(unpackings))
-    separators = draw(st.lists(st.one_of(st.none(), st.just(""), st.sampled_from(COMMENTS)),
-                               min_size=GAPS, max_size=GAPS))
+    separators = draw(
+        st.lists(st.one_of(st.none(), st.just(""), st.sampled_from(COMMENTS)), min_size=GAPS, max_size=GAPS)
+    )
     trailing = draw(st.lists(st.one_of(st.none(), st.sampled_from(TRAILING)), min_size=GAPS, max_size=GAPS))
     # accumulation needs the index of enumerate
     accumulation = draw(st.sampled_from(ACCUMULATIONS)) if unpacking.startswith("enumerate") else None
@@ -364,10 +425,17 @@ def after_choices(draw, n: Names, nesting: str, unpacking: str) -> dict:
     used = set(vars(n).values()) | ({"batch"} if unpacking in ("batch", "enumerate_index") else set())
     collision = draw(st.one_of(st.none(), st.sampled_from([c for c in COLLISIONS if c not in used])))
     evaluation = draw(st.sampled_from(EVALUATIONS)) if epochs else None
-    return dict(after_reads=reads, rebind_reads=bool(reads) and draw(st.booleans()), note=epochs and draw(st.booleans()), checkpoint=epochs and draw(st.booleans()),
-                collision=collision, collision_in_epoch=epochs and collision is not None and draw(st.booleans()),
-                evaluation=evaluation, print_before_eval=evaluation is not None and draw(st.booleans()),
-                tail_order=tuple(draw(st.permutations(range(4)))))
+    return dict(
+        after_reads=reads,
+        rebind_reads=bool(reads) and draw(st.booleans()),
+        note=epochs and draw(st.booleans()),
+        checkpoint=epochs and draw(st.booleans()),
+        collision=collision,
+        collision_in_epoch=epochs and collision is not None and draw(st.booleans()),
+        evaluation=evaluation,
+        print_before_eval=evaluation is not None and draw(st.booleans()),
+        tail_order=tuple(draw(st.permutations(range(4)))),
+    )
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -383,7 +451,9 @@ def step_statements(p: Program) -> list[list[str]]:
     if p.clip is not None:
         if p.amp is not None:  # clip the real gradients, not the scaled ones
             statements.append([f"{n.scaler}.unscale_({n.optimizer})"])
-        statements.append([f"{p.clip_module}.clip_grad_{p.clip}_({n.model}.parameters(), {p.clip_threshold})"])
+        statements.append(
+            [f"{p.clip_module}.clip_grad_{p.clip}_({n.model}.parameters(), {p.clip_threshold})"]
+        )
     if p.amp is not None:
         statements += [[f"{n.scaler}.step({n.optimizer})"], [f"{n.scaler}.update()"]]
     else:
@@ -440,8 +510,13 @@ def loop_lines(p: Program) -> list[str]:
     if p.zero_grad == "before_backward":
         body.append([zero_grad_call(p)])
     if p.accumulation is not None:
-        body.append([f"{n.loss} /= {p.accumulates}" if p.division == "augmented"
-                     else f"{n.loss} = {n.loss} / {p.accumulates}"])
+        body.append(
+            [
+                f"{n.loss} /= {p.accumulates}"
+                if p.division == "augmented"
+                else f"{n.loss} = {n.loss} / {p.accumulates}"
+            ]
+        )
     body.append([f"{n.scaler}.scale({n.loss}).backward()" if p.amp is not None else f"{n.loss}.backward()"])
     if p.accumulation is not None:  # one statement: the condition around the whole step
         condition = f"({n.index} + 1) % {p.accumulates} == 0"
@@ -453,7 +528,11 @@ def loop_lines(p: Program) -> list[str]:
     if p.running_total:
         body.append([f"{n.total} += {n.loss}.item()"])
     if p.print_every is not None:
-        epoch = "epoch {epoch} " if p.nesting != "single" and (p.nesting != "function" or p.epoch_argument) else ""
+        epoch = (
+            "epoch {epoch} "
+            if p.nesting != "single" and (p.nesting != "function" or p.epoch_argument)
+            else ""
+        )
         message = f'print(f"{epoch}loss {{{n.loss}.item():.4f}}")'
         if p.unpacking.startswith("enumerate") or p.unpacking == RANGE:
             body.append([f"if {n.index} % {p.print_every} == 0:", "    " + message])
@@ -485,30 +564,44 @@ def epoch_lines(p: Program, n: Names) -> list[str]:
     (module and main nestings)."""
     if not p.running_total:
         return loop_lines(p) + epoch_scheduler_step(p, n) + epoch_tail(p, n)
-    return ([f"{n.total} = 0.0"] + loop_lines(p) + epoch_scheduler_step(p, n)
-            + [f'print(f"epoch {{epoch}}: {{{n.total} / {batch_count(p, n)}:.4f}}")'] + epoch_tail(p, n))
+    return (
+        [f"{n.total} = 0.0"]
+        + loop_lines(p)
+        + epoch_scheduler_step(p, n)
+        + [f'print(f"epoch {{epoch}}: {{{n.total} / {batch_count(p, n)}:.4f}}")']
+        + epoch_tail(p, n)
+    )
 
 
 def setup_lines(p: Program, n: Names) -> list[str]:
     """Data, model, criterion, optimizer, scheduler and scaler, named after n."""
-    model = f"{p.model_class}()" if p.model_class else "nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))"
+    model = (
+        f"{p.model_class}()"
+        if p.model_class
+        else "nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))"
+    )
     optim = "optim" if p.optim_alias else "torch.optim"
     lines = [
         f"X = torch.randn({p.samples}, 8)",
         f"Y = torch.randint(0, 3, ({p.samples},))",
-        f"{N_BATCHES} = len(X) // 8" if p.unpacking == RANGE
+        f"{N_BATCHES} = len(X) // 8"
+        if p.unpacking == RANGE
         else f"{n.loader} = DataLoader(TensorDataset(X, Y), batch_size=8, shuffle=False)",
     ]
     if p.evaluation is not None:
-        lines.append(f"{VAL_LOADER} = DataLoader(TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,))), "
-                     "batch_size=8)")
+        lines.append(
+            f"{VAL_LOADER} = DataLoader(TensorDataset(torch.randn(16, 8), torch.randint(0, 3, (16,))), "
+            "batch_size=8)"
+        )
     lines.append(f"{n.model} = {model}" + (".to(device)" if p.device else ""))
     if not p.functional_loss:
         lines.append(f"{n.criterion} = nn.CrossEntropyLoss()")
     lines.append(f"{n.optimizer} = {optim}." + p.optimizer_call.format(params=f"{n.model}.parameters()"))
     if p.scheduler is not None:
         epochs = 1 if p.nesting == "single" else p.epochs
-        call = SCHEDULER_CALLS[p.scheduler].format(optimizer=n.optimizer, epochs=epochs, batches=batch_count(p, n))
+        call = SCHEDULER_CALLS[p.scheduler].format(
+            optimizer=n.optimizer, epochs=epochs, batches=batch_count(p, n)
+        )
         lines.append(f"{n.scheduler} = {optim}.lr_scheduler.{call}")
     if p.amp is not None:
         lines.append(f"{n.scaler} = {SCALER_CALLS[p.amp]}")
@@ -522,25 +615,33 @@ def setup_lines(p: Program, n: Names) -> list[str]:
 # -- after the loop ---------------------------------------------------------------------------
 def evaluate_call(p: Program, n: Names, arguments: str) -> str:
     """A call of evaluate(): with the model and the loader first where it is no closure over globals."""
-    return f"evaluate({arguments})" if p.nesting == "module" else f"evaluate({n.model}, {VAL_LOADER}, {arguments})"
+    return (
+        f"evaluate({arguments})"
+        if p.nesting == "module"
+        else f"evaluate({n.model}, {VAL_LOADER}, {arguments})"
+    )
 
 
 def evaluate_function(p: Program) -> list[str]:
     """evaluate(epoch=0, verbose=True): the mean validation loss, printed when verbose; over the
     module's model and loader, or (main() holds them) over its parameters."""
     model = p.names.model if p.nesting == "module" else "model"
-    params = "epoch=0, verbose=True" if p.nesting == "module" else f"model, {VAL_LOADER}, epoch=0, verbose=True"
-    return [f"def evaluate({params}):",
-            f"    {model}.eval()",
-            "    val_total = 0.0",
-            "    with torch.no_grad():",
-            f"        for vx, vy in {VAL_LOADER}:",
-            f'            val_total += nn.functional.cross_entropy({model}(vx), vy, reduction="sum").item()',
-            f"    val_total /= len({VAL_LOADER}.dataset)",
-            "    if verbose:",
-            '        print(f"  val loss after epoch {epoch}: {val_total:.4f}")',
-            f"    {model}.train()",
-            "    return val_total"]
+    params = (
+        "epoch=0, verbose=True" if p.nesting == "module" else f"model, {VAL_LOADER}, epoch=0, verbose=True"
+    )
+    return [
+        f"def evaluate({params}):",
+        f"    {model}.eval()",
+        "    val_total = 0.0",
+        "    with torch.no_grad():",
+        f"        for vx, vy in {VAL_LOADER}:",
+        f'            val_total += nn.functional.cross_entropy({model}(vx), vy, reduction="sum").item()',
+        f"    val_total /= len({VAL_LOADER}.dataset)",
+        "    if verbose:",
+        '        print(f"  val loss after epoch {epoch}: {val_total:.4f}")',
+        f"    {model}.train()",
+        "    return val_total",
+    ]
 
 
 def epoch_tail(p: Program, n: Names) -> list[str]:
@@ -558,17 +659,26 @@ def epoch_tail(p: Program, n: Names) -> list[str]:
     if p.evaluation == "call":
         blocks[3].append(evaluate_call(p, n, "epoch"))
     elif p.evaluation == "assign":
-        blocks[3] += [f"val_loss = {evaluate_call(p, n, 'epoch')}", 'print(f"epoch {epoch}: val loss {val_loss:.4f}")']
+        blocks[3] += [
+            f"val_loss = {evaluate_call(p, n, 'epoch')}",
+            'print(f"epoch {epoch}: val loss {val_loss:.4f}")',
+        ]
     return [line for k in (p.tail_order or range(len(blocks))) for line in blocks[k]]
 
 
 def after_lines(p: Program, n: Names) -> list[str]:
     """After training: the loop's variables, `note` before and after it is rebound, the colliding
     name, the checkpoint reopened, a last evaluation without its print."""
-    reads = {"index": f'print(f"last batch {{{p.names.index}}}")', "epoch": 'print(f"last epoch {epoch}")',
-             "loss": f'print(f"last loss {{{p.names.loss}.item():.4f}}")'}
-    rebinds = {"index": f"{p.names.index} = -1", "epoch": "epoch = -1",
-               "loss": f"{p.names.loss} = torch.tensor(0.0)"}
+    reads = {
+        "index": f'print(f"last batch {{{p.names.index}}}")',
+        "epoch": 'print(f"last epoch {epoch}")',
+        "loss": f'print(f"last loss {{{p.names.loss}.item():.4f}}")',
+    }
+    rebinds = {
+        "index": f"{p.names.index} = -1",
+        "epoch": "epoch = -1",
+        "loss": f"{p.names.loss} = torch.tensor(0.0)",
+    }
     lines = [reads[r] for r in p.after_reads]
     if p.rebind_reads:
         lines += [line for r in p.after_reads for line in (rebinds[r], reads[r])]
@@ -577,8 +687,12 @@ def after_lines(p: Program, n: Names) -> list[str]:
     if p.collision is not None:
         lines.append(f'print(f"{p.collision}: {{{p.collision}}}")')
     if p.checkpoint:
-        lines += ['with open(path, "rb") as f:', "    state = torch.load(f)", f"{n.model}.load_state_dict(state)",
-                  'print(f"reloaded {len(state)} tensors")']
+        lines += [
+            'with open(path, "rb") as f:',
+            "    state = torch.load(f)",
+            f"{n.model}.load_state_dict(state)",
+            'print(f"reloaded {len(state)} tensors")',
+        ]
     if p.evaluation is not None:
         lines.append(f'print(f"final val loss {{{evaluate_call(p, n, "verbose=False")}:.4f}}")')
     return lines
@@ -595,15 +709,19 @@ def render(p: Program) -> str:
     if p.accumulation is not None and p.accum_name is not None:
         lines += [f"{p.accum_name} = {p.accum_steps}", ""]
     if p.model_class:
-        lines += ["", f"class {p.model_class}(nn.Module):",
-                  "    def __init__(self):",
-                  "        super().__init__()",
-                  "        self.fc1 = nn.Linear(8, 16)",
-                  "        self.fc2 = nn.Linear(16, 3)",
-                  "",
-                  "    def forward(self, x):",
-                  "        return self.fc2(torch.relu(self.fc1(x)))",
-                  "", ""]
+        lines += [
+            "",
+            f"class {p.model_class}(nn.Module):",
+            "    def __init__(self):",
+            "        super().__init__()",
+            "        self.fc1 = nn.Linear(8, 16)",
+            "        self.fc2 = nn.Linear(16, 3)",
+            "",
+            "    def forward(self, x):",
+            "        return self.fc2(torch.relu(self.fc1(x)))",
+            "",
+            "",
+        ]
     lines.append("torch.manual_seed(0)")
     if p.device:
         lines.append('device = torch.device("cpu")')
@@ -647,16 +765,29 @@ def render(p: Program) -> str:
             main_body = setup_lines(p, o) + ["", epoch_loop(p)] + indent(per_epoch + epoch_tail(p, o), 1)
             main_body += after_lines(p, o)
         else:
-            main_body = (setup_lines(p, n) + train_mode + ["", epoch_loop(p)]
-                         + indent(epoch_lines(p, n), 1) + after_lines(p, n))
-        lines += ([] if p.nesting == "function" else [""]) + ["def main():"] + indent(main_body, 1) + ["", "",
-                  'if __name__ == "__main__":', "    main()"]
+            main_body = (
+                setup_lines(p, n)
+                + train_mode
+                + ["", epoch_loop(p)]
+                + indent(epoch_lines(p, n), 1)
+                + after_lines(p, n)
+            )
+        lines += (
+            ([] if p.nesting == "function" else [""])
+            + ["def main():"]
+            + indent(main_body, 1)
+            + ["", "", 'if __name__ == "__main__":', "    main()"]
+        )
     return "\n".join(lines) + "\n"
 
 
 # -- a covering set -------------------------------------------------------------------------
-SHAPES = [(nesting, unpacking, zero_grad) for nesting in NESTINGS for unpacking in UNPACKINGS
-          for zero_grad in ZERO_GRADS]
+SHAPES = [
+    (nesting, unpacking, zero_grad)
+    for nesting in NESTINGS
+    for unpacking in UNPACKINGS
+    for zero_grad in ZERO_GRADS
+]
 
 
 def idiom_pairs(idioms: dict) -> set[tuple]:
@@ -681,7 +812,9 @@ def step_design() -> list[dict]:
     def choices(shape) -> list[dict]:
         return [c for c in combinations if combines(shape, c)]
 
-    for number in sorted(range(len(SHAPES)), key=lambda k: (len(set().union(*map(idiom_pairs, choices(SHAPES[k])))), k)):
+    for number in sorted(
+        range(len(SHAPES)), key=lambda k: (len(set().union(*map(idiom_pairs, choices(SHAPES[k])))), k)
+    ):
         best = max(choices(SHAPES[number]), key=gain)
         design[number] = best
         uncovered -= idiom_pairs(best)
@@ -708,26 +841,53 @@ def shaped(k: int) -> Program:
 
     def named(offset: int) -> Names:
         x, y = pick(BATCH_PAIRS, offset)
-        return Names(model=pick(MODELS, offset), optimizer=pick(OPTIMIZERS, offset + 1), loss=pick(LOSSES, offset),
-                     loader=pick(LOADERS, offset + 2), criterion=pick(CRITERIA, offset + 3), x=x, y=y,
-                     output=pick(OUTPUTS, offset), index=pick(INDICES, offset), total=pick(TOTALS, offset),
-                     scheduler=pick(SCHEDULER_NAMES, offset + 1), scaler=pick(SCALER_NAMES, offset))
+        return Names(
+            model=pick(MODELS, offset),
+            optimizer=pick(OPTIMIZERS, offset + 1),
+            loss=pick(LOSSES, offset),
+            loader=pick(LOADERS, offset + 2),
+            criterion=pick(CRITERIA, offset + 3),
+            x=x,
+            y=y,
+            output=pick(OUTPUTS, offset),
+            index=pick(INDICES, offset),
+            total=pick(TOTALS, offset),
+            scheduler=pick(SCHEDULER_NAMES, offset + 1),
+            scaler=pick(SCALER_NAMES, offset),
+        )
 
     gaps = [None, "", *COMMENTS]
     inner = named(0)
     return Program(
-        names=inner, outer=named(k // 3) if nesting == "function" else inner,
-        model_class=pick([None, *CLASSES]), unpacking=unpacking, zero_grad=zero_grad,
-        zero_grad_on_model=bit(0), nesting=nesting, device=bit(1), functional_loss=bit(2), optim_alias=bit(3),
-        optimizer_call=pick(OPTIMIZER_CALLS), train_mode=bit(4), print_every=pick([None, 1, 2, 3]),
+        names=inner,
+        outer=named(k // 3) if nesting == "function" else inner,
+        model_class=pick([None, *CLASSES]),
+        unpacking=unpacking,
+        zero_grad=zero_grad,
+        zero_grad_on_model=bit(0),
+        nesting=nesting,
+        device=bit(1),
+        functional_loss=bit(2),
+        optim_alias=bit(3),
+        optimizer_call=pick(OPTIMIZER_CALLS),
+        train_mode=bit(4),
+        print_every=pick([None, 1, 2, 3]),
         running_total=bit(5) and nesting != "single",
         separators=tuple(gaps[(k * 3 + i) % len(gaps)] if (k + i) % 3 else None for i in range(GAPS)),
         trailing=tuple(pick(TRAILING, i) if (k + i) % 4 == 0 else None for i in range(GAPS)),
-        inline_forward=bit(1) != bit(3), split_device=bit(0) != bit(5),
-        epoch_argument=bit(6), first_epoch=k % 2, samples=pick([32, 48, 64]), epochs=1 + k % 2,
-        train_function=pick(TRAIN_FUNCTIONS), result_use="assign",
-        clip_module=pick(CLIP_MODULES, k // 2), tight_clip=bit(3) != bit(6),
+        inline_forward=bit(1) != bit(3),
+        split_device=bit(0) != bit(5),
+        epoch_argument=bit(6),
+        first_epoch=k % 2,
+        samples=pick([32, 48, 64]),
+        epochs=1 + k % 2,
+        train_function=pick(TRAIN_FUNCTIONS),
+        result_use="assign",
+        clip_module=pick(CLIP_MODULES, k // 2),
+        tight_clip=bit(3) != bit(6),
         autocast=AUTOCASTS[k // 2 % len(AUTOCASTS)],
-        accum_steps=pick([2, 4], k // 2), accum_name=pick([None, *ACCUM_NAMES]), division=pick(DIVISIONS, k // 3),
+        accum_steps=pick([2, 4], k // 2),
+        accum_name=pick([None, *ACCUM_NAMES]),
+        division=pick(DIVISIONS, k // 3),
         **STEP_DESIGN[k],
     )

@@ -1,11 +1,12 @@
 """Mixed precision and gradient accumulation details found by the property tests: the scaler's calls
 inside the accumulation condition, the torch.GradScaler spelling, CPU autocast's dtype, and reads of
 the divided loss after backward."""
+
 import textwrap
 
 from loopshift import convert_source
 
-LOOP = '''
+LOOP = """
 import torch
 import torch.nn as nn
 
@@ -27,7 +28,7 @@ for i, (x, y) in enumerate(loader):
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad()
-'''
+"""
 
 
 def converted(scaler: str = "torch.cuda.amp.GradScaler", device: str = '"cuda"') -> str:
@@ -40,7 +41,9 @@ def converted(scaler: str = "torch.cuda.amp.GradScaler", device: str = '"cuda"')
 def test_scaler_calls_inside_the_accumulation_condition_go() -> None:
     code = converted()
     assert "scaler" not in code.split("class ")[1].split("\nmodel = ")[0]  # nothing of it in the module
-    assert 'precision="16-mixed" if use_amp else "32-true"' in code and "accumulate_grad_batches=ACCUM" in code
+    assert (
+        'precision="16-mixed" if use_amp else "32-true"' in code and "accumulate_grad_batches=ACCUM" in code
+    )
 
 
 def test_reads_of_the_divided_loss_read_it_divided() -> None:

@@ -1,4 +1,5 @@
 """The command line contract: outputs, modes, exit codes and one-line errors on bad input."""
+
 import os
 import stat
 import subprocess
@@ -77,17 +78,27 @@ def test_no_loop_exits_one_and_writes_nothing(tmp_path: Path, capsys) -> None:
 def test_todo_exits_one(tmp_path: Path, capsys) -> None:
     path = tmp_path / "dry.py"
     # a `break` before the optimizer step has no exact Lightning equivalent
-    path.write_text((FIXTURES / "mnist_style_functions" / "input.py").read_text().replace(
-        "        optimizer.zero_grad()", "        if args.dry_run:\n            break\n        optimizer.zero_grad()", 1))
+    path.write_text(
+        (FIXTURES / "mnist_style_functions" / "input.py")
+        .read_text()
+        .replace(
+            "        optimizer.zero_grad()",
+            "        if args.dry_run:\n            break\n        optimizer.zero_grad()",
+            1,
+        )
+    )
     assert main(["convert", "--stdout", str(path)]) == 1
     captured = capsys.readouterr()
     assert f"{path}:" in captured.err and "LS003" in captured.err and "# TODO(loopshift):" in captured.out
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"def broken(:\n    pass\n", ":1:12: error: syntax error"),
-    (b"x = '\xff\xfe caf\xe9'\n", ":1: error: not valid utf-8 text"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"def broken(:\n    pass\n", ":1:12: error: syntax error"),
+        (b"x = '\xff\xfe caf\xe9'\n", ":1: error: not valid utf-8 text"),
+    ],
+)
 def test_bad_input_is_one_line_exit_two(tmp_path: Path, capsys, content: bytes, message: str) -> None:
     path = tmp_path / "bad.py"
     path.write_bytes(content)
@@ -137,17 +148,24 @@ def test_output_over_a_directory_is_an_error(script: Path, tmp_path: Path, capsy
 
 
 def test_python_dash_m_entry_point(script: Path) -> None:
-    completed = subprocess.run([sys.executable, "-m", "loopshift", "convert", "--stdout", str(script)],
-                               capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "-m", "loopshift", "convert", "--stdout", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert completed.returncode == 0, completed.stderr
     assert "trainer.fit(lit_model, train_dataloaders=loader)" in completed.stdout
     assert "torch" not in completed.stderr
 
 
-@pytest.mark.parametrize("encoding, header", [
-    ("latin-1", "# -*- coding: latin-1 -*-\n# café au lait: the experiment's name\n"),
-    ("utf-8-sig", "# naïve baseline, written by an editor that adds a BOM\n"),
-])
+@pytest.mark.parametrize(
+    "encoding, header",
+    [
+        ("latin-1", "# -*- coding: latin-1 -*-\n# café au lait: the experiment's name\n"),
+        ("utf-8-sig", "# naïve baseline, written by an editor that adds a BOM\n"),
+    ],
+)
 def test_output_keeps_the_encoding(tmp_path: Path, encoding: str, header: str) -> None:
     script = tmp_path / "train.py"
     script.write_bytes((header + FLAT).encode(encoding))
@@ -174,7 +192,10 @@ def test_folder_converts_the_files_with_loops_and_sums_up(tmp_path: Path, capsys
     (tmp_path / "pkg" / "fit.py").write_text((FIXTURES / "mnist_style_functions" / "input.py").read_text())
     assert main(["convert", str(tmp_path)]) == 0  # files without a loop in a folder are not a failure
     err = capsys.readouterr().err
-    assert "3 files scanned, 2 with training loops (2 loops, 2 converted): 2 converted cleanly, 0 with TODOs; 0 failed" in err
+    assert (
+        "3 files scanned, 2 with training loops (2 loops, 2 converted): 2 converted cleanly, 0 with TODOs; 0 failed"
+        in err
+    )
     assert "no training loop found" not in err
     assert (tmp_path / "train_lightning.py").exists() and (tmp_path / "pkg" / "fit_lightning.py").exists()
     assert not (tmp_path / "models_lightning.py").exists()
@@ -195,8 +216,15 @@ def test_report_says_what_happened_to_each_file(tmp_path: Path, capsys) -> None:
     assert main(["convert", str(tmp_path), "--report", str(report)]) == 2  # broken.py
     data = json.loads(report.read_text())
     assert data["summary"] == {
-        "files_scanned": 4, "with_training_loops": 2, "converted_cleanly": 1, "converted_with_todos": 1,
-        "failed": 1, "loops_found": 2, "loops_converted": 1, "diagnostics_by_code": {"LS002": 1}}
+        "files_scanned": 4,
+        "with_training_loops": 2,
+        "converted_cleanly": 1,
+        "converted_with_todos": 1,
+        "failed": 1,
+        "loops_found": 2,
+        "loops_converted": 1,
+        "diagnostics_by_code": {"LS002": 1},
+    }
     by_name = {Path(entry["path"]).name: entry for entry in data["files"]}
     assert by_name["train.py"]["outcome"] == "clean" and by_name["models.py"]["outcome"] == "none"
     [todo] = by_name["lbfgs.py"]["diagnostics"]
@@ -231,10 +259,14 @@ def test_folder_piped_says_each_file_and_sums_up_by_reason(tmp_path: Path, capsy
     lines = err.splitlines()
     assert lines[-2:] == [
         "loopshift: 4 files scanned, 2 with training loops (2 loops, 1 converted): 1 converted cleanly, 1 with TODOs; 2 failed",
-        "by reason: LS002 1, not valid utf-8 text 1, syntax error 1"]
+        "by reason: LS002 1, not valid utf-8 text 1, syntax error 1",
+    ]
     assert [line for line in lines if line.startswith("[")] == [
-        f"[1/4] {tmp_path / 'a_train.py'}: converted", f"[2/4] {tmp_path / 'b_lbfgs.py'}: not written: 1 TODO",
-        f"[3/4] {tmp_path / 'c_broken.py'}: failed", f"[4/4] {tmp_path / 'd_latin.py'}: failed"]
+        f"[1/4] {tmp_path / 'a_train.py'}: converted",
+        f"[2/4] {tmp_path / 'b_lbfgs.py'}: not written: 1 TODO",
+        f"[3/4] {tmp_path / 'c_broken.py'}: failed",
+        f"[4/4] {tmp_path / 'd_latin.py'}: failed",
+    ]
     assert main(["convert", "--quiet", "--force", str(tmp_path)]) == 2
     assert not any(line.startswith(("[", "loopshift:")) for line in capsys.readouterr().err.splitlines())
 
@@ -265,8 +297,12 @@ def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path:
     (tmp_path / "train.py").write_text(FLAT)
     (tmp_path / "lbfgs.py").write_text((FIXTURES / "lbfgs_code_after_step" / "input.py").read_text())
     terminal, stderr = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "loopshift", "convert", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=stderr, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopshift", "convert", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
     os.close(stderr)
     # read the terminal until the run closes it: one read can stop short of the summary (on a
     # loaded machine the bar redraws for seconds), and a full terminal would block the run
@@ -285,7 +321,7 @@ def test_folder_progress_bar_is_on_the_terminal_and_stdout_stays_plain(tmp_path:
     process.stdout.close()
     assert run.returncode == 1
     assert run.stdout == f"{tmp_path / 'lbfgs.py'}:13:1: LS002 " + run.stdout.split(" LS002 ", 1)[1]
-    assert "\x1b[" not in run.stdout and "\n" == run.stdout[-1] and run.stdout.count("\n") == 1
+    assert "\x1b[" not in run.stdout and run.stdout[-1] == "\n" and run.stdout.count("\n") == 1
     assert "converting" in screen and "0/2" in screen  # the bar, with its count
     assert "[1/2]" not in screen  # no plain lines on a terminal
     assert "2 files scanned, 2 with training loops" in screen
@@ -322,7 +358,9 @@ def test_diff_header_of_an_absolute_path_has_one_slash(script: Path, capsys) -> 
     assert first == f"--- a{script}" and second == f"+++ b{script}"
 
 
-LBFGS = (FIXTURES / "lbfgs_code_after_step" / "input.py").read_text()  # one loop convert leaves with a TODO (LS002)
+LBFGS = (
+    FIXTURES / "lbfgs_code_after_step" / "input.py"
+).read_text()  # one loop convert leaves with a TODO (LS002)
 
 
 def test_in_place_writes_the_todo_comments_and_then_diff_is_clean(tmp_path: Path, capsys) -> None:
@@ -373,23 +411,32 @@ def test_diff_is_quiet_when_there_is_nothing_to_show(tmp_path: Path, capsys) -> 
     (tmp_path / "c.py").write_text(FLAT)
     assert main(["convert", "--diff", str(tmp_path / "a.py"), str(tmp_path / "c.py")]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"[2/2] {tmp_path / 'c.py'}: would change", "loopshift: 2 files scanned, 1 would change; 0 failed"]
+    assert err == [
+        f"[2/2] {tmp_path / 'c.py'}: would change",
+        "loopshift: 2 files scanned, 1 would change; 0 failed",
+    ]
 
 
 def test_folder_says_it_skipped_earlier_outputs(tmp_path: Path, capsys) -> None:
     (tmp_path / "train.py").write_text(FLAT)
     (tmp_path / "old_lightning.py").write_text(FLAT)
     assert main(["convert", str(tmp_path)]) == 0
-    assert ("loopshift: 1 file scanned, 1 with training loops (1 loop, 1 converted): 1 converted cleanly, 0 with "
-            "TODOs; 0 failed; 1 skipped (earlier outputs *_lightning.py; --include-outputs to convert them)"
-            in capsys.readouterr().err)
+    assert (
+        "loopshift: 1 file scanned, 1 with training loops (1 loop, 1 converted): 1 converted cleanly, 0 with "
+        "TODOs; 0 failed; 1 skipped (earlier outputs *_lightning.py; --include-outputs to convert them)"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "old_lightning_lightning.py").exists()
-    assert main(["convert", "--force", "--include-outputs", str(tmp_path)]) == 0  # train_lightning.py: no loop
+    assert (
+        main(["convert", "--force", "--include-outputs", str(tmp_path)]) == 0
+    )  # train_lightning.py: no loop
     assert "loopshift: 3 files scanned, 2 with training loops" in capsys.readouterr().err
     assert (tmp_path / "old_lightning_lightning.py").exists()
 
 
-def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     import signal
 
     import loopshift.cli
@@ -411,32 +458,45 @@ def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(tmp_path:
     assert "LightningModule" in (tmp_path / "a.py").read_text() and (tmp_path / "b.py").read_text() == FLAT
 
 
-@pytest.mark.parametrize("command, usage", [
-    ("convert", "Usage: loopshift convert [OPTIONS] PATHS..."),
-    ("verify", "Usage: loopshift verify [OPTIONS] SCRIPT [SCRIPT_ARGS]..."),
-    ("lint", "Usage: loopshift lint [OPTIONS] [PATHS]..."),
-    ("explain", "Usage: loopshift explain [OPTIONS] CODE"),
-])
+@pytest.mark.parametrize(
+    "command, usage",
+    [
+        ("convert", "Usage: loopshift convert [OPTIONS] PATHS..."),
+        ("verify", "Usage: loopshift verify [OPTIONS] SCRIPT [SCRIPT_ARGS]..."),
+        ("lint", "Usage: loopshift lint [OPTIONS] [PATHS]..."),
+        ("explain", "Usage: loopshift explain [OPTIONS] CODE"),
+    ],
+)
 def test_help_reads_like_click_and_keeps_brackets(command: str, usage: str, capsys) -> None:
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert usage in out and "{" not in out and "<bool>" not in out
     if command == "convert":
         assert "of [tool.loopshift]" in out and "`target` of [tool.loopshift]" in " ".join(
-            line.strip("│ ") for line in out.splitlines()).replace("  ", " ")
+            line.strip("│ ") for line in out.splitlines()
+        ).replace("  ", " ")
     assert main(["--help"]) == 0 and "<bool>" not in capsys.readouterr().out
 
 
 def test_lint_fix_does_not_write_a_conversion_that_leaves_todos(tmp_path: Path, capsys) -> None:
     """As ruff: a fix whose result convert would report (a TODO) is unsafe, written only with --unsafe-fixes."""
     path = tmp_path / "dry.py"
-    source = (FIXTURES / "mnist_style_functions" / "input.py").read_text().replace(
-        "        optimizer.zero_grad()", "        if args.dry_run:\n            break\n        optimizer.zero_grad()", 1)
+    source = (
+        (FIXTURES / "mnist_style_functions" / "input.py")
+        .read_text()
+        .replace(
+            "        optimizer.zero_grad()",
+            "        if args.dry_run:\n            break\n        optimizer.zero_grad()",
+            1,
+        )
+    )
     path.write_text(source)
     assert main(["lint", "--fix", str(path)]) == 1
     assert path.read_text() == source
-    assert (f"{path}: not fixed: the conversion would leave TODOs (LS003); `--unsafe-fixes` writes it"
-            in capsys.readouterr().err)
+    assert (
+        f"{path}: not fixed: the conversion would leave TODOs (LS003); `--unsafe-fixes` writes it"
+        in capsys.readouterr().err
+    )
     main(["lint", "--fix", "--unsafe-fixes", str(path)])
     assert "# TODO(loopshift):" in path.read_text() and "LightningModule" in path.read_text()
     assert f"{path}: fixed LS101 x1" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The converter's diagnostic codes (LS0xx): the registry in loopshift/codes.py against the codes the
 converter emits and the docs mention, and `loopshift explain` / `loopshift rules --all` on them."""
+
 import inspect
 import os
 import re
@@ -46,7 +47,9 @@ def emitted_codes() -> dict[str, list[str]]:
 def test_every_emitted_code_is_registered_and_every_registered_code_is_emitted() -> None:
     emitted = emitted_codes()
     unregistered = {code: where for code, where in emitted.items() if code not in BY_CODE}
-    assert not unregistered, f"codes the converter reports that loopshift/codes.py does not document: {unregistered}"
+    assert not unregistered, (
+        f"codes the converter reports that loopshift/codes.py does not document: {unregistered}"
+    )
     never = sorted(set(BY_CODE) - set(emitted))
     assert not never, f"codes loopshift/codes.py documents that nothing in loopshift/ reports: {never}"
 
@@ -55,7 +58,9 @@ def test_every_code_the_docs_mention_is_documented() -> None:
     known = set(BY_CODE) | {rule.code for rule in RULES}
     for doc in sorted(REPO.glob("*.md")):  # README.md (and PRODUCT.md where the repository has one)
         unknown = sorted(set(MENTIONED.findall(doc.read_text())) - known)
-        assert not unknown, f"{doc.name} mentions codes that are neither converter codes nor lint rules: {unknown}"
+        assert not unknown, (
+            f"{doc.name} mentions codes that are neither converter codes nor lint rules: {unknown}"
+        )
 
 
 def test_entries_are_well_formed() -> None:
@@ -127,7 +132,12 @@ def test_explaining_a_converter_code_imports_neither_libcst_nor_torch() -> None:
         code = loopshift.cli.main(["explain", "LS002"])
         print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
         """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0 []"

@@ -1,5 +1,6 @@
 """The converted fixtures train: under fast_dev_run with finite losses, and with the same losses
 as the original script for the first optimizer steps (verify's parity mode)."""
+
 import math
 from pathlib import Path
 
@@ -29,13 +30,22 @@ def test_converted_fixture_reproduces_the_original_losses(case: Path) -> None:
     assert result.ok, f"{result.message}\n{result.error}\n{result.output}"
     # one loss per backward call: with gradient accumulation, several per optimizer step
     assert len(result.losses) == len(result.original_losses) >= 3
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(map(abs, result.original_losses))
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(
+        map(abs, result.original_losses)
+    )
 
 
-@pytest.mark.parametrize("change", [
-    ("lr=1e-3", "lr=2e-3"),  # another learning rate
-    ("        loss = criterion(logits, y)\n", "        loss = criterion(logits, y) * 1.5\n"),  # a changed line
-], ids=["learning-rate", "changed-loss-line"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("lr=1e-3", "lr=2e-3"),  # another learning rate
+        (
+            "        loss = criterion(logits, y)\n",
+            "        loss = criterion(logits, y) * 1.5\n",
+        ),  # a changed line
+    ],
+    ids=["learning-rate", "changed-loss-line"],
+)
 def test_parity_fails_on_an_altered_conversion(tmp_path: Path, change) -> None:
     expected = (FIXTURES / "flat_script" / "expected.py").read_text()
     assert change[0] in expected
@@ -44,6 +54,7 @@ def test_parity_fails_on_an_altered_conversion(tmp_path: Path, change) -> None:
     result = verify(altered, original=FIXTURES / "flat_script" / "input.py", steps=3, timeout=180)
     assert not result.ok and "differ" in result.message
     from loopshift.verify.command import render_result
+
     assert "<-" in render_result(result)
 
 

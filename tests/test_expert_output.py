@@ -1,9 +1,10 @@
 """Output a Lightning expert would sign: what the conversion emptied goes, names say the role."""
+
 import textwrap
 
 from loopshift import convert_source
 
-LOOP = '''
+LOOP = """
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randn(8, 1)))
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 for epoch in range(2):
@@ -12,7 +13,7 @@ for epoch in range(2):
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
         optimizer.step()
-'''
+"""
 
 
 def script(head: str) -> str:
@@ -20,7 +21,8 @@ def script(head: str) -> str:
 
 
 def test_branches_the_conversion_emptied_go() -> None:
-    code = convert_source(script('''
+    code = convert_source(
+        script("""
         parser = argparse.ArgumentParser()
         parser.add_argument("--cuda", action="store_true")
         args = parser.parse_args()
@@ -31,22 +33,26 @@ def test_branches_the_conversion_emptied_go() -> None:
             model = model.cuda()
         else:
             model = model.cpu()
-    ''')).code
+    """)
+    ).code
     assert "pass" not in code
     assert "model = nn.Linear(4, 1)\nif not args.cuda:\n    model = model.cpu()\n" in code
 
 
 def test_a_pass_the_user_wrote_stays() -> None:
-    code = convert_source(script('''
+    code = convert_source(
+        script("""
         model = nn.Linear(4, 1)
         if model.training:
             pass  # nothing to do yet
-    ''')).code
+    """)
+    ).code
     assert "if model.training:\n    pass  # nothing to do yet" in code
 
 
 def test_a_model_chosen_by_a_flag_names_the_module_after_its_role() -> None:
-    code = convert_source(script('''
+    code = convert_source(
+        script("""
         class Small(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -67,12 +73,15 @@ def test_a_model_chosen_by_a_flag_names_the_module_after_its_role() -> None:
             model = Small()
         else:
             model = Wide()
-    ''')).code
+    """)
+    ).code
     assert "class LitModel(L.LightningModule):" in code and "LitSmall" not in code and "LitWide" not in code
 
 
 def test_epochs_counted_by_hand_are_a_range_only_where_that_means_the_same() -> None:
-    counted = script("model = nn.Linear(4, 1)\n").replace("for epoch in range(2):", "epoch = 0\nwhile epoch < 2:")
+    counted = script("model = nn.Linear(4, 1)\n").replace(
+        "for epoch in range(2):", "epoch = 0\nwhile epoch < 2:"
+    )
     counted = counted.replace("        optimizer.step()\n", "        optimizer.step()\n    epoch += 1\n")
     code = convert_source(counted).code
     assert "L.Trainer(max_epochs=2)" in code and "while" not in code
@@ -82,7 +91,8 @@ def test_epochs_counted_by_hand_are_a_range_only_where_that_means_the_same() -> 
 
 
 def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
-    result = convert_source(textwrap.dedent('''
+    result = convert_source(
+        textwrap.dedent("""
         import torch
         from itertools import count
 
@@ -96,6 +106,10 @@ def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
                 param.data.add_(-0.1 * param.grad)
             if output.item() < 1e-3:
                 break
-    '''))
+    """)
+    )
     [diagnostic] = result.diagnostics
-    assert "updates the parameters by hand" in diagnostic.message and "optimizer.step()" not in diagnostic.message
+    assert (
+        "updates the parameters by hand" in diagnostic.message
+        and "optimizer.step()" not in diagnostic.message
+    )

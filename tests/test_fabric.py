@@ -1,13 +1,14 @@
 """The Fabric target: every fixture input converts to expected_fabric.py (no golden: a no-op case),
 the output is a fixed point, and it computes the original's losses (verify's parity mode)."""
+
 import math
 import textwrap
 from pathlib import Path
 
 import libcst as cst
 import pytest
-
 from conftest import FIXTURES, check_golden, rendered
+
 from loopshift import convert_source
 from loopshift.cli import main
 
@@ -61,36 +62,49 @@ LOOP = """\
 
 
 def test_clip_by_value_and_extra_backward_arguments() -> None:
-    code = fabric(LOOP.format(backward="loss.backward(retain_graph=True)",
-                              clip="torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)"))
+    code = fabric(
+        LOOP.format(
+            backward="loss.backward(retain_graph=True)",
+            clip="torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)",
+        )
+    )
     assert "fabric.backward(loss, retain_graph=True)" in code
     assert "fabric.clip_gradients(model, optimizer, clip_val=0.5)" in code
 
 
 def test_clip_of_other_parameters_stays() -> None:
-    code = fabric(LOOP.format(backward="loss.backward()",
-                              clip="torch.nn.utils.clip_grad_norm_([model.weight], 1.0)"))
+    code = fabric(
+        LOOP.format(backward="loss.backward()", clip="torch.nn.utils.clip_grad_norm_([model.weight], 1.0)")
+    )
     assert "torch.nn.utils.clip_grad_norm_([model.weight], 1.0)" in code and "fabric.backward(loss)" in code
 
 
 def test_checkpoints_under_a_condition_stay_torch_save() -> None:
-    code = fabric(LOOP.format(backward="loss.backward()", clip="pass") + """\
+    code = fabric(
+        LOOP.format(backward="loss.backward()", clip="pass")
+        + """\
         if loss.item() < 1:
             torch.save({"model": model.state_dict()}, "best.pt")
     torch.save({"model": model.state_dict(), "epoch": 1}, "last.pt")
     torch.save(model.state_dict(), "weights.pt")
-    """)
+    """
+    )
     assert 'torch.save({"model": model.state_dict()}, "best.pt")' in code  # not every process gets here
     assert 'fabric.save("last.pt", {"model": model.state_dict(), "epoch": 1})' in code
     assert 'torch.save(model.state_dict(), "weights.pt")' in code  # fabric.save writes a plain dict
 
 
 def test_a_set_up_model_used_as_a_container_goes_through_module() -> None:
-    code = fabric(LOOP.replace("model = torch.nn.Linear(4, 1)", "model = torch.nn.Sequential(torch.nn.Linear(4, 1))\n"
-                               "    first = model[0]").format(backward="loss.backward()", clip="pass") + """\
+    code = fabric(
+        LOOP.replace(
+            "model = torch.nn.Linear(4, 1)",
+            "model = torch.nn.Sequential(torch.nn.Linear(4, 1))\n    first = model[0]",
+        ).format(backward="loss.backward()", clip="pass")
+        + """\
     print(model[0].weight, len(model))
     torch.save(model, "model.pt")
-    """)
+    """
+    )
     assert "first = model[0]" in code  # before the setup: the Sequential itself
     assert "print(model.module[0].weight, len(model.module))" in code
     assert 'torch.save(model.module, "model.pt")' in code
@@ -124,13 +138,16 @@ def test_ddp_plumbing_goes() -> None:
                     print(epoch, loss.item())
             dist.destroy_process_group()
         """)
-    assert "init_process_group" not in code and "destroy_process_group" not in code and "DDP(model)" not in code
+    assert (
+        "init_process_group" not in code and "destroy_process_group" not in code and "DDP(model)" not in code
+    )
     assert 'fabric = L.Fabric(accelerator="auto", devices="auto", strategy="ddp")' in code
     assert "if fabric.global_rank == 0:" in code and "sampler.set_epoch(epoch)" in code
 
 
 def test_code_that_cannot_get_fabric_keeps_its_backward_with_a_todo() -> None:
-    result = convert_source(textwrap.dedent("""\
+    result = convert_source(
+        textwrap.dedent("""\
         import torch
         from torch.utils.data import DataLoader, TensorDataset
 
@@ -148,7 +165,9 @@ def test_code_that_cannot_get_fabric_keeps_its_backward_with_a_todo() -> None:
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             for x, y in loader:
                 run(model, optimizer, x, y)
-        """), target="fabric")
+        """),
+        target="fabric",
+    )
     assert [d.code for d in result.diagnostics] == ["LS008"]
     assert "# TODO(loopshift): `fabric` cannot be passed" in result.code and "loss.backward()" in result.code
 
@@ -174,8 +193,10 @@ def test_fabric_is_built_outside_the_branches_that_build_the_model() -> None:
                 optimizer.step()
         """)
     assert '    fabric = L.Fabric(accelerator="cpu", devices=1)\n    fabric.launch()\n    if "--big"' in code
-    assert "\n    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n" \
+    assert (
+        "\n    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "    model, optimizer = fabric.setup(model, optimizer)\n" in code
+    )
 
 
 def test_an_optimizer_built_every_epoch_sets_up_the_model_once() -> None:
@@ -197,7 +218,8 @@ def test_an_optimizer_built_every_epoch_sets_up_the_model_once() -> None:
 
 
 def test_each_branch_sets_up_its_own_model_and_optimizer() -> None:
-    result = convert_source(textwrap.dedent("""\
+    result = convert_source(
+        textwrap.dedent("""\
         import sys
         import torch
 
@@ -213,14 +235,17 @@ def test_each_branch_sets_up_its_own_model_and_optimizer() -> None:
             loss = torch.nn.functional.mse_loss(model(x), y)
             loss.backward()
             optimizer.step()
-        """), target="fabric")
+        """),
+        target="fabric",
+    )
     assert not result.diagnostics
     assert result.code.count("    model, optimizer = fabric.setup(model, optimizer)\n") == 2
     assert "fabric.launch()\nif " in result.code
 
 
 def test_optimizers_one_run_may_both_build_are_not_set_up_twice() -> None:
-    result = convert_source(textwrap.dedent("""\
+    result = convert_source(
+        textwrap.dedent("""\
         import sys
         import torch
 
@@ -234,7 +259,9 @@ def test_optimizers_one_run_may_both_build_are_not_set_up_twice() -> None:
             loss = torch.nn.functional.mse_loss(model(x), y)
             loss.backward()
             optimizer.step()
-        """), target="fabric")
+        """),
+        target="fabric",
+    )
     assert [d.code for d in result.diagnostics] == ["LS008"]
     assert result.code.count(".setup(") == 1 and "one run may both reach" in result.code
 
@@ -274,7 +301,9 @@ def test_already_fabric_code_is_left_alone() -> None:
 # -- --target auto and the hint ------------------------------------------------------------------
 def test_auto_picks_the_trainer_when_it_converts_cleanly() -> None:
     source = (FIXTURES / "flat_script" / "input.py").read_text()
-    assert convert_source(source, target="auto").code == (FIXTURES / "flat_script" / "expected.py").read_text()
+    assert (
+        convert_source(source, target="auto").code == (FIXTURES / "flat_script" / "expected.py").read_text()
+    )
 
 
 def test_auto_picks_fabric_where_the_trainer_leaves_todos(tmp_path: Path, capsys) -> None:
@@ -306,15 +335,29 @@ def test_verify_forces_fabric_onto_the_cpu() -> None:
     options = Options(result="r.json", script="train.py", script_args=[], devices=2)
     kwargs = forced_fabric_kwargs({"accelerator": "cuda", "devices": 8, "precision": "16-mixed"}, options)
     # fp16 AMP is CUDA only: on the CPU the original's autocast and GradScaler are off as well
-    assert kwargs == {"accelerator": "cpu", "devices": 2, "num_nodes": 1, "strategy": "ddp", "precision": "32-true"}
-    assert forced_fabric_kwargs({"precision": "bf16-mixed"}, Options("r", "s", []))["precision"] == "bf16-mixed"
+    assert kwargs == {
+        "accelerator": "cpu",
+        "devices": 2,
+        "num_nodes": 1,
+        "strategy": "ddp",
+        "precision": "32-true",
+    }
+    assert (
+        forced_fabric_kwargs({"precision": "bf16-mixed"}, Options("r", "s", []))["precision"] == "bf16-mixed"
+    )
 
 
 def test_a_fabric_run_without_an_optimizer_step_fails() -> None:
     from loopshift.verify.runner import HarnessRun, training_failure
 
-    assert training_failure(HarnessRun(Path("x.py"), fabric_built=True)) == "x.py builds a Fabric but runs no training step"
-    assert training_failure(HarnessRun(Path("x.py"), stages=("train",), losses=(0.5,), fabric_built=True)) is None
+    assert (
+        training_failure(HarnessRun(Path("x.py"), fabric_built=True))
+        == "x.py builds a Fabric but runs no training step"
+    )
+    assert (
+        training_failure(HarnessRun(Path("x.py"), stages=("train",), losses=(0.5,), fabric_built=True))
+        is None
+    )
 
 
 # -- the converted fixtures train, and compute the original's losses ----------------------------
@@ -327,13 +370,17 @@ def test_fabric_fixture_reproduces_the_original_losses(case: Path) -> None:
     assert result.ok, f"{result.message}\n{result.error}\n{result.output}"
     assert result.stages == ("train",)
     assert len(result.losses) == len(result.original_losses) >= 3
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(map(abs, result.original_losses))
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(
+        map(abs, result.original_losses)
+    )
 
 
 @pytest.mark.slow
 def test_fabric_fixture_survives_ddp_with_two_processes() -> None:
     from loopshift.verify import verify
 
-    result = verify(FIXTURES / "mnist_style_functions" / "expected_fabric.py", devices=2, steps=2, timeout=240)
+    result = verify(
+        FIXTURES / "mnist_style_functions" / "expected_fabric.py", devices=2, steps=2, timeout=240
+    )
     assert result.ok, f"{result.message}\n{result.error}\n{result.output}"
     assert result.losses and all(math.isfinite(loss) for loss in result.losses)

@@ -1,11 +1,12 @@
 """Golden fixtures: tests/fixtures/<case>/input.py converts to expected.py (no expected.py: a
 no-op case, the output equals the input), with the diagnostics in diagnostics.txt."""
+
 from pathlib import Path
 
 import libcst as cst
 import pytest
-
 from conftest import FIXTURES, check_golden, rendered
+
 from loopshift import convert_source
 
 CASES = sorted(p.parent for p in FIXTURES.glob("*/input.py"))

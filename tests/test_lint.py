@@ -1,4 +1,5 @@
 """`loopshift lint`: suppression, selection, configuration, files, output formats, exit codes and --fix."""
+
 import json
 import os
 import subprocess
@@ -56,8 +57,17 @@ def codes(findings) -> list[str]:
 
 # -- suppression and selection ---------------------------------------------------------
 def test_noqa_with_codes_or_bare_suppresses_the_line() -> None:
-    source = "import lightning as L\n" + "".join(f"L.Trainer(gpus=1){comment}\n" for comment in [
-        "  # noqa: LS206", "  # noqa", "  # noqa: LS101, LS206", "  # NOQA:ls206", "  # noqa: LS101", ""])
+    source = "import lightning as L\n" + "".join(
+        f"L.Trainer(gpus=1){comment}\n"
+        for comment in [
+            "  # noqa: LS206",
+            "  # noqa",
+            "  # noqa: LS101, LS206",
+            "  # NOQA:ls206",
+            "  # noqa: LS101",
+            "",
+        ]
+    )
     assert [(f.code, f.span.line) for f in lint_source(source)] == [("LS206", 6), ("LS206", 7)]
 
 
@@ -84,7 +94,7 @@ def test_the_command_line_layer_wins_over_the_configuration() -> None:
 
 
 def test_lint_source_reports_the_path_and_raises_on_bad_syntax() -> None:
-    assert lint_source(LIGHTNING)[0].render() .startswith("<string>:2:1: LS208 ")
+    assert lint_source(LIGHTNING)[0].render().startswith("<string>:2:1: LS208 ")
     with pytest.raises(InputError, match=r"^bad\.py:1:\d+: error: syntax error"):
         lint_source("def f(:\n", "bad.py")
 
@@ -97,20 +107,25 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_pyproject_select_ignore_exclude_and_per_file_ignores(tmp_path: Path) -> None:
-    write(tmp_path / "pyproject.toml", textwrap.dedent("""\
+    write(
+        tmp_path / "pyproject.toml",
+        textwrap.dedent("""\
         [tool.loopshift]
         ignore = ["LS208"]
         exclude = ["generated"]
 
         [tool.loopshift.per-file-ignores]
         "tests/*" = ["LS2"]
-        """))
+        """),
+    )
     for name in ("model.py", "tests/test_model.py", "generated/model.py"):
         write(tmp_path / name, LIGHTNING)
 
     def found(**options) -> dict[str, list[str]]:
-        return {Path(r.path).relative_to(tmp_path).as_posix(): sorted(codes(r.findings))
-                for r in lint_paths([tmp_path], **options)}
+        return {
+            Path(r.path).relative_to(tmp_path).as_posix(): sorted(codes(r.findings))
+            for r in lint_paths([tmp_path], **options)
+        }
 
     assert found() == {"model.py": ["LS204", "LS205", "LS206"], "tests/test_model.py": []}
     # the command line wins over `ignore`; per-file-ignores still apply
@@ -152,7 +167,9 @@ def test_a_bad_file_is_reported_and_the_others_are_linted(tmp_path: Path) -> Non
     assert f"{good}:9:21: LS206 " in result.stdout
     assert f"{bad}:2:" in result.stderr and f"{unparsed}:1:" in result.stderr
     assert f"{tmp_path / 'missing.py'}: error: no such file" in result.stderr
-    assert result.stderr.endswith("Found 4 errors.\n[*] 2 fixable with the `--fix` option.\n3 files could not be linted.\n")
+    assert result.stderr.endswith(
+        "Found 4 errors.\n[*] 2 fixable with the `--fix` option.\n3 files could not be linted.\n"
+    )
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -163,7 +180,10 @@ def test_exit_codes_and_summary(tmp_path: Path) -> None:
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "All checks passed!\n")
     result = invoke("lint", raw)
     assert result.exit_code == 1
-    assert result.stdout == f"{raw}:27:5: LS101 manual training loop: the Lightning Trainer can run it (`loopshift convert`)\n"
+    assert (
+        result.stdout
+        == f"{raw}:27:5: LS101 manual training loop: the Lightning Trainer can run it (`loopshift convert`)\n"
+    )
     assert result.stderr == "Found 1 error.\n[*] 1 fixable with the `--fix` option.\n"
     assert invoke("lint", "--exit-zero", raw).exit_code == 0
     assert invoke("lint", "--select", "LS2", raw).exit_code == 0
@@ -175,13 +195,21 @@ def test_output_formats(tmp_path: Path) -> None:
     path = write(tmp_path / "m.py", LIGHTNING)
     findings = json.loads(invoke("lint", "--output-format", "json", path).stdout)
     assert [f["code"] for f in findings] == ["LS208", "LS205", "LS204", "LS206"]
-    assert findings[3] == {"code": "LS206", "name": "removed-trainer-argument", "message": findings[3]["message"],
-                           "filename": str(path), "location": {"row": 9, "column": 21},
-                           "end_location": {"row": 9, "column": 27}, "fixable": True}
+    assert findings[3] == {
+        "code": "LS206",
+        "name": "removed-trainer-argument",
+        "message": findings[3]["message"],
+        "filename": str(path),
+        "location": {"row": 9, "column": 21},
+        "end_location": {"row": 9, "column": 27},
+        "fixable": True,
+    }
 
     github = invoke("lint", "--output-format", "github", path).stdout.splitlines()
     assert len(github) == 4 and all(line.startswith("::error title=loopshift (LS2") for line in github)
-    assert github[3].startswith(f"::error title=loopshift (LS206),file={path},line=9,col=21,endLine=9,endColumn=27::LS206 ")
+    assert github[3].startswith(
+        f"::error title=loopshift (LS206),file={path},line=9,col=21,endLine=9,endColumn=27::LS206 "
+    )
 
     sarif = json.loads(invoke("lint", "--output-format", "sarif", path).stdout)
     assert sarif["version"] == "2.1.0" and len(sarif["runs"]) == 1
@@ -292,7 +320,9 @@ def test_pre_commit_hooks_run_our_commands(tmp_path: Path) -> None:
     hooks = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
     assert hooks["loopshift-lint"]["entry"] == "loopshift lint"
     assert hooks["loopshift-convert-diff"]["entry"] == "loopshift convert --diff"
-    assert all(hook["language"] == "python" and hook["types_or"] == ["python", "jupyter"] for hook in hooks.values())
+    assert all(
+        hook["language"] == "python" and hook["types_or"] == ["python", "jupyter"] for hook in hooks.values()
+    )
     raw = write(tmp_path / "raw.py", FLAT)
     args = hooks["loopshift-lint"]["entry"].split()[1:]
     assert invoke(*args, raw).exit_code == 1  # pre-commit passes the staged files as arguments
@@ -303,12 +333,17 @@ def test_linting_imports_neither_torch_nor_lightning() -> None:
         import sys
         from loopshift.lint import lint_paths, lint_source
         from loopshift.lint.command import lint_command
-        assert [f.code for f in lint_source(open({str(FIXTURES / 'flat_script' / 'input.py')!r}).read())] == ["LS101"]
-        assert [f.code for r in lint_paths([{str(FIXTURES / 'already_lightning' / 'input.py')!r}]) for f in r.findings] == []
+        assert [f.code for f in lint_source(open({str(FIXTURES / "flat_script" / "input.py")!r}).read())] == ["LS101"]
+        assert [f.code for r in lint_paths([{str(FIXTURES / "already_lightning" / "input.py")!r}]) for f in r.findings] == []
         print(sorted(m for m in ("torch", "lightning", "pytorch_lightning") if m in sys.modules))
         """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -316,15 +351,22 @@ def test_linting_imports_neither_torch_nor_lightning() -> None:
 def test_a_file_no_rule_could_match_is_linted_without_libcst(tmp_path: Path) -> None:
     """The CLI imports lazily and the engine reads a file's text before parsing it: a file that
     no rule could match, most of what a pre-commit hook sees, costs neither libcst nor torch."""
-    path = write(tmp_path / "paths.py", "import os\n\n\ndef here(name):\n    return os.path.join(os.getcwd(), name)\n")
+    path = write(
+        tmp_path / "paths.py", "import os\n\n\ndef here(name):\n    return os.path.join(os.getcwd(), name)\n"
+    )
     script = textwrap.dedent(f"""\
         import sys
         import loopshift.cli
         code = loopshift.cli.main(["lint", {str(path)!r}])
         print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
         """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0 []"
 

@@ -1,6 +1,7 @@
 """The ast engine (`run_rules`) against the libcst engine it replaces (`run_rules_cst`): the same
 findings (code, message, span, fixable) and the same errors on every file of the dev corpus, the
 project's fixtures, the rules' examples, and a fixed sample of the installed torch package."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,14 +54,24 @@ def differences(files: list[Path]) -> list[str]:
 
 
 def test_the_rules_examples_find_the_same() -> None:
-    sources = [textwrap.dedent(s) for rule in RULES for s in [*rule.VALID, *rule.INVALID, *(b for b, _ in rule.FIXED)]]
+    sources = [
+        textwrap.dedent(s)
+        for rule in RULES
+        for s in [*rule.VALID, *rule.INVALID, *(b for b, _ in rule.FIXED)]
+    ]
     for number, source in enumerate(sources):
-        assert outcome(run_rules, source, f"example{number}.py") == outcome(run_rules_cst, source, f"example{number}.py")
+        assert outcome(run_rules, source, f"example{number}.py") == outcome(
+            run_rules_cst, source, f"example{number}.py"
+        )
 
 
 @pytest.mark.slow  # the libcst engine on every file: minutes
 def test_the_fixtures_find_the_same() -> None:
-    files = [p for folder in ("fixtures", "fixtures_notebooks") for p in sorted((REPO / "tests" / folder).rglob("*.py"))]
+    files = [
+        p
+        for folder in ("fixtures", "fixtures_notebooks")
+        for p in sorted((REPO / "tests" / folder).rglob("*.py"))
+    ]
     assert files and differences(files) == []
 
 
@@ -79,7 +90,7 @@ def test_a_sample_of_the_torch_package_finds_the_same() -> None:
     assert differences(files) == []
 
 
-LIGHTNING_FINDINGS = '''\
+LIGHTNING_FINDINGS = """\
 import lightning as L
 import pytorch_lightning as pl
 import torch
@@ -100,7 +111,7 @@ class LitModel(L.LightningModule):
 
 
 trainer = L.Trainer(gpus=1, max_epochs=3)
-'''
+"""
 
 
 def test_a_file_with_findings_is_linted_without_libcst(tmp_path: Path) -> None:
@@ -117,11 +128,18 @@ def test_a_file_with_findings_is_linted_without_libcst(tmp_path: Path) -> None:
         code = loopshift.cli.main(["lint", {str(path)!r}])
         print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
         """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     codes = re.findall(r": (LS\d+) ", result.stdout)
     assert sorted(codes) == ["LS204", "LS206", "LS207", "LS207", "LS208"], result.stdout
     assert result.stdout.strip().splitlines()[-1] == "1 []"
     # and the libcst engine finds the same
-    assert outcome(run_rules, LIGHTNING_FINDINGS, str(path)) == outcome(run_rules_cst, LIGHTNING_FINDINGS, str(path))
+    assert outcome(run_rules, LIGHTNING_FINDINGS, str(path)) == outcome(
+        run_rules_cst, LIGHTNING_FINDINGS, str(path)
+    )

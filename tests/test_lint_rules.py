@@ -1,5 +1,6 @@
 """Every rule's examples are its tests: VALID, INVALID, FIXED and the code in its documentation.
 Plus the registry's invariants, and the proof that skipping unparsed files hides no finding."""
+
 import re
 import textwrap
 from pathlib import Path
@@ -17,8 +18,11 @@ CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def examples(kind: str):
-    return [pytest.param(rule, textwrap.dedent(code), id=f"{rule.code}-{i}")
-            for rule in RULES for i, code in enumerate(getattr(rule, kind))]
+    return [
+        pytest.param(rule, textwrap.dedent(code), id=f"{rule.code}-{i}")
+        for rule in RULES
+        for i, code in enumerate(getattr(rule, kind))
+    ]
 
 
 def codes_found(rule, source: str) -> list[str]:
@@ -35,9 +39,14 @@ def test_invalid_examples_are_reported(rule, source: str) -> None:
     assert rule.code in codes_found(rule, source)
 
 
-@pytest.mark.parametrize("rule, before, after", [
-    pytest.param(rule, textwrap.dedent(before), textwrap.dedent(after), id=f"{rule.code}-{i}")
-    for rule in RULES for i, (before, after) in enumerate(rule.FIXED)])
+@pytest.mark.parametrize(
+    "rule, before, after",
+    [
+        pytest.param(rule, textwrap.dedent(before), textwrap.dedent(after), id=f"{rule.code}-{i}")
+        for rule in RULES
+        for i, (before, after) in enumerate(rule.FIXED)
+    ],
+)
 def test_fixes_give_the_expected_code_and_settle(rule, before: str, after: str) -> None:
     assert rule.code in codes_found(rule, before)
     fixed, remaining, counts = fix_source(before, "example.py", [rule])
@@ -66,7 +75,9 @@ def test_registry() -> None:
         assert type(rule).__module__.rsplit(".", 1)[1] == rule.name.replace("-", "_")
         assert type(rule).__name__ == rule.name.title().replace("-", "")
         assert list(rule.sections())[:4] == SECTIONS, rule.code
-        assert all(CODE_BLOCK.search(rule.sections()[title]) for title in ("Example", "Use instead")), rule.code
+        assert all(CODE_BLOCK.search(rule.sections()[title]) for title in ("Example", "Use instead")), (
+            rule.code
+        )
         assert rule.summary and "\n" not in rule.summary
         assert rule.VALID and rule.INVALID, rule.code
         # a fixable rule shows its fix; LS101's fix is the conversion, tested on a fixture in test_lint.py
@@ -75,7 +86,9 @@ def test_registry() -> None:
 
 # Findings at the edges of what `needs` lets through: spellings a careless text pattern would skip.
 EDGES = [
-    ("LS101", """
+    (
+        "LS101",
+        """
         import torch
 
         def train(model, loader, optimizer):
@@ -84,8 +97,11 @@ EDGES = [
                 (model(x) - y).pow(2).mean() \\
                     .backward()
                 optimizer.step()
-        """),
-    ("LS101", """
+        """,
+    ),
+    (
+        "LS101",
+        """
         import torch
 
         def train(model, loader, optimizer):
@@ -94,41 +110,56 @@ EDGES = [
                 (model(x).sum().  # a comment between the dot and the name
                  backward())
                 optimizer.step()
-        """),
-    ("LS102", """
+        """,
+    ),
+    (
+        "LS102",
+        """
         import torch
 
         def evaluate(model, VAL_LOADER):
             with torch.no_grad():
                 for x, y in VAL_LOADER:
                     model(x)
-        """),
-    ("LS203", """
+        """,
+    ),
+    (
+        "LS203",
+        """
         import lightning as L
 
         class LitModel(L.LightningModule):
             def setup(self, stage):
                 self.table = self.table.to("\\x63uda")
-        """),
-    ("LS205", """
+        """,
+    ),
+    (
+        "LS205",
+        """
         import lightning as L
 
         class LitModel(L.LightningModule):
             def training_step(self, batch, batch_idx):
                 trainLoss = self(batch).mean()
-        """),
-    ("LS205", """
+        """,
+    ),
+    (
+        "LS205",
+        """
         import lightning as L
 
         class LitModel(L.LightningModule):
             def training_step(self, batch, batch_idx):
                 self.log("train_\\x6coss", self(batch).mean())
-        """),
+        """,
+    ),
 ]
 
 
-@pytest.mark.parametrize("code, source", [pytest.param(code, textwrap.dedent(source), id=f"{code}-{i}")
-                                          for i, (code, source) in enumerate(EDGES)])
+@pytest.mark.parametrize(
+    "code, source",
+    [pytest.param(code, textwrap.dedent(source), id=f"{code}-{i}") for i, (code, source) in enumerate(EDGES)],
+)
 def test_findings_at_the_edges_of_needs_are_reported(code: str, source: str) -> None:
     """run_rules reads `needs` first: a pattern too narrow for one of these loses its finding."""
     [rule] = [rule for rule in RULES if rule.code == code]

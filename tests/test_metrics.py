@@ -1,5 +1,6 @@
 """The metric a converted validation (or test) logs is the number the original evaluation function returned:
 both run on the same weights and data (the fixture's own model, dataset and evaluation code)."""
+
 import importlib.util
 import inspect
 import os
@@ -8,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import FIXTURES
 
 pytestmark = pytest.mark.slow
@@ -40,12 +40,20 @@ def fixture_modules(case: str):
 def logged_by_validation(converted, model, loader, stage="validate", **values) -> dict:
     """Builds the generated LightningModule around `model` (other constructor arguments by name, None
     where the evaluation does not read them) and returns what `trainer.validate` (or `.test`) logged."""
-    lit_class = next(c for c in vars(converted).values()
-                     if inspect.isclass(c) and issubclass(c, L.LightningModule) and c.__module__ == converted.__name__)
+    lit_class = next(
+        c
+        for c in vars(converted).values()
+        if inspect.isclass(c) and issubclass(c, L.LightningModule) and c.__module__ == converted.__name__
+    )
     params = list(inspect.signature(lit_class).parameters)
     lit = lit_class(*(model if p == "model" else values.get(p) for p in params))
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        enable_checkpointing=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     return getattr(trainer, stage)(lit, dataloaders=loader, verbose=False)[0]
 
 
@@ -92,4 +100,3 @@ def test_test_metrics_after_training():
     expected_loss, expected_acc = original.test(model, loader, torch.device("cpu"))
     logged = logged_by_validation(converted, model, loader, stage="test")
     assert logged == pytest.approx({"test_loss": expected_loss, "test_acc": expected_acc}, rel=1e-6)
-

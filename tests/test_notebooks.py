@@ -1,4 +1,5 @@
 """Jupyter notebooks: code cells converted and linted as one module, written back cell by cell."""
+
 import math
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def cells_of(*sources: str, language: str = "python") -> nbformat.NotebookNode:
     cells = []
     for number, source in enumerate(sources):
         cells += [new_markdown_cell(f"Step {number}"), new_code_cell(source)]
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "k", "display_name": "k", "language": language}})
+    return new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "k", "display_name": "k", "language": language}}
+    )
 
 
 def converted(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -57,8 +60,9 @@ def test_converted_notebook_matches_the_golden(notebook: Path, capsys, update_fi
 
 def test_markdown_magics_and_cell_magics_survive() -> None:
     before, after = read_notebook(INPUT), read_notebook(EXPECTED)
-    assert [c.source for c in after.cells if c.cell_type == "markdown"] == \
-           [c.source for c in before.cells if c.cell_type == "markdown"]
+    assert [c.source for c in after.cells if c.cell_type == "markdown"] == [
+        c.source for c in before.cells if c.cell_type == "markdown"
+    ]
     assert after.cells[1].source.startswith("!pip install -q torch\n%matplotlib inline\nimport torch\n")
     assert after.cells[2] == before.cells[2]  # the %%bash cell, outputs and all
 
@@ -77,7 +81,8 @@ def test_outputs_go_only_from_changed_cells_and_an_emptied_cell_goes() -> None:
             assert (new.outputs, new.execution_count) == ([], None)
     assert "class LitModel(L.LightningModule):" in kept["cell-2"].source  # where the converter put it
     assert kept[before.cells[TRAINING_CELL].id].source.endswith(
-        "trainer.fit(lit_model, train_dataloaders=train_loader)")
+        "trainer.fit(lit_model, train_dataloaders=train_loader)"
+    )
     assert kept["cell-5"].outputs  # an unchanged code cell keeps what it printed
 
 
@@ -118,7 +123,9 @@ def test_output_option_force_and_target(notebook: Path, tmp_path: Path) -> None:
     output.write_text("keep me")
     assert main(["convert", str(notebook), "-o", str(output), "--target", "pytorch_lightning"]) == 2
     assert output.read_text() == "keep me"
-    assert main(["convert", str(notebook), "-o", str(output), "--target", "pytorch_lightning", "--force"]) == 0
+    assert (
+        main(["convert", str(notebook), "-o", str(output), "--target", "pytorch_lightning", "--force"]) == 0
+    )
     first = read_notebook(output).cells[1].source
     assert "import pytorch_lightning as pl" in first and "class LitModel(pl.LightningModule):" in first
 
@@ -139,7 +146,10 @@ def test_folders_take_notebooks_but_not_outputs_or_checkpoints(tmp_path: Path, c
     assert main(["convert", str(tmp_path)]) == 0
     assert (tmp_path / "train_lightning.ipynb").read_text() == EXPECTED.read_text()
     assert not (tmp_path / ".ipynb_checkpoints" / "train-checkpoint_lightning.ipynb").exists()
-    assert "2 files scanned, 2 with training loops (2 loops, 2 converted): 2 converted cleanly" in capsys.readouterr().err
+    assert (
+        "2 files scanned, 2 with training loops (2 loops, 2 converted): 2 converted cleanly"
+        in capsys.readouterr().err
+    )
     assert main(["convert", "--force", str(tmp_path)]) == 0  # the output is no input
 
 
@@ -152,16 +162,23 @@ def test_a_notebook_without_a_loop_or_in_another_language(tmp_path: Path, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.ipynb", "r.ipynb"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"cells": [\n  oops', ":2:3: error: not valid JSON: Expecting value"),
-    ("", ":1:1: error: not valid JSON: Expecting value"),
-    ('{"cells": 1}', ": error: not a Jupyter notebook"),
-    ("[1, 2]", ": error: not a Jupyter notebook"),
-    (notebook_text(cells_of("x = 1", "%time y = 2\nfor i in range(3):\n    print(i]")),
-     ":cell 4:3:12: error: syntax error: closing parenthesis ']' does not match opening parenthesis '('"),
-], ids=["invalid-json", "empty", "no-notebook", "json-list", "cell-syntax-error"])
-def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path: Path, capsys, content: str,
-                                                           message: str) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"cells": [\n  oops', ":2:3: error: not valid JSON: Expecting value"),
+        ("", ":1:1: error: not valid JSON: Expecting value"),
+        ('{"cells": 1}', ": error: not a Jupyter notebook"),
+        ("[1, 2]", ": error: not a Jupyter notebook"),
+        (
+            notebook_text(cells_of("x = 1", "%time y = 2\nfor i in range(3):\n    print(i]")),
+            ":cell 4:3:12: error: syntax error: closing parenthesis ']' does not match opening parenthesis '('",
+        ),
+    ],
+    ids=["invalid-json", "empty", "no-notebook", "json-list", "cell-syntax-error"],
+)
+def test_bad_input_is_one_line_exit_two_and_writes_nothing(
+    tmp_path: Path, capsys, content: str, message: str
+) -> None:
     path = tmp_path / "bad.ipynb"
     path.write_text(content)
     for command in (["convert"], ["lint"], ["lint", "--fix"]):
@@ -181,8 +198,10 @@ def test_verify_asks_for_a_script(notebook: Path, capsys) -> None:
 def test_lint_reports_findings_by_cell(notebook: Path, capsys) -> None:
     assert main(["lint", str(notebook)]) == 1
     out = capsys.readouterr().out
-    assert out == f"{notebook}:cell 10:6:5: LS101 manual training loop: the Lightning Trainer can run it " \
-                  "(`loopshift convert`)\n"
+    assert (
+        out == f"{notebook}:cell 10:6:5: LS101 manual training loop: the Lightning Trainer can run it "
+        "(`loopshift convert`)\n"
+    )
     assert main(["lint", "--output-format", "json", str(notebook)]) == 1
     assert '"cell": 10' in capsys.readouterr().out
     assert main(["lint", str(EXPECTED)]) == 0
@@ -195,7 +214,8 @@ def test_lint_honours_noqa_in_a_cell_and_takes_notebooks_from_folders(tmp_path: 
     assert main(["lint", str(tmp_path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
         f"{tmp_path / 'b.ipynb'}:cell 8:2:5: LS101 manual training loop: the Lightning Trainer can run it "
-        "(`loopshift convert`)"]
+        "(`loopshift convert`)"
+    ]
 
 
 def test_lint_fix_converts_the_notebook_in_place(notebook: Path, capsys) -> None:
@@ -233,25 +253,38 @@ def test_cells_whose_markers_are_gone_indented_or_misplaced_fold_into_the_cell_b
     rebuilt = code.rebuild(edited)
     nbformat.validate(rebuilt)
     assert [cell.source for cell in rebuilt.cells] == [
-        "Step 0", "a = 1\nb2 = 2", "Step 1", "Step 2", "def f():\n    return 3\nif a:\n    c = 4", "Step 3"]
+        "Step 0",
+        "a = 1\nb2 = 2",
+        "Step 1",
+        "Step 2",
+        "def f():\n    return 3\nif a:\n    c = 4",
+        "Step 3",
+    ]
     # markers moved up the file, or repeated, are no boundaries: code keeps its order
     moved = code.rebuild(f"{a}\na = 1\n{c}\nc = 4\n{b}\nb = 2\n{c}\n{f}\ndef f():\n    return 3\n")
     assert [cell.source for cell in moved.cells if cell.cell_type == "code"] == [
-        "a = 1", "c = 4\nb = 2\ndef f():\n    return 3"]
+        "a = 1",
+        "c = 4\nb = 2\ndef f():\n    return 3",
+    ]
 
 
 def test_code_above_the_first_marker_joins_the_first_cell() -> None:
     code = NotebookCode(cells_of("x = 1", "y = 2"))
     rebuilt = code.rebuild("import lightning as L\n" + code.code)
     assert [cell.source for cell in rebuilt.cells if cell.cell_type == "code"] == [
-        "import lightning as L\nx = 1", "y = 2"]
+        "import lightning as L\nx = 1",
+        "y = 2",
+    ]
 
 
 def test_markers_avoid_words_the_notebook_uses() -> None:
     notebook = cells_of("loopshift = 1  # loopshift cell 1", "x = loopshift")
     code = NotebookCode(notebook)
     assert code.tag == "loopshift1" and code.rebuild(code.code) == notebook
-    assert code.rebuild(code.code.replace("x = loopshift", "x = loopshift + 1")).cells[3].source == "x = loopshift + 1"
+    assert (
+        code.rebuild(code.code.replace("x = loopshift", "x = loopshift + 1")).cells[3].source
+        == "x = loopshift + 1"
+    )
 
 
 def test_a_flat_notebook_converts_cell_by_cell() -> None:
@@ -260,7 +293,9 @@ def test_a_flat_notebook_converts_cell_by_cell() -> None:
     assert len(sources) == 3  # the optimizer's cell is gone into configure_optimizers
     assert "class LitModel(L.LightningModule):" in sources[0]
     assert sources[2].endswith("trainer.fit(lit_model, train_dataloaders=loader)")
-    assert [cell.source for cell in notebook.cells if cell.cell_type == "markdown"] == [f"Step {n}" for n in range(4)]
+    assert [cell.source for cell in notebook.cells if cell.cell_type == "markdown"] == [
+        f"Step {n}" for n in range(4)
+    ]
 
 
 def one_cell_per_statement(source: str) -> nbformat.NotebookNode:
@@ -272,8 +307,16 @@ def one_cell_per_statement(source: str) -> nbformat.NotebookNode:
     return cells_of(*sources)
 
 
-@pytest.mark.parametrize("case", ["flat_script", "mnist_style_functions", "corpus_dcgan_manual_optimization",
-                                  "corpus_wide_deep_partial_accumulation", "hand_update_raw_tensors"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "flat_script",
+        "mnist_style_functions",
+        "corpus_dcgan_manual_optimization",
+        "corpus_wide_deep_partial_accumulation",
+        "hand_update_raw_tensors",
+    ],
+)
 def test_a_script_cut_into_cells_converts_as_the_script(case: str) -> None:
     """Cells, wherever the converter moves their code, come back as the script's conversion, in
     order; its diagnostics point at the same lines in the cells; a second pass changes nothing."""
@@ -287,13 +330,16 @@ def test_a_script_cut_into_cells_converts_as_the_script(case: str) -> None:
         compile(source, case, "exec")
     lines = [line for line in "\n".join(sources).split("\n") if line.strip()]
     assert lines == [line for line in convert_source(script).code.split("\n") if line.strip()]
-    assert [cell.source for cell in notebook.cells if cell.cell_type == "markdown"] == \
-           [cell.source for cell in code.notebook.cells if cell.cell_type == "markdown"]
+    assert [cell.source for cell in notebook.cells if cell.cell_type == "markdown"] == [
+        cell.source for cell in code.notebook.cells if cell.cell_type == "markdown"
+    ]
     script_lines = script.split("\n")
     for in_script, in_notebook in zip(convert_source(script).diagnostics, result.diagnostics, strict=True):
         located = code.in_cell(in_notebook)
-        assert code.notebook.cells[located.cell - 1].source.split("\n")[located.span.line - 1] == \
-               script_lines[in_script.span.line - 1]
+        assert (
+            code.notebook.cells[located.cell - 1].source.split("\n")[located.span.line - 1]
+            == script_lines[in_script.span.line - 1]
+        )
     again = NotebookCode(notebook)
     assert again.rebuild(convert_source(again.code).code) == notebook
 

@@ -4,6 +4,7 @@ no file changes unless a loop was found.
 
 The whole scan takes minutes and is marked `corpus` (and `slow`, so the fast tier leaves it out);
 the fast tier checks the same on a fixed sample, every SAMPLE_EVERY-th file by sorted path."""
+
 import importlib.util
 from collections import Counter
 from pathlib import Path

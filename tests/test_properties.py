@@ -9,6 +9,7 @@ a covering set with one program per (nesting, unpacking, zero_grad) shape, which
 draws do not all reach, and which holds every pair of the step's idioms too. A failure shows the
 generated source and its conversion.
 """
+
 import itertools
 import math
 import symtable
@@ -18,17 +19,34 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis.control import currently_in_test_context
+from loop_grammar import (
+    PER_EPOCH_SCHEDULERS,
+    PRINTED,
+    SHAPES,
+    STEP_FACTORS,
+    Program,
+    idiom_pairs,
+    programs,
+    shaped,
+    supported,
+)
 
-from loop_grammar import (PER_EPOCH_SCHEDULERS, PRINTED, SHAPES, STEP_FACTORS, Program, idiom_pairs, programs, shaped,
-                          supported)
 from loopshift.checks import undefined_names
 from loopshift.convert import convert_source
 from loopshift.lint import lint_source
 
 RAW_LOOP = "LS101"  # manual-training-loop
 
-STEP_CHOICES = ("nesting", "unpacking", "zero_grad", "zero_grad_argument", "clip", "scheduler", "amp",
-                "accumulation")
+STEP_CHOICES = (
+    "nesting",
+    "unpacking",
+    "zero_grad",
+    "zero_grad_argument",
+    "clip",
+    "scheduler",
+    "amp",
+    "accumulation",
+)
 
 # max_examples comes from the hypothesis profile tests/conftest.py loads: 50, or 10 in the fast tier
 FAST = settings(deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -107,7 +125,9 @@ def check_step_idioms(p: Program, code: str) -> None:
         assert "gradient_clip" not in code and "clip_grad" not in code
     else:
         value = p.clip_threshold
-        option = f"gradient_clip_val={value}" + (', gradient_clip_algorithm="value"' if p.clip == "value" else "")
+        option = f"gradient_clip_val={value}" + (
+            ', gradient_clip_algorithm="value"' if p.clip == "value" else ""
+        )
         custom = "    def configure_gradient_clipping(self, optimizer" in code
         assert (option in trainer) != custom, trainer
         assert code.count(f"clip_grad_{p.clip}_(") == int(custom)
@@ -121,8 +141,10 @@ def check_step_idioms(p: Program, code: str) -> None:
         assert f'"lr_scheduler": {{"scheduler": {o.scheduler}, "interval": "{interval}"}}}}' in code
         assert f"{o.scheduler}.step()" not in code and f"{n.scheduler}.step()" not in code
     # zero_grad(set_to_none=False): an optimizer_zero_grad override that zeroes in place
-    overrides = "    def optimizer_zero_grad(self, epoch, batch_idx, optimizer):\n" \
-                "        optimizer.zero_grad(set_to_none=False)"
+    overrides = (
+        "    def optimizer_zero_grad(self, epoch, batch_idx, optimizer):\n"
+        "        optimizer.zero_grad(set_to_none=False)"
+    )
     assert (overrides in code) == (p.zero_grad_argument == "set_to_none=False")
     assert ".zero_grad()" not in code and ".zero_grad(set_to_none=True)" not in code
     # mixed precision: the Trainer's precision, chosen by the script's flag; no autocast or scaler left
@@ -131,14 +153,26 @@ def check_step_idioms(p: Program, code: str) -> None:
     else:
         assert 'precision="16-mixed" if use_amp else "32-true"' in trainer
         assert "use_amp = torch.cuda.is_available()" in code
-        for gone in ("autocast", "GradScaler", ".scale(", "unscale_", ".update()", f"{n.scaler}", f"{o.scaler}"):
+        for gone in (
+            "autocast",
+            "GradScaler",
+            ".scale(",
+            "unscale_",
+            ".update()",
+            f"{n.scaler}",
+            f"{o.scaler}",
+        ):
             assert gone not in code, gone
     # accumulation: the Trainer's accumulate_grad_batches, the division and the condition go
     if p.accumulation is None:
         assert "accumulate_grad_batches" not in code
     else:
         assert f"accumulate_grad_batches={p.accumulates}" in trainer
-        for gone in (f"{n.loss} = {n.loss} / {p.accumulates}", f"/= {p.accumulates}", f"+ 1) % {p.accumulates} == 0"):
+        for gone in (
+            f"{n.loss} = {n.loss} / {p.accumulates}",
+            f"/= {p.accumulates}",
+            f"+ 1) % {p.accumulates} == 0",
+        ):
             assert gone not in code, gone
         if p.running_total:  # the total summed the divided loss: it still does
             assert f"+= ({n.loss} / {p.accumulates}).item()" in code
@@ -208,7 +242,7 @@ def test_covering_set_holds_every_pair_of_step_idioms() -> None:
     assert ("clip", "norm", "accumulation", "every_or_last") in generated
 
 
-MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER = '''\
+MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER = """\
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -239,7 +273,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def test_renamed_model_and_optimizer_in_a_function_convert_without_undefined_names() -> None:
@@ -248,11 +282,16 @@ def test_renamed_model_and_optimizer_in_a_function_convert_without_undefined_nam
     step said `optimizer.step()` (a NameError)."""
     result = convert(MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER)
     assert result.loops_converted == 1 and result.diagnostics == []
-    assert "self.automatic_optimization = False" not in result.code  # model.zero_grad() clears opt's gradients
+    assert (
+        "self.automatic_optimization = False" not in result.code
+    )  # model.zero_grad() clears opt's gradients
     assert undefined_globals(MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER) == set()
     assert undefined_globals(result.code) == set()
-    manual = convert(MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER.replace(
-        "        optimizer.step()", "        if loss.item() > 0:\n            optimizer.step()"))
+    manual = convert(
+        MANUAL_OPTIMIZATION_RENAMED_OPTIMIZER.replace(
+            "        optimizer.step()", "        if loss.item() > 0:\n            optimizer.step()"
+        )
+    )
     assert "self.automatic_optimization = False" in manual.code  # a conditional step: manual optimization
     assert "optimizer = self.optimizers()" in manual.code and undefined_globals(manual.code) == set()
 
@@ -276,12 +315,19 @@ def check_training(tmp_path: Path, p: Program) -> None:
     assert "train" in result.stages
     assert result.losses and all(math.isfinite(loss) for loss in result.losses)
     assert len(result.losses) == len(result.original_losses) >= 4
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-5 * max(map(abs, result.original_losses))
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-5 * max(
+        map(abs, result.original_losses)
+    )
 
 
 @pytest.mark.slow
-@settings(max_examples=4, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(programs().filter(lambda p: p.trains_alike))
 def test_converted_program_trains_with_the_original_losses(tmp_path: Path, p: Program) -> None:
     for choice in STEP_CHOICES:
@@ -292,8 +338,11 @@ def test_converted_program_trains_with_the_original_losses(tmp_path: Path, p: Pr
 # fixed shapes, so that every nesting and zero_grad position trains whatever the draws above are:
 # a train function whose running total main() prints across an epoch boundary, and zero_grad after
 # the step in main() and in a single pass; the step's idioms as the covering set rotates them in
-TRAINED_SHAPES = [("function", "batch", "before_forward"), ("main", "batch", "after_step"),
-                  ("single", "pair", "after_step")]
+TRAINED_SHAPES = [
+    ("function", "batch", "before_forward"),
+    ("main", "batch", "after_step"),
+    ("single", "pair", "after_step"),
+]
 
 
 @pytest.mark.slow
@@ -307,21 +356,61 @@ def test_shaped_program_trains_with_the_original_losses(tmp_path: Path, shape) -
 # it), with thresholds that do clip (a clipping lost or misplaced changes the losses)
 TRAINED_STEPS = {
     # disabled mixed precision, unscale_ then norm clipping, OneCycleLR every batch, in a train function
-    "amp-unscale-clip_norm-onecycle": (("function", "pair", "before_forward"), dict(
-        amp="amp", autocast='torch.autocast(device_type="cuda", enabled=use_amp)', clip="norm", tight_clip=True,
-        scheduler="OneCycleLR", zero_grad_argument="set_to_none=False", epochs=2, samples=32)),
+    "amp-unscale-clip_norm-onecycle": (
+        ("function", "pair", "before_forward"),
+        dict(
+            amp="amp",
+            autocast='torch.autocast(device_type="cuda", enabled=use_amp)',
+            clip="norm",
+            tight_clip=True,
+            scheduler="OneCycleLR",
+            zero_grad_argument="set_to_none=False",
+            epochs=2,
+            samples=32,
+        ),
+    ),
     # the other scaler, value clipping and StepLR once an epoch, in main()
-    "cuda_amp-clip_value-steplr": (("main", "batch", "before_backward"), dict(
-        amp="cuda.amp", autocast="torch.cuda.amp.autocast(enabled=use_amp)", clip="value", tight_clip=True,
-        scheduler="StepLR", epochs=2, samples=32)),
+    "cuda_amp-clip_value-steplr": (
+        ("main", "batch", "before_backward"),
+        dict(
+            amp="cuda.amp",
+            autocast="torch.cuda.amp.autocast(enabled=use_amp)",
+            clip="value",
+            tight_clip=True,
+            scheduler="StepLR",
+            epochs=2,
+            samples=32,
+        ),
+    ),
     # accumulating 4 of 6 batches an epoch, stepping on the last one too: groups of 4 and 2
-    "accumulate_or_last-clip_norm-steplr": (("module", "enumerate", "after_step"), dict(
-        accumulation="every_or_last", accum_steps=4, accum_name="ACCUM", clip="norm", tight_clip=True,
-        scheduler="StepLR", epochs=2, samples=48, zero_grad_argument="set_to_none=False")),
+    "accumulate_or_last-clip_norm-steplr": (
+        ("module", "enumerate", "after_step"),
+        dict(
+            accumulation="every_or_last",
+            accum_steps=4,
+            accum_name="ACCUM",
+            clip="norm",
+            tight_clip=True,
+            scheduler="StepLR",
+            epochs=2,
+            samples=48,
+            zero_grad_argument="set_to_none=False",
+        ),
+    ),
     # accumulating 2 of 4 batches with no last-batch step: LS007, and yet the same steps
-    "accumulate-lambdalr": (("main", "enumerate_index", "after_step"), dict(
-        accumulation="every", accum_steps=2, accum_name=None, division="augmented", clip=None,
-        scheduler="LambdaLR", epochs=2, samples=32)),
+    "accumulate-lambdalr": (
+        ("main", "enumerate_index", "after_step"),
+        dict(
+            accumulation="every",
+            accum_steps=2,
+            accum_name=None,
+            division="augmented",
+            clip=None,
+            scheduler="LambdaLR",
+            epochs=2,
+            samples=32,
+        ),
+    ),
 }
 
 
@@ -338,8 +427,13 @@ def test_step_idioms_train_with_the_original_losses(tmp_path: Path, case: str) -
 # programs(after=True): the loop's variables and a rebound name read after it, a checkpoint written
 # each epoch and reopened after training, user names the conversion also introduces, an evaluation
 # with keyword defaults. A conversion may answer with a diagnostic (a TODO); one without is correct.
-AFTER = settings(max_examples=8, deadline=None, database=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow])
+AFTER = settings(
+    max_examples=8,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def reported_undefined(result) -> set[str]:
@@ -383,16 +477,22 @@ def printed_lines(script: Path, cwd: Path) -> list[str]:
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=cwd,
-                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+    )
     assert run.returncode == 0, f"{script.name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     start = re.compile("|".join(re.escape(prefix) for prefix in PRINTED))
     batch_loss = re.compile(r"(epoch \d+ )?loss \d")  # a print of the loss per batch: README says it goes
     lines = []
     for segment in re.split(r"[\r\n]", run.stdout):
         found = start.search(segment)
-        if found and not batch_loss.match(segment[found.start():]):
-            lines.append(segment[found.start():].rstrip())
+        if found and not batch_loss.match(segment[found.start() :]):
+            lines.append(segment[found.start() :].rstrip())
     return lines
 
 
@@ -415,20 +515,55 @@ def check_whole_run(tmp_path: Path, p: Program) -> None:
 # a sample of the after-the-loop choices, each in at least one of them, on shapes that convert
 # without a diagnostic: two epochs of 4 batches
 WHOLE_RUNS = {
-    "module-range-reads-note-checkpoint": (("module", "pair", "before_forward"), dict(
-        unpacking="range", after_reads=("index", "epoch", "loss"), rebind_reads=True, note=True, checkpoint=True,
-        print_every=2)),
-    "module-evaluate-print_before-collision": (("module", "batch", "after_step"), dict(
-        evaluation="call", print_before_eval=True, collision="trainer", collision_in_epoch=True,
-        after_reads=("epoch",))),
-    "main-enumerate-evaluate_assign-reads": (("main", "enumerate", "before_backward"), dict(
-        evaluation="assign", print_before_eval=True, after_reads=("index", "epoch", "loss"), note=True,
-        collision="lit_model", collision_in_epoch=True, tail_order=(3, 2, 0, 1))),
-    "function-checkpoint-note-evaluate": (("function", "pair", "after_step"), dict(
-        checkpoint=True, note=True, evaluation="call", after_reads=("epoch",), rebind_reads=True,
-        collision="batch_idx", tail_order=(1, 3, 0, 2))),
-    "single-range-reads-collision": (("single", "pair", "before_backward"), dict(
-        unpacking="range", after_reads=("index", "loss"), collision="LitModel", print_every=1)),
+    "module-range-reads-note-checkpoint": (
+        ("module", "pair", "before_forward"),
+        dict(
+            unpacking="range",
+            after_reads=("index", "epoch", "loss"),
+            rebind_reads=True,
+            note=True,
+            checkpoint=True,
+            print_every=2,
+        ),
+    ),
+    "module-evaluate-print_before-collision": (
+        ("module", "batch", "after_step"),
+        dict(
+            evaluation="call",
+            print_before_eval=True,
+            collision="trainer",
+            collision_in_epoch=True,
+            after_reads=("epoch",),
+        ),
+    ),
+    "main-enumerate-evaluate_assign-reads": (
+        ("main", "enumerate", "before_backward"),
+        dict(
+            evaluation="assign",
+            print_before_eval=True,
+            after_reads=("index", "epoch", "loss"),
+            note=True,
+            collision="lit_model",
+            collision_in_epoch=True,
+            tail_order=(3, 2, 0, 1),
+        ),
+    ),
+    "function-checkpoint-note-evaluate": (
+        ("function", "pair", "after_step"),
+        dict(
+            checkpoint=True,
+            note=True,
+            evaluation="call",
+            after_reads=("epoch",),
+            rebind_reads=True,
+            collision="batch_idx",
+            tail_order=(1, 3, 0, 2),
+        ),
+    ),
+    "single-range-reads-collision": (
+        ("single", "pair", "before_backward"),
+        dict(unpacking="range", after_reads=("index", "loss"), collision="LitModel", print_every=1),
+    ),
 }
 
 
@@ -445,7 +580,7 @@ def test_code_after_the_loop_prints_what_the_original_printed(tmp_path: Path, ca
 
 # found by the whole runs above: the epoch variable rebound after training (`epoch = -1`) made the
 # converter keep `epoch` as a variable of the script, read by the LightningModule, with no diagnostic
-EPOCH_REBOUND_AFTER_TRAINING = '''\
+EPOCH_REBOUND_AFTER_TRAINING = """\
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -463,14 +598,16 @@ for epoch in range(2):
 print(f"last epoch {epoch}")
 epoch = -1
 print(f"epoch reset to {epoch}")
-'''
+"""
 
 
 def epoch_reads_in_module(code: str) -> bool:
     """Whether the LightningModule reads `epoch` (a global, or its __init__ parameter) rather than its current_epoch."""
     module = symtable.symtable(code, "converted.py", "exec")
     [lit] = [t for t in module.get_children() if t.get_type() == "class" and t.get_name().startswith("Lit")]
-    return any(s.get_name() == "epoch" and s.is_referenced() for m in lit.get_children() for s in m.get_symbols())
+    return any(
+        s.get_name() == "epoch" and s.is_referenced() for m in lit.get_children() for s in m.get_symbols()
+    )
 
 
 @pytest.mark.parametrize("nesting", ["module", "main"])
@@ -478,8 +615,13 @@ def test_epoch_rebound_after_training_is_not_read_by_the_module(nesting: str) ->
     source = EPOCH_REBOUND_AFTER_TRAINING
     if nesting == "main":
         head, body = source.split("torch.manual_seed(0)\n")
-        source = head + "\ndef main():\n" + "".join("    " + line if line else line
-                                                    for line in ("torch.manual_seed(0)\n" + body).splitlines(True))
+        source = (
+            head
+            + "\ndef main():\n"
+            + "".join(
+                "    " + line if line else line for line in ("torch.manual_seed(0)\n" + body).splitlines(True)
+            )
+        )
         source += '\n\nif __name__ == "__main__":\n    main()\n'
     compile(source, "gen.py", "exec")
     result = convert(source)

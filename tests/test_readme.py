@@ -1,5 +1,6 @@
 """.ci/run runs README's test command exactly as written there, and README's fast-tier command is
 that command's pytest run with -m "not slow"."""
+
 import re
 from pathlib import Path
 
@@ -15,7 +16,9 @@ def bash_block_after(text: str, marker: str) -> str:
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     command = bash_block_after(readme, "this is what `.ci/run` runs")
-    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    ci = [
+        line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert ci[-1] == command
 
 

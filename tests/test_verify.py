@@ -14,11 +14,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from loopshift.verify import ScriptError, VerifyResult, verify
-from loopshift.verify import harness
+from loopshift.verify import ScriptError, VerifyResult, harness, verify
 from loopshift.verify.command import render_result, verify_command
 
-LIGHTNING_SCRIPT = '''
+LIGHTNING_SCRIPT = """
 import argparse
 
 import lightning as L
@@ -63,9 +62,9 @@ if __name__ == "__main__":
     trainer = L.Trainer(max_epochs=args.epochs, callbacks=[checkpoint, LearningRateMonitor()])
     trainer.fit(LitClassifier(), loader, loader)
     trainer.test(dataloaders=loader)
-'''
+"""
 
-RAISING_SCRIPT = '''
+RAISING_SCRIPT = """
 import lightning as L
 import torch
 from torch import nn
@@ -86,9 +85,9 @@ class Broken(L.LightningModule):
 
 loader = DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)
 L.Trainer().fit(Broken(), loader)
-'''
+"""
 
-RAW_LOOP = '''
+RAW_LOOP = """
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -110,9 +109,9 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
-LIGHTNING_EQUIVALENT = '''
+LIGHTNING_EQUIVALENT = """
 import lightning as L
 import torch
 from torch import nn
@@ -143,7 +142,8 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
+
 
 # LIGHTNING_EQUIVALENT (at learning rate 0.1) with `code` after its trainer.fit, in main()
 def after_fit(code: str) -> str:
@@ -154,12 +154,15 @@ def after_fit(code: str) -> str:
 
 
 TEST_STEP_BEFORE = "    def configure_optimizers(self):\n"
-TEST_STEP_AFTER = """    test_batches = 0
+TEST_STEP_AFTER = (
+    """    test_batches = 0
 
     def test_step(self, batch, batch_idx):
         self.test_batches += 1
 
-""" + TEST_STEP_BEFORE
+"""
+    + TEST_STEP_BEFORE
+)
 
 
 def line_of(path: Path, text: str) -> int:
@@ -167,7 +170,7 @@ def line_of(path: Path, text: str) -> int:
 
 
 # A raw loop with a GradScaler and gradient accumulation (2 backward calls per optimizer step).
-SCALED_ACCUMULATING_LOOP = '''
+SCALED_ACCUMULATING_LOOP = """
 import torch
 from torch import nn
 
@@ -185,7 +188,7 @@ for i in range(100):
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad()
-'''
+"""
 
 
 def write(folder: Path, name: str, source: str) -> Path:
@@ -204,7 +207,9 @@ def cli():
     """A typer app that registers verify_command the way cli.py does, beside a second command
     (with one command typer would make the app the command itself)."""
     app = typer.Typer()
-    app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(verify_command)
+    app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        verify_command
+    )
     app.command("other")(lambda: None)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["verify", *map(str, args)])
@@ -274,10 +279,14 @@ def test_parity_passes_for_an_equivalent_lightning_script(tmp_path):
 @pytest.mark.slow
 def test_parity_fails_when_the_converted_script_raises_after_training(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
-    converted = write(tmp_path, "train_lightning.py", after_fit("""
+    converted = write(
+        tmp_path,
+        "train_lightning.py",
+        after_fit("""
         print("trained")
         torch.save(model.state_dict(), checkpoint_path)  # a name the conversion lost
-    """))
+    """),
+    )
     line = line_of(converted, "checkpoint_path")
 
     result = verify(converted, original=original, steps=3)
@@ -285,7 +294,8 @@ def test_parity_fails_when_the_converted_script_raises_after_training(tmp_path):
     assert not result.ok
     assert result.message == (
         "train_lightning.py matches train.py (3 losses, max abs diff 0) but raised NameError after training "
-        f"at train_lightning.py:{line}: name 'checkpoint_path' is not defined")
+        f"at train_lightning.py:{line}: name 'checkpoint_path' is not defined"
+    )
     assert result.losses == result.original_losses and len(result.losses) == 3
     assert (result.error.file, result.error.line) == (str(converted), line)
     assert files_under(tmp_path) == {Path("train.py"), Path("train_lightning.py")}
@@ -294,24 +304,32 @@ def test_parity_fails_when_the_converted_script_raises_after_training(tmp_path):
 @pytest.mark.slow
 def test_cli_names_the_line_that_fails_after_training(tmp_path, cli):
     original = write(tmp_path, "train.py", RAW_LOOP)
-    converted = write(tmp_path, "train_lightning.py", after_fit("""
+    converted = write(
+        tmp_path,
+        "train_lightning.py",
+        after_fit("""
         import sys
         sys.exit(3)
-    """))
+    """),
+    )
 
     outcome = cli(converted, "--original", original, "--steps", "2")
 
     assert outcome.exit_code == 1, outcome.output
     assert outcome.output.splitlines()[0] == (
         "FAIL train_lightning.py matches train.py (2 losses, max abs diff 0) but exited with status 3 "
-        f"after training at train_lightning.py:{line_of(converted, 'sys.exit')}")
+        f"after training at train_lightning.py:{line_of(converted, 'sys.exit')}"
+    )
 
 
 @pytest.mark.slow
 def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
     # a test set of 64 batches, tested after fit: verify runs 3 of them, and the lines after it
-    converted = write(tmp_path, "train_lightning.py", after_fit("""
+    converted = write(
+        tmp_path,
+        "train_lightning.py",
+        after_fit("""
         test_loader = DataLoader(TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,))), batch_size=1)
         lit = trainer.lightning_module
         trainer.test(lit, dataloaders=test_loader)
@@ -320,7 +338,8 @@ def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
         second.fit(LitNet(model), train_dataloaders=loader)
         assert second.global_step == 3, second.global_step
         print("done")
-    """).replace(TEST_STEP_BEFORE, TEST_STEP_AFTER))
+    """).replace(TEST_STEP_BEFORE, TEST_STEP_AFTER),
+    )
 
     result = verify(converted, original=original, steps=3)
 
@@ -334,8 +353,13 @@ def test_parity_runs_the_code_after_fit_with_a_few_test_batches(tmp_path):
 def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends(tmp_path):
     """max_steps=K alone would end the epoch mid-way, with no validation before on_train_epoch_end."""
     original = write(tmp_path, "train.py", RAW_LOOP)
-    converted = write(tmp_path, "train_lightning.py", LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1").replace(
-        "    def configure_optimizers(self):\n", '''    def validation_step(self, batch, batch_idx):
+    converted = write(
+        tmp_path,
+        "train_lightning.py",
+        LIGHTNING_EQUIVALENT.replace("LEARNING_RATE", "0.1")
+        .replace(
+            "    def configure_optimizers(self):\n",
+            """    def validation_step(self, batch, batch_idx):
         x, y = batch
         self.val_loss = nn.functional.cross_entropy(self.model(x), y).item()
 
@@ -343,7 +367,10 @@ def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends
         print("val loss", self.val_loss)
 
     def configure_optimizers(self):
-''').replace("train_dataloaders=loader)", "train_dataloaders=loader, val_dataloaders=loader)"))
+""",
+        )
+        .replace("train_dataloaders=loader)", "train_dataloaders=loader, val_dataloaders=loader)"),
+    )
 
     result = verify(converted, original=original, steps=2)  # 2 of the 4 batches of the first epoch
 
@@ -355,20 +382,26 @@ def test_parity_ends_fit_as_early_stopping_does_validating_before_the_epoch_ends
 @pytest.mark.slow
 def test_parity_stops_a_raw_loop_left_after_fit_and_says_where(tmp_path):
     original = write(tmp_path, "train.py", RAW_LOOP)
-    converted = write(tmp_path, "train_lightning.py", after_fit("""
+    converted = write(
+        tmp_path,
+        "train_lightning.py",
+        after_fit("""
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         for epoch in range(1000):
             for x, y in loader:
                 nn.functional.cross_entropy(model(x), y).backward()
                 optimizer.step()
-    """))
+    """),
+    )
 
     result = verify(converted, original=original, steps=2)
 
     assert result.ok, result
     assert result.losses == result.original_losses and len(result.losses) == 2
-    assert result.message == ("train_lightning.py matches train.py (2 losses, max abs diff 0); stopped at a raw "
-                              f"optimizer step after training, at train_lightning.py:{line_of(converted, 'optimizer.step()')}")
+    assert result.message == (
+        "train_lightning.py matches train.py (2 losses, max abs diff 0); stopped at a raw "
+        f"optimizer step after training, at train_lightning.py:{line_of(converted, 'optimizer.step()')}"
+    )
 
 
 @pytest.mark.slow
@@ -377,16 +410,21 @@ def test_parity_stops_slow_code_after_training_on_a_budget(tmp_path, monkeypatch
 
     monkeypatch.setattr(runner, "AFTER_TRAINING_SECONDS", 2.0)  # (or a quarter of the timeout)
     original = write(tmp_path, "train.py", RAW_LOOP)
-    converted = write(tmp_path, "train_lightning.py", after_fit("""
+    converted = write(
+        tmp_path,
+        "train_lightning.py",
+        after_fit("""
         import time
         time.sleep(600)
-    """))
+    """),
+    )
 
     result = verify(converted, original=original, steps=1)
 
     assert result.ok, result
     assert result.message.endswith(
-        f"; stopped 2 s after training (its time budget), at train_lightning.py:{line_of(converted, 'sleep')}")
+        f"; stopped 2 s after training (its time budget), at train_lightning.py:{line_of(converted, 'sleep')}"
+    )
     assert result.seconds < 120
 
 
@@ -438,19 +476,41 @@ def test_cli_missing_script_is_a_usage_error(tmp_path, cli):
 NOTEBOOK_JSON = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
 
 
-@pytest.mark.parametrize("name, content, error", [
-    ("py2.py", b"import torch\nprint 'hello'\n",
-     "py2.py:2:1: error: syntax error: Missing parentheses in call to 'print'. Did you mean print(...)?"),
-    ("py2_except.py", b"try:\n    pass\nexcept ValueError, e:\n    pass\n",
-     "py2_except.py:3:8: error: syntax error: multiple exception types must be parenthesized"),
-    ("unclosed.py", b"x = (\n", "unclosed.py:1:5: error: syntax error: '(' was never closed"),
-    ("latin1.py", b"# caf\xe9\nimport torch\n", "latin1.py:1: error: not valid utf-8 text (invalid continuation byte)"),
-    ("train.ipynb", NOTEBOOK_JSON,
-     "train.ipynb: error: verify runs Python scripts, not notebooks; `jupyter nbconvert --to script train.ipynb` "
-     "writes the notebook's code as one"),
-    ("saved_notebook.py", NOTEBOOK_JSON, "saved_notebook.py: error: holds a Jupyter notebook's JSON, not Python code"),
-])
-def test_cli_input_that_is_no_python_script_is_a_usage_error(tmp_path, monkeypatch, capsys, name, content, error):
+@pytest.mark.parametrize(
+    "name, content, error",
+    [
+        (
+            "py2.py",
+            b"import torch\nprint 'hello'\n",
+            "py2.py:2:1: error: syntax error: Missing parentheses in call to 'print'. Did you mean print(...)?",
+        ),
+        (
+            "py2_except.py",
+            b"try:\n    pass\nexcept ValueError, e:\n    pass\n",
+            "py2_except.py:3:8: error: syntax error: multiple exception types must be parenthesized",
+        ),
+        ("unclosed.py", b"x = (\n", "unclosed.py:1:5: error: syntax error: '(' was never closed"),
+        (
+            "latin1.py",
+            b"# caf\xe9\nimport torch\n",
+            "latin1.py:1: error: not valid utf-8 text (invalid continuation byte)",
+        ),
+        (
+            "train.ipynb",
+            NOTEBOOK_JSON,
+            "train.ipynb: error: verify runs Python scripts, not notebooks; `jupyter nbconvert --to script train.ipynb` "
+            "writes the notebook's code as one",
+        ),
+        (
+            "saved_notebook.py",
+            NOTEBOOK_JSON,
+            "saved_notebook.py: error: holds a Jupyter notebook's JSON, not Python code",
+        ),
+    ],
+)
+def test_cli_input_that_is_no_python_script_is_a_usage_error(
+    tmp_path, monkeypatch, capsys, name, content, error
+):
     from loopshift.cli import main
     from loopshift.verify import runner
 
@@ -506,10 +566,21 @@ def test_ddp_with_two_cpu_processes(workspace):
 def test_harness_records_unscaled_losses_per_backward_and_stops_after_k_steps(tmp_path):
     script = write(tmp_path, "scaled.py", SCALED_ACCUMULATING_LOOP)
     result_file = tmp_path / "result.json"
-    command = [sys.executable, harness.HARNESS_FILE, "--result", str(result_file), "--parity", "--steps", "2",
-               "--", str(script)]
+    command = [
+        sys.executable,
+        harness.HARNESS_FILE,
+        "--result",
+        str(result_file),
+        "--parity",
+        "--steps",
+        "2",
+        "--",
+        str(script),
+    ]
 
-    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1")
+    )
 
     result = json.loads(result_file.read_text())
     printed = [float(line.split()[1]) for line in completed.stdout.splitlines() if line.startswith("LOSS")]
@@ -518,7 +589,9 @@ def test_harness_records_unscaled_losses_per_backward_and_stops_after_k_steps(tm
 
 
 def test_harness_parses_its_options_and_the_script_args():
-    options = harness.parse_args(["--result", "r.json", "--steps", "3", "--parity", "--", "train.py", "--lr", "1"])
+    options = harness.parse_args(
+        ["--result", "r.json", "--steps", "3", "--parity", "--", "train.py", "--lr", "1"]
+    )
 
     assert (options.result, options.steps, options.parity, options.devices) == ("r.json", 3, True, 1)
     assert options.script == os.path.abspath("train.py")
@@ -530,11 +603,19 @@ def test_forced_trainer_kwargs_smoke_run():
 
     kwargs = harness.forced_trainer_kwargs(
         {"max_epochs": 10, "accelerator": "gpu", "devices": 4, "strategy": "ddp", "gradient_clip_val": 1.0},
-        options, "/tmp/root")
+        options,
+        "/tmp/root",
+    )
 
     assert kwargs == {
-        "max_epochs": 10, "gradient_clip_val": 1.0, "fast_dev_run": 2, "accelerator": "cpu", "devices": 1,
-        "num_nodes": 1, "strategy": "auto", "default_root_dir": "/tmp/root",
+        "max_epochs": 10,
+        "gradient_clip_val": 1.0,
+        "fast_dev_run": 2,
+        "accelerator": "cpu",
+        "devices": 1,
+        "num_nodes": 1,
+        "strategy": "auto",
+        "default_root_dir": "/tmp/root",
     }
 
 
@@ -556,10 +637,21 @@ def test_forced_trainer_kwargs_parity_and_ddp():
 
 
 def test_render_failure_shows_the_users_file_and_line():
-    error = ScriptError("ZeroDivisionError", "division by zero", "/w/train.py", 12,
-                        ("Traceback (most recent call last):", '  File "/w/train.py", line 12, in <module>'))
-    result = VerifyResult(ok=False, stages=(), losses=(), seconds=1.0, error=error,
-                          message="train.py raised ZeroDivisionError: division by zero")
+    error = ScriptError(
+        "ZeroDivisionError",
+        "division by zero",
+        "/w/train.py",
+        12,
+        ("Traceback (most recent call last):", '  File "/w/train.py", line 12, in <module>'),
+    )
+    result = VerifyResult(
+        ok=False,
+        stages=(),
+        losses=(),
+        seconds=1.0,
+        error=error,
+        message="train.py raised ZeroDivisionError: division by zero",
+    )
 
     text = render_result(result)
 
@@ -569,8 +661,16 @@ def test_render_failure_shows_the_users_file_and_line():
 
 
 def test_render_parity_table_marks_rows_beyond_tolerance_and_missing_rows():
-    result = VerifyResult(ok=False, stages=("train",), losses=(1.0, 2.5), seconds=1.0, error=None,
-                          original_losses=(1.0, 2.0, 3.0), max_abs_diff=0.5, message="differ")
+    result = VerifyResult(
+        ok=False,
+        stages=("train",),
+        losses=(1.0, 2.5),
+        seconds=1.0,
+        error=None,
+        original_losses=(1.0, 2.0, 3.0),
+        max_abs_diff=0.5,
+        message="differ",
+    )
 
     rows = [line.split() for line in render_result(result).splitlines() if line.strip()[:1].isdigit()]
 

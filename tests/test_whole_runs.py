@@ -1,5 +1,6 @@
 """Trained to the end (seeded, on CPU), a converted script prints the numbers the original printed:
 per-epoch metrics, test metrics after training, the epoch early stopping ends at, the best value."""
+
 import importlib.util
 import os
 import re
@@ -8,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES
 
 # looked up, not imported: importing lightning at collection costs every run seconds, the fast tier too
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("lightning") is None, reason="lightning is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("lightning") is None, reason="lightning is not installed"),
+]
 
 # (fixture, script arguments, the printed lines to compare)
 CASES = [
@@ -35,7 +37,11 @@ CASES = [
     # an evaluation with keyword defaults; an epoch's print before its evaluation keeps its place
     ("evaluate_keyword_defaults_epoch_print", [], r"epoch \d+|  val mse|final val mse"),
     # a sample from the prior after each epoch, moved to the module's device; --no-cuda still chooses the CPU
-    ("corpus_vae_prior_sample_device", ["--epochs", "2", "--results", "{tmp}", "--no-cuda"], r"epoch \d+: mean"),
+    (
+        "corpus_vae_prior_sample_device",
+        ["--epochs", "2", "--results", "{tmp}", "--no-cuda"],
+        r"epoch \d+: mean",
+    ),
     # updates in functions the loop calls, inlined: one per episode of an endless count(1), one per epoch
     ("corpus_reinforce_finish_episode", [], r"episode +\d+|solved|not solved"),
     ("corpus_graph_full_batch_train_function", ["--epochs", "30"], r"epoch \d+|test"),
@@ -45,14 +51,24 @@ CASES = [
     ("ddp_loader_sampler_set_epoch", ["--world-size", "2"], r"epoch \d+ batch"),
     # a worker both spawned and called directly (imagenet's launch): both paths
     ("ddp_worker_spawned_or_called", ["--out-dir", "{tmp}"], r"epoch \d+ batch"),
-    ("ddp_worker_spawned_or_called", ["--multiprocessing-distributed", "--nprocs", "2", "--out-dir", "{tmp}"],
-     r"epoch \d+ batch"),
+    (
+        "ddp_worker_spawned_or_called",
+        ["--multiprocessing-distributed", "--nprocs", "2", "--out-dir", "{tmp}"],
+        r"epoch \d+ batch",
+    ),
 ]
 
 
 def printed(script: Path, args: list[str], pattern: str, cwd: Path) -> list[str]:
-    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=cwd, check=True)
+    run = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=cwd,
+        check=True,
+    )
     timings = re.compile(r"\d+(\.\d+)? ?m?s\b")  # wall-clock times differ from run to run
     return [timings.sub("<time>", line) for line in run.stdout.splitlines() if re.match(pattern, line)]
 

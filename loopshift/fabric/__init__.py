@@ -1,4 +1,5 @@
 """The Fabric target: keep the user's loop, hand devices, precision and distribution to Lightning Fabric."""
+
 from __future__ import annotations
 
 from ..convert import Result
@@ -22,6 +23,7 @@ def fabric_hint(trainer: Result, source: str, path: str, index: CodeIndex) -> st
     if fabric.diagnostics or not fabric.loops_converted:
         return None
     codes = sorted({d.code for d in trainer.diagnostics})
-    return (f"{path}: hint: `--target fabric` keeps the loop as it is and converts it without "
-            f"{'this TODO' if len(trainer.diagnostics) == 1 else 'these TODOs'} ({', '.join(codes)})")
-
+    return (
+        f"{path}: hint: `--target fabric` keeps the loop as it is and converts it without "
+        f"{'this TODO' if len(trainer.diagnostics) == 1 else 'these TODOs'} ({', '.join(codes)})"
+    )

@@ -5,6 +5,7 @@ DataLoaders are handed to `fabric.setup*`, backward goes through `fabric.backwar
 moves, GradScaler and DDP plumbing that Fabric owns go. Collectors only gather facts (facts.py);
 conversion.py decides what to write.
 """
+
 from __future__ import annotations
 
 import libcst as cst
@@ -22,8 +23,13 @@ from .matching import is_variable, strip_moves
 from .plumbing import PlumbingAnalysis
 from .precision import PrecisionAnalysis
 
-FABRIC_CLASSES = {"lightning.Fabric", "lightning.fabric.Fabric", "lightning.fabric.fabric.Fabric",
-                  "lightning_fabric.Fabric", "lightning_fabric.fabric.Fabric"}
+FABRIC_CLASSES = {
+    "lightning.Fabric",
+    "lightning.fabric.Fabric",
+    "lightning.fabric.fabric.Fabric",
+    "lightning_fabric.Fabric",
+    "lightning_fabric.fabric.Fabric",
+}
 
 
 class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
@@ -40,7 +46,9 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         """The training code: backward calls, models with their optimizers, DataLoaders, mixed
         precision. What hangs on the setups (clipping, checkpoints, DDP) comes with run_details,
         once the conversion kept the setups that can reach fabric."""
-        backward = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
+        backward = m.SimpleStatementLine(
+            body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))]
+        )
         for statement in self.index.findall(backward, cst.SimpleStatementLine):
             if not self.index.called_name(statement.body[0].value) & {"torch.autograd.backward"}:
                 self.facts.backwards.append(statement)
@@ -102,7 +110,9 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         position = next((i for i, p in enumerate(params) if p is param), None)
         arguments = []
         for call in calls:
-            keyword = [a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value]
+            keyword = [
+                a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value
+            ]
             positional = [a.value for a in call.args if a.keyword is None and not a.star]
             if keyword:
                 arguments.append(keyword[0])
@@ -122,7 +132,9 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         attribute = self_attribute_name(expression)
         if attribute is not None:
             owner = self.analyzer.enclosing_class(expression)
-            held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
+            held = m.Assign(
+                targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+            )
             assigns = [a for a in m.findall(owner, held)] if owner is not None else []
             return self.values_of_all([a.value for a in assigns], depth) if assigns else None
         if not isinstance(expression, cst.Name):
@@ -136,7 +148,11 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             if isinstance(assignment.node, cst.Param):
                 arguments = self.arguments_for(assignment.node)
                 more = self.values_of_all(arguments, depth) if arguments is not None else None
-            elif isinstance(with_item, cst.WithItem) and with_item.asname and with_item.asname.name is assignment.node:
+            elif (
+                isinstance(with_item, cst.WithItem)
+                and with_item.asname
+                and with_item.asname.name is assignment.node
+            ):
                 more = self.values_of_all([with_item.item], depth)  # `with tqdm(loader) as bar`
             else:
                 value = self.index.assigned_value(assignment)
@@ -165,7 +181,9 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         attribute = self_attribute_name(expression)
         if attribute is not None:
             owner = self.analyzer.enclosing_class(expression)
-            held = m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))])
+            held = m.Assign(
+                targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+            )
             for assign in m.findall(owner, held) if owner is not None else []:
                 value = strip_moves(self.oracle, assign.value)
                 if is_variable(value):
@@ -196,9 +214,15 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             model = optimizer.model_reference
             target_scope = self.index.scope(optimizer.statement.body[0].targets[0].target)
             if not self.settable(model, optimizer, target_scope):
-                self.facts.todos.append(("LS008", f"`{optimizer.model}` is bound outside the code that builds "
-                                         f"`{optimizer.name}`, so they cannot be set up together with fabric.setup; "
-                                         "not set up", optimizer.statement))
+                self.facts.todos.append(
+                    (
+                        "LS008",
+                        f"`{optimizer.model}` is bound outside the code that builds "
+                        f"`{optimizer.name}`, so they cannot be set up together with fabric.setup; "
+                        "not set up",
+                        optimizer.statement,
+                    )
+                )
                 continue
             setups = groups.setdefault((id(target_scope), optimizer.model), [])
             owner = self.index.owner_of_block(optimizer.statement)
@@ -210,9 +234,14 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
                 # the first, or one branch of an `if` of its own: each path sets up its own model
                 setups.append(Setup(optimizer.model, [optimizer], optimizer.statement, self.holders(model)))
             else:
-                self.facts.todos.append(("LS008", f"`{optimizer.model}` has optimizers built in different blocks "
-                                         f"that one run may both reach; `{optimizer.name}` is not set up",
-                                         optimizer.statement))
+                self.facts.todos.append(
+                    (
+                        "LS008",
+                        f"`{optimizer.model}` has optimizers built in different blocks "
+                        f"that one run may both reach; `{optimizer.name}` is not set up",
+                        optimizer.statement,
+                    )
+                )
         self.facts.setups = [setup for setups in groups.values() for setup in setups]
         for setup in self.facts.setups:
             setup.module_anchor = self.join_of_bindings(setup)
@@ -239,8 +268,11 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         bindings = [b for b in bindings if self.scope_of(b) is scope]
         if not bindings:
             return None
-        levels = [setup.anchor] + [a for a in self.index.ancestors(setup.anchor)
-                                   if isinstance(a, cst.BaseCompoundStatement) and self.scope_of(a) is scope]
+        levels = [setup.anchor] + [
+            a
+            for a in self.index.ancestors(setup.anchor)
+            if isinstance(a, cst.BaseCompoundStatement) and self.scope_of(a) is scope
+        ]
         for depth, level in enumerate(levels):
             block = self.index.parent(level)
             holders = [self.block_statement(b, block) for b in bindings]
@@ -265,8 +297,9 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def settable(self, model: cst.BaseExpression | None, optimizer: OptimizerDef, target_scope) -> bool:
         """`model, optimizer = fabric.setup(...)` rebinds both where the optimizer is built."""
         if self_attribute_name(model) is not None:
-            return self_attribute_name(optimizer.target) is not None and \
-                self.analyzer.enclosing_class(model) is self.analyzer.enclosing_class(optimizer.statement)
+            return self_attribute_name(optimizer.target) is not None and self.analyzer.enclosing_class(
+                model
+            ) is self.analyzer.enclosing_class(optimizer.statement)
         if not isinstance(model, cst.Name) or not isinstance(optimizer.target, cst.Name):
             return False
         assignments = self.index.assignments(model)
@@ -286,38 +319,48 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             anchor = setup.module_anchor or setup.anchor
             anchor_scope = self.scope_of(anchor)
             for use in uses:
-                after = self.scope_of(use) is not anchor_scope or self.index.order(use) > self.index.order(anchor)
+                after = self.scope_of(use) is not anchor_scope or self.index.order(use) > self.index.order(
+                    anchor
+                )
                 if after and self.needs_module(use):
                     self.facts.module_uses.append(use)
 
     def needs_module(self, use: cst.BaseExpression) -> bool:
         parent = self.index.parent(use)
-        if isinstance(parent, cst.Subscript) and parent.value is use or isinstance(parent, cst.For) and parent.iter is use:
+        if (isinstance(parent, cst.Subscript) and parent.value is use) or (
+            isinstance(parent, cst.For) and parent.iter is use
+        ):
             return True
         call = self.index.parent(parent) if isinstance(parent, cst.Arg) and parent.value is use else None
         if not isinstance(call, cst.Call):
             return False
         names = self.index.called_name(call)
-        return bool(names & {"builtins.len", "builtins.iter", "builtins.list", "builtins.enumerate"}) or \
+        return bool(names & {"builtins.len", "builtins.iter", "builtins.list", "builtins.enumerate"}) or (
             "torch.save" in names and call.args[0] is parent
+        )
 
     def model_bindings(self, setup: Setup) -> list:
         """The assignments of a set-up model variable in the code that sets it up."""
         reference = setup.optimizers[0].model_reference
-        return [a for a in self.index.assignments(reference) if not isinstance(a.node, cst.Param)] \
-            if isinstance(reference, cst.Name) else []
+        return (
+            [a for a in self.index.assignments(reference) if not isinstance(a.node, cst.Param)]
+            if isinstance(reference, cst.Name)
+            else []
+        )
 
     def collect_loaders(self) -> None:
         """`loader = DataLoader(...)`, and `loader = make_loader()` for a function of this file that
         returns one (its own DataLoader is then set up by the caller)."""
         target = m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name())
-        pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=target)], value=m.Call())])
+        pattern = m.SimpleStatementLine(
+            body=[m.Assign(targets=[m.AssignTarget(target=target)], value=m.Call())]
+        )
         builders = {id(f) for f in self.index.nodes(cst.FunctionDef) if self.returns_loader(f)}
         groups: list[LoaderGroup] = []
         for statement in self.index.findall(pattern, cst.SimpleStatementLine):
             value = statement.body[0].value
             builder = self.scope_of(statement)
-            if builder is not None and id(builder) in builders or not self.builds_loader(value, builders):
+            if (builder is not None and id(builder) in builders) or not self.builds_loader(value, builders):
                 continue
             if self.zipped_with_draws(statement.body[0].targets[0].target, builders):
                 continue  # on one device it runs as the script's own DataLoader; set up, it would draw later
@@ -346,7 +389,11 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
                 call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
                 if not isinstance(call, cst.Call) or "builtins.zip" not in self.index.called_name(call):
                     continue
-                if any(self.draws_when_iterated(other.value, builders) for other in call.args if other is not argument):
+                if any(
+                    self.draws_when_iterated(other.value, builders)
+                    for other in call.args
+                    if other is not argument
+                ):
                     return True
         return False
 
@@ -356,19 +403,27 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         if values is None:
             return True
         for value in values:
-            while isinstance(value, cst.Call) and value.args and self.index.called_name(value) & (
-                    {"builtins.enumerate"} | torch_names.PROGRESS_BARS):
+            while (
+                isinstance(value, cst.Call)
+                and value.args
+                and self.index.called_name(value) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS)
+            ):
                 value = value.args[0].value
             if is_variable(value):
                 return True  # not followed further
-            if isinstance(value, cst.Call) and not self.index.called_name(value) & {"builtins.range", "builtins.list"}:
+            if isinstance(value, cst.Call) and not self.index.called_name(value) & {
+                "builtins.range",
+                "builtins.list",
+            }:
                 return True
         return False
 
     def builds_loader(self, call: cst.Call, builders: set[int]) -> bool:
         if self.index.called_name(call) & torch_names.DATALOADERS:
             return True
-        functions = [a.node for a in self.index.assignments(call.func)] if isinstance(call.func, cst.Name) else []
+        functions = (
+            [a.node for a in self.index.assignments(call.func)] if isinstance(call.func, cst.Name) else []
+        )
         return len(functions) == 1 and id(functions[0]) in builders
 
     def returns_loader(self, function: cst.FunctionDef) -> bool:
@@ -376,9 +431,15 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         if not returns:
             return False
         for found in returns:
-            values = self.values(found.value) if found.value is not None and is_variable(found.value) else [found.value]
-            if not values or not all(isinstance(v, cst.Call) and self.index.called_name(v) & torch_names.DATALOADERS
-                                     for v in values):
+            values = (
+                self.values(found.value)
+                if found.value is not None and is_variable(found.value)
+                else [found.value]
+            )
+            if not values or not all(
+                isinstance(v, cst.Call) and self.index.called_name(v) & torch_names.DATALOADERS
+                for v in values
+            ):
                 return False
         return True
 
@@ -394,15 +455,19 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         """`device = torch.device(...)` / `self.device = "cuda" if ... else "cpu"` statements."""
         target = m.Name() | m.Attribute(value=m.Name("self"), attr=m.Name())
         pattern = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=target)])])
-        return [s for s in self.index.findall(pattern, cst.SimpleStatementLine) if self.oracle.is_device(s.body[0].value)]
+        return [
+            s
+            for s in self.index.findall(pattern, cst.SimpleStatementLine)
+            if self.oracle.is_device(s.body[0].value)
+        ]
 
     def device_kind(self, value: cst.BaseExpression, depth: int = 0) -> str | None:
-        """"device" for a torch.device, "name" for a string that names an accelerator ("cuda"),
+        """ "device" for a torch.device, "name" for a string that names an accelerator ("cuda"),
         following variables."""
         strings = m.findall(value, m.SimpleString())
         if isinstance(value, (cst.SimpleString, cst.IfExp)) and strings:
             return "name" if all(":" not in s.evaluated_value for s in strings) else None
-        if isinstance(value, cst.Call) or isinstance(value, cst.Attribute) and value.attr.value == "device":
+        if isinstance(value, cst.Call) or (isinstance(value, cst.Attribute) and value.attr.value == "device"):
             return "device"
         assignment = self.analyzer.resolve(value) if isinstance(value, cst.Name) and depth < 6 else None
         assigned = self.index.assigned_value(assignment) if assignment is not None else None

@@ -1,5 +1,6 @@
 """Which device moves Fabric makes redundant: those of the models it sets up, and those of the
 batches that set-up DataLoaders deliver (already on the device)."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -22,8 +23,11 @@ class BatchAnalysis:
         if not values or depth > 4:
             return False
         for value in values:
-            while isinstance(value, cst.Call) and value.args and self.index.called_name(value) & (
-                    {"builtins.enumerate"} | torch_names.PROGRESS_BARS):
+            while (
+                isinstance(value, cst.Call)
+                and value.args
+                and self.index.called_name(value) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS)
+            ):
                 value = value.args[0].value  # enumerate(loader), tqdm(loader)
             if is_variable(value):
                 if not self.iterates_loader(value, depth + 1):
@@ -37,21 +41,29 @@ class BatchAnalysis:
         `batch = next(it)` with `it = iter(loader)`."""
         if isinstance(loop, cst.For) and self.iterates_loader(loop.iter):
             return True
-        draws = m.findall(loop, m.Call(func=m.Name("next"), args=[m.Arg(m.Name())])) \
-            if isinstance(loop, (cst.For, cst.While)) else []
+        draws = (
+            m.findall(loop, m.Call(func=m.Name("next"), args=[m.Arg(m.Name())]))
+            if isinstance(loop, (cst.For, cst.While))
+            else []
+        )
         return bool(draws) and all(self.draws_from_iterator(draw.args[0].value) for draw in draws)
 
     def draws_from_iterator(self, iterator: cst.Name) -> bool:
         iterators = self.values(iterator) or []
-        return bool(iterators) and all(m.matches(i, m.Call(func=m.Name("iter"), args=[m.Arg()])) and
-                                       self.iterates_loader(i.args[0].value) for i in iterators)
+        return bool(iterators) and all(
+            m.matches(i, m.Call(func=m.Name("iter"), args=[m.Arg()]))
+            and self.iterates_loader(i.args[0].value)
+            for i in iterators
+        )
 
     def is_batch(self, expression: cst.BaseExpression, visiting: frozenset = frozenset()) -> bool:
         """Whether an expression reads a batch that a set-up DataLoader delivered (Fabric put it on
         the device already): `x`, `batch["image"]`, `x.to(device)` for a loop's targets and what
         is unpacked or indexed from them."""
         root = strip_moves(self.oracle, expression)
-        if isinstance(root, (cst.DictComp, cst.ListComp, cst.GeneratorExp)):  # `{k: v.to(device) for k, v in batch.items()}`
+        if isinstance(
+            root, (cst.DictComp, cst.ListComp, cst.GeneratorExp)
+        ):  # `{k: v.to(device) for k, v in batch.items()}`
             return self.is_batch(comprehension_source(root.for_in), visiting)
         if isinstance(root, (cst.Tuple, cst.List)):
             return bool(root.elements) and all(self.is_batch(e.value, visiting) for e in root.elements)
@@ -80,8 +92,12 @@ class BatchAnalysis:
             return self.is_batch(comprehension_source(parent), visiting)
         if isinstance(parent, cst.AssignTarget):
             value = self.index.parent(parent).value
-            if path and isinstance(value, cst.Tuple) and isinstance(child, cst.Tuple) and \
-                    len(value.elements) == len(child.elements):
+            if (
+                path
+                and isinstance(value, cst.Tuple)
+                and isinstance(child, cst.Tuple)
+                and len(value.elements) == len(child.elements)
+            ):
                 value = value.elements[path[-1]].value
             if m.matches(value, m.Call(func=m.Name("next"), args=[m.Arg(m.Name())])):
                 return self.draws_from_iterator(value.args[0].value)
@@ -108,6 +124,10 @@ class BatchAnalysis:
         small = statement.body[0]
         if isinstance(small, cst.Expr) and in_move_chain(self.oracle, small.value, call):
             return self.key(strip_moves(self.oracle, small.value)) in holders
-        if isinstance(small, cst.Assign) and len(small.targets) == 1 and in_move_chain(self.oracle, small.value, call):
+        if (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and in_move_chain(self.oracle, small.value, call)
+        ):
             return self.key(small.targets[0].target) in holders
         return False

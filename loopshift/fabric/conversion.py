@@ -3,6 +3,7 @@
 The user's loop stays line for line; Lightning Fabric takes over devices, precision and
 distribution around it (IDIOMS.md, "A second target: Fabric").
 """
+
 from __future__ import annotations
 
 import libcst as cst
@@ -13,17 +14,23 @@ from ..diagnostics import Diagnostic
 from ..index import CodeIndex
 from ..source import check_parses
 from ..torch_names import SPAWNS
-from .edits import ApplyFabricEdits, Edits
 from .analysis import FabricAnalysis
+from .edits import ApplyFabricEdits, Edits
 from .facts import FabricFacts, Scope
 from .wiring import Placement, Wiring
 
-SPAWNED = ("mp.spawn starts processes of its own, and Fabric would launch its own inside each: not converted; "
-           "`--target lightning` converts mp.spawn")
-NOTHING_TO_SET_UP = ("no torch.optim optimizer is built for these parameters, so fabric.setup has nothing to "
-                     "take (and under DDP the gradients would not be synchronized); not converted")
-UNREACHABLE = ("`fabric` cannot be passed to this code (it is not a module-level function or method called "
-               "directly from code that has it); backward() is left as it was")
+SPAWNED = (
+    "mp.spawn starts processes of its own, and Fabric would launch its own inside each: not converted; "
+    "`--target lightning` converts mp.spawn"
+)
+NOTHING_TO_SET_UP = (
+    "no torch.optim optimizer is built for these parameters, so fabric.setup has nothing to "
+    "take (and under DDP the gradients would not be synchronized); not converted"
+)
+UNREACHABLE = (
+    "`fabric` cannot be passed to this code (it is not a module-level function or method called "
+    "directly from code that has it); backward() is left as it was"
+)
 
 
 class FabricConversion:
@@ -82,7 +89,9 @@ class FabricConversion:
         self.diagnostics.append(Diagnostic(code, reason, self.index.span(node), self.path))
 
     def loop_of(self, statement: cst.CSTNode) -> cst.CSTNode:
-        return next((a for a in self.index.ancestors(statement) if isinstance(a, (cst.For, cst.While))), statement)
+        return next(
+            (a for a in self.index.ancestors(statement) if isinstance(a, (cst.For, cst.While))), statement
+        )
 
     # -- where fabric lives ----------------------------------------------------------------
     def choose_home(self, facts: FabricFacts) -> Wiring:
@@ -97,8 +106,11 @@ class FabricConversion:
         best, best_score = None, None
         for scope in candidates:
             wiring = Wiring(self.analysis, scope)
-            score = (sum(map(wiring.reaches, facts.backwards)), sum(wiring.reaches(s.anchor) for s in facts.setups),
-                     sum(wiring.reaches(g.anchor) for g in facts.loaders))
+            score = (
+                sum(map(wiring.reaches, facts.backwards)),
+                sum(wiring.reaches(s.anchor) for s in facts.setups),
+                sum(wiring.reaches(g.anchor) for g in facts.loaders),
+            )
             if best_score is None or score > best_score:
                 best, best_score = wiring, score
         return best
@@ -111,7 +123,11 @@ class FabricConversion:
         facts.rank_queries = [(call, answer) for call, answer in facts.rank_queries if wiring.reaches(call)]
         precision = facts.precision
         if precision is not None:
-            nodes = [*precision.autocasts, *([precision.scaler] if precision.scaler else []), *precision.scaler_owned]
+            nodes = [
+                *precision.autocasts,
+                *([precision.scaler] if precision.scaler else []),
+                *precision.scaler_owned,
+            ]
             if unconverted_clip or not all(map(wiring.reaches, nodes)):
                 facts.precision = None
 
@@ -119,11 +135,19 @@ class FabricConversion:
         home = wiring.home
         in_home = lambda node: self.analysis.scope_of(node) is home  # noqa: E731
         # built before the loaders and the models it sets up
-        anchors = [g.statements[0] for g in facts.loaders] + [s.anchor for s in facts.setups] + \
-            [s.module_anchor for s in facts.setups if s.module_anchor is not None] + \
-            [self.index.statement_of(a.node) for s in facts.setups for a in self.analysis.model_bindings(s)]
-        uses = [*facts.backwards, *(c.call for c in facts.clips), *facts.saves, *(c for c, _ in facts.rank_queries),
-                *(n for n in self.index.nodes(cst.Call) if id(n) in wiring.call_sites)]
+        anchors = (
+            [g.statements[0] for g in facts.loaders]
+            + [s.anchor for s in facts.setups]
+            + [s.module_anchor for s in facts.setups if s.module_anchor is not None]
+            + [self.index.statement_of(a.node) for s in facts.setups for a in self.analysis.model_bindings(s)]
+        )
+        uses = [
+            *facts.backwards,
+            *(c.call for c in facts.clips),
+            *facts.saves,
+            *(c for c, _ in facts.rank_queries),
+            *(n for n in self.index.nodes(cst.Call) if id(n) in wiring.call_sites),
+        ]
         if facts.precision is not None:
             uses += facts.precision.autocasts
         anchors, uses = [a for a in anchors if in_home(a)], [u for u in uses if in_home(u)]
@@ -153,8 +177,9 @@ class FabricConversion:
             if precision.enabled is None:
                 arguments["precision"] = mode
             elif self.analysis.scope_of(precision.autocasts[0]) is wiring.home:
-                arguments["precision"] = cst.IfExp(test=parenthesized(precision.enabled), body=mode,
-                                                   orelse=cst.SimpleString('"32-true"'))
+                arguments["precision"] = cst.IfExp(
+                    test=parenthesized(precision.enabled), body=mode, orelse=cst.SimpleString('"32-true"')
+                )
             else:
                 facts.precision = None
         return arguments
@@ -162,8 +187,9 @@ class FabricConversion:
     def accelerator(self, facts: FabricFacts, wiring: Wiring) -> cst.BaseExpression | None:
         """The script's device (`device.type`), or its own switch: `if args.cuda: model.cuda()`."""
         assignments = self.analysis.device_assignments()
-        devices = [s for s in assignments if self.analysis.scope_of(s) is wiring.home] or \
-            [s for s in assignments if wiring.home is not None and self.analysis.scope_of(s) is None]
+        devices = [s for s in assignments if self.analysis.scope_of(s) is wiring.home] or [
+            s for s in assignments if wiring.home is not None and self.analysis.scope_of(s) is None
+        ]
         if devices:
             target = devices[-1].body[0].targets[0].target
             kind = self.analysis.device_kind(devices[-1].body[0].value)
@@ -172,8 +198,12 @@ class FabricConversion:
             return cst.Attribute(target, cst.Name("type")) if kind == "device" else None
         switch = self.cuda_switch(facts, wiring)
         if switch is not None:
-            return cst.IfExp(test=parenthesized(switch), body=cst.SimpleString('"cuda"'), orelse=cst.SimpleString('"cpu"'))
-        if not all(self.analysis.draws_from_loader(self.loop_of(b)) for b in facts.backwards if wiring.reaches(b)):
+            return cst.IfExp(
+                test=parenthesized(switch), body=cst.SimpleString('"cuda"'), orelse=cst.SimpleString('"cpu"')
+            )
+        if not all(
+            self.analysis.draws_from_loader(self.loop_of(b)) for b in facts.backwards if wiring.reaches(b)
+        ):
             # no device of its own and batches Fabric does not deliver: they stay where the script ran
             return cst.SimpleString('"cpu"')
         return None
@@ -184,10 +214,17 @@ class FabricConversion:
         tests = {}
         for call in self.index.nodes(cst.Call):
             statement = self.index.statement_of(call)
-            if m.matches(call.func, m.Attribute(attr=m.Name("cuda"))) and self.analysis.oracle.is_move(call) and \
-                    self.analysis.moves_model(call, statement, holders):
+            if (
+                m.matches(call.func, m.Attribute(attr=m.Name("cuda")))
+                and self.analysis.oracle.is_move(call)
+                and self.analysis.moves_model(call, statement, holders)
+            ):
                 owner = self.index.owner_of_block(statement)
-                if isinstance(owner, cst.If) and owner.orelse is None and self.analysis.scope_of(owner) is wiring.home:
+                if (
+                    isinstance(owner, cst.If)
+                    and owner.orelse is None
+                    and self.analysis.scope_of(owner) is wiring.home
+                ):
                     tests[self.index.module.code_for_node(owner.test)] = owner.test
         return next(iter(tests.values())) if len(tests) == 1 else None
 
@@ -198,7 +235,10 @@ class FabricConversion:
         # fabric = L.Fabric(...); fabric.launch(), then the setups of what was built before it
         fabric = code(ref(placement.block[min(placement.position, len(placement.block) - 1)]))
         arguments = ", ".join(f"{name}={code(value)}" for name, value in placement.arguments.items())
-        build = [self.statement(f"{fabric} = {self.alias}.Fabric({arguments})"), self.statement(f"{fabric}.launch()")]
+        build = [
+            self.statement(f"{fabric} = {self.alias}.Fabric({arguments})"),
+            self.statement(f"{fabric}.launch()"),
+        ]
         early: list[tuple[cst.BaseStatement, cst.BaseStatement]] = []
         for anchor, line in self.setup_lines(facts, wiring):
             if self.analysis.scope_of(anchor) is wiring.home and placement.precedes(self.index, anchor):
@@ -227,16 +267,25 @@ class FabricConversion:
         for setup in facts.setups:
             fabric = code(wiring.reference(setup.anchor))
             optimizers = ", ".join(code(o.target) for o in setup.optimizers)
-            if setup.module_anchor is not None:  # the model on every path, its optimizers where they are built
-                yield setup.module_anchor, self.statement(f"{setup.model} = {fabric}.setup_module({setup.model})")
+            if (
+                setup.module_anchor is not None
+            ):  # the model on every path, its optimizers where they are built
+                yield (
+                    setup.module_anchor,
+                    self.statement(f"{setup.model} = {fabric}.setup_module({setup.model})"),
+                )
                 yield setup.anchor, self.statement(f"{optimizers} = {fabric}.setup_optimizers({optimizers})")
             else:
                 names = f"{setup.model}, {optimizers}"
                 yield setup.anchor, self.statement(f"{names} = {fabric}.setup({names})")
         for group in facts.loaders:
             names = ", ".join(group.targets)
-            yield group.anchor, self.statement(
-                f"{names} = {code(wiring.reference(group.anchor))}.setup_dataloaders({names})")
+            yield (
+                group.anchor,
+                self.statement(
+                    f"{names} = {code(wiring.reference(group.anchor))}.setup_dataloaders({names})"
+                ),
+            )
 
     def statement(self, code: str) -> cst.SimpleStatementLine:
         return cst.parse_statement(code, self.index.module.config_for_parsing)
@@ -253,7 +302,9 @@ class FabricConversion:
             for item in precision.autocasts:
                 edits.autocasts[id(item)] = ref(item)
             for step in precision.scaler_steps:  # `scaler.step(optimizer)` -> `optimizer.step()`
-                edits.calls[id(step.body[0].value)] = lambda call: cst.Call(cst.Attribute(call.args[0].value, cst.Name("step")))
+                edits.calls[id(step.body[0].value)] = lambda call: cst.Call(
+                    cst.Attribute(call.args[0].value, cst.Name("step"))
+                )
             edits.removed |= {id(s) for s in precision.scaler_owned}
             if precision.scaler is not None:
                 edits.removed.add(id(precision.scaler))
@@ -265,7 +316,9 @@ class FabricConversion:
         for call, answer in facts.rank_queries:
             edits.calls[id(call)] = rank_rewrite(ref(call), answer)
         code = self.index.module.code_for_node
-        for wrap in facts.data_parallel:  # `model = nn.DataParallel(model)` goes, `net = DDP(model)` -> `net = model`
+        for wrap in (
+            facts.data_parallel
+        ):  # `model = nn.DataParallel(model)` goes, `net = DDP(model)` -> `net = model`
             assign = wrap.body[0]
             if code(assign.value.args[0].value) == code(assign.targets[0].target):
                 edits.removed.add(id(wrap))
@@ -276,6 +329,7 @@ class FabricConversion:
 
 def backward_rewrite(fabric: cst.BaseExpression, scaled: bool):
     """`loss.backward(*args)` -> `fabric.backward(loss, *args)`; `scaler.scale(loss)` -> `loss`."""
+
     def rewrite(call: cst.Call) -> cst.Call:
         loss = call.func.value
         if scaled and isinstance(loss, cst.Call) and loss.args:
@@ -283,6 +337,7 @@ def backward_rewrite(fabric: cst.BaseExpression, scaled: bool):
         if getattr(loss, "lpar", None) and not isinstance(loss, cst.Tuple):  # `(loss / n).backward()`
             loss = loss.with_changes(lpar=[], rpar=[])
         return cst.Call(cst.Attribute(fabric, cst.Name("backward")), [cst.Arg(loss), *call.args])
+
     return rewrite
 
 
@@ -290,22 +345,31 @@ def clip_rewrite(fabric: cst.BaseExpression, clip, mixed: bool):
     """`clip_grad_norm_(model.parameters(), v)` -> `fabric.clip_gradients(model, optimizer, max_norm=v)`.
     torch does not raise on a non-finite norm, and under mixed precision it happens on purpose (the
     loss scaler then skips the step): say so, as Fabric's default is to raise."""
+
     def rewrite(call: cst.Call) -> cst.Call:
         keywords = {clip.keyword: clip.value, **clip.extra}
         if mixed and clip.keyword == "max_norm":
             keywords.setdefault("error_if_nonfinite", cst.Name("False"))
-        args = [cst.Arg(clip.model), cst.Arg(clip.optimizer),
-                *(cst.Arg(value, keyword=cst.Name(name), equal=EQUAL) for name, value in keywords.items())]
+        args = [
+            cst.Arg(clip.model),
+            cst.Arg(clip.optimizer),
+            *(cst.Arg(value, keyword=cst.Name(name), equal=EQUAL) for name, value in keywords.items()),
+        ]
         return cst.Call(cst.Attribute(fabric, cst.Name("clip_gradients")), args)
+
     return rewrite
 
 
 def save_rewrite(fabric: cst.BaseExpression):
     """`torch.save(state, path)` -> `fabric.save(path, state)`, keeping the line breaks."""
+
     def rewrite(call: cst.Call) -> cst.Call:
         state, path = call.args
-        return call.with_changes(func=cst.Attribute(fabric, cst.Name("save")),
-                                 args=[state.with_changes(value=path.value), path.with_changes(value=state.value)])
+        return call.with_changes(
+            func=cst.Attribute(fabric, cst.Name("save")),
+            args=[state.with_changes(value=path.value), path.with_changes(value=state.value)],
+        )
+
     return rewrite
 
 
@@ -314,6 +378,7 @@ def rank_rewrite(fabric: cst.BaseExpression, answer: str):
         if answer.endswith("()"):
             return cst.Call(cst.Attribute(fabric, cst.Name(answer[:-2])))
         return cst.Attribute(fabric, cst.Name(answer))
+
     return rewrite
 
 

@@ -5,6 +5,7 @@ Edits are found on the original tree and applied by identity: calls replaced (`l
 removed (`scaler.update()`), device moves dropped. A block left empty gets `pass`; an `if` left
 empty (`if args.cuda: model.cuda()`) goes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,16 +20,24 @@ from ..exits import TODO
 
 @dataclass
 class Edits:
-    calls: dict[int, Callable[[cst.Call], cst.BaseExpression]] = field(default_factory=dict)  # call -> its rewrite
+    calls: dict[int, Callable[[cst.Call], cst.BaseExpression]] = field(
+        default_factory=dict
+    )  # call -> its rewrite
     autocasts: dict[int, cst.BaseExpression] = field(default_factory=dict)  # with-item -> `fabric.autocast()`
     moves: set[int] = field(default_factory=set)  # device moves to drop
     removed: set[int] = field(default_factory=set)  # statements that go
     before: dict[int, list[cst.BaseStatement]] = field(default_factory=dict)
     after: dict[int, list[cst.BaseStatement]] = field(default_factory=dict)
     todo: dict[int, str] = field(default_factory=dict)  # statement -> reason (code)
-    parameters: dict[int, int] = field(default_factory=dict)  # function -> where `fabric` joins its parameters
-    keep_on_self: dict[int, cst.BaseStatement] = field(default_factory=dict)  # __init__ -> `self.fabric = fabric`
-    passes_fabric: dict[int, cst.BaseExpression] = field(default_factory=dict)  # call -> fabric, as its first argument
+    parameters: dict[int, int] = field(
+        default_factory=dict
+    )  # function -> where `fabric` joins its parameters
+    keep_on_self: dict[int, cst.BaseStatement] = field(
+        default_factory=dict
+    )  # __init__ -> `self.fabric = fabric`
+    passes_fabric: dict[int, cst.BaseExpression] = field(
+        default_factory=dict
+    )  # call -> fabric, as its first argument
     module: set[int] = field(default_factory=set)  # set-up model references that need `.module`
 
 
@@ -57,12 +66,26 @@ class ApplyFabricEdits(DropDeviceMoves):
         module); also, as a visit of everything would, the statements and comprehensions that change
         on any visit: `x = x` and bare names go, `{k: v for k, v in d.items()}` is `d`."""
         edits = self.edits
-        edited = {*edits.calls, *edits.autocasts, *edits.moves, *edits.removed, *edits.before, *edits.after,
-                  *edits.todo, *edits.parameters, *edits.keep_on_self, *edits.passes_fabric, *edits.module}
+        edited = {
+            *edits.calls,
+            *edits.autocasts,
+            *edits.moves,
+            *edits.removed,
+            *edits.before,
+            *edits.after,
+            *edits.todo,
+            *edits.parameters,
+            *edits.keep_on_self,
+            *edits.passes_fabric,
+            *edits.module,
+        }
         for statement in index.nodes(cst.SimpleStatementLine):
             body = statement.body
-            if all(is_self_assignment(s) or is_bare_name(s) for s in body) or len(body) == 1 and \
-                    isinstance(body[0], cst.Expr) and isinstance(body[0].value, (cst.Name, cst.Attribute)):
+            if all(is_self_assignment(s) or is_bare_name(s) for s in body) or (
+                len(body) == 1
+                and isinstance(body[0], cst.Expr)
+                and isinstance(body[0].value, (cst.Name, cst.Attribute))
+            ):
                 edited.add(id(statement))
         edited |= {id(node) for node in index.nodes(cst.DictComp) if m.matches(node, IDENTITY)}
         self.edited, self.around = edited, index.around(edited)
@@ -97,12 +120,19 @@ class ApplyFabricEdits(DropDeviceMoves):
 
     def leave_WithItem(self, original: cst.WithItem, updated: cst.WithItem) -> cst.WithItem:
         fabric = self.edits.autocasts.get(id(original))
-        return updated.with_changes(item=cst.Call(cst.Attribute(fabric, cst.Name("autocast")))) if fabric is not None else updated
+        return (
+            updated.with_changes(item=cst.Call(cst.Attribute(fabric, cst.Name("autocast"))))
+            if fabric is not None
+            else updated
+        )
 
     def leave_SimpleStatementLine(self, original, updated):
         result = super().leave_SimpleStatementLine(original, updated)
-        bare = len(updated.body) == 1 and isinstance(updated.body[0], cst.Expr) and \
-            isinstance(updated.body[0].value, (cst.Name, cst.Attribute))
+        bare = (
+            len(updated.body) == 1
+            and isinstance(updated.body[0], cst.Expr)
+            and isinstance(updated.body[0].value, (cst.Name, cst.Attribute))
+        )
         if isinstance(result, cst.RemovalSentinel) or (original is not updated and bare):
             self.vanished.add(id(original))  # `x = x` or a bare `model` once its moves are gone
         return updated
@@ -132,7 +162,9 @@ class ApplyFabricEdits(DropDeviceMoves):
             start = 0
             while start < len(body) and is_preamble(body[start]):
                 start += 1
-            updated = updated.with_changes(body=updated.body.with_changes(body=body[:start] + [keep] + body[start:]))
+            updated = updated.with_changes(
+                body=updated.body.with_changes(body=body[:start] + [keep] + body[start:])
+            )
         return updated
 
     # -- blocks: statements removed, inserted, annotated ----------------------------------
@@ -188,7 +220,9 @@ def with_todo(statement: cst.BaseStatement, reason: str) -> cst.BaseStatement:
     comment = TODO + reason
     if any(line.comment is not None and line.comment.value == comment for line in statement.leading_lines):
         return statement
-    return statement.with_changes(leading_lines=[*statement.leading_lines, cst.EmptyLine(comment=cst.Comment(comment))])
+    return statement.with_changes(
+        leading_lines=[*statement.leading_lines, cst.EmptyLine(comment=cst.Comment(comment))]
+    )
 
 
 def insert(items: list, position: int, item) -> list:
@@ -202,5 +236,9 @@ def is_preamble(statement: cst.BaseStatement) -> bool:
     small = statement.body[0]
     if isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
         return True
-    return isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and \
-        isinstance(small.value.func, cst.Attribute) and small.value.func.attr.value == "__init__"
+    return (
+        isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Attribute)
+        and small.value.func.attr.value == "__init__"
+    )

@@ -1,5 +1,6 @@
 """The plain data model of what the Fabric target finds in a module (analysis.py collects it,
 conversion.py writes from it)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,10 +72,16 @@ class FabricFacts:
     module_uses: list[cst.BaseExpression] = field(default_factory=list)
     precision: Precision | None = None
     clips: list[Clip] = field(default_factory=list)
-    saves: list[cst.Call] = field(default_factory=list)  # `torch.save({...}, path)` -> `fabric.save(path, {...})`
-    data_parallel: list[cst.SimpleStatementLine] = field(default_factory=list)  # `model = nn.DataParallel(model)`
+    saves: list[cst.Call] = field(
+        default_factory=list
+    )  # `torch.save({...}, path)` -> `fabric.save(path, {...})`
+    data_parallel: list[cst.SimpleStatementLine] = field(
+        default_factory=list
+    )  # `model = nn.DataParallel(model)`
     devices: cst.BaseExpression | None = None  # from DataParallel(device_ids=list(range(N)))
     process_group: list[cst.SimpleStatementLine] = field(default_factory=list)  # init/destroy_process_group
-    rank_queries: list[tuple[cst.Call, str]] = field(default_factory=list)  # (`dist.get_rank()`, "global_rank")
+    rank_queries: list[tuple[cst.Call, str]] = field(
+        default_factory=list
+    )  # (`dist.get_rank()`, "global_rank")
     distributed: bool = False
     todos: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)

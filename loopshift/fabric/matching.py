@@ -1,4 +1,5 @@
 """Small matchers over expressions shared by the Fabric analysis."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -7,10 +8,17 @@ import libcst.matchers as m
 from ..devices import DeviceOracle
 from ..util import self_attribute_name
 
-
 # `if __name__ == "__main__":`, which every process runs: no condition of the code under it
-MAIN_GUARD = m.If(test=m.Comparison(left=m.Name("__name__"), comparisons=[m.ComparisonTarget(
-    operator=m.Equal(), comparator=m.SimpleString('"__main__"') | m.SimpleString("'__main__'"))]))
+MAIN_GUARD = m.If(
+    test=m.Comparison(
+        left=m.Name("__name__"),
+        comparisons=[
+            m.ComparisonTarget(
+                operator=m.Equal(), comparator=m.SimpleString('"__main__"') | m.SimpleString("'__main__'")
+            )
+        ],
+    )
+)
 
 
 def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:

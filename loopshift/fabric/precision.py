@@ -1,6 +1,7 @@
 """Mixed precision and gradient clipping: `torch.autocast` + GradScaler become
 `Fabric(precision=...)` and `fabric.autocast()`, `clip_grad_*_` becomes `fabric.clip_gradients`,
 only where Fabric then does exactly what the script did (otherwise they stay, valid under Fabric)."""
+
 from __future__ import annotations
 
 import libcst as cst
@@ -11,7 +12,6 @@ from ..util import method_call
 from .facts import Clip, Precision
 from .matching import keyword
 
-
 DEVICE_TYPE_FIRST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
 
 
@@ -21,11 +21,23 @@ class PrecisionAnalysis:
     def collect_precision(self) -> None:
         """torch.autocast + GradScaler -> Fabric(precision=...), only when Fabric's precision does
         exactly what they did; otherwise they stay as they were (valid under Fabric too)."""
-        autocasts = [item for item in self.index.nodes(cst.WithItem) if item.asname is None and
-                     isinstance(item.item, cst.Call) and self.index.called_name(item.item) & torch_names.AUTOCASTS]
-        scalers = [s for s in self.index.findall(m.SimpleStatementLine(body=[m.Assign(
-            targets=[m.AssignTarget(target=m.Name())], value=m.Call())]), cst.SimpleStatementLine)
-            if self.index.called_name(s.body[0].value) & torch_names.GRAD_SCALERS]
+        autocasts = [
+            item
+            for item in self.index.nodes(cst.WithItem)
+            if item.asname is None
+            and isinstance(item.item, cst.Call)
+            and self.index.called_name(item.item) & torch_names.AUTOCASTS
+        ]
+        scalers = [
+            s
+            for s in self.index.findall(
+                m.SimpleStatementLine(
+                    body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())]
+                ),
+                cst.SimpleStatementLine,
+            )
+            if self.index.called_name(s.body[0].value) & torch_names.GRAD_SCALERS
+        ]
         if not autocasts or len(scalers) > 1:
             return
         settings = {self.autocast_setting(item.item) for item in autocasts}
@@ -33,11 +45,14 @@ class PrecisionAnalysis:
             return
         mode, enabled_code = next(iter(settings))
         enabled = keyword(autocasts[0].item, "enabled")
-        precision = Precision(mode, enabled, sorted(autocasts, key=self.index.order), scalers[0] if scalers else None)
+        precision = Precision(
+            mode, enabled, sorted(autocasts, key=self.index.order), scalers[0] if scalers else None
+        )
         if scalers:
             scaler_enabled = keyword(scalers[0].body[0].value, "enabled")
-            if (self.code(scaler_enabled) if scaler_enabled is not None else None) != enabled_code or \
-                    not self.scaler_uses(precision, scalers[0].body[0].targets[0].target):
+            if (
+                self.code(scaler_enabled) if scaler_enabled is not None else None
+            ) != enabled_code or not self.scaler_uses(precision, scalers[0].body[0].targets[0].target):
                 return
         elif mode == "16-mixed":
             return  # fp16 without loss scaling: Fabric would scale the loss
@@ -50,14 +65,20 @@ class PrecisionAnalysis:
         positional = [a.value for a in call.args if a.keyword is None]
         if positional and names & DEVICE_TYPE_FIRST:
             device_type, positional = positional[0], positional[1:]  # torch.autocast("cuda", ...)
-        if positional or {a.keyword.value for a in call.args if a.keyword} - {"device_type", "dtype", "enabled",
-                                                                               "cache_enabled"}:
+        if positional or {a.keyword.value for a in call.args if a.keyword} - {
+            "device_type",
+            "dtype",
+            "enabled",
+            "cache_enabled",
+        }:
             return None
         if dtype is not None:
             dtypes = self.index.qualified_names(dtype)
             half = "16-mixed" if dtypes & {"torch.float16", "torch.half"} else None
             mode = "bf16-mixed" if "torch.bfloat16" in dtypes else half
-        elif names & {"torch.cpu.amp.autocast"} or m.matches(device_type, m.SimpleString('"cpu"') | m.SimpleString("'cpu'")):
+        elif names & {"torch.cpu.amp.autocast"} or m.matches(
+            device_type, m.SimpleString('"cpu"') | m.SimpleString("'cpu'")
+        ):
             mode = "bf16-mixed"  # autocast's default on CPU
         else:
             mode = "16-mixed"
@@ -76,7 +97,12 @@ class PrecisionAnalysis:
             method = attribute.attr.value
             statement = self.index.statement_of(call)
             backward = m.matches(self.index.parent(call), m.Attribute(attr=m.Name("backward")))
-            if method == "scale" and len(call.args) == 1 and backward and any(statement is b for b in self.facts.backwards):
+            if (
+                method == "scale"
+                and len(call.args) == 1
+                and backward
+                and any(statement is b for b in self.facts.backwards)
+            ):
                 precision.scaled[id(call)] = call.args[0].value
             elif method == "step" and len(call.args) == 1 and method_call(statement, "step") is call:
                 precision.scaler_steps.append(statement)
@@ -101,10 +127,12 @@ class PrecisionAnalysis:
 
     def clip(self, call: cst.Call, algorithm: str) -> Clip | None:
         value_name = "max_norm" if algorithm == "norm" else "clip_value"
-        allowed = ["parameters", value_name] + (["norm_type", "error_if_nonfinite"] if algorithm == "norm" else [])
+        allowed = ["parameters", value_name] + (
+            ["norm_type", "error_if_nonfinite"] if algorithm == "norm" else []
+        )
         arguments: dict[str, cst.BaseExpression] = {}
         for position, arg in enumerate(call.args):
-            if arg.star or position >= len(allowed) and arg.keyword is None:
+            if arg.star or (position >= len(allowed) and arg.keyword is None):
                 return None
             name = arg.keyword.value if arg.keyword is not None else allowed[position]
             if name not in allowed:

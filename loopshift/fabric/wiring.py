@@ -6,6 +6,7 @@ gets it the way a person would pass it: a module-level `fabric` is a global ever
 `fabric` built in `main()` is passed as the first argument of the functions that need it, and to
 the constructor of a class whose methods need it (kept as `self.fabric`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ class Placement:
 
     def precedes(self, index, statement: cst.BaseStatement) -> bool:
         """Whether a statement of the same scope runs before Fabric is built."""
-        return self.position == len(self.block) or index.order(statement) < index.order(self.block[self.position])
+        return self.position == len(self.block) or index.order(statement) < index.order(
+            self.block[self.position]
+        )
 
 
 class Wiring:
@@ -75,7 +78,10 @@ class Wiring:
     def thread_class(self, owner: cst.ClassDef) -> bool:
         if id(owner) in self.classes:
             return True
-        init = next((s for s in owner.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+        init = next(
+            (s for s in owner.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"),
+            None,
+        )
         calls = self.analysis.calls(owner)
         if init is None or not calls or not self.self_name(init):
             return False
@@ -100,8 +106,9 @@ class Wiring:
         return cst.Name("fabric")
 
     # -- where fabric is built -------------------------------------------------------------
-    def placement(self, anchors: list[cst.CSTNode], uses: list[cst.CSTNode],
-                  arguments: dict[str, cst.BaseExpression]) -> Placement:
+    def placement(
+        self, anchors: list[cst.CSTNode], uses: list[cst.CSTNode], arguments: dict[str, cst.BaseExpression]
+    ) -> Placement:
         """anchors: statements the setups follow; uses: nodes that need fabric. Both in the home
         scope. Arguments whose names are bound too late fall back to Fabric's defaults."""
         index = self.index
@@ -156,9 +163,12 @@ class Wiring:
                     return None
                 last = max(last, position)
         for attribute in m.findall(expression, m.Attribute(value=m.Name())):  # `args.cuda = ...`
-            target = m.AssignTarget(target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value)))
-            for statement in self.index.findall(m.SimpleStatementLine(body=[m.Assign(targets=[target])]),
-                                                cst.SimpleStatementLine):
+            target = m.AssignTarget(
+                target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value))
+            )
+            for statement in self.index.findall(
+                m.SimpleStatementLine(body=[m.Assign(targets=[target])]), cst.SimpleStatementLine
+            ):
                 if self.analysis.scope_of(statement) is self.home:
                     position = position_of(statement)
                     if position is None:

@@ -1,4 +1,5 @@
 """`loopshift lint`: raw training loops (LS1xx) and Lightning anti-patterns (LS2xx), one rule a module."""
+
 from .engine import lint_source, select_rules
 from .rule import Finding, Rule
 from .rules import RULES

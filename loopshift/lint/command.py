@@ -4,11 +4,11 @@ converter's diagnostic codes, `loopshift.codes`).
 Registered in cli.py with `app.command("lint")(lint_command)`, `app.command("rules")(rules_command)`
 and `app.command("explain")(explain_command)`. The engine loads only when a command runs.
 """
+
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -23,15 +23,28 @@ class OutputFormat(str, Enum):
 
 
 def lint_command(
-    paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders to lint (default: the current folder)."),
-    select: Optional[str] = typer.Option(None, "--select", help="Rules to run: comma-separated codes, prefixes, or ALL."),
-    ignore: Optional[str] = typer.Option(None, "--ignore", help="Rules to leave out: codes, prefixes, or ALL."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format", help="How to print findings."),
+    paths: list[Path] | None = typer.Argument(
+        None, help="Files or folders to lint (default: the current folder)."
+    ),
+    select: str | None = typer.Option(
+        None, "--select", help="Rules to run: comma-separated codes, prefixes, or ALL."
+    ),
+    ignore: str | None = typer.Option(None, "--ignore", help="Rules to leave out: codes, prefixes, or ALL."),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.text, "--output-format", help="How to print findings."
+    ),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
     fix: bool = typer.Option(False, "--fix", help="Apply the fixes of fixable rules, in place."),
-    unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help=(
-        "With --fix, also write conversions that leave TODOs (those `loopshift convert` would report).")),
-    statistics: bool = typer.Option(False, "--statistics", help="Print a count per rule instead of each finding."),
+    unsafe_fixes: bool = typer.Option(
+        False,
+        "--unsafe-fixes",
+        help=(
+            "With --fix, also write conversions that leave TODOs (those `loopshift convert` would report)."
+        ),
+    ),
+    statistics: bool = typer.Option(
+        False, "--statistics", help="Print a count per rule instead of each finding."
+    ),
 ) -> None:
     """Find hand-written training loops and Lightning anti-patterns."""
     from ..source import InputError
@@ -45,8 +58,11 @@ def lint_command(
         raise typer.Exit(EXIT_ERROR)
     findings = [finding for report in reports for finding in report.findings]
     failed = [report for report in reports if report.error]
-    output = (render.statistics(findings, output_format.value) if statistics
-              else render.render(findings, output_format.value, failed))
+    output = (
+        render.statistics(findings, output_format.value)
+        if statistics
+        else render.render(findings, output_format.value, failed)
+    )
     typer.echo(output, nl=False)
     for report in reports:
         if report.error:
@@ -54,8 +70,10 @@ def lint_command(
         for reason in report.withheld:
             typer.echo(f"{report.path}: not fixed: {reason}; `--unsafe-fixes` writes it", err=True)
         if report.fixed:
-            typer.echo(f"{report.path}: fixed {', '.join(f'{code} x{n}' for code, n in sorted(report.fixed.items()))}",
-                       err=True)
+            typer.echo(
+                f"{report.path}: fixed {', '.join(f'{code} x{n}' for code, n in sorted(report.fixed.items()))}",
+                err=True,
+            )
     fixed = sum(sum(report.fixed.values()) for report in reports)
     typer.echo(render.summary(len(findings), fixed, sum(f.fixable for f in findings), len(failed)), err=True)
     if failed:
@@ -79,8 +97,11 @@ def rules_command(
         typer.echo(f"{code}  {name:<{width}}  {'[*]' if fixable else '   '}  {summary}")
 
 
-def explain_command(code: str = typer.Argument(
-        ..., help="A rule or converter diagnostic code (LS101, LS002), or its name (manual-training-loop).")) -> None:
+def explain_command(
+    code: str = typer.Argument(
+        ..., help="A rule or converter diagnostic code (LS101, LS002), or its name (manual-training-loop)."
+    ),
+) -> None:
     """Print one rule's documentation, or one converter diagnostic's (LS0xx)."""
     from ..codes import lookup
     from .rules import RULES

@@ -1,8 +1,9 @@
 """`[tool.loopshift]` from the nearest pyproject.toml: select, ignore, exclude, per-file-ignores, target."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 try:
@@ -19,7 +20,6 @@ from .engine import check_selectors
 from .files import matches
 
 
-
 @dataclass(frozen=True)
 class Settings:
     root: Path  # the project folder: patterns are relative to it
@@ -31,14 +31,20 @@ class Settings:
 
     def ignored_for(self, path: Path) -> list[str]:
         """The codes per-file-ignores turns off for path."""
-        return [code for pattern, codes in self.per_file_ignores.items()
-                if matches(path, self.root, [pattern]) for code in codes]
+        return [
+            code
+            for pattern, codes in self.per_file_ignores.items()
+            if matches(path, self.root, [pattern])
+            for code in codes
+        ]
 
 
 def find_pyproject(path: Path) -> Path | None:
     folder = path.resolve()
     folder = folder if folder.is_dir() else folder.parent
-    return next((f / "pyproject.toml" for f in (folder, *folder.parents) if (f / "pyproject.toml").is_file()), None)
+    return next(
+        (f / "pyproject.toml" for f in (folder, *folder.parents) if (f / "pyproject.toml").is_file()), None
+    )
 
 
 def settings_for(path: Path) -> Settings:
@@ -47,7 +53,7 @@ def settings_for(path: Path) -> Settings:
     return load(pyproject) if pyproject is not None else Settings(root=Path.cwd())
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(pyproject: Path) -> Settings:
     if tomllib is None:
         return Settings(root=pyproject.parent)
@@ -70,11 +76,17 @@ def load(pyproject: Path) -> Settings:
         select=strings("select") if "select" in table else None,
         ignore=strings("ignore"),
         exclude=strings("exclude"),
-        per_file_ignores={pattern: strings(f"per-file-ignores.{pattern}", codes) for pattern, codes in per_file.items()},
+        per_file_ignores={
+            pattern: strings(f"per-file-ignores.{pattern}", codes) for pattern, codes in per_file.items()
+        },
         target=str(table.get("target", "lightning")),
     )
-    check_selectors(settings.select, settings.ignore, *settings.per_file_ignores.values(),
-                    where=f"{pyproject}: error: [tool.loopshift]")
+    check_selectors(
+        settings.select,
+        settings.ignore,
+        *settings.per_file_ignores.values(),
+        where=f"{pyproject}: error: [tool.loopshift]",
+    )
     if settings.target not in TARGETS:
         raise InputError(f"{pyproject}: error: [tool.loopshift] target must be one of {', '.join(TARGETS)}")
     return settings

@@ -1,4 +1,5 @@
 """Runs the rules over one file: one parse, one index, one analysis shared by every rule."""
+
 from __future__ import annotations
 
 import ast
@@ -41,7 +42,9 @@ def check_selectors(*groups: Selectors, where: str = "error") -> None:
 
 def specificity(code: str, selectors: Iterable[str]) -> int:
     """How closely the best selector matches code: -1 none, 0 `ALL`, else the prefix length."""
-    return max((0 if s == "ALL" else len(s) for s in selectors if s == "ALL" or code.startswith(s)), default=-1)
+    return max(
+        (0 if s == "ALL" else len(s) for s in selectors if s == "ALL" or code.startswith(s)), default=-1
+    )
 
 
 def enabled_codes(layers: Iterable[tuple[Selectors, Selectors]]) -> set[str]:
@@ -55,7 +58,9 @@ def enabled_codes(layers: Iterable[tuple[Selectors, Selectors]]) -> set[str]:
     for select, ignore in layers:
         select, ignore = selectors(select), selectors(ignore) or []
         if select is not None:
-            codes = {rule.code for rule in RULES if specificity(rule.code, select) > specificity(rule.code, ignore)}
+            codes = {
+                rule.code for rule in RULES if specificity(rule.code, select) > specificity(rule.code, ignore)
+            }
         else:
             codes = {code for code in codes if specificity(code, ignore) < 0}
     return codes
@@ -68,8 +73,9 @@ def select_rules(select: Selectors = None, ignore: Selectors = None) -> list[Rul
 
 
 # -- one file -----------------------------------------------------------------------------
-def run_rules(source: str, path: str, rules: Sequence[Rule],
-              target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
+def run_rules(
+    source: str, path: str, rules: Sequence[Rule], target: str = "lightning"
+) -> tuple[Context | None, list[Finding], list[Finding]]:
     """(context, findings kept, findings suppressed by noqa), deciding each rule on the standard
     library's `ast` where the rule can (`Rule.check_syntax`); a rule that cannot decide a file
     runs its libcst `check`, and only then is libcst imported and the file parsed by it (the
@@ -99,8 +105,9 @@ def run_rules(source: str, path: str, rules: Sequence[Rule],
     return (context, *keep_or_suppress(source, found))
 
 
-def run_rules_cst(source: str, path: str, rules: Sequence[Rule],
-                  target: str = "lightning") -> tuple[Context | None, list[Finding], list[Finding]]:
+def run_rules_cst(
+    source: str, path: str, rules: Sequence[Rule], target: str = "lightning"
+) -> tuple[Context | None, list[Finding], list[Finding]]:
     """The libcst engine: every rule's `check` on one libcst parse. `--fix` runs here (fixes
     are libcst trees), and it is what `run_rules` is tested against."""
     rules = [rule for rule in rules if rule.could_match(source)]
@@ -138,14 +145,21 @@ def is_suppressed(finding: Finding, lines: list[str]) -> bool:
     return False
 
 
-def lint_source(source: str, path: str = "<string>", select: Selectors = None,
-                ignore: Selectors = None) -> list[Finding]:
+def lint_source(
+    source: str, path: str = "<string>", select: Selectors = None, ignore: Selectors = None
+) -> list[Finding]:
     """The findings of the selected rules in one module. Raises InputError on unparsable input."""
     return run_rules(source, path, select_rules(select, ignore))[1]
 
 
-def fix_source(source: str, path: str, rules: Sequence[Rule], target: str = "lightning", unsafe: bool = False,
-               withheld: list[str] | None = None) -> tuple[str, list[Finding], Counter]:
+def fix_source(
+    source: str,
+    path: str,
+    rules: Sequence[Rule],
+    target: str = "lightning",
+    unsafe: bool = False,
+    withheld: list[str] | None = None,
+) -> tuple[str, list[Finding], Counter]:
     """Applies the fixes of the findings that are not suppressed, pass after pass, until none is
     left: (new source, findings that remain, findings gone per code). A fix can take other
     findings with it: converting a loop also removes its device moves (LS103). An unsafe fix
@@ -160,7 +174,9 @@ def fix_source(source: str, path: str, rules: Sequence[Rule], target: str = "lig
         try:
             parse_module(new_source, path)
         except InputError:  # a fix never leaves code that does not parse: that would be our bug
-            raise RuntimeError("a fix produced code that does not parse; the file is left as it was") from None
+            raise RuntimeError(
+                "a fix produced code that does not parse; the file is left as it was"
+            ) from None
         source = new_source
         context, kept, suppressed = run_rules_cst(source, path, rules, target)
     return source, kept, found - Counter(finding.code for finding in kept)
@@ -179,7 +195,9 @@ def chosen_for_one_pass(fixes: Iterable[Fix]) -> list[Fix]:
     return [fix for fix in fixes if fix.rewrite is None] or fixes[:1]
 
 
-def apply_fixes(context: Context, fixes: list[Fix], unsafe: bool = False, withheld: list[str] | None = None) -> str:
+def apply_fixes(
+    context: Context, fixes: list[Fix], unsafe: bool = False, withheld: list[str] | None = None
+) -> str:
     if fixes[0].rewrite is not None:
         try:
             return fixes[0].rewrite(context.source)

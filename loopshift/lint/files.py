@@ -1,5 +1,6 @@
 """Which files a lint run reads: `*.py` and `*.ipynb` below the given folders, less excluded and
 git-ignored paths."""
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,13 @@ def python_files(path: Path, root: Path, exclude: Iterable[str]) -> Iterator[Pat
 
     for folder, folders, names in os.walk(path):
         here = Path(folder)
-        folders[:] = sorted(name for name in folders if not name.startswith(".") and name not in SKIPPED_FOLDERS
-                            and not skipped(here / name))
-        yield from (here / name for name in sorted(names)
-                    if name.endswith((".py", ".ipynb")) and not skipped(here / name))
+        folders[:] = sorted(
+            name
+            for name in folders
+            if not name.startswith(".") and name not in SKIPPED_FOLDERS and not skipped(here / name)
+        )
+        yield from (
+            here / name
+            for name in sorted(names)
+            if name.endswith((".py", ".ipynb")) and not skipped(here / name)
+        )

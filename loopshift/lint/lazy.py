@@ -4,6 +4,7 @@ The rules' modules name them at the top, yet importing the rules (for their code
 loads neither: a lint run whose files no selected rule could match never imports libcst, which
 is most of a small run's time. Module-level matchers are therefore built inside functions.
 """
+
 from __future__ import annotations
 
 import importlib

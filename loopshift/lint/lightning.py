@@ -1,4 +1,5 @@
 """Lightning code in one module, found by qualified name: imports, LightningModule classes, Trainer calls."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,9 +14,14 @@ if TYPE_CHECKING:
 
 PACKAGES = ("lightning", "pytorch_lightning")
 ROOTS = ("lightning", "lightning.pytorch", "pytorch_lightning")
-MODULE_CLASSES = frozenset(f"{root}{where}.LightningModule"
-                           for root in ROOTS for where in ("", ".core", ".core.module", ".core.lightning"))
-TRAINERS = frozenset(f"{root}{where}.Trainer" for root in ROOTS for where in ("", ".trainer", ".trainer.trainer"))
+MODULE_CLASSES = frozenset(
+    f"{root}{where}.LightningModule"
+    for root in ROOTS
+    for where in ("", ".core", ".core.module", ".core.lightning")
+)
+TRAINERS = frozenset(
+    f"{root}{where}.Trainer" for root in ROOTS for where in ("", ".trainer", ".trainer.trainer")
+)
 
 # What an optimizer expression stands for: the optimizers Lightning hands out under manual
 # optimization (`self.optimizers()`), or an optimizer the user built and steps themselves.
@@ -23,9 +29,14 @@ MANUAL, OWN = "manual", "own"
 
 
 def turns_off_automatic() -> m.Assign:
-    return m.Assign(targets=[m.AssignTarget(
-        target=m.Attribute(attr=m.Name("automatic_optimization")) | m.Name("automatic_optimization"))],
-        value=m.Name("False"))
+    return m.Assign(
+        targets=[
+            m.AssignTarget(
+                target=m.Attribute(attr=m.Name("automatic_optimization")) | m.Name("automatic_optimization")
+            )
+        ],
+        value=m.Name("False"),
+    )
 
 
 @dataclass
@@ -45,7 +56,9 @@ class LightningFacts:
     def imports(self) -> list[tuple[str, cst.Import | cst.ImportFrom]]:
         """(package, import statement) for every import of `lightning` or `pytorch_lightning`."""
         found = []
-        for node in sorted([*self.index.nodes(cst.Import), *self.index.nodes(cst.ImportFrom)], key=self.index.order):
+        for node in sorted(
+            [*self.index.nodes(cst.Import), *self.index.nodes(cst.ImportFrom)], key=self.index.order
+        ):
             if isinstance(node, cst.Import):
                 names = [alias.name for alias in node.names]
             else:
@@ -68,7 +81,9 @@ class LightningFacts:
             is_module = any(self.index.qualified_names(base.value) & MODULE_CLASSES for base in node.bases)
             if local or is_module:
                 manual = bool(m.findall(node, turns_off_automatic())) or any(
-                    isinstance(s, cst.FunctionDef) and s.name.value == "automatic_optimization" for s in node.body.body)
+                    isinstance(s, cst.FunctionDef) and s.name.value == "automatic_optimization"
+                    for s in node.body.body
+                )
                 automatic = not manual and all(parent.automatic for parent in local)
                 found[node.name.value] = LightningClass(node, automatic)
         return list(found.values())
@@ -95,8 +110,9 @@ class LightningFacts:
         return call.func.value.value == self.self_name(call)
 
     # -- optimizers ----------------------------------------------------------------------
-    def optimizer_kind(self, expression: cst.BaseExpression, lightning_class: LightningClass,
-                       depth: int = 0) -> str | None:
+    def optimizer_kind(
+        self, expression: cst.BaseExpression, lightning_class: LightningClass, depth: int = 0
+    ) -> str | None:
         """MANUAL for what `self.optimizers()` returns, OWN for a torch optimizer the code built
         itself (or `self.trainer.optimizers`), None when expression is not an optimizer."""
         if depth > 6:
@@ -109,7 +125,9 @@ class LightningFacts:
             called = self.index.called_name(expression)
             return OWN if any(torch_names.is_optimizer(name) for name in called) else None
         if isinstance(expression, cst.Attribute):
-            if m.matches(expression, m.Attribute(value=m.Attribute(attr=m.Name("trainer")), attr=m.Name("optimizers"))):
+            if m.matches(
+                expression, m.Attribute(value=m.Attribute(attr=m.Name("trainer")), attr=m.Name("optimizers"))
+            ):
                 return OWN
             values = self.attribute_values(lightning_class, expression)
         elif isinstance(expression, cst.Name):
@@ -119,12 +137,21 @@ class LightningFacts:
         kinds = {self.optimizer_kind(v, lightning_class, depth + 1) for v in values if v is not None}
         return MANUAL if MANUAL in kinds else OWN if OWN in kinds else None
 
-    def attribute_values(self, lightning_class: LightningClass, attribute: cst.Attribute) -> list[cst.BaseExpression]:
+    def attribute_values(
+        self, lightning_class: LightningClass, attribute: cst.Attribute
+    ) -> list[cst.BaseExpression]:
         """The values assigned to `self.<attr>` anywhere in the class."""
         if not isinstance(attribute.value, cst.Name) or attribute.value.value != self.self_name(attribute):
             return []
-        target = m.AssignTarget(target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value)))
-        return [a.value for a in m.findall(lightning_class.node, m.Assign(targets=[m.ZeroOrMore(), target, m.ZeroOrMore()]))]
+        target = m.AssignTarget(
+            target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value))
+        )
+        return [
+            a.value
+            for a in m.findall(
+                lightning_class.node, m.Assign(targets=[m.ZeroOrMore(), target, m.ZeroOrMore()])
+            )
+        ]
 
 
 def bound_value(index: CodeIndex, target: cst.CSTNode) -> cst.BaseExpression | None:

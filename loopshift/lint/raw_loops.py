@@ -1,5 +1,6 @@
 """The hand-written training loops of a module, as analysis finds them (LS101 reports them, LS103
 looks inside them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

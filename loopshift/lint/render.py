@@ -1,4 +1,5 @@
 """Findings as text, JSON, GitHub workflow annotations or SARIF 2.1.0, and the summary line."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,14 @@ def as_json(finding: Finding) -> dict:
 def github_line(finding: Finding) -> str:
     """A workflow command: GitHub shows it as an annotation on the line of the pull request."""
     span = finding.span
-    properties = {"title": f"loopshift ({finding.code})", "file": finding.path, "line": span.line,
-                  "col": span.column + 1, "endLine": span.end_line, "endColumn": span.end_column + 1}
+    properties = {
+        "title": f"loopshift ({finding.code})",
+        "file": finding.path,
+        "line": span.line,
+        "col": span.column + 1,
+        "endLine": span.end_line,
+        "endColumn": span.end_column + 1,
+    }
     listed = ",".join(f"{key}={escape(str(value), property_value=True)}" for key, value in properties.items())
     return f"::error {listed}::{escape(f'{finding.code} {finding.message}')}"
 
@@ -60,34 +67,57 @@ def escape(text: str, property_value: bool = False) -> str:
 
 def as_sarif(findings: Sequence[Finding], failed: Sequence[FileReport] = ()) -> dict:
     """A log valid against the OASIS SARIF 2.1.0 schema (tests/data/sarif-schema-2.1.0.json)."""
-    rules = [{
-        "id": rule.code,
-        "name": rule.name,
-        "shortDescription": {"text": rule.summary},
-        "fullDescription": {"text": rule.sections()["What it does"]},
-        "help": {"text": rule.docs(), "markdown": rule.docs()},
-        "defaultConfiguration": {"level": "error"},
-    } for rule in RULES]
+    rules = [
+        {
+            "id": rule.code,
+            "name": rule.name,
+            "shortDescription": {"text": rule.summary},
+            "fullDescription": {"text": rule.sections()["What it does"]},
+            "help": {"text": rule.docs(), "markdown": rule.docs()},
+            "defaultConfiguration": {"level": "error"},
+        }
+        for rule in RULES
+    ]
     position = {rule.code: i for i, rule in enumerate(RULES)}
-    results = [{
-        "ruleId": f.code,
-        "ruleIndex": position[f.code],
-        "level": "error",
-        "message": {"text": f.message},
-        "locations": [{"physicalLocation": {
-            "artifactLocation": artifact(f.path),
-            "region": {"startLine": f.span.line, "startColumn": f.span.column + 1,
-                       "endLine": f.span.end_line, "endColumn": f.span.end_column + 1},
-        }}],
-    } for f in findings]
+    results = [
+        {
+            "ruleId": f.code,
+            "ruleIndex": position[f.code],
+            "level": "error",
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": artifact(f.path),
+                        "region": {
+                            "startLine": f.span.line,
+                            "startColumn": f.span.column + 1,
+                            "endLine": f.span.end_line,
+                            "endColumn": f.span.end_column + 1,
+                        },
+                    }
+                }
+            ],
+        }
+        for f in findings
+    ]
     # a file that could not be linted is not a clean file: say so where SARIF readers look
-    notifications = [{"level": "error", "message": {"text": report.error},
-                      "locations": [{"physicalLocation": {"artifactLocation": artifact(report.path)}}]}
-                     for report in failed]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": report.error},
+            "locations": [{"physicalLocation": {"artifactLocation": artifact(report.path)}}],
+        }
+        for report in failed
+    ]
     invocation = {"executionSuccessful": not failed, "toolExecutionNotifications": notifications}
     driver = {"name": "loopshift", "version": __version__, "rules": rules}
-    run = {"tool": {"driver": driver}, "invocations": [invocation], "results": results,
-           "columnKind": "unicodeCodePoints"}  # libcst counts columns in characters, not UTF-16 units
+    run = {
+        "tool": {"driver": driver},
+        "invocations": [invocation],
+        "results": results,
+        "columnKind": "unicodeCodePoints",
+    }  # libcst counts columns in characters, not UTF-16 units
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
@@ -101,15 +131,20 @@ def statistics(findings: Sequence[Finding], output_format: str) -> str:
     """A count per code, most frequent first."""
     counts = Counter(f.code for f in findings)
     fixable = Counter(f.code for f in findings if f.fixable)
-    rows = [{"code": code, "name": RULES_BY_CODE[code].name, "count": count, "fixable": fixable[code]}
-            for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+    rows = [
+        {"code": code, "name": RULES_BY_CODE[code].name, "count": count, "fixable": fixable[code]}
+        for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
     if output_format == "json":
         return json.dumps(rows, indent=2) + "\n"
-    return "".join(f"{r['count']:>5}  {r['code']}  {'[*]' if r['fixable'] else '   '} {r['name']}\n" for r in rows)
+    return "".join(
+        f"{r['count']:>5}  {r['code']}  {'[*]' if r['fixable'] else '   '} {r['name']}\n" for r in rows
+    )
 
 
 def summary(remaining: int, fixed: int, fixable: int, failed: int = 0) -> str:
     """The closing lines on stderr, worded as ruff words them."""
+
     def plural(n: int, noun: str) -> str:
         return f"{n} {noun}{'' if n == 1 else 's'}"
 

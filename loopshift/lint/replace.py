@@ -1,5 +1,6 @@
 """Applies node replacements to a tree (its own module: subclassing a libcst visitor loads libcst,
 which a lint run that fixes nothing never needs)."""
+
 from __future__ import annotations
 
 import libcst as cst

@@ -1,4 +1,5 @@
 """What a lint rule is: a code, a name, its documentation, examples that are also its tests, and a check."""
+
 from __future__ import annotations
 
 import inspect

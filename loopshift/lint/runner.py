@@ -1,4 +1,5 @@
 """Lints many files: finds them, gives each its settings, and spreads them over processes."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -14,6 +15,7 @@ from .engine import Selectors, check_selectors, enabled_codes, fix_source, run_r
 from .files import python_files
 from .rule import Finding
 from .rules import RULES
+
 
 @dataclass
 class FileReport:
@@ -33,8 +35,14 @@ class Job:
     unsafe_fixes: bool = False
 
 
-def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Selectors = None,
-               fix: bool = False, workers: int | None = None, unsafe_fixes: bool = False) -> list[FileReport]:
+def lint_paths(
+    paths: Iterable[Path | str],
+    select: Selectors = None,
+    ignore: Selectors = None,
+    fix: bool = False,
+    workers: int | None = None,
+    unsafe_fixes: bool = False,
+) -> list[FileReport]:
     """Lints files and folders with the settings of their pyproject.toml, the arguments winning.
     A file that cannot be read or parsed gets a report with `error`; the others go on."""
     check_selectors(select, ignore)
@@ -50,7 +58,9 @@ def lint_paths(paths: Iterable[Path | str], select: Selectors = None, ignore: Se
     return reports
 
 
-def plan(path: Path, select: Selectors, ignore: Selectors, fix: bool, unsafe_fixes: bool = False) -> Iterator[Job]:
+def plan(
+    path: Path, select: Selectors, ignore: Selectors, fix: bool, unsafe_fixes: bool = False
+) -> Iterator[Job]:
     settings = settings_for(path)
     for file in python_files(path, settings.root, settings.exclude):
         layers = [(settings.select, settings.ignore), (select, ignore), (None, settings.ignored_for(file))]
@@ -70,8 +80,12 @@ def run_job(job: Job) -> FileReport:
         withheld: list[str] = []
         fixed_source, findings, fixed = fix_source(text, path, rules, job.target, job.unsafe_fixes, withheld)
         if fixed:
-            write_atomic(job.path, fixed_source, newline="\r\n" if "\r\n" in source else "\n",
-                         encoding=source_encoding(job.path))
+            write_atomic(
+                job.path,
+                fixed_source,
+                newline="\r\n" if "\r\n" in source else "\n",
+                encoding=source_encoding(job.path),
+            )
         return FileReport(path, findings, fixed, withheld=withheld)
     except InputError as error:
         return FileReport(path, error=str(error))

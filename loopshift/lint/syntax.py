@@ -2,6 +2,7 @@
 libcst's convention, qualified names from the module's imports, and the Lightning facts LS2xx
 start from. Everything here answers exactly as the libcst path would, or raises `Undecided`,
 and the engine then asks that rule's libcst check (see engine.run_rules)."""
+
 from __future__ import annotations
 
 import ast
@@ -17,15 +18,28 @@ from .rule import Finding
 
 PACKAGES = ("lightning", "pytorch_lightning")
 ROOTS = ("lightning", "lightning.pytorch", "pytorch_lightning")
-MODULE_CLASSES = frozenset(f"{root}{where}.LightningModule"
-                           for root in ROOTS for where in ("", ".core", ".core.module", ".core.lightning"))
-TRAINERS = frozenset(f"{root}{where}.Trainer" for root in ROOTS for where in ("", ".trainer", ".trainer.trainer"))
+MODULE_CLASSES = frozenset(
+    f"{root}{where}.LightningModule"
+    for root in ROOTS
+    for where in ("", ".core", ".core.module", ".core.lightning")
+)
+TRAINERS = frozenset(
+    f"{root}{where}.Trainer" for root in ROOTS for where in ("", ".trainer", ".trainer.trainer")
+)
 MANUAL, OWN = "manual", "own"
 BUILTINS = frozenset(dir(builtins))
 INTERESTING = frozenset({"torch", "lightning", "pytorch_lightning", "tqdm"})  # roots the rules look for
 LINE_ENDS = re.compile(r"\r\n|\r|\n")
-SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
-          ast.DictComp, ast.GeneratorExp)
+SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 
 
 # One instance each, shared by every node that has one: no place in the tree of their own.
@@ -116,18 +130,25 @@ class SyntaxFacts:
     def column(self, line: int, offset: int) -> int:
         """ast counts UTF-8 bytes, libcst characters."""
         text = self.lines[line - 1]
-        return offset if text.isascii() else len(text.encode("utf-8")[:offset].decode("utf-8", errors="replace"))
+        return (
+            offset if text.isascii() else len(text.encode("utf-8")[:offset].decode("utf-8", errors="replace"))
+        )
 
     def span(self, node: ast.AST) -> Span:
         """libcst's span of the same node, where no parentheses wrap it (libcst counts those in)
         and no `;` ends the statement (libcst's compound statement may hold it)."""
         if self.may_be_parenthesized(node):
             raise Undecided
-        if isinstance(node, ast.stmt) and \
-                self.lines[node.end_lineno - 1].encode("utf-8")[node.end_col_offset:].lstrip().startswith(b";"):
+        if isinstance(node, ast.stmt) and self.lines[node.end_lineno - 1].encode("utf-8")[
+            node.end_col_offset :
+        ].lstrip().startswith(b";"):
             raise Undecided
-        return Span(node.lineno, self.column(node.lineno, node.col_offset),
-                    node.end_lineno, self.column(node.end_lineno, node.end_col_offset))
+        return Span(
+            node.lineno,
+            self.column(node.lineno, node.col_offset),
+            node.end_lineno,
+            self.column(node.end_lineno, node.end_col_offset),
+        )
 
     @cached_property
     def data(self) -> bytes:
@@ -139,7 +160,7 @@ class SyntaxFacts:
         for line in self.lines:  # byte offsets, as ast counts; line ends \r\n, \r or \n
             starts.append(at)
             at += len(line.encode("utf-8"))
-            at += 2 if self.data[at:at + 2] == b"\r\n" else 1
+            at += 2 if self.data[at : at + 2] == b"\r\n" else 1
         return starts
 
     def offset(self, line: int, column: int) -> int:
@@ -152,24 +173,30 @@ class SyntaxFacts:
         if not isinstance(node, ast.expr):
             return False
         parent = self.parent(node)
-        if parent is not None and (getattr(parent, "lineno", None), getattr(parent, "col_offset", None)) == \
-                (node.lineno, node.col_offset):
+        if parent is not None and (getattr(parent, "lineno", None), getattr(parent, "col_offset", None)) == (
+            node.lineno,
+            node.col_offset,
+        ):
             return False
         start = self.offset(node.lineno, node.col_offset)
         before = self.data[:start].rstrip(b" \t\f\r\n\\")
         if not before.endswith(b"("):
-            return b"#" in self.data[len(before):start] or (b"\n" in self.data[len(before):start] and b"#" in
-                                                           self.data[self.data.rfind(b"\n", 0, len(before)):len(before)])
+            return b"#" in self.data[len(before) : start] or (
+                b"\n" in self.data[len(before) : start]
+                and b"#" in self.data[self.data.rfind(b"\n", 0, len(before)) : len(before)]
+            )
         if isinstance(parent, ast.Call) and in_source_order(parent)[:1] == [node]:
-            between = self.data[self.offset(parent.func.end_lineno, parent.func.end_col_offset):start]
+            between = self.data[self.offset(parent.func.end_lineno, parent.func.end_col_offset) : start]
             return between.strip(b" \t\f\r\n\\") != b"("
         return True
 
     def name_span(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> Span:
         """The span of a definition's name, which ast does not record: `def`, spaces, the name."""
         text = self.lines[node.lineno - 1]
-        start = len(text.encode("utf-8")[:node.col_offset].decode("utf-8", errors="replace"))
-        match = re.compile(r"(?:async[ \t]+)?(?:def|class)[ \t]+" + re.escape(node.name) + r"\b").match(text, start)
+        start = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="replace"))
+        match = re.compile(r"(?:async[ \t]+)?(?:def|class)[ \t]+" + re.escape(node.name) + r"\b").match(
+            text, start
+        )
         if match is None:
             raise Undecided  # a line continuation or a comment between `def` and the name
         return Span(node.lineno, match.end() - len(node.name), node.lineno, match.end())
@@ -220,9 +247,9 @@ class SyntaxFacts:
             elif isinstance(node, (ast.Global, ast.Nonlocal)):
                 for name in node.names:
                     self.local_bindings.add(name)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                bind(node.name, None, node)
-            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            elif (isinstance(node, ast.ExceptHandler) and node.name) or (
+                isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name
+            ):
                 bind(node.name, None, node)
             elif isinstance(node, ast.MatchMapping) and node.rest:
                 bind(node.rest, None, node)
@@ -250,7 +277,8 @@ class SyntaxFacts:
         if prefix is None and root in BUILTINS:
             found.add(f"builtins.{root}")
         if (root in self.local_bindings or "*" in self.local_bindings) and any(
-                q.split(".", 1)[0] in INTERESTING or q == "builtins.enumerate" for q in found):
+            q.split(".", 1)[0] in INTERESTING or q == "builtins.enumerate" for q in found
+        ):
             raise Undecided
         return found
 
@@ -258,8 +286,11 @@ class SyntaxFacts:
         """Whether an assignment anywhere binds name to a value that holds a call."""
         for node in self.nodes(ast.Assign, ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if node.value is not None and any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)) \
-                    and any(isinstance(n, ast.Call) for n in ast.walk(node.value)):
+            if (
+                node.value is not None
+                and any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t))
+                and any(isinstance(n, ast.Call) for n in ast.walk(node.value))
+            ):
                 return True
         return False
 
@@ -306,9 +337,13 @@ class SyntaxFacts:
             local = [found[base.id] for base in node.bases if isinstance(base, ast.Name) and base.id in found]
             if local or any(self.qualified_names(base) & MODULE_CLASSES for base in node.bases):
                 manual = any(turns_off_automatic(n) for n in ast.walk(node)) or any(
-                    isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "automatic_optimization"
-                    for s in node.body)
-                found[node.name] = LightningClass(node, not manual and all(parent.automatic for parent in local))
+                    isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and s.name == "automatic_optimization"
+                    for s in node.body
+                )
+                found[node.name] = LightningClass(
+                    node, not manual and all(parent.automatic for parent in local)
+                )
         return list(found.values())
 
     @cached_property
@@ -318,7 +353,9 @@ class SyntaxFacts:
         return [call for call in self.nodes(ast.Call) if self.called_name(call) & TRAINERS]
 
     def enclosing_function(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-        return next((a for a in self.ancestors(node) if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+        return next(
+            (a for a in self.ancestors(node) if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef))), None
+        )
 
     def self_name(self, node: ast.AST) -> str | None:
         """The first parameter of the method holding node (`self`); libcst's `params` leave out
@@ -331,12 +368,18 @@ class SyntaxFacts:
         return function.args.args[0].arg if function.args.args else None
 
     def is_self_call(self, call: ast.AST, *names: str) -> bool:
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
-                and call.func.attr in names):
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name)
+            and call.func.attr in names
+        ):
             return False
         return call.func.value.id == self.self_name(call)
 
-    def optimizer_kind(self, expression: ast.AST, lightning_class: LightningClass, depth: int = 0) -> str | None:
+    def optimizer_kind(
+        self, expression: ast.AST, lightning_class: LightningClass, depth: int = 0
+    ) -> str | None:
         """LightningFacts.optimizer_kind on ast; a name's assignments (libcst's scopes) are Undecided."""
         if depth > 6:
             return None
@@ -347,8 +390,11 @@ class SyntaxFacts:
         if isinstance(expression, ast.Call):
             return OWN if any(is_optimizer(name) for name in self.called_name(expression)) else None
         if isinstance(expression, ast.Attribute):
-            if expression.attr == "optimizers" and isinstance(expression.value, ast.Attribute) and \
-                    expression.value.attr == "trainer":
+            if (
+                expression.attr == "optimizers"
+                and isinstance(expression.value, ast.Attribute)
+                and expression.value.attr == "trainer"
+            ):
                 return OWN
             values = self.attribute_values(lightning_class, expression)
         elif isinstance(expression, ast.Name):
@@ -363,9 +409,18 @@ class SyntaxFacts:
         if not isinstance(attribute.value, ast.Name) or attribute.value.id != self.self_name(attribute):
             return []
         this, name = attribute.value.id, attribute.attr
-        return [node.value for node in self.walk(lightning_class.node) if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Attribute) and t.attr == name and isinstance(t.value, ast.Name) and t.value.id == this
-            for t in node.targets)]
+        return [
+            node.value
+            for node in self.walk(lightning_class.node)
+            if isinstance(node, ast.Assign)
+            and any(
+                isinstance(t, ast.Attribute)
+                and t.attr == name
+                and isinstance(t.value, ast.Name)
+                and t.value.id == this
+                for t in node.targets
+            )
+        ]
 
     def walk(self, node: ast.AST) -> list[ast.AST]:
         """node and every node below it, in source order (libcst's findall order)."""
@@ -384,9 +439,19 @@ class SyntaxFacts:
         import tokenize
 
         try:
-            tokens = [t for t in tokenize.generate_tokens(io.StringIO(segment).readline)
-                      if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT,
-                                        tokenize.DEDENT, tokenize.COMMENT)]
+            tokens = [
+                t
+                for t in tokenize.generate_tokens(io.StringIO(segment).readline)
+                if t.type
+                not in (
+                    tokenize.NEWLINE,
+                    tokenize.NL,
+                    tokenize.ENDMARKER,
+                    tokenize.INDENT,
+                    tokenize.DEDENT,
+                    tokenize.COMMENT,
+                )
+            ]
         except (tokenize.TokenError, SyntaxError):
             raise Undecided from None
         return len(tokens) == 1 and tokens[0].type == tokenize.STRING
@@ -413,11 +478,14 @@ def turns_off_automatic(node: ast.AST) -> bool:
         return False
     target, value = node.targets[0], node.value
     named = (isinstance(target, ast.Attribute) and target.attr == "automatic_optimization") or (
-        isinstance(target, ast.Name) and target.id == "automatic_optimization")
+        isinstance(target, ast.Name) and target.id == "automatic_optimization"
+    )
     return named and isinstance(value, ast.Constant) and value.value is False
 
 
-def methods(lightning_class: LightningClass | ast.ClassDef, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+def methods(
+    lightning_class: LightningClass | ast.ClassDef, name: str
+) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
     node = lightning_class.node if isinstance(lightning_class, LightningClass) else lightning_class
     return [s for s in node.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name]
 
@@ -434,7 +502,10 @@ def parse(source: str, path: str) -> SyntaxFacts | None:
 
 def in_except_handler(facts: SyntaxFacts, node: ast.AST) -> bool:
     """Inside an `except` clause (libcst's ExceptHandler: not `except*`)."""
-    return any(isinstance(a, ast.ExceptHandler) and isinstance(facts.parent(a), ast.Try) for a in facts.ancestors(node))
+    return any(
+        isinstance(a, ast.ExceptHandler) and isinstance(facts.parent(a), ast.Try)
+        for a in facts.ancestors(node)
+    )
 
 
 def backward_in_loop(facts: SyntaxFacts) -> bool:
@@ -444,7 +515,11 @@ def backward_in_loop(facts: SyntaxFacts) -> bool:
     continuation, where the physical lines do not tell the logical ones."""
     for statement in facts.by_type.get(ast.Expr, ()):
         call = statement.value
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "backward"):
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "backward"
+        ):
             continue
         if not any(isinstance(a, (ast.For, ast.AsyncFor, ast.While)) for a in facts.ancestors(statement)):
             continue
@@ -458,8 +533,8 @@ def alone_on_line(facts: SyntaxFacts, statement: ast.stmt) -> bool:
     `a;` or a compound statement's colon) and followed by nothing but `;` or a comment.
     Undecided at a line continuation, where the physical lines do not tell the logical ones."""
     line = facts.lines[statement.lineno - 1]
-    before = line.encode("utf-8")[:statement.col_offset]
-    after = facts.lines[statement.end_lineno - 1].encode("utf-8")[statement.end_col_offset:].strip()
+    before = line.encode("utf-8")[: statement.col_offset]
+    after = facts.lines[statement.end_lineno - 1].encode("utf-8")[statement.end_col_offset :].strip()
     previous = facts.lines[statement.lineno - 2] if statement.lineno > 1 else ""
     if previous.endswith("\\") or after.endswith(b"\\"):
         raise Undecided
@@ -480,7 +555,9 @@ def may_turn_off_gradients(facts: SyntaxFacts) -> bool:
         if any(alias.name.rsplit(".", 1)[-1] in NO_GRAD_NAMES for alias in node.names):
             return True
     candidates = [item.context_expr for node in facts.nodes(ast.With, ast.AsyncWith) for item in node.items]
-    candidates += [d for node in facts.nodes(ast.FunctionDef, ast.AsyncFunctionDef) for d in node.decorator_list]
+    candidates += [
+        d for node in facts.nodes(ast.FunctionDef, ast.AsyncFunctionDef) for d in node.decorator_list
+    ]
     for node in candidates:
         target = node.func if isinstance(node, ast.Call) else node
         name = full_name(target)

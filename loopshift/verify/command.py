@@ -7,8 +7,8 @@ so that `loopshift verify SCRIPT -- --epochs 1` passes `--epochs 1` to SCRIPT.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import typer
 
@@ -21,24 +21,38 @@ OUTPUT_LINES_ON_FAILURE = 20
 
 def verify_command(
     script: Path = typer.Argument(..., help="The script to run (usually the converted one)."),
-    original: Optional[Path] = typer.Option(
-        None, "--original", help="Check parity: the original script must compute the same losses."),
-    steps: int = typer.Option(1, "--steps", help="Batches per stage (fast_dev_run), or optimizer steps with --original."),
-    python: Optional[str] = typer.Option(None, "--python", help="The interpreter to run the scripts with."),
-    devices: int = typer.Option(1, "--devices", help="Run on CPU with strategy='ddp' and this many processes."),
+    original: Path | None = typer.Option(
+        None, "--original", help="Check parity: the original script must compute the same losses."
+    ),
+    steps: int = typer.Option(
+        1, "--steps", help="Batches per stage (fast_dev_run), or optimizer steps with --original."
+    ),
+    python: str | None = typer.Option(None, "--python", help="The interpreter to run the scripts with."),
+    devices: int = typer.Option(
+        1, "--devices", help="Run on CPU with strategy='ddp' and this many processes."
+    ),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds before a run is killed and fails."),
     seed: int = typer.Option(0, "--seed", help="Seed set before each script starts."),
     rtol: float = typer.Option(1e-4, "--rtol", help="Relative tolerance of the loss comparison."),
     atol: float = typer.Option(0.0, "--atol", help="Absolute tolerance of the loss comparison."),
     summary: bool = typer.Option(False, "--summary", help="Print the layer table with In/Out sizes."),
-    script_args: Optional[List[str]] = typer.Argument(None, help="Arguments for SCRIPT, after --."),
+    script_args: list[str] | None = typer.Argument(None, help="Arguments for SCRIPT, after --."),
 ) -> None:
     """Run SCRIPT for a few batches under a patched Trainer: PASS when it trains (and, with
     --original, when it computes the same losses as the original)."""
     try:
         result = verify(
-            script, original=original, steps=steps, python=python, devices=devices, timeout=timeout,
-            seed=seed, rtol=rtol, atol=atol, script_args=script_args or (), summary=summary,
+            script,
+            original=original,
+            steps=steps,
+            python=python,
+            devices=devices,
+            timeout=timeout,
+            seed=seed,
+            rtol=rtol,
+            atol=atol,
+            script_args=script_args or (),
+            summary=summary,
         )
     except InputError as exc:
         typer.echo(str(exc), err=True)
@@ -83,11 +97,13 @@ def loss_table(original: Sequence[float], converted: Sequence[float], rtol: floa
         else:
             difference = f"{got - want:.3g}"
             mark = "" if losses_close(want, got, rtol, atol) else "  <-"
-        lines.append(f"  {index + 1:>4}  {format_loss(want):>14}  {format_loss(got):>14}  {difference:>11}{mark}")
+        lines.append(
+            f"  {index + 1:>4}  {format_loss(want):>14}  {format_loss(got):>14}  {difference:>11}{mark}"
+        )
     return lines
 
 
-def format_loss(loss: Optional[float]) -> str:
+def format_loss(loss: float | None) -> str:
     return "-" if loss is None else f"{loss:.8g}"
 
 

@@ -38,16 +38,20 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any
 
 # Modules whose import means "patch this Trainer", mapped to the package their helpers live in.
 TRAINER_MODULES = {
     "lightning.pytorch.trainer.trainer": "lightning.pytorch",
     "pytorch_lightning.trainer.trainer": "pytorch_lightning",
 }
-FABRIC_MODULES = {"lightning.fabric.fabric": "lightning.fabric", "lightning_fabric.fabric": "lightning_fabric"}
+FABRIC_MODULES = {
+    "lightning.fabric.fabric": "lightning.fabric",
+    "lightning_fabric.fabric": "lightning_fabric",
+}
 HARNESS_FILE = os.path.abspath(__file__)
 
 
@@ -61,7 +65,7 @@ class Options:
     seed: int = 0
     parity: bool = False
     summary: bool = False
-    root_dir: Optional[str] = None
+    root_dir: str | None = None
     after_training_seconds: float = 60.0
 
 
@@ -74,19 +78,21 @@ class Record:
     steps: int = 0
     trainer_built: bool = False
     fabric_built: bool = False
-    summary: Optional[str] = None
+    summary: str | None = None
     window_closed: bool = False  # parity: the K-th optimizer step has run; later losses are not compared
     fit_returned: bool = False  # a Trainer.fit has returned
     # parity: where the run was stopped after the window (a raw optimizer step, the time budget), and why
-    stopped: Optional[dict] = None
-    stopping: Optional[str] = None
+    stopped: dict | None = None
+    stopping: str | None = None
 
     def saw_stage(self, stage: str) -> None:
         if stage not in self.stages:
             self.stages.append(stage)
 
     def saw_backward(self, tensor: Any) -> None:
-        if tensor.numel() != 1 or self.window_closed:  # a non-scalar backward (with explicit gradients) is no loss
+        if (
+            tensor.numel() != 1 or self.window_closed
+        ):  # a non-scalar backward (with explicit gradients) is no loss
             return
         unscaled = getattr(tensor, "_loopshift_unscaled", None)
         self.losses.append(unscaled if unscaled is not None else float(tensor.detach()))
@@ -125,8 +131,13 @@ def forced_trainer_kwargs(user_kwargs: dict[str, Any], options: Options, root_di
     # a DDP script keeps its strategy on one process: Lightning's distributed sampler then orders the
     # data as the original's DistributedSampler did
     keep_ddp = options.parity and user_kwargs.get("strategy") == "ddp"
-    kwargs.update(accelerator="cpu", devices=1, num_nodes=1, strategy="ddp" if keep_ddp else "auto",
-                  default_root_dir=root_dir)
+    kwargs.update(
+        accelerator="cpu",
+        devices=1,
+        num_nodes=1,
+        strategy="ddp" if keep_ddp else "auto",
+        default_root_dir=root_dir,
+    )
     if options.parity:
         # Compare the first K optimizer steps (IDIOMS.md, Equivalence). Validation still runs where
         # the script has it: iterating a DataLoader draws from the global generator, and the
@@ -200,7 +211,11 @@ def remember_unscaled_losses(torch: ModuleType) -> None:
 
         def scale(self, outputs, _original_scale=original_scale):
             scaled = _original_scale(self, outputs)
-            if isinstance(outputs, torch.Tensor) and isinstance(scaled, torch.Tensor) and outputs.numel() == 1:
+            if (
+                isinstance(outputs, torch.Tensor)
+                and isinstance(scaled, torch.Tensor)
+                and outputs.numel() == 1
+            ):
                 scaled._loopshift_unscaled = float(outputs.detach())
             return scaled
 
@@ -213,7 +228,9 @@ def count_optimizer_steps(torch: ModuleType, record: Record, options: Options) -
     def after_step(optimizer, args, kwargs):
         record.steps += 1
         if record.trainer_built or record.fabric_built:
-            record.saw_stage("train")  # a Trainer's or Fabric's optimizer stepped (stopping skips on_train_batch_end)
+            record.saw_stage(
+                "train"
+            )  # a Trainer's or Fabric's optimizer stepped (stopping skips on_train_batch_end)
         if record.steps < options.steps:
             return
         if options.parity:
@@ -314,8 +331,14 @@ class AfterImport(importlib.abc.MetaPathFinder):
         return None
 
 
-def patch_trainer(trainer_module: ModuleType, package: str, options: Options, record: Record,
-                  root_dir: str, harness_command: list[str]) -> None:
+def patch_trainer(
+    trainer_module: ModuleType,
+    package: str,
+    options: Options,
+    record: Record,
+    root_dir: str,
+    harness_command: list[str],
+) -> None:
     trainer_class = trainer_module.Trainer
     original_init = trainer_class.__init__
 
@@ -339,10 +362,16 @@ def patch_trainer(trainer_module: ModuleType, package: str, options: Options, re
         setattr(trainer_class, name, evaluate)
 
 
-FITS_RUNNING: list[tuple[Any, int]] = []  # (Trainer, optimizer steps before it) of each fit running, innermost last
+FITS_RUNNING: list[
+    tuple[Any, int]
+] = []  # (Trainer, optimizer steps before it) of each fit running, innermost last
 
 # the Trainer attribute that limits the batches of each evaluation (and of validation within fit)
-BATCH_LIMITS = {"validate": "limit_val_batches", "test": "limit_test_batches", "predict": "limit_predict_batches"}
+BATCH_LIMITS = {
+    "validate": "limit_val_batches",
+    "test": "limit_test_batches",
+    "predict": "limit_predict_batches",
+}
 
 
 def cap_batches(trainer: Any, attribute: str, steps: int) -> None:
@@ -387,8 +416,12 @@ def few_batches_after_training(method: Callable, name: str, options: Options, re
 def forced_fabric_kwargs(user_kwargs: dict[str, Any], options: Options) -> dict[str, Any]:
     """The user's Fabric arguments with CPU and the device count on top of them."""
     kwargs = dict(user_kwargs)
-    kwargs.update(accelerator="cpu", devices=options.devices, num_nodes=1,
-                  strategy="ddp" if options.devices > 1 else "auto")
+    kwargs.update(
+        accelerator="cpu",
+        devices=options.devices,
+        num_nodes=1,
+        strategy="ddp" if options.devices > 1 else "auto",
+    )
     if str(kwargs.get("precision")) in ("16-mixed", "16"):
         # fp16 autocast and loss scaling exist on CUDA only: on the CPU the original's
         # torch.autocast("cuda") and GradScaler are off, and Fabric would switch to bf16
@@ -396,8 +429,9 @@ def forced_fabric_kwargs(user_kwargs: dict[str, Any], options: Options) -> dict[
     return kwargs
 
 
-def patch_fabric(fabric_module: ModuleType, package: str, options: Options, record: Record,
-                 harness_command: list[str]) -> None:
+def patch_fabric(
+    fabric_module: ModuleType, package: str, options: Options, record: Record, harness_command: list[str]
+) -> None:
     fabric_class = fabric_module.Fabric
     original_init = fabric_class.__init__
 
@@ -428,8 +462,9 @@ def with_current_weights(method: Callable) -> Callable:
     return evaluate
 
 
-def prepared_callbacks(package: str, user_callbacks: Any, options: Options, record: Record,
-                       root_dir: str) -> list[Any]:
+def prepared_callbacks(
+    package: str, user_callbacks: Any, options: Options, record: Record, root_dir: str
+) -> list[Any]:
     callbacks_module = importlib.import_module(f"{package}.callbacks")
     callbacks = as_list(user_callbacks)
     for callback in callbacks:
@@ -504,7 +539,7 @@ def launch_ranks_through_harness(package: str, harness_command: list[str]) -> No
 # Running the script and reporting
 
 
-def run_script(options: Options, record: Record, root_dir: str, harness_command: list[str]) -> Optional[dict]:
+def run_script(options: Options, record: Record, root_dir: str, harness_command: list[str]) -> dict | None:
     """Runs the script as __main__; returns the error it raised (as a dict), or None."""
     try:
         import torch
@@ -519,15 +554,24 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
     if options.parity:
         handle_after_training_budget(record, options.after_training_seconds)
     patches = {
-        name: functools.partial(patch_trainer, package=package, options=options, record=record,
-                                root_dir=root_dir, harness_command=harness_command)
+        name: functools.partial(
+            patch_trainer,
+            package=package,
+            options=options,
+            record=record,
+            root_dir=root_dir,
+            harness_command=harness_command,
+        )
         for name, package in TRAINER_MODULES.items()
     }
-    patches.update({
-        name: functools.partial(patch_fabric, package=package, options=options, record=record,
-                                harness_command=harness_command)
-        for name, package in FABRIC_MODULES.items()
-    })
+    patches.update(
+        {
+            name: functools.partial(
+                patch_fabric, package=package, options=options, record=record, harness_command=harness_command
+            )
+            for name, package in FABRIC_MODULES.items()
+        }
+    )
     sys.meta_path.insert(0, AfterImport(patches))
 
     # As `python SCRIPT ARGS`: the script's folder first on sys.path, the working folder unchanged.
@@ -545,7 +589,7 @@ def run_script(options: Options, record: Record, root_dir: str, harness_command:
     except SystemExit as exc:
         if exc.code not in (None, 0):
             return error_from_exception(exc, options.script, f"exited with status {exc.code}")
-    except BaseException as exc:  # noqa: BLE001 - every failure of the script is the result
+    except BaseException as exc:
         if isinstance(exc, ImportError) and exc.name in ("torch", "lightning", "pytorch_lightning"):
             return missing_package_error(exc)
         return error_from_exception(exc, options.script)
@@ -571,12 +615,14 @@ def spawn_one_process_here(torch: ModuleType) -> None:
 
 def missing_package_error(exc: ImportError) -> dict:
     package = exc.name or "torch"
-    message = (f"{package} is not installed for {sys.executable}; install it with "
-               f"`{sys.executable} -m pip install {package}` (or choose another interpreter with --python)")
+    message = (
+        f"{package} is not installed for {sys.executable}; install it with "
+        f"`{sys.executable} -m pip install {package}` (or choose another interpreter with --python)"
+    )
     return {"type": "ModuleNotFoundError", "message": message, "file": None, "line": None, "traceback": []}
 
 
-def error_from_exception(exc: BaseException, script: str, message: Optional[str] = None) -> dict:
+def error_from_exception(exc: BaseException, script: str, message: str | None = None) -> dict:
     """The error as JSON, located at the innermost frame in the user's script."""
     frames = traceback.extract_tb(exc.__traceback__)
     user_frames = [frame for frame in frames if same_file(frame.filename, script)]
@@ -604,7 +650,11 @@ def traceback_from_script(exc: BaseException) -> list[str]:
 
 
 def is_harness_frame(filename: str) -> bool:
-    return filename == "<frozen runpy>" or os.path.basename(filename) == "runpy.py" or same_file(filename, HARNESS_FILE)
+    return (
+        filename == "<frozen runpy>"
+        or os.path.basename(filename) == "runpy.py"
+        or same_file(filename, HARNESS_FILE)
+    )
 
 
 def same_file(a: str, b: str) -> bool:
@@ -617,20 +667,20 @@ def result_path(options: Options) -> str:
     return options.result if rank == "0" else f"{options.result}.rank{rank}"
 
 
-def write_result(path: str, record: Record, error: Optional[dict], seconds: float) -> None:
+def write_result(path: str, record: Record, error: dict | None, seconds: float) -> None:
     result = {"ok": error is None, "seconds": seconds, "error": error, **asdict(record)}
     with open(path, "w", encoding="utf-8") as file:
         json.dump(result, file)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_args(argv)
     harness_command = [sys.executable, HARNESS_FILE, *argv]
     root_dir = options.root_dir or tempfile.mkdtemp(prefix="loopshift-verify-")
     os.makedirs(root_dir, exist_ok=True)
     record = Record()
-    error: Optional[dict] = None
+    error: dict | None = None
     started = time.perf_counter()
     try:
         error = run_script(options, record, root_dir, harness_command)

@@ -16,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 from loopshift.source import InputError, read_source
 
@@ -40,8 +41,8 @@ class ScriptError:
 
     type: str
     message: str
-    file: Optional[str] = None
-    line: Optional[int] = None
+    file: str | None = None
+    line: int | None = None
     traceback: tuple[str, ...] = ()
 
     def __str__(self) -> str:
@@ -55,9 +56,9 @@ class VerifyResult:
     stages: tuple[str, ...]
     losses: tuple[float, ...]
     seconds: float
-    error: Optional[ScriptError]
-    original_losses: Optional[tuple[float, ...]] = None
-    max_abs_diff: Optional[float] = None
+    error: ScriptError | None
+    original_losses: tuple[float, ...] | None = None
+    max_abs_diff: float | None = None
     message: str = ""
     summary: str = ""
     output: str = ""  # the end of what the script printed, when a failure has no useful traceback
@@ -73,22 +74,22 @@ class HarnessRun:
     steps: int = 0
     trainer_built: bool = False
     fabric_built: bool = False
-    error: Optional[ScriptError] = None
+    error: ScriptError | None = None
     summary: str = ""
     output: str = ""
     timed_out: bool = False
     no_result: bool = False
-    exit_status: Optional[int] = None
+    exit_status: int | None = None
     trained: bool = False  # it ran its K optimizer steps (the parity window), or a Trainer.fit returned
-    stopped: Optional[str] = None  # why and where a parity run was stopped after training, if it was
+    stopped: str | None = None  # why and where a parity run was stopped after training, if it was
 
 
 def verify(
     script: PathLike,
     *,
-    original: Optional[PathLike] = None,
+    original: PathLike | None = None,
     steps: int = 1,
-    python: Optional[str] = None,
+    python: str | None = None,
     devices: int = 1,
     timeout: float = 300.0,
     seed: int = 0,
@@ -121,8 +122,15 @@ def verify(
         raise ValueError("--devices cannot be combined with --original: parity runs on one CPU device")
 
     started = time.perf_counter()
-    launch = dict(python=python, steps=steps, devices=devices, seed=seed, timeout=timeout,
-                  script_args=list(script_args), summary=summary)
+    launch = dict(
+        python=python,
+        steps=steps,
+        devices=devices,
+        seed=seed,
+        timeout=timeout,
+        script_args=list(script_args),
+        summary=summary,
+    )
     if original is None:
         run = run_harness(script, parity=False, **launch)
         return smoke_result(run, time.perf_counter() - started, timeout)
@@ -144,15 +152,19 @@ def check_python_script(path: Path) -> None:
     """InputError for what Python would not run as a script: caught here, it is a one-line usage
     error (as convert and lint give), not a failed run. Parsing with this interpreter's `ast` is cheap."""
     if path.suffix == ".ipynb":
-        raise InputError(f"{path}: error: verify runs Python scripts, not notebooks; `jupyter nbconvert "
-                         f"--to script {path.name}` writes the notebook's code as one")
+        raise InputError(
+            f"{path}: error: verify runs Python scripts, not notebooks; `jupyter nbconvert "
+            f"--to script {path.name}` writes the notebook's code as one"
+        )
     source = read_source(path)  # InputError for undecodable bytes
     if looks_like_a_notebook(source):
         raise InputError(f"{path}: error: holds a Jupyter notebook's JSON, not Python code")
     try:
         compile(source, str(path), "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:  # Python 2 code too: print "x", except E, e
-        place = f"{error.lineno}:{error.offset}:" if error.offset else f"{error.lineno}:" if error.lineno else ""
+        place = (
+            f"{error.lineno}:{error.offset}:" if error.offset else f"{error.lineno}:" if error.lineno else ""
+        )
         raise InputError(f"{path}:{place} error: syntax error: {error.msg}") from None
     except ValueError as error:  # null bytes
         raise InputError(f"{path}: error: {error}") from None
@@ -169,7 +181,7 @@ def looks_like_a_notebook(source: str) -> bool:
     return isinstance(data, dict) and "cells" in data
 
 
-def interpreter(python: Optional[str]) -> str:
+def interpreter(python: str | None) -> str:
     if python is None:
         return sys.executable
     found = shutil.which(python)
@@ -182,19 +194,40 @@ def interpreter(python: Optional[str]) -> str:
 # Running the harness
 
 
-def run_harness(script: Path, *, python: str, parity: bool, steps: int, devices: int, seed: int,
-                timeout: float, script_args: list[str], summary: bool) -> HarnessRun:
+def run_harness(
+    script: Path,
+    *,
+    python: str,
+    parity: bool,
+    steps: int,
+    devices: int,
+    seed: int,
+    timeout: float,
+    script_args: list[str],
+    summary: bool,
+) -> HarnessRun:
     with tempfile.TemporaryDirectory(prefix="loopshift-verify-") as workdir:
         result_file = Path(workdir) / "result.json"
         command = [
-            python, str(HARNESS),
-            "--result", str(result_file),
-            "--root-dir", str(Path(workdir) / "root"),  # Lightning's default_root_dir
-            "--steps", str(steps), "--devices", str(devices), "--seed", str(seed),
-            "--after-training-seconds", str(min(AFTER_TRAINING_SECONDS, timeout / 4)),
+            python,
+            str(HARNESS),
+            "--result",
+            str(result_file),
+            "--root-dir",
+            str(Path(workdir) / "root"),  # Lightning's default_root_dir
+            "--steps",
+            str(steps),
+            "--devices",
+            str(devices),
+            "--seed",
+            str(seed),
+            "--after-training-seconds",
+            str(min(AFTER_TRAINING_SECONDS, timeout / 4)),
             *(["--parity"] if parity else []),
             *(["--summary"] if summary else []),
-            "--", str(script), *script_args,
+            "--",
+            str(script),
+            *script_args,
         ]
         exit_status, output, timed_out = run_process(command, timeout)
         if timed_out:
@@ -204,11 +237,16 @@ def run_harness(script: Path, *, python: str, parity: bool, steps: int, devices:
         return harness_run_from_json(script, result_file, output)
 
 
-def run_process(command: list[str], timeout: float) -> tuple[Optional[int], str, bool]:
+def run_process(command: list[str], timeout: float) -> tuple[int | None, str, bool]:
     """Returns (exit status, output tail, timed out)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
         start_new_session=True,  # its own process group, so a timeout can kill DDP ranks and workers too
     )
     try:
@@ -235,8 +273,13 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
         if error is None and rank_data["error"] is not None:
             rank = rank_file.name.rsplit(".rank", 1)[1]
             rank_error = script_error(rank_data["error"])
-            error = ScriptError(rank_error.type, f"(DDP rank {rank}) {rank_error.message}", rank_error.file,
-                                rank_error.line, rank_error.traceback)
+            error = ScriptError(
+                rank_error.type,
+                f"(DDP rank {rank}) {rank_error.message}",
+                rank_error.file,
+                rank_error.line,
+                rank_error.traceback,
+            )
     return HarnessRun(
         script=script,
         stages=tuple(data["stages"]),
@@ -252,14 +295,15 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
     )
 
 
-def stop_note(script: Path, stopped: Optional[dict]) -> Optional[str]:
+def stop_note(script: Path, stopped: dict | None) -> str | None:
     if stopped is None:
         return None
-    return f"stopped {stopped['reason']}" + (f", at {where(script, stopped['file'], stopped['line'])}"
-                                            if stopped["file"] else "")
+    return f"stopped {stopped['reason']}" + (
+        f", at {where(script, stopped['file'], stopped['line'])}" if stopped["file"] else ""
+    )
 
 
-def where(script: Path, file: Optional[str], line: Optional[int]) -> str:
+def where(script: Path, file: str | None, line: int | None) -> str:
     """`name.py:57` for the script itself, the full path for another file."""
     if file is None:
         return "an unknown place"
@@ -267,7 +311,7 @@ def where(script: Path, file: Optional[str], line: Optional[int]) -> str:
     return f"{shown}:{line}" if line is not None else shown
 
 
-def script_error(data: Optional[dict]) -> Optional[ScriptError]:
+def script_error(data: dict | None) -> ScriptError | None:
     if data is None:
         return None
     return ScriptError(data["type"], data["message"], data["file"], data["line"], tuple(data["traceback"]))
@@ -277,7 +321,7 @@ def script_error(data: Optional[dict]) -> Optional[ScriptError]:
 # Judging
 
 
-def run_failure(run: HarnessRun, timeout: float) -> Optional[str]:
+def run_failure(run: HarnessRun, timeout: float) -> str | None:
     """Why the run itself failed (crashed, raised, hung), or None."""
     name = run.script.name
     if run.timed_out:
@@ -291,7 +335,7 @@ def run_failure(run: HarnessRun, timeout: float) -> Optional[str]:
     return None
 
 
-def training_failure(run: HarnessRun) -> Optional[str]:
+def training_failure(run: HarnessRun) -> str | None:
     """Why a run that was meant to train with a Lightning Trainer (or Fabric) did not, or None."""
     name = run.script.name
     if not run.trainer_built and not run.fabric_built:
@@ -307,19 +351,27 @@ def training_failure(run: HarnessRun) -> Optional[str]:
 def smoke_result(run: HarnessRun, seconds: float, timeout: float) -> VerifyResult:
     failure = run_failure(run, timeout) or training_failure(run)
     return VerifyResult(
-        ok=failure is None, stages=run.stages, losses=run.losses, seconds=seconds, error=run.error,
-        message=failure or f"{run.script.name} trains", summary=run.summary,
+        ok=failure is None,
+        stages=run.stages,
+        losses=run.losses,
+        seconds=seconds,
+        error=run.error,
+        message=failure or f"{run.script.name} trains",
+        summary=run.summary,
         output=output_worth_showing(run, timeout),
     )
 
 
-def parity_result(original: HarnessRun, converted: HarnessRun, seconds: float, timeout: float,
-                  rtol: float, atol: float) -> VerifyResult:
+def parity_result(
+    original: HarnessRun, converted: HarnessRun, seconds: float, timeout: float, rtol: float, atol: float
+) -> VerifyResult:
     max_abs_diff = max_difference(original.losses, converted.losses)
     # an error after training: the losses are compared first, the error fails the run after them
     failed_after_training = converted.error is not None and converted.trained
-    matches = (f"{converted.script.name} matches {original.script.name} "
-               f"({plural(len(converted.losses), 'loss', 'losses')}, max abs diff {max_abs_diff:.3g})")
+    matches = (
+        f"{converted.script.name} matches {original.script.name} "
+        f"({plural(len(converted.losses), 'loss', 'losses')}, max abs diff {max_abs_diff:.3g})"
+    )
     failure = (
         run_failure(original, timeout)
         or (None if original.losses else f"{original.script.name} never calls backward")
@@ -330,9 +382,15 @@ def parity_result(original: HarnessRun, converted: HarnessRun, seconds: float, t
     )
     message = failure or (f"{matches}; {converted.stopped}" if converted.stopped else matches)
     return VerifyResult(
-        ok=failure is None, stages=converted.stages, losses=converted.losses, seconds=seconds,
-        error=original.error or converted.error, original_losses=original.losses, max_abs_diff=max_abs_diff,
-        message=message, summary=converted.summary,
+        ok=failure is None,
+        stages=converted.stages,
+        losses=converted.losses,
+        seconds=seconds,
+        error=original.error or converted.error,
+        original_losses=original.losses,
+        max_abs_diff=max_abs_diff,
+        message=message,
+        summary=converted.summary,
         output=output_worth_showing(original, timeout) or output_worth_showing(converted, timeout),
     )
 
@@ -355,14 +413,18 @@ def output_worth_showing(run: HarnessRun, timeout: float) -> str:
     return run.output
 
 
-def loss_mismatch(original: HarnessRun, converted: HarnessRun, rtol: float, atol: float) -> Optional[str]:
+def loss_mismatch(original: HarnessRun, converted: HarnessRun, rtol: float, atol: float) -> str | None:
     first = first_mismatch(original.losses, converted.losses, rtol, atol)
     if first is not None:
-        return (f"{converted.script.name} and {original.script.name} differ from loss {first + 1} on "
-                f"(max abs diff {max_difference(original.losses, converted.losses):.3g}; rtol {rtol:g}, atol {atol:g})")
+        return (
+            f"{converted.script.name} and {original.script.name} differ from loss {first + 1} on "
+            f"(max abs diff {max_difference(original.losses, converted.losses):.3g}; rtol {rtol:g}, atol {atol:g})"
+        )
     if len(original.losses) != len(converted.losses):
-        return (f"{original.script.name} passed {plural(len(original.losses), 'loss', 'losses')} to backward, "
-                f"{converted.script.name} {len(converted.losses)}")
+        return (
+            f"{original.script.name} passed {plural(len(original.losses), 'loss', 'losses')} to backward, "
+            f"{converted.script.name} {len(converted.losses)}"
+        )
     return None
 
 
@@ -372,7 +434,9 @@ def losses_close(expected: float, actual: float, rtol: float, atol: float) -> bo
     return abs(actual - expected) <= atol + rtol * abs(expected)
 
 
-def first_mismatch(expected: Sequence[float], actual: Sequence[float], rtol: float, atol: float) -> Optional[int]:
+def first_mismatch(
+    expected: Sequence[float], actual: Sequence[float], rtol: float, atol: float
+) -> int | None:
     for index, (want, got) in enumerate(zip(expected, actual)):
         if not losses_close(want, got, rtol, atol):
             return index

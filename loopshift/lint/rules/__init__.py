@@ -1,4 +1,5 @@
 """Every rule, one module each, found by listing this package: adding a rule is adding a module."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """LS201 backward-in-training-step."""
+
 from __future__ import annotations
 
 import ast
@@ -114,10 +115,18 @@ class BackwardInTrainingStep(Rule):
                 continue
             for method in methods(lightning_class, "training_step"):
                 for call in facts.walk(method):
-                    if isinstance(call, ast.Call) and (facts.called_name(call) & AUTOGRAD_BACKWARD or
-                                                       self.steps_syntax(facts, call, lightning_class)):
-                        found.append(facts.finding(self, call, f"`{facts.segment(call.func)}()` in training_step under "
-                                                   "automatic optimization: Lightning already runs backward, step and zero_grad"))
+                    if isinstance(call, ast.Call) and (
+                        facts.called_name(call) & AUTOGRAD_BACKWARD
+                        or self.steps_syntax(facts, call, lightning_class)
+                    ):
+                        found.append(
+                            facts.finding(
+                                self,
+                                call,
+                                f"`{facts.segment(call.func)}()` in training_step under "
+                                "automatic optimization: Lightning already runs backward, step and zero_grad",
+                            )
+                        )
         return found
 
     def steps_syntax(self, facts, call: ast.Call, lightning_class) -> bool:
@@ -136,12 +145,20 @@ class BackwardInTrainingStep(Rule):
                 continue
             for method in lightning_class.methods("training_step"):
                 for call in m.findall(method, m.Call()):
-                    if context.index.called_name(call) & AUTOGRAD_BACKWARD or self.steps(lightning, call, lightning_class):
-                        yield self.report(context, call, f"`{context.module.code_for_node(call.func)}()` in training_step "
-                                          "under automatic optimization: Lightning already runs backward, step and zero_grad")
+                    if context.index.called_name(call) & AUTOGRAD_BACKWARD or self.steps(
+                        lightning, call, lightning_class
+                    ):
+                        yield self.report(
+                            context,
+                            call,
+                            f"`{context.module.code_for_node(call.func)}()` in training_step "
+                            "under automatic optimization: Lightning already runs backward, step and zero_grad",
+                        )
 
     def steps(self, lightning, call: cst.Call, lightning_class) -> bool:
-        if not m.matches(call.func, m.Attribute(attr=m.Name("backward") | m.Name("step") | m.Name("zero_grad"))):
+        if not m.matches(
+            call.func, m.Attribute(attr=m.Name("backward") | m.Name("step") | m.Name("zero_grad"))
+        ):
             return False
         kind = lightning.optimizer_kind(call.func.value, lightning_class)
         if kind == MANUAL:  # stepping self.optimizers() means manual optimization: LS202

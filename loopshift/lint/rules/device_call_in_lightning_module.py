@@ -1,4 +1,5 @@
 """LS203 device-call-in-lightning-module."""
+
 from __future__ import annotations
 
 import ast
@@ -15,14 +16,20 @@ def names_cuda(expression: cst.BaseExpression | None) -> bool:
 def device_argument(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
     """The first positional argument, or the one passed as keyword."""
     for arg in call.args:
-        if (arg.keyword is None and not arg.star) or (arg.keyword is not None and arg.keyword.value == keyword):
+        if (arg.keyword is None and not arg.star) or (
+            arg.keyword is not None and arg.keyword.value == keyword
+        ):
             return arg.value
     return None
 
 
 def names_cuda_syntax(facts, expression: ast.AST | None) -> bool:
-    return isinstance(expression, ast.Constant) and isinstance(expression.value, str) and \
-        expression.value.startswith("cuda") and facts.is_literal(expression)
+    return (
+        isinstance(expression, ast.Constant)
+        and isinstance(expression.value, str)
+        and expression.value.startswith("cuda")
+        and facts.is_literal(expression)
+    )
 
 
 def device_argument_syntax(call: ast.Call, keyword: str) -> ast.AST | None:
@@ -73,7 +80,7 @@ class DeviceCallInLightningModule(Rule):
 
     code = "LS203"
     name = "device-call-in-lightning-module"
-    summary = "A hard-coded .cuda() / .to(\"cuda\") / torch.device(\"cuda\") inside a LightningModule"
+    summary = 'A hard-coded .cuda() / .to("cuda") / torch.device("cuda") inside a LightningModule'
     needs = ("lightning", r"cuda|\\")  # an escape can spell "cuda" in a string
     VALID = [
         """
@@ -116,11 +123,18 @@ class DeviceCallInLightningModule(Rule):
                 elif isinstance(call.func, ast.Attribute) and call.func.attr == "to":
                     hard_coded = names_cuda_syntax(facts, device_argument_syntax(call, "device"))
                 else:
-                    hard_coded = "torch.device" in facts.called_name(call) and \
-                        names_cuda_syntax(facts, device_argument_syntax(call, "type"))
+                    hard_coded = "torch.device" in facts.called_name(call) and names_cuda_syntax(
+                        facts, device_argument_syntax(call, "type")
+                    )
                 if hard_coded:
-                    found.append(facts.finding(self, call, f"`{facts.segment(call)}` hard-codes CUDA in a "
-                                               "LightningModule: the Trainer places it; use `self.device`"))
+                    found.append(
+                        facts.finding(
+                            self,
+                            call,
+                            f"`{facts.segment(call)}` hard-codes CUDA in a "
+                            "LightningModule: the Trainer places it; use `self.device`",
+                        )
+                    )
         return found
 
     def check(self, context: Context):
@@ -132,7 +146,13 @@ class DeviceCallInLightningModule(Rule):
                 elif m.matches(call.func, m.Attribute(attr=m.Name("to"))):
                     hard_coded = names_cuda(device_argument(call, "device"))
                 else:
-                    hard_coded = "torch.device" in index.called_name(call) and names_cuda(device_argument(call, "type"))
+                    hard_coded = "torch.device" in index.called_name(call) and names_cuda(
+                        device_argument(call, "type")
+                    )
                 if hard_coded:
-                    yield self.report(context, call, f"`{context.module.code_for_node(call)}` hard-codes CUDA in a "
-                                      "LightningModule: the Trainer places it; use `self.device`")
+                    yield self.report(
+                        context,
+                        call,
+                        f"`{context.module.code_for_node(call)}` hard-codes CUDA in a "
+                        "LightningModule: the Trainer places it; use `self.device`",
+                    )

@@ -1,4 +1,5 @@
 """LS103 device-placement."""
+
 from __future__ import annotations
 
 from ..lazy import m
@@ -96,5 +97,9 @@ class DevicePlacement(Rule):
                 for call in m.findall(node, move):
                     if id(call) not in seen and oracle.is_move(call):
                         seen.add(id(call))
-                        yield self.report(context, call, f"`.{call.func.attr.value}()` moves data by hand in a training "
-                                          "loop: the Trainer places the model and every batch")
+                        yield self.report(
+                            context,
+                            call,
+                            f"`.{call.func.attr.value}()` moves data by hand in a training "
+                            "loop: the Trainer places the model and every batch",
+                        )

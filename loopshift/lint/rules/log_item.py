@@ -1,4 +1,5 @@
 """LS204 log-item."""
+
 from __future__ import annotations
 
 import ast
@@ -14,9 +15,15 @@ def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
     position, keyword = (1, "value") if method == "log" else (0, "dictionary")
     positional = [a.value for a in call.args if a.keyword is None and not a.star]
     named = [a.value for a in call.args if a.keyword is not None and a.keyword.value == keyword]
-    values = named or positional[position:position + 1]
+    values = named or positional[position : position + 1]
     if method == "log_dict":
-        values = [e.value for v in values if isinstance(v, cst.Dict) for e in v.elements if isinstance(e, cst.DictElement)]
+        values = [
+            e.value
+            for v in values
+            if isinstance(v, cst.Dict)
+            for e in v.elements
+            if isinstance(e, cst.DictElement)
+        ]
     return values
 
 
@@ -27,9 +34,11 @@ def logged_values_syntax(call: ast.Call) -> list[ast.AST]:
     arguments = in_source_order(call)
     positional = [a for a in arguments if not isinstance(a, (ast.keyword, ast.Starred))]
     named = [a.value for a in arguments if isinstance(a, ast.keyword) and a.arg == keyword]
-    values = named or positional[position:position + 1]
+    values = named or positional[position : position + 1]
     if method == "log_dict":
-        values = [v for d in values if isinstance(d, ast.Dict) for k, v in zip(d.keys, d.values) if k is not None]
+        values = [
+            v for d in values if isinstance(d, ast.Dict) for k, v in zip(d.keys, d.values) if k is not None
+        ]
     return values
 
 
@@ -98,8 +107,9 @@ class LogItem(Rule):
                 self.log(name="val_loss", value=self(batch).mean().item())
         """,
     ]
-    FIXED = [(
-        """
+    FIXED = [
+        (
+            """
         import lightning as L
 
         class LitModel(L.LightningModule):
@@ -107,7 +117,7 @@ class LogItem(Rule):
                 loss, acc = self.evaluate(batch)
                 self.log_dict({"val_loss": loss.item(), "val_acc": acc.item()}, prog_bar=True)
         """,
-        """
+            """
         import lightning as L
 
         class LitModel(L.LightningModule):
@@ -115,7 +125,8 @@ class LogItem(Rule):
                 loss, acc = self.evaluate(batch)
                 self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True)
         """,
-    )]
+        )
+    ]
 
     def check_syntax(self, facts):
         found = []
@@ -124,10 +135,21 @@ class LogItem(Rule):
                 if not facts.is_self_call(call, "log", "log_dict"):
                     continue
                 for value in logged_values_syntax(call):
-                    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "item" \
-                            and not value.args and not value.keywords:
-                        found.append(facts.finding(self, value, "`.item()` in `self.log`: log the tensor, Lightning "
-                                                   "reduces and syncs it", fixable=True))
+                    if (
+                        isinstance(value, ast.Call)
+                        and isinstance(value.func, ast.Attribute)
+                        and value.func.attr == "item"
+                        and not value.args
+                        and not value.keywords
+                    ):
+                        found.append(
+                            facts.finding(
+                                self,
+                                value,
+                                "`.item()` in `self.log`: log the tensor, Lightning reduces and syncs it",
+                                fixable=True,
+                            )
+                        )
         return found
 
     def check(self, context: Context):
@@ -139,5 +161,9 @@ class LogItem(Rule):
                     continue
                 for value in logged_values(call):
                     if m.matches(value, item):
-                        yield self.report(context, value, "`.item()` in `self.log`: log the tensor, Lightning "
-                                          "reduces and syncs it", Fix({value: value.func.value}))
+                        yield self.report(
+                            context,
+                            value,
+                            "`.item()` in `self.log`: log the tensor, Lightning reduces and syncs it",
+                            Fix({value: value.func.value}),
+                        )

@@ -1,4 +1,5 @@
 """LS102 manual-evaluation-loop."""
+
 from __future__ import annotations
 
 import ast
@@ -8,8 +9,11 @@ from ..lazy import cst
 from ..rule import Context, Rule
 from ..syntax import Undecided, in_source_order, may_turn_off_gradients
 
-NO_GRAD = frozenset(f"torch.{where}{name}" for where in ("", "autograd.", "autograd.grad_mode.")
-                    for name in ("no_grad", "inference_mode"))
+NO_GRAD = frozenset(
+    f"torch.{where}{name}"
+    for where in ("", "autograd.", "autograd.grad_mode.")
+    for name in ("no_grad", "inference_mode")
+)
 
 
 class ManualEvaluationLoop(Rule):
@@ -111,25 +115,36 @@ class ManualEvaluationLoop(Rule):
         for loop in facts.nodes(ast.For, ast.AsyncFor):
             loader = self.loader_of_syntax(facts, loop.iter)
             if loader is not None and self.without_gradients_syntax(facts, loop):
-                found.append(facts.finding(self, loop, f"manual evaluation loop over `{facts.segment(loader)}`: "
-                                           "Lightning's validation_step / test_step can run it"))
+                found.append(
+                    facts.finding(
+                        self,
+                        loop,
+                        f"manual evaluation loop over `{facts.segment(loader)}`: "
+                        "Lightning's validation_step / test_step can run it",
+                    )
+                )
         return found
 
     def without_gradients_syntax(self, facts, loop) -> bool:
         for ancestor in facts.ancestors(loop):
             if isinstance(ancestor, (ast.With, ast.AsyncWith)) and any(
-                    isinstance(item.context_expr, ast.Call) and facts.called_name(item.context_expr) & NO_GRAD
-                    for item in ancestor.items):
+                isinstance(item.context_expr, ast.Call) and facts.called_name(item.context_expr) & NO_GRAD
+                for item in ancestor.items
+            ):
                 return True
             if isinstance(ancestor, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
-                    facts.qualified_names(d.func if isinstance(d, ast.Call) else d) & NO_GRAD
-                    for d in ancestor.decorator_list):
+                facts.qualified_names(d.func if isinstance(d, ast.Call) else d) & NO_GRAD
+                for d in ancestor.decorator_list
+            ):
                 return True
         return False
 
     def loader_of_syntax(self, facts, iterable):
-        while isinstance(iterable, ast.Call) and (iterable.args or iterable.keywords) and (
-                facts.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS)):
+        while (
+            isinstance(iterable, ast.Call)
+            and (iterable.args or iterable.keywords)
+            and (facts.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS))
+        ):
             first = in_source_order(iterable)[0]
             iterable = first.value if isinstance(first, (ast.keyword, ast.Starred)) else first
         if isinstance(iterable, ast.Call):
@@ -150,26 +165,37 @@ class ManualEvaluationLoop(Rule):
         for loop in context.index.nodes(cst.For):
             loader = self.loader_of(context, loop.iter)
             if loader is not None and self.without_gradients(context, loop):
-                yield self.report(context, loop, f"manual evaluation loop over `{context.module.code_for_node(loader)}`: "
-                                  "Lightning's validation_step / test_step can run it")
+                yield self.report(
+                    context,
+                    loop,
+                    f"manual evaluation loop over `{context.module.code_for_node(loader)}`: "
+                    "Lightning's validation_step / test_step can run it",
+                )
 
     def without_gradients(self, context: Context, loop: cst.For) -> bool:
         index = context.index
         for ancestor in index.ancestors(loop):
             if isinstance(ancestor, cst.With) and any(
-                    isinstance(item.item, cst.Call) and index.called_name(item.item) & NO_GRAD for item in ancestor.items):
+                isinstance(item.item, cst.Call) and index.called_name(item.item) & NO_GRAD
+                for item in ancestor.items
+            ):
                 return True
             if isinstance(ancestor, cst.FunctionDef) and any(
-                    index.qualified_names(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) & NO_GRAD
-                    for d in ancestor.decorators):
+                index.qualified_names(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+                & NO_GRAD
+                for d in ancestor.decorators
+            ):
                 return True
         return False
 
     def loader_of(self, context: Context, iterable: cst.BaseExpression) -> cst.BaseExpression | None:
         """The loader a loop iterates over, seen through enumerate() and progress bars."""
         index = context.index
-        while isinstance(iterable, cst.Call) and iterable.args and (
-                index.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS)):
+        while (
+            isinstance(iterable, cst.Call)
+            and iterable.args
+            and (index.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS))
+        ):
             iterable = iterable.args[0].value
         if isinstance(iterable, cst.Call):
             return iterable if index.called_name(iterable) & torch_names.DATALOADERS else None

@@ -1,4 +1,5 @@
 """LS202 manual-optimization-without-flag."""
+
 from __future__ import annotations
 
 import ast
@@ -91,8 +92,9 @@ class ManualOptimizationWithoutFlag(Rule):
                     opt.zero_grad()
         """,
     ]
-    FIXED = [(
-        """
+    FIXED = [
+        (
+            """
         import lightning as L
 
         class LitModel(L.LightningModule):
@@ -103,7 +105,7 @@ class ManualOptimizationWithoutFlag(Rule):
             def training_step(self, batch, batch_idx):
                 self.manual_backward(self(batch).mean())
         """,
-        """
+            """
         import lightning as L
 
         class LitModel(L.LightningModule):
@@ -115,7 +117,8 @@ class ManualOptimizationWithoutFlag(Rule):
             def training_step(self, batch, batch_idx):
                 self.manual_backward(self(batch).mean())
         """,
-    )]
+        )
+    ]
 
     def check_syntax(self, facts):
         found = []
@@ -126,20 +129,36 @@ class ManualOptimizationWithoutFlag(Rule):
             for call in facts.walk(lightning_class.node):
                 if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
                     continue
-                manual_step = call.func.attr in ("step", "zero_grad") and \
-                    facts.optimizer_kind(call.func.value, lightning_class) == MANUAL
+                manual_step = (
+                    call.func.attr in ("step", "zero_grad")
+                    and facts.optimizer_kind(call.func.value, lightning_class) == MANUAL
+                )
                 if manual_step or facts.is_self_call(call, "manual_backward"):
-                    found.append(facts.finding(self, call, f"`{facts.segment(call.func)}()` is manual optimization, but "
-                                               "the module does not set `self.automatic_optimization = False`", fixable))
+                    found.append(
+                        facts.finding(
+                            self,
+                            call,
+                            f"`{facts.segment(call.func)}()` is manual optimization, but "
+                            "the module does not set `self.automatic_optimization = False`",
+                            fixable,
+                        )
+                    )
         return found
 
     def may_turn_off_automatic(self, facts, lightning_class) -> bool:
         """Whether turn_off_automatic finds an `__init__` with `super().__init__()` to add the flag after."""
         for init in methods(lightning_class, "__init__"):
-            supers = [s for s in init.body if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)
-                      and isinstance(s.value.func, ast.Attribute) and s.value.func.attr == "__init__"
-                      and isinstance(s.value.func.value, ast.Call) and isinstance(s.value.func.value.func, ast.Name)
-                      and s.value.func.value.func.id == "super"]
+            supers = [
+                s
+                for s in init.body
+                if isinstance(s, ast.Expr)
+                and isinstance(s.value, ast.Call)
+                and isinstance(s.value.func, ast.Attribute)
+                and s.value.func.attr == "__init__"
+                and isinstance(s.value.func.value, ast.Call)
+                and isinstance(s.value.func.value.func, ast.Name)
+                and s.value.func.value.func.id == "super"
+            ]
             if any(alone_on_line(facts, s) for s in supers):
                 if init.args.posonlyargs:
                     raise Undecided  # libcst's `params` leave them out
@@ -154,16 +173,30 @@ class ManualOptimizationWithoutFlag(Rule):
                 continue
             fix = self.turn_off_automatic(lightning_class)
             for call in m.findall(lightning_class.node, m.Call(func=m.Attribute())):
-                manual_step = call.func.attr.value in ("step", "zero_grad") and \
-                    lightning.optimizer_kind(call.func.value, lightning_class) == MANUAL
+                manual_step = (
+                    call.func.attr.value in ("step", "zero_grad")
+                    and lightning.optimizer_kind(call.func.value, lightning_class) == MANUAL
+                )
                 if manual_step or lightning.is_self_call(call, "manual_backward"):
-                    yield self.report(context, call, f"`{context.module.code_for_node(call.func)}()` is manual "
-                                      "optimization, but the module does not set `self.automatic_optimization = False`", fix)
+                    yield self.report(
+                        context,
+                        call,
+                        f"`{context.module.code_for_node(call.func)}()` is manual "
+                        "optimization, but the module does not set `self.automatic_optimization = False`",
+                        fix,
+                    )
 
     def turn_off_automatic(self, lightning_class: LightningClass) -> Fix | None:
         """Adds the flag after `super().__init__()` in `__init__`, where there is one."""
-        super_init = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(
-            value=m.Call(func=m.Name("super")), attr=m.Name("__init__"))))])
+        super_init = m.SimpleStatementLine(
+            body=[
+                m.Expr(
+                    value=m.Call(
+                        func=m.Attribute(value=m.Call(func=m.Name("super")), attr=m.Name("__init__"))
+                    )
+                )
+            ]
+        )
         for init in lightning_class.methods("__init__"):
             body = list(init.body.body)
             supers = [position for position, statement in enumerate(body) if m.matches(statement, super_init)]

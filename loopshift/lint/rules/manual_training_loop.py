@@ -1,4 +1,5 @@
 """LS101 manual-training-loop."""
+
 from __future__ import annotations
 
 from ..rule import Context, Fix, Rule, attribute
@@ -143,7 +144,13 @@ class ManualTrainingLoop(Rule):
         fix = Fix(rewrite=rewrite)
         for loop in context.raw_loops:
             if loop.reason is None:
-                yield self.report(context, loop.node, "manual training loop: the Lightning Trainer can run it "
-                                  "(`loopshift convert`)", fix)
+                yield self.report(
+                    context,
+                    loop.node,
+                    "manual training loop: the Lightning Trainer can run it (`loopshift convert`)",
+                    fix,
+                )
             else:
-                yield self.report(context, loop.node, f"manual training loop, not converted automatically: {loop.reason}")
+                yield self.report(
+                    context, loop.node, f"manual training loop, not converted automatically: {loop.reason}"
+                )

@@ -1,4 +1,5 @@
 """LS208 mixed-lightning-imports."""
+
 from __future__ import annotations
 
 from ..lazy import cst
@@ -61,23 +62,38 @@ class MixedLightningImports(Rule):
     ]
 
     def check_syntax(self, facts):
-        imports = [(package, node) for package, node in facts.lightning_imports if not in_except_handler(facts, node)]
+        imports = [
+            (package, node) for package, node in facts.lightning_imports if not in_except_handler(facts, node)
+        ]
         packages = list(dict.fromkeys(package for package, _ in imports))
         if len(packages) < 2:
             return []
         first = next(node for package, node in imports if package == packages[0])
         second = next(node for package, node in imports if package == packages[1])
-        return [facts.finding(self, second, f"`{packages[1]}` imported next to `{packages[0]}` (line "
-                              f"{first.lineno}): their classes are different objects; import one of them")]
+        return [
+            facts.finding(
+                self,
+                second,
+                f"`{packages[1]}` imported next to `{packages[0]}` (line "
+                f"{first.lineno}): their classes are different objects; import one of them",
+            )
+        ]
 
     def check(self, context: Context):
         index = context.index
-        imports = [(package, node) for package, node in context.lightning.imports
-                   if not any(isinstance(a, cst.ExceptHandler) for a in index.ancestors(node))]
+        imports = [
+            (package, node)
+            for package, node in context.lightning.imports
+            if not any(isinstance(a, cst.ExceptHandler) for a in index.ancestors(node))
+        ]
         packages = list(dict.fromkeys(package for package, _ in imports))
         if len(packages) < 2:
             return
         first = next(node for package, node in imports if package == packages[0])
         second = next(node for package, node in imports if package == packages[1])
-        yield self.report(context, second, f"`{packages[1]}` imported next to `{packages[0]}` (line "
-                          f"{index.span(first).line}): their classes are different objects; import one of them")
+        yield self.report(
+            context,
+            second,
+            f"`{packages[1]}` imported next to `{packages[0]}` (line "
+            f"{index.span(first).line}): their classes are different objects; import one of them",
+        )

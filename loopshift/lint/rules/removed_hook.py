@@ -1,4 +1,5 @@
 """LS207 removed-hook."""
+
 from __future__ import annotations
 
 from ..rule import Context, Rule
@@ -90,26 +91,44 @@ class RemovedHook(Rule):
         for lightning_class in facts.lightning_classes:
             for hook, replacement in REMOVED_HOOKS.items():
                 for method in methods(lightning_class, hook):
-                    found.append(facts.finding(self, facts.name_span(method), f"`{hook}` was removed in Lightning 2.0 "
-                                               f"and is never called: use `{replacement}`"))
+                    found.append(
+                        facts.finding(
+                            self,
+                            facts.name_span(method),
+                            f"`{hook}` was removed in Lightning 2.0 and is never called: use `{replacement}`",
+                        )
+                    )
             for method in methods(lightning_class, "training_step"):
                 arguments = method.args
                 for param in [*arguments.args, *arguments.kwonlyargs]:
                     if param.arg == "optimizer_idx":
                         if arguments.defaults or any(d is not None for d in arguments.kw_defaults):
                             raise Undecided  # libcst's span of a parameter runs to its default
-                        found.append(facts.finding(self, param, "`optimizer_idx` was removed from training_step in "
-                                                   "Lightning 2.0: several optimizers need manual optimization"))
+                        found.append(
+                            facts.finding(
+                                self,
+                                param,
+                                "`optimizer_idx` was removed from training_step in "
+                                "Lightning 2.0: several optimizers need manual optimization",
+                            )
+                        )
         return found
 
     def check(self, context: Context):
         for lightning_class in context.lightning.classes:
             for hook, replacement in REMOVED_HOOKS.items():
                 for method in lightning_class.methods(hook):
-                    yield self.report(context, method.name, f"`{hook}` was removed in Lightning 2.0 and is never "
-                                      f"called: use `{replacement}`")
+                    yield self.report(
+                        context,
+                        method.name,
+                        f"`{hook}` was removed in Lightning 2.0 and is never called: use `{replacement}`",
+                    )
             for method in lightning_class.methods("training_step"):
                 for param in [*method.params.params, *method.params.kwonly_params]:
                     if param.name.value == "optimizer_idx":
-                        yield self.report(context, param, "`optimizer_idx` was removed from training_step in "
-                                          "Lightning 2.0: several optimizers need manual optimization")
+                        yield self.report(
+                            context,
+                            param,
+                            "`optimizer_idx` was removed from training_step in "
+                            "Lightning 2.0: several optimizers need manual optimization",
+                        )

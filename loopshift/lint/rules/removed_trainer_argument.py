@@ -1,4 +1,5 @@
 """LS206 removed-trainer-argument."""
+
 from __future__ import annotations
 
 import ast
@@ -20,7 +21,7 @@ REMOVED = {
     "replace_sampler_ddp": "renamed `use_distributed_sampler`",
     "multiple_trainloader_mode": "pass `CombinedLoader(loaders, mode=...)` as the train dataloader",
     "amp_backend": 'native AMP is the only backend: `precision="16-mixed"`',
-    "amp_level": "the Apex backend is gone: use `precision=\"16-mixed\"`",
+    "amp_level": 'the Apex backend is gone: use `precision="16-mixed"`',
     "track_grad_norm": "log `grad_norm(self, norm_type=2)` in `on_before_optimizer_step`",
     "move_metrics_to_cpu": "metrics stay where they are computed",
     "weights_save_path": "set `dirpath=` on the `ModelCheckpoint` callback",
@@ -52,9 +53,15 @@ def problem(arg: cst.Arg) -> str | None:
     name = keyword(arg)
     if name in REMOVED:
         return f"Trainer argument `{name}` was removed in Lightning 2.x: {REMOVED[name]}"
-    if name == "strategy" and isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value in REMOVED_STRATEGIES:
-        return f'`strategy="{arg.value.evaluated_value}"` was removed in Lightning 2.x: ' \
-               f"{REMOVED_STRATEGIES[arg.value.evaluated_value]}"
+    if (
+        name == "strategy"
+        and isinstance(arg.value, cst.SimpleString)
+        and arg.value.evaluated_value in REMOVED_STRATEGIES
+    ):
+        return (
+            f'`strategy="{arg.value.evaluated_value}"` was removed in Lightning 2.x: '
+            f"{REMOVED_STRATEGIES[arg.value.evaluated_value]}"
+        )
     return None
 
 
@@ -63,8 +70,13 @@ def problem_syntax(facts, arg: ast.AST, name: str | None) -> str | None:
     if name in REMOVED:
         return f"Trainer argument `{name}` was removed in Lightning 2.x: {REMOVED[name]}"
     value = arg.value
-    if name == "strategy" and isinstance(value, ast.Constant) and isinstance(value.value, str) and \
-            value.value in REMOVED_STRATEGIES and facts.is_literal(value):
+    if (
+        name == "strategy"
+        and isinstance(value, ast.Constant)
+        and isinstance(value.value, str)
+        and value.value in REMOVED_STRATEGIES
+        and facts.is_literal(value)
+    ):
         return f'`strategy="{value.value}"` was removed in Lightning 2.x: {REMOVED_STRATEGIES[value.value]}'
     return None
 
@@ -196,13 +208,18 @@ class RemovedTrainerArgument(Rule):
     def may_fix_fit(self, facts, call: ast.Call) -> bool:
         """only_fit's first questions; where they pass, which `fit` uses the name is libcst's scopes."""
         assign = facts.parent(call)
-        if not (isinstance(assign, ast.Assign) and len(assign.targets) == 1 and isinstance(assign.targets[0], ast.Name)):
+        if not (
+            isinstance(assign, ast.Assign)
+            and len(assign.targets) == 1
+            and isinstance(assign.targets[0], ast.Name)
+        ):
             return False
         for keyword in call.keywords:
             value = keyword.value
             if keyword.arg == "resume_from_checkpoint" and (
-                    isinstance(value, (ast.Name, ast.Constant)) or (isinstance(value, ast.Attribute)
-                                                                              and isinstance(value.value, (ast.Name, ast.Attribute)))):
+                isinstance(value, (ast.Name, ast.Constant))
+                or (isinstance(value, ast.Attribute) and isinstance(value.value, (ast.Name, ast.Attribute)))
+            ):
                 raise Undecided
         return False
 
@@ -224,10 +241,18 @@ class RemovedTrainerArgument(Rule):
         replacements: dict[cst.CSTNode, cst.CSTNode] = {}
         for arg in call.args:
             name = keyword(arg)
-            if name in ACCELERATORS and free_devices and not m.matches(arg.value, m.Integer("0") | m.Name("None")):
+            if (
+                name in ACCELERATORS
+                and free_devices
+                and not m.matches(arg.value, m.Integer("0") | m.Name("None"))
+            ):
                 free_devices = False
-                accelerator = cst.Arg(cst.SimpleString(f'"{ACCELERATORS[name]}"'), keyword=cst.Name("accelerator"),
-                                      equal=arg.equal, comma=space_comma())
+                accelerator = cst.Arg(
+                    cst.SimpleString(f'"{ACCELERATORS[name]}"'),
+                    keyword=cst.Name("accelerator"),
+                    equal=arg.equal,
+                    comma=space_comma(),
+                )
                 args += [accelerator, arg.with_changes(keyword=cst.Name("devices"))]
             elif name in RENAMED:
                 args.append(arg.with_changes(keyword=cst.Name(RENAMED[name])))
@@ -252,7 +277,8 @@ class RemovedTrainerArgument(Rule):
         simple = m.SimpleString() | m.Name() | m.Attribute(value=m.Name() | m.Attribute())
         assign = index.parent(call)
         if not m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name())])) or not any(
-                m.matches(a, m.Arg(keyword=m.Name("resume_from_checkpoint"), value=simple)) for a in call.args):
+            m.matches(a, m.Arg(keyword=m.Name("resume_from_checkpoint"), value=simple)) for a in call.args
+        ):
             return None
         scope = index.scope(assign.targets[0].target)
         assignments = list(scope.assignments[assign.targets[0].target.value]) if scope is not None else []
@@ -279,5 +305,7 @@ def with_keyword(call: cst.Call, name: str, value: cst.BaseExpression) -> cst.Ca
     *first, last = call.args
     if isinstance(last.comma, cst.Comma):  # a trailing comma: the new argument goes on its own line
         separator = first[-1].comma if first and isinstance(first[-1].comma, cst.Comma) else space_comma()
-        return call.with_changes(args=[*first, last.with_changes(comma=separator), new.with_changes(comma=last.comma)])
+        return call.with_changes(
+            args=[*first, last.with_changes(comma=separator), new.with_changes(comma=last.comma)]
+        )
     return call.with_changes(args=[*first, last.with_changes(comma=space_comma()), new])
