@@ -107,39 +107,3 @@ def test_converted_script_prints_the_original_losses(p: DepthProgram, tmp_path: 
     expected = printed(original, tmp_path)
     assert len(expected) == p.epochs
     assert printed(converted, tmp_path) == expected
-
-
-# -- the loss's name bound again after backward() -------------------------------------------------
-LOOP = """\
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-
-model = torch.nn.Linear(4, 1)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-loader = DataLoader(TensorDataset(torch.randn(16, 4), torch.randn(16, 1)), batch_size=4)
-for epoch in range(2):
-    total = 0.0
-    for x, y in loader:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        optimizer.step()
-{rebinding}
-        total += loss
-    print(epoch, total)
-"""
-
-
-def test_a_loss_rebound_after_backward_is_renamed_and_the_tensor_returned() -> None:
-    result = convert_source(LOOP.format(rebinding="        loss = loss.item()"))
-    assert result.diagnostics == []
-    step = result.code.split("def training_step", 1)[1].split("def ", 1)[0]
-    assert "        loss_value = loss.item()\n        self.total += loss_value\n        return loss\n" in step
-
-
-def test_a_loss_rebound_in_a_branch_is_said_at_the_return() -> None:
-    rebinding = "        if epoch > 0:\n            loss = loss.item()"
-    result = convert_source(LOOP.format(rebinding=rebinding).replace("total += loss", "total += float(loss)"))
-    assert [d.code for d in result.diagnostics] == ["LS005"]
-    assert "training_step must return the tensor backward() ran on" in result.diagnostics[0].message
-    assert "(LS005)\n        return loss\n" in result.code
