@@ -19,7 +19,7 @@ from .analysis import Analyzer
 from .devices import DeviceOracle
 from .distribution import plumbing_edits
 from .exits import TODO, EarlyExits
-from .naming import NamePlanner, Rename, fresh, log_line, name_nodes, self_attribute
+from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import EvaluationLoop, TrainingLoop
 from .util import held_object, opened, self_attribute_name
 
@@ -53,7 +53,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.oracle = DeviceOracle(self.index, analyzer.resolve, analyzer.ranks)
         self.config = self.index.module.config_for_parsing
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
-        self.rebound_loss: str | None = None  # see rename_rebound_loss
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
         self.after_uses: dict[int, cst.BaseExpression] = {}
         self.state_scopes: dict[str, object] = {}  # state attribute -> the scope of the variable it holds
@@ -418,12 +417,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loss = self.index.module.code_for_node(
             self.loss_expression().visit(Rename(self.replacements, self.oracle))
         )
-        returned = self.statement(f"return {loss}")
-        if self.rebound_loss:  # said at the line it is about: the hook holds the statement now
-            returned = returned.with_changes(
-                leading_lines=[cst.EmptyLine(comment=cst.Comment(f"{TODO}{self.rebound_loss} (LS005)"))]
-            )
-        return self.function("training_step", f", {batch}, {index}", prologue + body + [returned])
+        return self.function(
+            "training_step", f", {batch}, {index}", prologue + body + [self.statement(f"return {loss}")]
+        )
 
     def step_name(self, optimizer) -> str:
         """The name the step's code calls an optimizer by: `optimizer`, the parameter of train(), for
@@ -572,7 +568,6 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def build(self) -> Generated:
         blocks = self.blocks()
         replacements = self.replacements = self.plan_names(blocks)
-        self.rename_rebound_loss(blocks["step"], replacements)
         if self.loop.accumulation is not None:  # the step reads the loss as the loop had divided it
             for name in self.loop.accumulation.divided_reads:
                 replacements[id(name)] = self.divided(replacements.get(id(name), name), name)
@@ -956,6 +951,14 @@ def drop_leading_blanks(lines) -> list[cst.EmptyLine]:
     while lines and lines[0].comment is None:
         lines.pop(0)
     return lines
+
+
+def fresh(name: str, taken: set[str]) -> str:
+    """`name`, or a variant of it that none of the user's names in the code around takes."""
+    for candidate in (name, f"{name}_", f"{name}__"):
+        if candidate not in taken:
+            return candidate
+    return next(f"{name}{n}" for n in range(2, len(taken) + 3) if f"{name}{n}" not in taken)
 
 
 def derived_names(statements: list[cst.BaseStatement], batch: cst.CSTNode | None) -> set[str]:

@@ -14,10 +14,6 @@ from libcst.metadata import Assignment, ComprehensionScope
 
 from .devices import DeviceOracle, DropDeviceMoves
 
-REBOUND_LOSS = (
-    "`{name}` is bound again after backward() in a way not followed: training_step must return the "
-    "tensor backward() ran on; give the new value a name of its own"
-)
 REBOUND_MAYBE = (
     "`{name}` is read after training, where it may hold what the training loop left (now on the "
     "trained module) or a value assigned after the loop: say which"
@@ -58,25 +54,6 @@ LIGHTNING_MODULE_ATTRIBUTES = frozenset(
 """.split()
 )
 RESERVED = LIGHTNING_MODULE_ATTRIBUTES | {"training", "model", "precision"}
-
-
-def fresh(name: str, taken: set[str]) -> str:
-    """`name`, or a variant of it that none of the user's names in the code around takes."""
-    for candidate in (name, f"{name}_", f"{name}__"):
-        if candidate not in taken:
-            return candidate
-    return next(f"{name}{n}" for n in range(2, len(taken) + 3) if f"{name}{n}" not in taken)
-
-
-def bound_names(statement: cst.CSTNode) -> list[cst.Name]:
-    """The variable names a statement binds, at any depth: assignment, loop, `with ... as` and
-    walrus targets (not those of nested functions, classes or comprehensions' own scopes)."""
-    targets = [
-        *(t.target for t in m.findall(statement, m.AssignTarget())),
-        *(n.target for n in m.findall(statement, m.AugAssign() | m.AnnAssign() | m.For() | m.NamedExpr())),
-        *(i.asname.name for i in m.findall(statement, m.WithItem(asname=m.AsName()))),
-    ]
-    return [n for target in targets for n in name_nodes(target)]
 
 
 def name_nodes(node: cst.CSTNode) -> list[cst.Name]:
@@ -338,37 +315,6 @@ class NamePlanner:
                         replacements[id(name)] = replacement
                 self.plan_held_objects(statement, replacements)
         return replacements
-
-    def rename_rebound_loss(self, step: list[cst.BaseStatement], replacements: dict) -> None:
-        """`loss = loss.item()` after backward(): training_step returns the tensor backward() ran on,
-        so that binding and the code after it name the new value afresh (`loss_value`)."""
-        loss = self.loop.loss
-        body = list(self.loop.batch_loop.body.body)
-        if self.loop.manual or not isinstance(loss, cst.Name) or self.loop.backward not in body:
-            return
-        later = body[body.index(self.loop.backward) + 1 :]
-        for position, statement in enumerate(later):
-            bound = [n for n in bound_names(statement) if n.value == loss.value]
-            if not bound:
-                continue
-            rebinding = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
-            reads = [
-                n for s in later[position:] for n in name_nodes(s) if n.value == loss.value and n not in bound
-            ]
-            if (
-                statement not in step
-                or not m.matches(statement, rebinding)
-                or any(id(n) in replacements for n in [*bound, *reads])
-            ):  # in a branch, or kept on the module: which value the step returns is not ours to pick
-                self.rebound_loss = REBOUND_LOSS.format(name=loss.value)
-                self.todos.append(("LS005", self.rebound_loss, statement))
-                return
-            value = statement.body[0].value
-            reads = [n for n in reads if not any(n is r for r in m.findall(value, m.Name()))]
-            taken = {n.value for s in step for n in m.findall(s, m.Name())} | self.host_scope_names()
-            renamed = cst.Name(fresh(f"{loss.value}_value", taken))
-            replacements.update({id(n): renamed for n in [*bound, *reads]})
-            return
 
     # -- training code held by a class of the user's (`self.model`, `self.optimizer`, ...) -------
     def owner_class(self) -> cst.ClassDef | None:
