@@ -28,12 +28,7 @@ FAST = settings(deadline=None, database=None, derandomize=True, suppress_health_
 
 def converts_cleanly(p: DepthProgram) -> bool:
     """The shapes loopshift converts today; the others must end in an LS001 that names the function."""
-    if p.site == "method":
-        return False  # a method called per batch from a method loop: not followed yet
-    if p.site == "helper_arguments":
-        return False  # inlined as `net = model`: the aliases hide the model and optimizer from analysis
-    # `total += step(x, y).item()`: the call is not the statement's whole value, so it is not inlined
-    return not (p.call == "augmented" and not p.returns_item and p.site != "loop")
+    return p.site != "method"  # a method called per batch from a method loop: not followed yet
 
 
 def show(text: str) -> None:
@@ -80,6 +75,7 @@ SAMPLE = [
     ),
     DepthProgram("helper_globals", "augmented", "module", "tqdm", "after_step", "step_fn", True, 2),
     DepthProgram("helper_globals", "statement", "main", None, "before_forward", "train_step", False, 1),
+    DepthProgram("helper_arguments", "augmented", "main", "tqdm", "before_forward", "train_step", False, 2),
 ]
 
 
