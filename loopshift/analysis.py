@@ -385,7 +385,8 @@ class Analyzer(
             if not optimizer_steps and not self.code.optimizers:  # say what is there: an update by hand
                 reason = (
                     "the loop updates the parameters by hand in a form not converted yet (converted: "
-                    "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`)"
+                    "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`, or "
+                    "`for p in model.parameters(): p.data.add_(-lr * p.grad)`)"
                 )
             self.problem("LS002", reason, batch_loop)
             return None

@@ -111,7 +111,7 @@ class ScalarWriter:
 class HandUpdate:
     """Parameters the step updates itself, without an optimizer (see updates.py)."""
 
-    block: cst.With  # `with torch.no_grad(): ... p -= lr * p.grad`
+    block: cst.With | cst.For  # `with torch.no_grad(): ... p -= lr * p.grad`; `p.data.add_(-lr * p.grad)`
     model: cst.BaseExpression | None  # `model` of `for p in model.parameters()`
     tensors: list[cst.Name]  # raw tensors made with requires_grad=True: parameters of the module
 

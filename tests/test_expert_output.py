@@ -2,6 +2,8 @@
 
 import textwrap
 
+import pytest
+
 from loopshift import convert_source
 
 LOOP = """
@@ -90,24 +92,43 @@ def test_epochs_counted_by_hand_are_a_range_only_where_that_means_the_same() -> 
     assert "while epoch < 2:" in kept.code and kept.diagnostics
 
 
-def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
-    result = convert_source(
-        textwrap.dedent("""
-        import torch
-        from itertools import count
+HAND_UPDATE_THROUGH_DATA = textwrap.dedent("""
+    import torch
+    from itertools import count
 
-        fc = torch.nn.Linear(3, 1)
-        for batch_idx in count(1):
-            x = torch.randn(8, 3)
-            fc.zero_grad()
-            output = torch.nn.functional.mse_loss(fc(x), x.sum(1, keepdim=True))
-            output.backward()
-            for param in fc.parameters():
-                param.data.add_(-0.1 * param.grad)
-            if output.item() < 1e-3:
-                break
-    """)
+    fc = torch.nn.Linear(3, 1)
+    for batch_idx in count(1):
+        x = torch.randn(8, 3)
+        fc.zero_grad()
+        output = torch.nn.functional.mse_loss(fc(x), x.sum(1, keepdim=True))
+        output.backward()
+        UPDATE
+        if output.item() < 1e-3:
+            break
+""")
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "param.data.add_(-0.1 * param.grad)",
+        "param.data.sub_(0.1 * param.grad)",
+        "param.data -= 0.1 * param.grad",
+    ],
+)
+def test_a_hand_written_update_through_data_is_kept_under_manual_optimization(update: str) -> None:
+    loop = f"for param in fc.parameters():\n        {update}"
+    result = convert_source(HAND_UPDATE_THROUGH_DATA.replace("UPDATE", loop))
+    assert not result.diagnostics
+    assert (
+        "self.automatic_optimization = False" in result.code and "self.manual_backward(output)" in result.code
     )
+    assert f"for param in self.model.parameters():\n            {update}" in result.code
+
+
+def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
+    update = "fc.weight.data = fc.weight.data - 0.1 * fc.weight.grad"
+    result = convert_source(HAND_UPDATE_THROUGH_DATA.replace("UPDATE", update))
     [diagnostic] = result.diagnostics
     assert (
         "updates the parameters by hand" in diagnostic.message
