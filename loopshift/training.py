@@ -18,6 +18,7 @@ class OptimizerDef:
     span: Span
     model_reference: cst.BaseExpression | None = None  # where the optimizer's code names the model
     target: cst.BaseExpression | None = None  # `optimizer` or `self.optimizer`
+    parameter: bool = False  # a parameter of `statement` (a function): every caller passes one in
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SchedulerDef:
     span: Span
     is_plateau: bool = False
     target: cst.BaseExpression | None = None
+    parameter: bool = False  # a parameter of `statement` (a function): every caller passes one in
 
 
 @dataclass
