@@ -17,6 +17,7 @@ from .distribution import plumbing_edits
 from .generation import TODO, Generated, LoopGenerator
 from .index import CodeIndex
 from .inlining import inline_update_functions
+from .phases import phases_unrolled
 from .source import calls_backward, check_parses, parse_module
 from .targets import PACKAGES
 
@@ -366,14 +367,15 @@ def checked(result: Result, source: str, path: str) -> Result:
 
 
 def followed_into_loops(module: cst.Module, source: str, target: str, path: str) -> Result | None:
-    """The conversion with each update function inlined into the loop that calls it and epochs
-    counted by hand written as `for` loops, when that converts every loop cleanly (its
-    diagnostics would count lines of the rewritten code)."""
+    """The conversion with each update function inlined into the loop that calls it, epochs
+    counted by hand written as `for` loops and train/val phase loops written out per phase, when
+    that converts every loop cleanly (its diagnostics would count lines of the rewritten code)."""
     inlined = inline_update_functions(module)
     counted = counted_loops_as_ranges(inlined or module)
-    if inlined is None and counted is None:
+    phased = phases_unrolled(counted or inlined or module)
+    if inlined is None and counted is None and phased is None:
         return None
-    code = (counted or inlined).code
+    code = (phased or counted or inlined).code
     result = checked(
         Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target, path).run(),
         source,

@@ -479,10 +479,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
         loop = self.loop
         kept = [s.statement for s in loop.kept_schedulers]
         optimizers = loop.all_optimizers
-        statements = sorted(
-            [o.statement for o in optimizers] + [s.statement for s, _ in loop.schedulers] + kept,
-            key=self.index.order,
-        )
+        built = [d for d in [*optimizers, *(s for s, _ in loop.schedulers)] if not d.parameter]
+        statements = sorted([d.statement for d in built] + kept, key=self.index.order)
         for scheduler in loop.kept_schedulers:
             # stepped by the user's code, not by Lightning: it lives on the module
             replacements[id(scheduler.statement.body[0].targets[0].target)] = self_attribute(scheduler.name)
@@ -522,22 +520,32 @@ class LoopGenerator(NamePlanner, EarlyExits):
         body = self.rewrite(statements, replacements)
         if body:
             body[0] = body[0].with_changes(leading_lines=[])
-        optimizer = ", ".join(o.name for o in optimizers)
+        optimizer = ", ".join(self.built_or_passed(o) for o in optimizers)
         if not optimizers:
             body.append(self.statement("return None"))
         elif not loop.schedulers:
             body.append(self.statement(f"return {optimizer}"))
         elif len(loop.schedulers) == 1:
             scheduler, interval = loop.schedulers[0]
+            scheduler = self.built_or_passed(scheduler)
             body.append(
                 self.statement(
-                    f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler.name}, "interval": "{interval}"}}}}'
+                    f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler}, "interval": "{interval}"}}}}'
                 )
             )
         else:
-            configs = ", ".join(f'{{"scheduler": {s.name}, "interval": "{i}"}}' for s, i in loop.schedulers)
+            configs = ", ".join(
+                f'{{"scheduler": {self.built_or_passed(s)}, "interval": "{i}"}}' for s, i in loop.schedulers
+            )
             body.append(self.statement(f"return [{optimizer}], [{configs}]"))
         return self.function("configure_optimizers", "", body)
+
+    def built_or_passed(self, definition) -> str:
+        """`optimizer` built in configure_optimizers, or `self.optimizer` the caller passed in."""
+        if not definition.parameter:
+            return definition.name
+        self.init_args.setdefault(definition.name, cst.Name(definition.name))
+        return f"self.{self.attribute_name(definition.name)}"
 
     def forward(self) -> cst.FunctionDef | None:
         if len(self.model_list) != 1:
@@ -889,8 +897,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
-        removed: list[cst.CSTNode] = [o.statement for o in loop.all_optimizers] + [
-            s.statement for s, _ in loop.schedulers
+        removed: list[cst.CSTNode] = [
+            d.statement for d in [*loop.all_optimizers, *(s for s, _ in loop.schedulers)] if not d.parameter
         ]
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:

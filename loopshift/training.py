@@ -18,6 +18,7 @@ class OptimizerDef:
     span: Span
     model_reference: cst.BaseExpression | None = None  # where the optimizer's code names the model
     target: cst.BaseExpression | None = None  # `optimizer` or `self.optimizer`
+    parameter: bool = False  # a parameter of `statement` (a function): every caller passes one in
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SchedulerDef:
     span: Span
     is_plateau: bool = False
     target: cst.BaseExpression | None = None
+    parameter: bool = False  # a parameter of `statement` (a function): every caller passes one in
 
 
 @dataclass
@@ -111,7 +113,7 @@ class ScalarWriter:
 class HandUpdate:
     """Parameters the step updates itself, without an optimizer (see updates.py)."""
 
-    block: cst.With  # `with torch.no_grad(): ... p -= lr * p.grad`
+    block: cst.With | cst.For  # `with torch.no_grad(): ... p -= lr * p.grad`; `p.data.add_(-lr * p.grad)`
     model: cst.BaseExpression | None  # `model` of `for p in model.parameters()`
     tensors: list[cst.Name]  # raw tensors made with requires_grad=True: parameters of the module
 

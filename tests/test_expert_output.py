@@ -2,6 +2,8 @@
 
 import textwrap
 
+import pytest
+
 from loopshift import convert_source
 
 LOOP = """
@@ -90,26 +92,95 @@ def test_epochs_counted_by_hand_are_a_range_only_where_that_means_the_same() -> 
     assert "while epoch < 2:" in kept.code and kept.diagnostics
 
 
-def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
-    result = convert_source(
-        textwrap.dedent("""
-        import torch
-        from itertools import count
+HAND_UPDATE_THROUGH_DATA = textwrap.dedent("""
+    import torch
+    from itertools import count
 
-        fc = torch.nn.Linear(3, 1)
-        for batch_idx in count(1):
-            x = torch.randn(8, 3)
-            fc.zero_grad()
-            output = torch.nn.functional.mse_loss(fc(x), x.sum(1, keepdim=True))
-            output.backward()
-            for param in fc.parameters():
-                param.data.add_(-0.1 * param.grad)
-            if output.item() < 1e-3:
-                break
-    """)
+    fc = torch.nn.Linear(3, 1)
+    for batch_idx in count(1):
+        x = torch.randn(8, 3)
+        fc.zero_grad()
+        output = torch.nn.functional.mse_loss(fc(x), x.sum(1, keepdim=True))
+        output.backward()
+        UPDATE
+        if output.item() < 1e-3:
+            break
+""")
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        "param.data.add_(-0.1 * param.grad)",
+        "param.data.sub_(0.1 * param.grad)",
+        "param.data -= 0.1 * param.grad",
+    ],
+)
+def test_a_hand_written_update_through_data_is_kept_under_manual_optimization(update: str) -> None:
+    loop = f"for param in fc.parameters():\n        {update}"
+    result = convert_source(HAND_UPDATE_THROUGH_DATA.replace("UPDATE", loop))
+    assert not result.diagnostics
+    assert (
+        "self.automatic_optimization = False" in result.code and "self.manual_backward(output)" in result.code
     )
+    assert f"for param in self.model.parameters():\n            {update}" in result.code
+
+
+def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
+    update = "fc.weight.data = fc.weight.data - 0.1 * fc.weight.grad"
+    result = convert_source(HAND_UPDATE_THROUGH_DATA.replace("UPDATE", update))
     [diagnostic] = result.diagnostics
     assert (
         "updates the parameters by hand" in diagnostic.message
         and "optimizer.step()" not in diagnostic.message
     )
+
+
+PHASES = textwrap.dedent("""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    loaders = {"train": DataLoader(data, batch_size=8), "val": DataLoader(data, batch_size=8)}
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        for phase in ["train", "val"]:
+            if phase == "train":
+                model.train()
+            else:
+                model.eval()
+            total = 0.0
+            for x, y in loaders[phase]:
+                optimizer.zero_grad()
+                with torch.set_grad_enabled(phase == "train"):
+                    loss = nn.functional.cross_entropy(model(x), y)
+                    if phase == "train":
+                        loss.backward()
+                        optimizer.step()
+                total += loss.item()
+            print(f"{phase} loss {total:.4f}")
+""")
+
+
+def test_train_and_val_phases_of_one_loop_are_the_step_and_the_validation() -> None:
+    result = convert_source(PHASES)
+    assert not result.diagnostics
+    assert "def training_step(" in result.code and "def validation_step(" in result.code
+    module = result.code.split("class ")[1].split("def configure_optimizers")[0]
+    assert "phase" not in module and 'print(f"val loss {self.total:.4f}")' in module
+    assert 'val_dataloaders=loaders["val"]' in result.code
+
+
+def test_a_phase_loop_read_after_it_or_left_by_break_stays() -> None:
+    import libcst as cst
+
+    from loopshift.phases import phases_unrolled
+
+    assert phases_unrolled(cst.parse_module(PHASES)) is not None
+    assert phases_unrolled(cst.parse_module(PHASES + "print(phase)\n")) is None
+    printed = '        print(f"{phase} loss {total:.4f}")\n'
+    broken = PHASES.replace(printed, printed + "        if total > 1e9:\n            break\n")
+    assert broken != PHASES
+    assert phases_unrolled(cst.parse_module(broken)) is None

@@ -45,6 +45,10 @@ CASES = [
     # updates in functions the loop calls, inlined: one per episode of an endless count(1), one per epoch
     ("corpus_reinforce_finish_episode", [], r"episode +\d+|solved|not solved"),
     ("corpus_graph_full_batch_train_function", ["--epochs", "30"], r"epoch \d+|test"),
+    # an endless count(1) of steps ended by a loss threshold, the parameters updated through `.data`
+    ("corpus_count_loop_threshold", [], r"batch +\d+:|Loss|==> Learned"),
+    # train and val phases of one loop; a training function called twice (fine-tuning, then a frozen backbone)
+    ("corpus_train_val_phases", [], r"Epoch \d+/\d+$| *(train|val) loss|Best val acc"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
     # the DistributedSampler stepped through the loader (`train_loader.sampler.set_epoch(epoch)`)
