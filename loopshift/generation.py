@@ -16,9 +16,10 @@ from libcst.metadata import Assignment, GlobalScope
 
 from . import torch_names
 from .analysis import Analyzer
+from .core import TODO
 from .devices import DeviceOracle
 from .distribution import plumbing_edits
-from .exits import TODO, EarlyExits
+from .exits import EarlyExits
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import EvaluationLoop, TrainingLoop
 from .util import held_object, opened, self_attribute_name

@@ -9,7 +9,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from ..convert import Result, add_import, existing_alias
+from ..core import Result, add_import, existing_alias
 from ..diagnostics import Diagnostic
 from ..index import CodeIndex
 from ..source import check_parses
