@@ -7,7 +7,9 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import torch_names
-from .training import Accumulation, Clipping, TrainingLoop
+from .idioms import clipping
+from .idioms.clipping import TrainerClipping
+from .training import Accumulation, TrainingLoop
 from .util import held_object, method_call
 
 
@@ -255,44 +257,15 @@ class SteppingAnalysis:
             if clip is not None:
                 loop.clip = clip
 
-    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop) -> Clipping | None:
-        """Clipping between backward and step: the Trainer's gradient_clip_val, or, where that cannot
-        say it, the user's own statement in configure_gradient_clipping (which Lightning calls at the
-        same point of the step, after unscaling AMP gradients)."""
-        kept = m.SimpleStatementLine(
-            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())]
-        )
-        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())]) | kept):
+    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop) -> TrainerClipping | None:
+        """Clipping between backward and step (see idioms/clipping.py)."""
+        fact = clipping.clipping_at(self.index, statement)
+        if fact is None:
             return None
-        call = statement.body[0].value
-        algorithm = next(
-            (torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD),
-            None,
-        )
-        if algorithm is None:
-            return None
-        positional = [a for a in call.args if a.keyword is None]
-        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        value = (
-            positional[1].value
-            if len(positional) > 1
-            else keywords.get("max_norm", keywords.get("clip_value"))
-        )
-        parameters = positional[0].value if positional else keywords.get("parameters")
-        clips_model = (
-            m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
-            and self.index.module.code_for_node(parameters.func.value) == loop.model
-        )
-        if value is None or parameters is None or (len(positional) > 2 and algorithm == "value"):
-            self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
-            return None
-        custom = (
-            m.matches(statement, kept)
-            or len(positional) > 2
-            or bool(set(keywords) - {"parameters", "max_norm", "clip_value"})
-            or not clips_model
-        )
-        return Clipping(algorithm, value, statement, custom)
+        clip = clipping.for_trainer(fact, loop.model, self.index.module.code_for_node)
+        if clip is None:
+            self.problem("LS002", clipping.NOT_CONVERTED, statement)
+        return clip
 
     def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
         for method in ("train", "eval"):

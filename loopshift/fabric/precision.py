@@ -8,8 +8,9 @@ import libcst as cst
 import libcst.matchers as m
 
 from .. import torch_names
+from ..idioms import clipping
 from ..util import method_call
-from .facts import Clip, Precision
+from .facts import Precision
 from .matching import keyword
 
 DEVICE_TYPE_FIRST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
@@ -113,42 +114,14 @@ class PrecisionAnalysis:
         return True
 
     def collect_clips(self) -> None:
-        for call in self.index.nodes(cst.Call):
-            names = self.index.called_name(call)
-            algorithm = next((torch_names.CLIP_GRAD[n] for n in names if n in torch_names.CLIP_GRAD), None)
-            if algorithm is None:
-                continue
-            clip = self.clip(call, algorithm)
+        """fabric.clip_gradients where idioms/clipping.py says Fabric clips as the script did."""
+        for fact in clipping.clippings(self.index):
+            clip = clipping.for_fabric(fact, self.stepped_optimizer)
             if clip is not None:
                 self.facts.clips.append(clip)
             elif self.facts.precision is not None:
                 # Fabric's loss scaling would leave this clip working on scaled gradients
                 self.facts.precision = None
-
-    def clip(self, call: cst.Call, algorithm: str) -> Clip | None:
-        value_name = "max_norm" if algorithm == "norm" else "clip_value"
-        allowed = ["parameters", value_name] + (
-            ["norm_type", "error_if_nonfinite"] if algorithm == "norm" else []
-        )
-        arguments: dict[str, cst.BaseExpression] = {}
-        for position, arg in enumerate(call.args):
-            if arg.star or (position >= len(allowed) and arg.keyword is None):
-                return None
-            name = arg.keyword.value if arg.keyword is not None else allowed[position]
-            if name not in allowed:
-                return None
-            arguments[name] = arg.value
-        parameters = arguments.get("parameters")
-        model_parameters = m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[])
-        if value_name not in arguments or not m.matches(parameters, model_parameters):
-            return None
-        model = parameters.func.value
-        optimizer = self.stepped_optimizer(call, model)
-        if optimizer is None:
-            return None
-        extra = {name: arguments[name] for name in ("norm_type", "error_if_nonfinite") if name in arguments}
-        keyword = "max_norm" if algorithm == "norm" else "clip_val"
-        return Clip(call, keyword, model, optimizer, arguments[value_name], extra)
 
     def stepped_optimizer(self, clip: cst.Call, model: cst.BaseExpression) -> cst.BaseExpression | None:
         """The one optimizer of `model` stepped in the function that clips, as that code names it."""
