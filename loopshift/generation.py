@@ -21,6 +21,7 @@ from .devices import DeviceOracle
 from .distribution import plumbing_edits
 from .exits import EarlyExits
 from .idioms import clipping
+from .idioms import precision as amp
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import EvaluationLoop, TrainingLoop
 from .util import held_object, opened, self_attribute_name
@@ -718,13 +719,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.clip:
             options += clipping.trainer_arguments(loop.clip, lambda value: code(self.host_expression(value)))
         if loop.precision is not None:
-            half, enabled = loop.precision
-            choice = (
-                f'"{half}"'
-                if enabled is None
-                else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
-            )
-            options.append(f"precision={choice}")
+            options += amp.trainer_arguments(loop.precision, lambda value: code(self.host_expression(value)))
         options += self.distribution_options() + self.accelerator_option()
         if loop.writer is not None:
             log_dir = code(self.host_expression(loop.writer.log_dir)) if loop.writer.log_dir else '"runs"'

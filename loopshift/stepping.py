@@ -8,6 +8,7 @@ import libcst.matchers as m
 
 from . import torch_names
 from .idioms import clipping
+from .idioms import precision as amp
 from .idioms.clipping import TrainerClipping
 from .training import Accumulation, TrainingLoop
 from .util import held_object, method_call
@@ -20,7 +21,7 @@ class SteppingAnalysis:
     def is_grad_scaler(self, name: cst.Name) -> bool:
         assignment = self.resolve(name)
         value = self.index.assigned_value(assignment) if assignment else None
-        return isinstance(value, cst.Call) and bool(self.index.called_name(value) & torch_names.GRAD_SCALERS)
+        return amp.is_grad_scaler(self.index, value)
 
     def autocast_of(self, statement: cst.With) -> cst.Call | None:
         if (
@@ -111,16 +112,8 @@ class SteppingAnalysis:
 
     def precision_of(self, autocasts: list[cst.With], scaler: cst.Call | None) -> tuple | None:
         """("16-mixed" or "bf16-mixed", the `enabled=` flag) from the autocast blocks and the scaler."""
-        keywords = {}
-        for call in [self.autocast_of(w) for w in autocasts] + ([scaler] if scaler is not None else []):
-            keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
-        dtype, device = keywords.get("dtype"), keywords.get("device_type")
-        bfloat = (
-            self.index.qualified_names(dtype) & {"torch.bfloat16"}
-            if dtype is not None
-            else m.matches(device, m.SimpleString('"cpu"') | m.SimpleString("'cpu'"))
-        )  # CPU autocast's default dtype
-        return "bf16-mixed" if bfloat else "16-mixed", keywords.get("enabled")
+        facts = [amp.autocast_of(self.index, self.autocast_of(w)) for w in autocasts]
+        return amp.trainer_precision(facts, scaler)
 
     def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
         """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""

@@ -9,11 +9,9 @@ import libcst.matchers as m
 
 from .. import torch_names
 from ..idioms import clipping
+from ..idioms import precision as amp
 from ..util import method_call
 from .facts import Precision
-from .matching import keyword
-
-DEVICE_TYPE_FIRST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
 
 
 class PrecisionAnalysis:
@@ -37,7 +35,7 @@ class PrecisionAnalysis:
                 ),
                 cst.SimpleStatementLine,
             )
-            if self.index.called_name(s.body[0].value) & torch_names.GRAD_SCALERS
+            if amp.is_grad_scaler(self.index, s.body[0].value)
         ]
         if not autocasts or len(scalers) > 1:
             return
@@ -45,12 +43,12 @@ class PrecisionAnalysis:
         if len(settings) != 1 or None in settings:
             return
         mode, enabled_code = next(iter(settings))
-        enabled = keyword(autocasts[0].item, "enabled")
+        enabled = amp.autocast_of(self.index, autocasts[0].item).enabled
         precision = Precision(
             mode, enabled, sorted(autocasts, key=self.index.order), scalers[0] if scalers else None
         )
         if scalers:
-            scaler_enabled = keyword(scalers[0].body[0].value, "enabled")
+            scaler_enabled = amp.scaler_enabled(scalers[0].body[0].value)
             if (
                 self.code(scaler_enabled) if scaler_enabled is not None else None
             ) != enabled_code or not self.scaler_uses(precision, scalers[0].body[0].targets[0].target):
@@ -61,30 +59,7 @@ class PrecisionAnalysis:
 
     def autocast_setting(self, call: cst.Call) -> tuple[str, str | None] | None:
         """(Fabric precision, the code of `enabled=`) for one autocast call; None when not understood."""
-        names = self.index.called_name(call)
-        dtype, device_type = keyword(call, "dtype"), keyword(call, "device_type")
-        positional = [a.value for a in call.args if a.keyword is None]
-        if positional and names & DEVICE_TYPE_FIRST:
-            device_type, positional = positional[0], positional[1:]  # torch.autocast("cuda", ...)
-        if positional or {a.keyword.value for a in call.args if a.keyword} - {
-            "device_type",
-            "dtype",
-            "enabled",
-            "cache_enabled",
-        }:
-            return None
-        if dtype is not None:
-            dtypes = self.index.qualified_names(dtype)
-            half = "16-mixed" if dtypes & {"torch.float16", "torch.half"} else None
-            mode = "bf16-mixed" if "torch.bfloat16" in dtypes else half
-        elif names & {"torch.cpu.amp.autocast"} or m.matches(
-            device_type, m.SimpleString('"cpu"') | m.SimpleString("'cpu'")
-        ):
-            mode = "bf16-mixed"  # autocast's default on CPU
-        else:
-            mode = "16-mixed"
-        enabled = keyword(call, "enabled")
-        return (mode, self.code(enabled) if enabled is not None else None) if mode else None
+        return amp.fabric_setting(amp.autocast_of(self.index, call), self.code)
 
     def scaler_uses(self, precision: Precision, scaler: cst.Name) -> bool:
         """Every use of the scaler is one Fabric's precision does itself."""
