@@ -16,9 +16,12 @@ from libcst.metadata import Assignment, GlobalScope
 
 from . import torch_names
 from .analysis import Analyzer
+from .core import TODO
 from .devices import DeviceOracle
 from .distribution import plumbing_edits
-from .exits import TODO, EarlyExits
+from .exits import EarlyExits
+from .idioms import clipping
+from .idioms import precision as amp
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
 from .training import EvaluationLoop, TrainingLoop
 from .util import held_object, opened, self_attribute_name
@@ -134,8 +137,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
             for key, block in blocks.items()
         }
-        if loop.clip and loop.clip.custom:
-            blocks["clip"] = [loop.clip.statement]  # configure_gradient_clipping
+        if loop.clip and loop.clip.hook_body:
+            blocks["clip"] = loop.clip.hook_body  # configure_gradient_clipping
         return blocks
 
     def split_after_step(self, step: list[cst.BaseStatement]) -> tuple[list, list]:
@@ -155,8 +158,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def observes_training(self, statement: cst.BaseStatement) -> bool:
         loop = self.loop
-        clipped = loop.clip.statement.body[0] if loop.clip and loop.clip.custom else None
-        norm = {clipped.targets[0].target.value} if isinstance(clipped, cst.Assign) else set()
+        norm = loop.clip.names_set_in_hook if loop.clip else set()
         stepped = [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]
         for name in m.findall(statement, m.Name()):
             # (the norm clipping returned: configure_gradient_clipping runs after training_step)
@@ -631,9 +633,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if "clip" in blocks:
             methods.append(
                 self.function(
-                    "configure_gradient_clipping",
-                    ", optimizer, gradient_clip_val=None, gradient_clip_algorithm=None",
-                    self.rewrite(blocks["clip"], replacements),
+                    clipping.HOOK, clipping.HOOK_PARAMETERS, self.rewrite(blocks["clip"], replacements)
                 )
             )
         if self.loop.validation is not None:
@@ -724,18 +724,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             options.append("max_epochs=1")
         if loop.accumulation is not None:
             options.append(f"accumulate_grad_batches={code(self.host_expression(loop.accumulation.every))}")
-        if loop.clip and not loop.clip.custom:
-            options.append(f"gradient_clip_val={code(self.host_expression(loop.clip.value))}")
-            if loop.clip.algorithm == "value":
-                options.append('gradient_clip_algorithm="value"')
+        if loop.clip:
+            options += clipping.trainer_arguments(loop.clip, lambda value: code(self.host_expression(value)))
         if loop.precision is not None:
-            half, enabled = loop.precision
-            choice = (
-                f'"{half}"'
-                if enabled is None
-                else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
-            )
-            options.append(f"precision={choice}")
+            options += amp.trainer_arguments(loop.precision, lambda value: code(self.host_expression(value)))
         options += self.distribution_options() + self.accelerator_option()
         if loop.writer is not None:
             log_dir = code(self.host_expression(loop.writer.log_dir)) if loop.writer.log_dir else '"runs"'

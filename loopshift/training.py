@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from .diagnostics import Span
+from .idioms.clipping import TrainerClipping
 
 
 @dataclass
@@ -87,18 +88,6 @@ class EarlyStopping:
 
 
 @dataclass
-class Clipping:
-    """`clip_grad_norm_(model.parameters(), v)` between backward and step."""
-
-    algorithm: str  # "norm" / "value"
-    value: cst.BaseExpression
-    statement: cst.SimpleStatementLine
-    # the Trainer's gradient_clip_val cannot say it (the norm is read, another norm_type, a subset of
-    # the parameters): the statement itself becomes configure_gradient_clipping
-    custom: bool = False
-
-
-@dataclass
 class ScalarWriter:
     """A TensorBoard SummaryWriter used only for `add_scalar` (and closed after training)."""
 
@@ -145,7 +134,7 @@ class TrainingLoop:
     segments: EpochSegments = field(default_factory=EpochSegments)
     schedulers: list[tuple[SchedulerDef, str]] = field(default_factory=list)  # (scheduler, interval)
     scheduler_steps: list[cst.SimpleStatementLine] = field(default_factory=list)
-    clip: Clipping | None = None
+    clip: TrainerClipping | None = None  # see idioms/clipping.py
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
     # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
     kept_schedulers: list[SchedulerDef] = field(default_factory=list)
