@@ -20,6 +20,7 @@ from .devices import DeviceOracle
 from .distribution import plumbing_edits
 from .exits import TODO, EarlyExits
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
+from .tidy import built_once, without_dead_assignments
 from .training import EvaluationLoop, TrainingLoop
 from .util import held_object, opened, self_attribute_name
 
@@ -574,6 +575,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.ends_epoch = self.returns_after_fit = False
         # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
         self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
+        built_in_init = self.built_in_init(blocks, replacements)
         step, after_step, start, end = (
             self.early_exits(
                 self.rewrite(
@@ -648,12 +650,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         init_body += [self.statement(f"self.{p} = {self.parameter(p)}") for p in init_params]
         if self.ends_epoch:
             init_body.append(self.statement("self.end_epoch = False"))
+        init_body += built_in_init
         methods.insert(
             0,
             self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
                 leading_lines=[]
             ),
         )
+        methods = [without_dead_assignments(method) for method in methods]
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
         imports = [("callbacks", "EarlyStopping")] if self.loop.early_stopping is not None else []
@@ -670,6 +674,26 @@ class LoopGenerator(NamePlanner, EarlyExits):
             self.host_edits(),
             imports,
         )
+
+    def built_in_init(self, blocks, replacements) -> list[cst.BaseStatement]:
+        """`self.criterion = nn.BCELoss()` that the epoch built every epoch: built once in `__init__`
+        (a loss module with constant arguments, its name bound nowhere else), taken out of the epoch."""
+        built = []
+        for statement in blocks["start"]:
+            if not built_once(statement, self.index.called_name):
+                continue
+            target = statement.body[0].targets[0].target
+            new = self.rewrite([statement], replacements)
+            if (
+                len(self.index.assignments(target)) == 1
+                and len(new) == 1
+                and m.matches(new[0], m.SimpleStatementLine(body=[m.Assign()]))
+                and self_attribute_name(new[0].body[0].targets[0].target)
+            ):
+                comments = [line for line in new[0].leading_lines if line.comment is not None]
+                built.append(new[0].with_changes(leading_lines=comments))
+                blocks["start"] = [s for s in blocks["start"] if s is not statement]
+        return built
 
     def divided(self, loss: cst.BaseExpression, read: cst.Name) -> cst.BaseExpression:
         """`loss / N` for a read of the loss that the loop had divided (`(loss / N).item()`)."""

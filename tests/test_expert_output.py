@@ -113,3 +113,68 @@ def test_a_hand_written_update_it_does_not_take_is_named_as_such() -> None:
         "updates the parameters by hand" in diagnostic.message
         and "optimizer.step()" not in diagnostic.message
     )
+
+
+CRITERION_LOOP = """
+model = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4), torch.rand(8, 1)))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(2):
+    {criterion}
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_loss_module_built_every_epoch_is_built_once_in_init() -> None:
+    code = convert_source(
+        "import torch\nimport torch.nn as nn\n"
+        + CRITERION_LOOP.format(criterion='criterion = nn.BCELoss(reduction="mean")')
+    ).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def __init__(self, model):\n"
+        "        super().__init__()\n"
+        "        self.model = model\n"
+        '        self.criterion = nn.BCELoss(reduction="mean")\n'
+    ) in code
+    assert "on_train_epoch_start" not in code
+
+
+def test_a_loss_module_whose_arguments_change_per_epoch_stays_in_the_epoch() -> None:
+    code = convert_source(
+        "import torch\nimport torch.nn as nn\n"
+        + CRITERION_LOOP.format(criterion="criterion = nn.SmoothL1Loss(beta=1.0 / (epoch + 1))")
+    ).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def on_train_epoch_start(self):\n"
+        "        self.criterion = nn.SmoothL1Loss(beta=1.0 / (self.current_epoch + 1))\n"
+    ) in code
+
+
+def test_an_assignment_only_a_removed_print_read_goes() -> None:
+    source = script("model = nn.Linear(4, 1)\n").replace(
+        "    for x, y in loader:\n",
+        "    for step, (x, y) in enumerate(loader, start=1):\n        scale = len(x)\n",
+    )
+    source = source.replace(
+        "        optimizer.step()\n",
+        "        optimizer.step()\n"
+        "        if step % 2 == 0:\n"
+        "            print(f'step {step} loss {loss.item()}')\n",
+    )
+    code = convert_source(source).code
+    compile(code, "<converted>", "exec")
+    # the print is the progress bar's now: `step = batch_idx + 1` that only it read goes;
+    # a call may do something, so `scale = len(x)` stays, read or not
+    assert (
+        "    def training_step(self, batch, batch_idx):\n"
+        "        x, y = batch\n"
+        "        scale = len(x)\n"
+        "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
+    ) in code
+    assert "step =" not in code
