@@ -178,3 +178,50 @@ def test_an_assignment_only_a_removed_print_read_goes() -> None:
         "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
     ) in code
     assert "step =" not in code
+
+
+DATASET_SIZE = """
+import torch
+import torch.nn as nn
+
+
+def main():
+    model = nn.Linear(4, 1)
+    train_set = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.rand(8, 1))
+    loader = torch.utils.data.DataLoader(train_set, batch_size=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        total = 0.0
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)
+        print(f"mean loss {total / len(loader.dataset)}{suffix}")
+"""
+
+
+def test_a_loader_fit_trains_on_is_not_kept_for_its_dataset_size() -> None:
+    code = convert_source(DATASET_SIZE.replace("{suffix}", "")).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def __init__(self, model):\n        super().__init__()\n        self.model = model\n"
+    ) in code
+    assert (
+        "    def on_train_epoch_end(self):\n"
+        '        print(f"mean loss {self.total / len(self.trainer.train_dataloader.dataset)}")\n'
+    ) in code
+    assert "    lit_model = LitModel(model)\n    trainer = L.Trainer(max_epochs=2)\n" in code
+    assert "trainer.fit(lit_model, train_dataloaders=loader)" in code
+
+
+def test_a_loader_the_hooks_read_otherwise_stays_on_the_module_once() -> None:
+    code = convert_source(DATASET_SIZE.replace("{suffix}", " over {len(loader)} batches")).code
+    compile(code, "<converted>", "exec")
+    assert "self.trainer.train_dataloader" not in code
+    assert (
+        '        print(f"mean loss {self.total / len(self.loader.dataset)} '
+        'over {len(self.loader)} batches")\n'
+    ) in code
+    assert code.count("self.loader = loader") == 1
