@@ -513,8 +513,10 @@ class NamePlanner:
             for key, block in blocks.items():
                 for statement in block:
                     for name in name_nodes(statement):
-                        if self.host_binding(name) is not binding:
-                            continue
+                        if self.host_binding(name) is not binding or all(
+                            self.index.is_global(a) for a in self.index.assignments(name)
+                        ):
+                            continue  # (a global the hooks read as it is)
                         parent = self.index.parent(name)
                         if (
                             key in keys
@@ -531,14 +533,9 @@ class NamePlanner:
         return replacements
 
     def loader_binding(self, loader: cst.Name) -> Assignment | None:
-        """The binding, in the function where fit runs, of the DataLoader a loop iterates: built once
-        before training."""
+        """The binding, where fit runs, of the DataLoader a loop iterates: built once before training."""
         binding = self.host_binding(loader)
-        if (
-            binding is None
-            or self.index.is_global(binding)  # (the hooks read a global loader as it is)
-            or self.index.is_inside(binding.node, {id(self.loop.host)})
-        ):
+        if binding is None or self.index.is_inside(binding.node, {id(self.loop.host)}):
             return None
         value = self.index.assigned_value(binding)
         if not (

@@ -225,3 +225,40 @@ def test_a_loader_the_hooks_read_otherwise_stays_on_the_module_once() -> None:
         'over {len(self.loader)} batches")\n'
     ) in code
     assert code.count("self.loader = loader") == 1
+
+
+def test_a_global_loader_passed_to_train_is_not_kept_for_its_dataset_size() -> None:
+    # the PyTorch quickstart: `size = len(dataloader.dataset)` of train()'s parameter
+    code = convert_source(
+        textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        model = nn.Linear(4, 3)
+        data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+        train_dataloader = torch.utils.data.DataLoader(data, batch_size=8)
+        loss_fn = nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+
+        def train(dataloader, model, loss_fn, optimizer):
+            size = len(dataloader.dataset)
+            for X, y in dataloader:
+                loss = loss_fn(model(X), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            print(f"{size} samples")
+
+
+        for t in range(2):
+            train(train_dataloader, model, loss_fn, optimizer)
+    """)
+    ).code
+    compile(code, "<converted>", "exec")
+    assert "    def __init__(self, model, loss_fn):\n" in code
+    assert (
+        "    def on_train_epoch_start(self):\n"
+        "        self.size = len(self.trainer.train_dataloader.dataset)\n"
+    ) in code
+    assert "lit_model = LitModel(model, loss_fn)\n" in code
