@@ -58,6 +58,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.after_uses: dict[int, cst.BaseExpression] = {}
         self.state_scopes: dict[str, object] = {}  # state attribute -> the scope of the variable it holds
         self.model_list = self.models()
+        self.renamed_index = False  # the user's index `batch` read as batch_idx (index_named_batch)
         self.model_origins = [origin for _, _, origins in self.model_list for origin in origins]
 
     def host_scope_names(self) -> set[str]:
@@ -329,6 +330,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """(batch parameter, index parameter, statements unpacking them under the user's names)."""
         loop = self.loop
         target = loop.batch_target
+        if self.renamed_index:
+            return (
+                "batch",
+                "batch_idx",
+                [self.statement(f"{self.index.module.code_for_node(target)} = batch")],
+            )
         taken = {n.value for n in m.findall(loop.batch_loop, m.Name())}  # the step's own names
         batch = target.value if isinstance(target, cst.Name) else fresh("batch", taken)
         taken.add(batch)
@@ -342,6 +349,30 @@ class LoopGenerator(NamePlanner, EarlyExits):
             start = self.index.module.code_for_node(loop.index_start)
             prologue.append(self.statement(f"{loop.index_name} = {index} + {start}"))
         return batch, index, prologue
+
+    def index_named_batch(self, blocks) -> bool:
+        """`for batch, (X, y) in enumerate(loader)` (the PyTorch quickstart): the index the user called
+        `batch` is training_step's `batch_idx`, and `batch` is the batch, as in every Lightning module.
+        Not when the step already has a `batch_idx`, or code outside the step reads the index."""
+        loop = self.loop
+        if (
+            loop.index_name != "batch"
+            or loop.index_start is not None
+            or loop.fetch is not None
+            or loop.max_steps is not None
+            or not isinstance(loop.batch_loop, cst.For)
+            or isinstance(loop.batch_target, cst.Name)
+            or m.findall(loop.batch_target, m.Name("batch"))
+            or m.findall(loop.batch_loop, m.Name("batch_idx"))
+        ):
+            return False
+        outside = [s for key, block in blocks.items() if key not in ("step", "after_step") for s in block]
+        if any(n.value == "batch" for s in outside for n in name_nodes(s)):
+            return False
+        moved = {id(s) for s in loop.batch_loop.body.body}
+        return not any(
+            self.uses_after_training(t, moved) for t in m.findall(loop.batch_loop.target, m.Name("batch"))
+        )
 
     def moved_batch(self) -> cst.CSTNode | None:
         """What the Trainer hands training_step and moves to the device: the batch, not a `range`'s
@@ -569,6 +600,13 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def build(self) -> Generated:
         blocks = self.blocks()
         replacements = self.replacements = self.plan_names(blocks)
+        self.renamed_index = self.index_named_batch(blocks)
+        if self.renamed_index:  # the user's `batch` is training_step's batch_idx
+            for key in ("step", "after_step"):
+                for statement in blocks[key]:
+                    for name in name_nodes(statement):
+                        if name.value == "batch":
+                            replacements[id(name)] = cst.Name("batch_idx")
         if self.loop.accumulation is not None:  # the step reads the loss as the loop had divided it
             for name in self.loop.accumulation.divided_reads:
                 replacements[id(name)] = self.divided(replacements.get(id(name), name), name)

@@ -262,3 +262,30 @@ def test_a_global_loader_passed_to_train_is_not_kept_for_its_dataset_size() -> N
         "        self.size = len(self.trainer.train_dataloader.dataset)\n"
     ) in code
     assert "lit_model = LitModel(model, loss_fn)\n" in code
+
+
+def test_an_index_the_user_called_batch_is_batch_idx() -> None:
+    # the PyTorch quickstart: `for batch, (X, y) in enumerate(dataloader)`
+    source = script("model = nn.Linear(4, 1)\n").replace(
+        "    for x, y in loader:\n", "    for batch, (x, y) in enumerate(loader):\n"
+    )
+    source = source.replace(
+        "        optimizer.step()\n",
+        "        optimizer.step()\n"
+        "        if batch % 2 == 0:\n"
+        "            current = (batch + 1) * len(x)\n"
+        "            print(loss.item(), current)\n",
+    )
+    code = convert_source(source).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def training_step(self, batch, batch_idx):\n"
+        "        x, y = batch\n"
+        "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
+        '        self.log("train_loss", loss)\n'
+        "        if batch_idx % 2 == 0:\n"
+        "            current = (batch_idx + 1) * len(x)\n"
+    ) in code
+    # read after training, the index keeps the user's name
+    kept = convert_source(source + "print(batch)\n").code
+    assert "if batch % 2 == 0:" in kept and "    def training_step(self, batch_, batch):\n" in kept
