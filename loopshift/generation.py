@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import libcst as cst
 import libcst.matchers as m
@@ -176,7 +177,18 @@ class LoopGenerator(NamePlanner, EarlyExits):
         keeps only what is not stepping, and the loss is no longer divided by N."""
         loop = self.loop
         if statement is loop.backward and not loop.manual:
-            return [] if self.user_logs_the_loss() else [self.log_loss()]
+            kept = []
+            if self.kept_loss is not None:  # the loss as backward had it, which the step returns
+                kept = [
+                    cst.SimpleStatementLine(
+                        [cst.Assign([cst.AssignTarget(cst.Name(self.kept_loss))], loop.loss)],
+                        leading_lines=loop.backward.leading_lines,
+                    )
+                ]
+            logged = [] if self.user_logs_the_loss() else [self.log_loss()]
+            if kept and logged:
+                logged = [logged[0].with_changes(leading_lines=[])]
+            return kept + logged
         if statement in loop.autocasts:
             inner = [
                 s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)
@@ -315,7 +327,22 @@ class LoopGenerator(NamePlanner, EarlyExits):
         )
 
     def loss_expression(self) -> cst.BaseExpression:
-        return self.loop.loss
+        return self.loop.loss if self.kept_loss is None else cst.Name(self.kept_loss)
+
+    @cached_property
+    def kept_loss(self) -> str | None:
+        """`loss, current = loss.item(), ...` after backward (the PyTorch quickstart's print) rebinds
+        the loss to a float: the step keeps the tensor backward had as `train_loss` and returns that."""
+        loop, loss = self.loop, self.loop.loss
+        if loop.manual or loop.accumulation is not None or not isinstance(loss, cst.Name):
+            return None
+        body = {id(loop.batch_loop.body)}
+        if not any(
+            self.index.is_inside(a.node, body) and self.index.is_after(a.node, loop.backward)
+            for a in self.index.assignments(loss)
+        ):
+            return None
+        return fresh("train_loss", {n.value for n in m.findall(loop.batch_loop, m.Name())})
 
     def function(self, name: str, params: str, body: list[cst.BaseStatement]) -> cst.FunctionDef:
         if body:

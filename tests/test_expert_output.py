@@ -289,3 +289,23 @@ def test_an_index_the_user_called_batch_is_batch_idx() -> None:
     # read after training, the index keeps the user's name
     kept = convert_source(source + "print(batch)\n").code
     assert "if batch % 2 == 0:" in kept and "    def training_step(self, batch_, batch):\n" in kept
+
+
+def test_a_loss_the_step_rebinds_after_backward_is_returned_as_backward_had_it() -> None:
+    # the PyTorch quickstart's `loss, current = loss.item(), ...`: training_step returned a float
+    source = script("model = nn.Linear(4, 1)\n").replace(
+        "        optimizer.step()\n",
+        "        optimizer.step()\n"
+        "        loss, current = loss.item(), len(x)\n"
+        "        print(f'loss: {loss:>7f} [{current}]')\n",
+    )
+    code = convert_source(source).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
+        "        train_loss = loss\n"
+        '        self.log("train_loss", train_loss)\n'
+        "        loss, current = loss.item(), len(x)\n"
+        "        print(f'loss: {loss:>7f} [{current}]')\n"
+        "        return train_loss\n"
+    ) in code
