@@ -184,3 +184,199 @@ def test_a_phase_loop_read_after_it_or_left_by_break_stays() -> None:
     broken = PHASES.replace(printed, printed + "        if total > 1e9:\n            break\n")
     assert broken != PHASES
     assert phases_unrolled(cst.parse_module(broken)) is None
+
+
+CRITERION_LOOP = """
+model = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4), torch.rand(8, 1)))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(2):
+    {criterion}
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_loss_module_built_every_epoch_is_built_once_in_init() -> None:
+    code = convert_source(
+        "import torch\nimport torch.nn as nn\n"
+        + CRITERION_LOOP.format(criterion='criterion = nn.BCELoss(reduction="mean")')
+    ).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def __init__(self, model):\n"
+        "        super().__init__()\n"
+        "        self.model = model\n"
+        '        self.criterion = nn.BCELoss(reduction="mean")\n'
+    ) in code
+    assert "on_train_epoch_start" not in code
+
+
+def test_a_loss_module_whose_arguments_change_per_epoch_stays_in_the_epoch() -> None:
+    code = convert_source(
+        "import torch\nimport torch.nn as nn\n"
+        + CRITERION_LOOP.format(criterion="criterion = nn.SmoothL1Loss(beta=1.0 / (epoch + 1))")
+    ).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def on_train_epoch_start(self):\n"
+        "        self.criterion = nn.SmoothL1Loss(beta=1.0 / (self.current_epoch + 1))\n"
+    ) in code
+
+
+def test_an_assignment_only_a_removed_print_read_goes() -> None:
+    source = script("model = nn.Linear(4, 1)\n").replace(
+        "    for x, y in loader:\n",
+        "    for step, (x, y) in enumerate(loader, start=1):\n        scale = len(x)\n",
+    )
+    source = source.replace(
+        "        optimizer.step()\n",
+        "        optimizer.step()\n"
+        "        if step % 2 == 0:\n"
+        "            print(f'step {step} loss {loss.item()}')\n",
+    )
+    code = convert_source(source).code
+    compile(code, "<converted>", "exec")
+    # the print is the progress bar's now: `step = batch_idx + 1` that only it read goes;
+    # a call may do something, so `scale = len(x)` stays, read or not
+    assert (
+        "    def training_step(self, batch, batch_idx):\n"
+        "        x, y = batch\n"
+        "        scale = len(x)\n"
+        "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
+    ) in code
+    assert "step =" not in code
+
+
+DATASET_SIZE = """
+import torch
+import torch.nn as nn
+
+
+def main():
+    model = nn.Linear(4, 1)
+    train_set = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.rand(8, 1))
+    loader = torch.utils.data.DataLoader(train_set, batch_size=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        total = 0.0
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)
+        print(f"mean loss {total / len(loader.dataset)}{suffix}")
+"""
+
+
+def test_a_loader_fit_trains_on_is_not_kept_for_its_dataset_size() -> None:
+    code = convert_source(DATASET_SIZE.replace("{suffix}", "")).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def __init__(self, model):\n        super().__init__()\n        self.model = model\n"
+    ) in code
+    assert (
+        "    def on_train_epoch_end(self):\n"
+        '        print(f"mean loss {self.total / len(self.trainer.train_dataloader.dataset)}")\n'
+    ) in code
+    assert "    lit_model = LitModel(model)\n    trainer = L.Trainer(max_epochs=2)\n" in code
+    assert "trainer.fit(lit_model, train_dataloaders=loader)" in code
+
+
+def test_a_loader_the_hooks_read_otherwise_stays_on_the_module_once() -> None:
+    code = convert_source(DATASET_SIZE.replace("{suffix}", " over {len(loader)} batches")).code
+    compile(code, "<converted>", "exec")
+    assert "self.trainer.train_dataloader" not in code
+    assert (
+        '        print(f"mean loss {self.total / len(self.loader.dataset)} '
+        'over {len(self.loader)} batches")\n'
+    ) in code
+    assert code.count("self.loader = loader") == 1
+
+
+def test_a_global_loader_passed_to_train_is_not_kept_for_its_dataset_size() -> None:
+    # the PyTorch quickstart: `size = len(dataloader.dataset)` of train()'s parameter
+    code = convert_source(
+        textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        model = nn.Linear(4, 3)
+        data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+        train_dataloader = torch.utils.data.DataLoader(data, batch_size=8)
+        loss_fn = nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+
+        def train(dataloader, model, loss_fn, optimizer):
+            size = len(dataloader.dataset)
+            for X, y in dataloader:
+                loss = loss_fn(model(X), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            print(f"{size} samples")
+
+
+        for t in range(2):
+            train(train_dataloader, model, loss_fn, optimizer)
+    """)
+    ).code
+    compile(code, "<converted>", "exec")
+    assert "    def __init__(self, model, loss_fn):\n" in code
+    assert (
+        "    def on_train_epoch_start(self):\n"
+        "        self.size = len(self.trainer.train_dataloader.dataset)\n"
+    ) in code
+    assert "lit_model = LitModel(model, loss_fn)\n" in code
+
+
+def test_an_index_the_user_called_batch_is_batch_idx() -> None:
+    # the PyTorch quickstart: `for batch, (X, y) in enumerate(dataloader)`
+    source = script("model = nn.Linear(4, 1)\n").replace(
+        "    for x, y in loader:\n", "    for batch, (x, y) in enumerate(loader):\n"
+    )
+    source = source.replace(
+        "        optimizer.step()\n",
+        "        optimizer.step()\n"
+        "        if batch % 2 == 0:\n"
+        "            current = (batch + 1) * len(x)\n"
+        "            print(loss.item(), current)\n",
+    )
+    code = convert_source(source).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "    def training_step(self, batch, batch_idx):\n"
+        "        x, y = batch\n"
+        "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
+        '        self.log("train_loss", loss)\n'
+        "        if batch_idx % 2 == 0:\n"
+        "            current = (batch_idx + 1) * len(x)\n"
+    ) in code
+    # read after training, the index keeps the user's name
+    kept = convert_source(source + "print(batch)\n").code
+    assert "if batch % 2 == 0:" in kept and "    def training_step(self, batch_, batch):\n" in kept
+
+
+def test_a_loss_the_step_rebinds_after_backward_is_returned_as_backward_had_it() -> None:
+    # the PyTorch quickstart's `loss, current = loss.item(), ...`: training_step returned a float
+    source = script("model = nn.Linear(4, 1)\n").replace(
+        "        optimizer.step()\n",
+        "        optimizer.step()\n"
+        "        loss, current = loss.item(), len(x)\n"
+        "        print(f'loss: {loss:>7f} [{current}]')\n",
+    )
+    code = convert_source(source).code
+    compile(code, "<converted>", "exec")
+    assert (
+        "        loss = torch.nn.functional.mse_loss(self.model(x), y)\n"
+        "        train_loss = loss\n"
+        '        self.log("train_loss", train_loss)\n'
+        "        loss, current = loss.item(), len(x)\n"
+        "        print(f'loss: {loss:>7f} [{current}]')\n"
+        "        return train_loss\n"
+    ) in code
