@@ -168,8 +168,9 @@ class Inliner(cst.CSTTransformer):
             n.value
             for s in body
             for n in m.findall(s, m.Name())
-            if isinstance(self.parents.get(n), (cst.AssignTarget, cst.AugAssign, cst.For, cst.AsName))
-            or isinstance(self.parents.get(n), (cst.Element,))
+            if isinstance(
+                self.parents.get(n), (cst.AssignTarget, cst.AugAssign, cst.For, cst.AsName, cst.Element)
+            )
         }
         caller_names = {n.value for n in m.findall(caller, m.Name()) if self.scope_of(n) is caller}
         rebound = {n.value for t in getattr(statement, "targets", []) for n in m.findall(t.target, m.Name())}

@@ -6,6 +6,7 @@ This side never imports torch: the harness does, in the user's interpreter.
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import json
 import math
@@ -259,10 +260,8 @@ def run_process(command: list[str], timeout: float) -> tuple[int | None, str, bo
 
 
 def kill_process_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def harness_run_from_json(script: Path, result_file: Path, output: str) -> HarnessRun:
@@ -418,7 +417,8 @@ def loss_mismatch(original: HarnessRun, converted: HarnessRun, rtol: float, atol
     if first is not None:
         return (
             f"{converted.script.name} and {original.script.name} differ from loss {first + 1} on "
-            f"(max abs diff {max_difference(original.losses, converted.losses):.3g}; rtol {rtol:g}, atol {atol:g})"
+            f"(max abs diff {max_difference(original.losses, converted.losses):.3g}; "
+            f"rtol {rtol:g}, atol {atol:g})"
         )
     if len(original.losses) != len(converted.losses):
         return (

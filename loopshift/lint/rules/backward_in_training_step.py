@@ -152,7 +152,8 @@ class BackwardInTrainingStep(Rule):
                             context,
                             call,
                             f"`{context.module.code_for_node(call.func)}()` in training_step "
-                            "under automatic optimization: Lightning already runs backward, step and zero_grad",
+                            "under automatic optimization: Lightning already runs backward, step and "
+                            "zero_grad",
                         )
 
     def steps(self, lightning, call: cst.Call, lightning_class) -> bool:

@@ -8,7 +8,8 @@ from ..lazy import cst, m
 from ..rule import Context, Fix, Rule
 from ..syntax import Undecided, in_source_order
 
-# Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what replaces them.
+# Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what
+# replaces them.
 REMOVED = {
     "gpus": 'use `accelerator="gpu", devices=N`',
     "tpu_cores": 'use `accelerator="tpu", devices=N`',
