@@ -61,8 +61,10 @@ class CodeIndex:
 
     def statement_of(self, node: cst.CSTNode) -> cst.BaseStatement:
         """The statement (simple line or compound) that holds node."""
-        current = node
+        current: cst.CSTNode | None = node
         while not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            if current is None:  # the module, its header or footer: no statement holds them
+                raise ValueError(f"no statement holds {type(node).__name__} {node!r:.40}")
             current = self.parent(current)
         return current
 
