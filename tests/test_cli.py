@@ -97,6 +97,8 @@ def test_todo_exits_one(tmp_path: Path, capsys) -> None:
     [
         (b"def broken(:\n    pass\n", ":1:12: error: syntax error"),
         (b"x = '\xff\xfe caf\xe9'\n", ":1: error: not valid utf-8 text"),
+        (b"# coding: hex\nx = 1\n", ":1: error: not a text encoding: hex"),  # was an AttributeError
+        (b"# -*- coding: rot13 -*-\nx = 1\n", ":1: error: not a text encoding: rot13"),
     ],
 )
 def test_bad_input_is_one_line_exit_two(tmp_path: Path, capsys, content: bytes, message: str) -> None:
