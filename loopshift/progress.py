@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    import rich.progress
 
 SAID = {"clean": "converted", "todo": "converted with TODOs", "none": "no training loop", "failed": "failed"}
 
@@ -13,7 +17,7 @@ class Progress:
     def __init__(self, total: int, show: bool, diff: bool = False) -> None:
         """diff: a line only for each file --diff would change, or that failed (quiet on success)."""
         self.total, self.show, self.diff, self.done = total, show, diff, 0
-        self.bar = None
+        self.bar: rich.progress.Progress | None = None
 
     def __enter__(self) -> Progress:
         if self.show and sys.stderr.isatty():

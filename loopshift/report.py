@@ -11,7 +11,7 @@ from .output import write_atomic
 
 
 def file_entry(path: Path, outcome: str, result=None, error: str | None = None) -> dict:
-    entry = {"path": str(path), "outcome": outcome}
+    entry: dict[str, object] = {"path": str(path), "outcome": outcome}
     if result is not None:
         entry |= {
             "loops_found": result.loops_found,

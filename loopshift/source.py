@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tokenize
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,5 +93,5 @@ def check_parses(module: cst.Module, original: cst.Module, path: str = "<string>
         parse_module(module.code, path)
 
 
-def same(nodes, others) -> bool:
+def same(nodes: Sequence[object], others: Sequence[object]) -> bool:
     return len(nodes) == len(others) and all(node is other for node, other in zip(nodes, others))

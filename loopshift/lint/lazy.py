@@ -8,7 +8,7 @@ is most of a small run's time. Module-level matchers are therefore built inside 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class LazyModule:
@@ -21,5 +21,9 @@ class LazyModule:
         return getattr(module, attribute)
 
 
-cst = LazyModule("libcst")
-m = LazyModule("libcst.matchers")
+if TYPE_CHECKING:  # what the lazy modules stand for
+    import libcst as cst
+    import libcst.matchers as m
+else:
+    cst = LazyModule("libcst")
+    m = LazyModule("libcst.matchers")
