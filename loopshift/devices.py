@@ -23,8 +23,9 @@ class DeviceOracle:
     def is_device(self, expression: cst.BaseExpression, depth: int = 0) -> bool:
         if depth > 6:
             return False
-        if isinstance(expression, cst.SimpleString):
-            return expression.evaluated_value.split(":")[0] in DEVICE_STRINGS
+        if isinstance(expression, cst.SimpleString):  # b"cpu" is bytes, no device
+            value = expression.evaluated_value
+            return isinstance(value, str) and value.split(":")[0] in DEVICE_STRINGS
         if isinstance(expression, cst.IfExp):
             return self.is_device(expression.body, depth + 1) and self.is_device(expression.orelse, depth + 1)
         if isinstance(expression, cst.Attribute):
