@@ -55,7 +55,7 @@ app = typer.Typer(
 )
 
 
-Target = Enum("Target", {name: name for name in TARGETS}, type=str)
+Target = Enum("Target", {name: name for name in TARGETS}, type=str)  # type: ignore[misc]  # members from TARGETS
 
 
 @app.callback()
@@ -116,7 +116,8 @@ def convert(
         fail("error: -o takes exactly one input file")
     folders = any(path.is_dir() for path in paths)
     many = (len(jobs) > 1 or folders) and not quiet  # worth a progress bar and a summary
-    outcomes, reasons = Counter(), Counter()
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     entries, written = [], []
     with Progress(len(jobs), show=many, diff=diff) as progress:
 

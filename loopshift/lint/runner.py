@@ -99,7 +99,8 @@ def run_notebook_job(job: Job, rules: list) -> FileReport:
 
     path = str(job.path)
     cells = NotebookCode(read_notebook(job.path), path)
-    fixed, withheld = Counter(), []
+    fixed: Counter[str] = Counter()
+    withheld: list[str] = []
     if job.fix:
         code, _, fixed = fix_source(cells.code, path, rules, job.target, job.unsafe_fixes, withheld)
         if fixed:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from loopshift.source import InputError, read_source
 
@@ -123,7 +123,7 @@ def verify(
         raise ValueError("--devices cannot be combined with --original: parity runs on one CPU device")
 
     started = time.perf_counter()
-    launch = dict(
+    launch: dict[str, Any] = dict(
         python=python,
         steps=steps,
         devices=devices,
@@ -269,9 +269,9 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
     error = script_error(data["error"])
     for rank_file in sorted(result_file.parent.glob(result_file.name + ".rank*")):
         rank_data = json.loads(rank_file.read_text(encoding="utf-8"))
-        if error is None and rank_data["error"] is not None:
+        rank_error = script_error(rank_data["error"])
+        if error is None and rank_error is not None:
             rank = rank_file.name.rsplit(".rank", 1)[1]
-            rank_error = script_error(rank_data["error"])
             error = ScriptError(
                 rank_error.type,
                 f"(DDP rank {rank}) {rank_error.message}",
@@ -397,6 +397,7 @@ def parity_result(
 def failure_after_training(run: HarnessRun) -> str:
     """`raised NameError after training at x_lightning.py:57: name 'f' is not defined`."""
     error = run.error
+    assert error is not None, "called for a run that failed after training"
     at = f" at {where(run.script, error.file, error.line)}" if error.file else ""
     if error.type == "SystemExit":
         return f"{error.message} after training{at}"
