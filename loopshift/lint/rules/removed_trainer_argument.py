@@ -70,7 +70,7 @@ def problem_syntax(facts, arg: ast.AST, name: str | None) -> str | None:
     """problem() on an ast argument."""
     if name in REMOVED:
         return f"Trainer argument `{name}` was removed in Lightning 2.x: {REMOVED[name]}"
-    value = arg.value
+    value = arg.value if isinstance(arg, (ast.keyword, ast.Starred)) else arg  # positional: the value itself
     if (
         name == "strategy"
         and isinstance(value, ast.Constant)
