@@ -6,6 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
+from typing import TypeVar, cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -20,6 +21,8 @@ from libcst.metadata import (
 )
 
 from .diagnostics import Span
+
+N = TypeVar("N", bound=cst.CSTNode)
 
 
 class CodeIndex:
@@ -88,13 +91,13 @@ class CodeIndex:
             return self.parent(parent)
         return None
 
-    def nodes(self, kind: type[cst.CSTNode]) -> list[cst.CSTNode]:
+    def nodes(self, kind: type[N]) -> list[N]:
         """Every node of a type (in no particular order)."""
         if kind not in self._by_type:
             self._by_type[kind] = [n for n in self._parents if isinstance(n, kind)]
-        return self._by_type[kind]
+        return cast("list[N]", self._by_type[kind])  # (nodes of that type only)
 
-    def findall(self, matcher: m.BaseMatcherNode, kind: type[cst.CSTNode]) -> list[cst.CSTNode]:
+    def findall(self, matcher: m.BaseMatcherNode, kind: type[N]) -> list[N]:
         """The nodes of a type that match, in source order. The tree does not change: a search
         made again (once per loop, say) with an equal matcher answers from the first one."""
         key = matcher_key(matcher)
@@ -104,7 +107,7 @@ class CodeIndex:
             self._found[key, kind] = sorted(
                 (node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order
             )
-        return list(self._found[key, kind])
+        return cast("list[N]", list(self._found[key, kind]))
 
     def order(self, node: cst.CSTNode) -> tuple[int, ...]:
         """The node's path of child positions from the module: compares source order without
