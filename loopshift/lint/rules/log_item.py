@@ -29,13 +29,13 @@ def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
     return values
 
 
-def logged_values_syntax(call: ast.Call) -> list[ast.AST]:
+def logged_values_syntax(call: ast.Call) -> list[ast.expr]:
     """logged_values() on ast."""
     method = cast(ast.Attribute, call.func).attr
     position, keyword = (1, "value") if method == "log" else (0, "dictionary")
     arguments = in_source_order(call)
     positional = [a for a in arguments if not isinstance(a, (ast.keyword, ast.Starred))]
-    named: list[ast.AST] = [a.value for a in arguments if isinstance(a, ast.keyword) and a.arg == keyword]
+    named: list[ast.expr] = [a.value for a in arguments if isinstance(a, ast.keyword) and a.arg == keyword]
     values = named or positional[position : position + 1]
     if method == "log_dict":
         values = [
