@@ -10,6 +10,8 @@ import typer
 if TYPE_CHECKING:
     import rich.progress
 
+    from .jobs import FileOutcome
+
 SAID = {"clean": "converted", "todo": "converted with TODOs", "none": "no training loop", "failed": "failed"}
 
 
@@ -47,7 +49,7 @@ class Progress:
             self.task = self.bar.add_task("", total=self.total)
         return self
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def stop(self) -> None:
@@ -70,7 +72,7 @@ class Progress:
             stream.write(text)
             stream.flush()
 
-    def advance(self, done) -> None:
+    def advance(self, done: FileOutcome) -> None:
         """One more file done (a jobs.FileOutcome)."""
         self.done += 1
         if self.bar is not None:

@@ -160,7 +160,7 @@ def fix_source(
     target: str = "lightning",
     unsafe: bool = False,
     withheld: list[str] | None = None,
-) -> tuple[str, list[Finding], Counter]:
+) -> tuple[str, list[Finding], Counter[str]]:
     """Applies the fixes of the findings that are not suppressed, pass after pass, until none is
     left: (new source, findings that remain, findings gone per code). A fix can take other
     findings with it: converting a loop also removes its device moves (LS103). An unsafe fix

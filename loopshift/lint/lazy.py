@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+__all__ = ["LazyModule", "cst", "m"]
+
 
 class LazyModule:
     def __init__(self, name: str) -> None:

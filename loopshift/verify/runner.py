@@ -294,7 +294,7 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
     )
 
 
-def stop_note(script: Path, stopped: dict | None) -> str | None:
+def stop_note(script: Path, stopped: dict[str, Any] | None) -> str | None:
     if stopped is None:
         return None
     return f"stopped {stopped['reason']}" + (
@@ -310,7 +310,7 @@ def where(script: Path, file: str | None, line: int | None) -> str:
     return f"{shown}:{line}" if line is not None else shown
 
 
-def script_error(data: dict | None) -> ScriptError | None:
+def script_error(data: dict[str, Any] | None) -> ScriptError | None:
     if data is None:
         return None
     return ScriptError(data["type"], data["message"], data["file"], data["line"], tuple(data["traceback"]))
