@@ -99,8 +99,10 @@ def sizes(megabytes: list[float], timeout: float, keep: Path | None) -> None:
             )
             continue
         print(
-            f"{head} parse {parse['cpu']:.1f} s ({parse['seconds']:.1f} s wall, {parse['peak_mb']:.0f} MB peak), "
-            f"convert {convert['cpu']:.1f} s ({convert['seconds']:.1f} s wall, {convert['peak_mb']:.0f} MB peak), "
+            f"{head} parse {parse['cpu']:.1f} s ({parse['seconds']:.1f} s wall, "
+            f"{parse['peak_mb']:.0f} MB peak), "
+            f"convert {convert['cpu']:.1f} s ({convert['seconds']:.1f} s wall, "
+            f"{convert['peak_mb']:.0f} MB peak), "
             f"ratio {convert['cpu'] / parse['cpu']:.1f}x",
             flush=True,
         )

@@ -55,7 +55,8 @@ def main() -> int:
             outcomes[status] += 1
             elapsed = time.perf_counter() - started
             print(
-                f"{status:6} {script.relative_to(copy)}: {message} [{codes or 'no diagnostics'}] ({elapsed:.1f} s)",
+                f"{status:6} {script.relative_to(copy)}: {message} [{codes or 'no diagnostics'}] "
+                f"({elapsed:.1f} s)",
                 flush=True,
             )
     print(

@@ -210,10 +210,8 @@ def process_latency(label: str, path: Path, env: dict[str, str]) -> None:
     rows = re.findall(r"^import time:\s+(\d+) \|\s+\d+ \| *(\S+)$", imports, re.MULTILINE)
     loaded = [name for name in HEAVY if any(module == name for _, module in rows)]
     others = "  ".join(f"{name} {best_of([*tool, str(path)], env):.3f} s" for name, tool in tools().items())
-    print(
-        f"  {label:<38} {best:6.3f} s  ({'loads ' + ', '.join(loaded) if loaded else 'neither libcst nor torch'}"
-        f")  {others}"
-    )
+    loads = "loads " + ", ".join(loaded) if loaded else "neither libcst nor torch"
+    print(f"  {label:<38} {best:6.3f} s  ({loads})  {others}")
 
 
 def latency() -> None:
@@ -221,9 +219,8 @@ def latency() -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = environment(folder)
         print("one file, whole process, best of 5:")
-        print(
-            f"  {'bare interpreter (python -c pass)':<38} {best_of([sys.executable, '-c', 'pass'], env):6.3f} s"
-        )
+        bare = best_of([sys.executable, "-c", "pass"], env)
+        print(f"  {'bare interpreter (python -c pass)':<38} {bare:6.3f} s")
         clean, lightning = Path(folder) / "paths.py", Path(folder) / "lit.py"
         clean.write_text(CLEAN)
         lightning.write_text(LIGHTNING)

@@ -39,12 +39,10 @@ class Analyzer(
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
-        self.bound_calls: dict[int, cst.Call] = {}
+        self.bound_calls: dict[int, cst.Call] = {}  # function -> the call whose arguments its parameters are
         self.manual_obstacle = ""  # why the last loop could not fall back to manual optimization
         self.self_call_index: dict[int, dict[str, list[cst.Call]]] = {}  # class -> `self.x(...)` calls
-        self.step_loops: dict[
-            int, tuple
-        ] = {}  # step loop -> (fetch statement, max steps, iterator creation)  # function -> the call whose arguments its parameters are
+        self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)
 
     # -- name resolution ---------------------------------------------------------------
     def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
@@ -679,7 +677,8 @@ class Analyzer(
         fetch = next((s for s in body if m.matches(s, restart)), None)
         endless = self.endless_draw(loop, body) if fetch is None else None
         if fetch is None and endless is None and isinstance(loop, cst.For):
-            # full-batch training (`for t in range(500): loss = loss_fn(model(x), y)`): the steps are the batches
+            # full-batch training (`for t in range(500): loss = loss_fn(model(x), y)`): the steps are
+            # the batches
             return self.unwrap_iterable(loop)
         max_steps = self.step_count(loop, body)
         if (fetch is None and endless is None) or max_steps is None:

@@ -156,8 +156,9 @@ def check_output(source: str, code: str, path: str) -> tuple[str, list[Diagnosti
         return code, []
     line = backward_line(ast.parse(source, path))
     lines = code.splitlines(keepends=True)
-    diagnostics, inserted = [], 0
-    for name, statement in sorted(first_reads(tree, missing).items(), key=lambda item: item[1].lineno):
+    diagnostics = []
+    reads = sorted(first_reads(tree, missing).items(), key=lambda item: item[1].lineno)
+    for inserted, (name, statement) in enumerate(reads):
         reason = (
             f"`{name}` is read here, but the conversion no longer defines it (a variable of the moved "
             "training code): read it from the trained module, or keep the loop (LS010)"
@@ -167,7 +168,6 @@ def check_output(source: str, code: str, path: str) -> tuple[str, list[Diagnosti
         indent = text[: len(text) - len(text.lstrip())]
         newline = "\r\n" if text.endswith("\r\n") else "\n"
         lines.insert(position, f"{indent}{TODO}{reason}{newline}")
-        inserted += 1
         message = (
             f"`{name}` is read at line {position + 2} of the converted code, which no longer defines it "
             "(a variable of the moved training code)"

@@ -55,7 +55,7 @@ app = typer.Typer(
 )
 
 
-Target = Enum("Target", {name: name for name in TARGETS}, type=str)
+Target = Enum("Target", {name: name for name in TARGETS}, type=str)  # type: ignore[misc]  # members from TARGETS
 
 
 @app.callback()
@@ -75,9 +75,9 @@ def convert(
         "--target",
         show_default=False,
         help=(
-            "lightning (the default) / pytorch_lightning: a LightningModule and a Trainer (the package it imports); "
-            "fabric: keep the loop, run it with Lightning Fabric; auto: the Trainer unless it leaves TODOs that "
-            "Fabric avoids. Default: `target` of \\[tool.loopshift], else lightning."
+            "lightning (the default) / pytorch_lightning: a LightningModule and a Trainer (the package "
+            "it imports); fabric: keep the loop, run it with Lightning Fabric; auto: the Trainer unless it "
+            "leaves TODOs that Fabric avoids. Default: `target` of \\[tool.loopshift], else lightning."
         ),
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
@@ -92,7 +92,8 @@ def convert(
         False,
         "--include-outputs",
         help=(
-            "In a folder, also convert files named *_lightning.py (skipped by default: outputs of an earlier run)."
+            "In a folder, also convert files named *_lightning.py "
+            "(skipped by default: outputs of an earlier run)."
         ),
     ),
 ) -> None:
@@ -115,7 +116,8 @@ def convert(
         fail("error: -o takes exactly one input file")
     folders = any(path.is_dir() for path in paths)
     many = (len(jobs) > 1 or folders) and not quiet  # worth a progress bar and a summary
-    outcomes, reasons = Counter(), Counter()
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     entries, written = [], []
     with Progress(len(jobs), show=many, diff=diff) as progress:
 
@@ -148,7 +150,7 @@ def convert(
                 + "".join(f"\nwrote {path}" for path in written),
                 err=True,
             )
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
     if report is not None:
         write_report(report, entries)
     if many and not (diff and not outcomes["changed"] and not outcomes["failed"]):  # quiet on success
@@ -215,8 +217,9 @@ def summary(
         line = f"loopshift: {plural(scanned, 'file')} scanned, {outcomes['changed']} would change"
     else:
         line = (
-            f"loopshift: {plural(scanned, 'file')} scanned, {found} with training loops ({plural(loops[0], 'loop')}, "
-            f"{loops[1]} converted): {outcomes['clean']} converted cleanly, {outcomes['todo']} with TODOs"
+            f"loopshift: {plural(scanned, 'file')} scanned, {found} with training loops "
+            f"({plural(loops[0], 'loop')}, {loops[1]} converted): {outcomes['clean']} converted cleanly, "
+            f"{outcomes['todo']} with TODOs"
         )
     line += f"; {outcomes['failed']} failed"
     if skipped:

@@ -249,7 +249,8 @@ class Conversion:
         return plumbing_edits(facts, local_rank=bool(before_fit) and not (spawn is not None and spawn.direct))
 
     def report_early_collectives(self) -> None:
-        """`dist.get_rank()`, `dist.barrier()`, ... before fit: the Trainer has not set up the process group yet."""
+        """`dist.get_rank()`, `dist.barrier()`, ... before fit: the Trainer has not set up the process
+        group yet."""
         hosts = [loop.host for loop in self.code.loops]
         scopes = {id(self.index.scope(host)) for host in hosts}
         for call in self.index.nodes(cst.Call):

@@ -47,6 +47,8 @@ def existing_alias(module: cst.Module, package: str) -> str | None:
         for small in statement.body:
             if isinstance(small, cst.Import):
                 for alias in small.names:
+                    if m.matches(alias.name, m.Name(package)) and alias.asname is not None:
+                        return cst.ensure_type(alias.asname.name, cst.Name).value
                     if m.matches(alias.name, m.Name(package)):
-                        return alias.asname.name.value if alias.asname else package
+                        return package
     return None

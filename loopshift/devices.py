@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Protocol, cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -10,6 +11,12 @@ import libcst.matchers as m
 from .index import CodeIndex
 
 DEVICE_STRINGS = ("cuda", "cpu", "mps")
+
+
+class MoveOracle(Protocol):
+    """What DropDeviceMoves asks: a DeviceOracle, or an answer chosen ahead (fabric.edits.SelectedMoves)."""
+
+    def is_move(self, call: cst.Call) -> bool: ...
 
 
 class DeviceOracle:
@@ -23,8 +30,9 @@ class DeviceOracle:
     def is_device(self, expression: cst.BaseExpression, depth: int = 0) -> bool:
         if depth > 6:
             return False
-        if isinstance(expression, cst.SimpleString):
-            return expression.evaluated_value.split(":")[0] in DEVICE_STRINGS
+        if isinstance(expression, cst.SimpleString):  # b"cpu" is bytes, no device
+            text = expression.evaluated_value
+            return isinstance(text, str) and text.split(":")[0] in DEVICE_STRINGS
         if isinstance(expression, cst.IfExp):
             return self.is_device(expression.body, depth + 1) and self.is_device(expression.orelse, depth + 1)
         if isinstance(expression, cst.Attribute):
@@ -78,16 +86,17 @@ class DropDeviceMoves(cst.CSTTransformer):
     of those go: Lightning moved the batch; anything else the hook makes or loads (a sample
     from the prior, a global tensor) moves to the module's device, `.to(self.device)`."""
 
-    def __init__(self, oracle: DeviceOracle, moved_by_lightning: set[str] | None = None) -> None:
+    def __init__(self, oracle: MoveOracle, moved_by_lightning: set[str] | None = None) -> None:
         self.oracle = oracle
         self.moved_by_lightning = moved_by_lightning
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if not self.oracle.is_move(original):
             return updated
-        receiver = updated.func.value
+        receiver = cast(cst.Attribute, updated.func).value  # a move is `receiver.to(...)` or `.cuda()`
         if self.moved_by_lightning is not None and not any(
-            name.value in self.moved_by_lightning for name in m.findall(original.func.value, m.Name())
+            cast(cst.Name, name).value in self.moved_by_lightning
+            for name in m.findall(cast(cst.Attribute, original.func).value, m.Name())
         ):
             device = cst.Arg(cst.Attribute(cst.Name("self"), cst.Name("device")))
             return updated.with_changes(func=cst.Attribute(receiver, cst.Name("to")), args=[device])
@@ -95,14 +104,11 @@ class DropDeviceMoves(cst.CSTTransformer):
 
     def leave_DictComp(self, original: cst.DictComp, updated: cst.DictComp) -> cst.BaseExpression:
         # {k: v for k, v in batch.items()} is a copy of batch once the moves are gone
-        if m.matches(updated, IDENTITY):
-            target = updated.for_in.target.elements
-            if (
-                updated.key.value == target[0].value.value
-                and updated.value.value == target[1].value.value
-                and original is not updated
-            ):
-                return updated.for_in.iter.func.value
+        if m.matches(updated, IDENTITY):  # (the matcher checked the node types cast to)
+            key, value = cast(cst.Name, updated.key), cast(cst.Name, updated.value)
+            target = [cast(cst.Name, e.value) for e in cast(cst.Tuple, updated.for_in.target).elements]
+            if key.value == target[0].value and value.value == target[1].value and original is not updated:
+                return cast(cst.Attribute, cast(cst.Call, updated.for_in.iter).func).value
         return updated
 
     def leave_SimpleStatementLine(self, original, updated):

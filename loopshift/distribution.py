@@ -168,7 +168,8 @@ class DistributionAnalysis:
         return wrapped
 
     def find_module_reads(self, facts: Distribution, wrapped: set[str]) -> None:
-        """`model.module` is the model itself once nothing wraps it, and `isinstance(model, DataParallel)` is false."""
+        """`model.module` is the model itself once nothing wraps it, and `isinstance(model, DataParallel)`
+        is false."""
         for attribute in self.index.findall(
             m.Attribute(value=m.Name(), attr=m.Name("module")), cst.Attribute
         ):
@@ -501,7 +502,8 @@ def unwrap(node: cst.CSTNode) -> cst.CSTNode:
 
 
 def shuffled(call: cst.Call, shuffle: cst.BaseExpression) -> cst.Call:
-    """`DataLoader(data, sampler=sampler)` -> `DataLoader(data, shuffle=True)`: Lightning's sampler shuffles."""
+    """`DataLoader(data, sampler=sampler)` -> `DataLoader(data, shuffle=True)`: Lightning's sampler
+    shuffles."""
     args = [a for a in call.args if a.keyword is None or a.keyword.value not in ("sampler", "shuffle")]
     if not m.matches(shuffle, m.Name("False")):
         args.append(

@@ -452,7 +452,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             sign = "+" if offset > 0 else "-"
             value = f"{self.trainer_name}.current_epoch" + (f" {sign} {abs(offset)}" if offset else "")
         else:
-            value = f"{self.index.module.code_for_node(self.host_expression(start))} + {self.trainer_name}.current_epoch - 1"
+            first = self.index.module.code_for_node(self.host_expression(start))
+            value = f"{first} + {self.trainer_name}.current_epoch - 1"
         self.after_uses |= {
             id(read): cst.parse_expression(f"({value})")
             if self.needs_parentheses(read)
@@ -591,7 +592,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             scheduler = self.built_or_passed(scheduler)
             body.append(
                 self.statement(
-                    f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler}, "interval": "{interval}"}}}}'
+                    f'return {{"optimizer": {optimizer}, '
+                    f'"lr_scheduler": {{"scheduler": {scheduler}, "interval": "{interval}"}}}}'
                 )
             )
         else:
@@ -692,7 +694,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
                     ", epoch, batch_idx, optimizer",
                     [
                         self.statement(
-                            "optimizer.zero_grad(set_to_none=False)  # as the loop did: zeroed in place, not set to None"
+                            "optimizer.zero_grad(set_to_none=False)"
+                            "  # as the loop did: zeroed in place, not set to None"
                         )
                     ],
                 )

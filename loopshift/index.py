@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from typing import TypeVar, cast
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import (
     Assignment,
+    CodeRange,
     GlobalScope,
     MetadataWrapper,
     PositionProvider,
@@ -19,6 +22,8 @@ from libcst.metadata import (
 
 from .diagnostics import Span
 
+N = TypeVar("N", bound=cst.CSTNode)
+
 
 class CodeIndex:
     def __init__(self, module: cst.Module) -> None:
@@ -26,12 +31,15 @@ class CodeIndex:
         self.module = self.wrapper.module
         self._parents = parent_map(self.module)  # what ParentNodeProvider answers, in its order, 5x as fast
         self._scopes = self.wrapper.resolve(ScopeProvider)
-        self._positions = None  # positions are only needed to report: computed on first use,
-        self._statement_positions: dict[int, object] = {}  # for the top-level statement they are in
+        # positions are only needed to report: computed on first use,
+        self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
+        # for the top-level statement they are in
+        self._statement_positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
         self._lines_before: dict[int, int] | None = None  # top-level statement -> lines above it
         self._children: dict[int, dict[int, int]] = {}
-        self._by_type: dict[type, list[cst.CSTNode]] = {}
-        self._found: dict[tuple, list[cst.CSTNode]] = {}  # (matcher's structure, type) -> findall's answer
+        self._by_type: dict[type[cst.CSTNode], list[cst.CSTNode]] = {}
+        # (matcher's structure, type) -> findall's answer
+        self._found: dict[tuple[object, ...], list[cst.CSTNode]] = {}
         self._qualified: dict[int, set[str]] = {}  # node -> its qualified names
 
     # -- tree navigation -------------------------------------------------------------
@@ -53,7 +61,7 @@ class CodeIndex:
                 found.update(map(id, self.ancestors(node)))
         return found
 
-    def is_inside(self, node: cst.CSTNode, containers: set[int]) -> bool:
+    def is_inside(self, node: cst.CSTNode, containers: AbstractSet[int]) -> bool:
         """Whether node is one of the containers (by identity) or below one."""
         if id(node) in containers:
             return True
@@ -61,8 +69,10 @@ class CodeIndex:
 
     def statement_of(self, node: cst.CSTNode) -> cst.BaseStatement:
         """The statement (simple line or compound) that holds node."""
-        current = node
+        current: cst.CSTNode | None = node
         while not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            if current is None:  # the module, its header or footer: no statement holds them
+                raise ValueError(f"no statement holds {type(node).__name__} {node!r:.40}")
             current = self.parent(current)
         return current
 
@@ -81,13 +91,13 @@ class CodeIndex:
             return self.parent(parent)
         return None
 
-    def nodes(self, kind: type) -> list[cst.CSTNode]:
+    def nodes(self, kind: type[N]) -> list[N]:
         """Every node of a type (in no particular order)."""
         if kind not in self._by_type:
             self._by_type[kind] = [n for n in self._parents if isinstance(n, kind)]
-        return self._by_type[kind]
+        return cast("list[N]", self._by_type[kind])  # (nodes of that type only)
 
-    def findall(self, matcher, kind: type) -> list[cst.CSTNode]:
+    def findall(self, matcher: m.BaseMatcherNode, kind: type[N]) -> list[N]:
         """The nodes of a type that match, in source order. The tree does not change: a search
         made again (once per loop, say) with an equal matcher answers from the first one."""
         key = matcher_key(matcher)
@@ -97,12 +107,12 @@ class CodeIndex:
             self._found[key, kind] = sorted(
                 (node for node in self.nodes(kind) if m.matches(node, matcher)), key=self.order
             )
-        return list(self._found[key, kind])
+        return cast("list[N]", list(self._found[key, kind]))
 
     def order(self, node: cst.CSTNode) -> tuple[int, ...]:
         """The node's path of child positions from the module: compares source order without
         computing line numbers."""
-        path = []
+        path: list[int] = []
         while (parent := self.parent(node)) is not None:
             if id(parent) not in self._children:
                 self._children[id(parent)] = {id(child): i for i, child in enumerate(children(parent))}
@@ -117,7 +127,7 @@ class CodeIndex:
         return self.order(node) > self.order(statement) and not self.is_inside(node, {id(statement)})
 
     def binding_seen_after(
-        self, read: cst.Name, statement: cst.CSTNode, moved: set[int] = frozenset()
+        self, read: cst.Name, statement: cst.CSTNode, moved: AbstractSet[int] = frozenset()
     ) -> str:
         """Which binding a read after `statement` (a loop) sees, by position: "loop" when nothing
         rebinds its variable in between, "rebound" when a binding in between always runs before
@@ -178,7 +188,7 @@ class CodeIndex:
             position.start.line + lines, position.start.column, position.end.line + lines, position.end.column
         )
 
-    def position(self, node: cst.CSTNode):
+    def position(self, node: cst.CSTNode) -> tuple[CodeRange, int]:
         """(libcst's CodeRange, lines to add): computed for the top-level statement that holds the node
         alone, at column 0 as in the module, its lines counted from the lines above it."""
         top = node
@@ -271,7 +281,7 @@ class CodeIndex:
         return self.statement_of(assignment.node)
 
 
-def matcher_key(matcher) -> tuple | None:
+def matcher_key(matcher: object) -> tuple[object, ...] | None:
     """A hashable value equal for matchers that match the same nodes: their types and fields, all
     the way down. None for a matcher with a predicate or anything else this cannot compare."""
     if matcher is None or isinstance(matcher, (str, int, float, bool, enum.Enum)):
@@ -302,13 +312,14 @@ class _Fields(cst.CSTVisitor):
         self.names.append(attribute)
 
 
-_VISITED: dict[tuple, tuple[str, ...]] = {}  # (type, its fields visited only when set that are set) -> fields
+# (type, its fields visited only when set that are set) -> fields
+_VISITED: dict[tuple[type[cst.CSTNode], tuple[str, ...]], tuple[str, ...]] = {}
 _SOMETIMES: dict[
-    type, tuple[str, ...]
+    type[cst.CSTNode], tuple[str, ...]
 ] = {}  # type -> fields its first node did not visit (f-string format_spec)
 
 
-def _holds_nodes(value) -> bool:
+def _holds_nodes(value: object) -> bool:
     return isinstance(value, cst.CSTNode) or (
         isinstance(value, (tuple, list)) and any(isinstance(item, cst.CSTNode) for item in value)
     )
@@ -320,7 +331,7 @@ def child_fields(node: cst.CSTNode) -> tuple[str, ...]:
     kind = type(node)
     sometimes = _SOMETIMES.get(kind)
     key = None if sometimes is None else (kind, tuple(n for n in sometimes if _holds_nodes(getattr(node, n))))
-    names = _VISITED.get(key)
+    names = None if key is None else _VISITED.get(key)
     if names is None:
         recorder = _Fields()
         node._visit_and_replace_children(recorder)
@@ -329,14 +340,13 @@ def child_fields(node: cst.CSTNode) -> tuple[str, ...]:
             sometimes = _SOMETIMES[kind] = tuple(
                 f.name for f in dataclasses.fields(node) if f.name not in names
             )
-            key = (kind, tuple(n for n in sometimes if _holds_nodes(getattr(node, n))))
-        _VISITED[key] = names
+        _VISITED[kind, tuple(n for n in sometimes if _holds_nodes(getattr(node, n)))] = names
     return names
 
 
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """node.children (in the same order), read off the fields instead of rebuilding the node."""
-    found = []
+    found: list[cst.CSTNode] = []
     for name in child_fields(node):
         value = getattr(node, name)
         if isinstance(value, cst.CSTNode):
@@ -350,7 +360,7 @@ def parent_map(module: cst.Module) -> dict[cst.CSTNode, cst.CSTNode]:
     """Each node's parent, keyed in ParentNodeProvider's order: a node's children are entered when
     the visit leaves it (CodeIndex.nodes lists them in that order)."""
     parents: dict[cst.CSTNode, cst.CSTNode] = {}
-    stack: list[tuple[cst.CSTNode, list | None]] = [(module, None)]
+    stack: list[tuple[cst.CSTNode, list[cst.CSTNode] | None]] = [(module, None)]
     while stack:
         node, kids = stack.pop()
         if kids is not None:

@@ -41,9 +41,10 @@ class FileOutcome:
     @property
     def reason(self) -> str:
         """Why the file failed, short enough to count: "syntax error", "no such file", ..."""
-        if ": error: " not in (self.error or ""):
+        error = self.error or ""
+        if ": error: " not in error:
             return "internal error"
-        reason = self.error.split(": error: ", 1)[1]
+        reason = error.split(": error: ", 1)[1]
         for stop in (":", ";", " ("):
             reason = reason.split(stop)[0]
         return reason

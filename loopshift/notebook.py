@@ -16,12 +16,15 @@ import re
 import warnings
 from itertools import count
 from pathlib import Path
+from typing import TypeVar
 
 import nbformat
 
 from .diagnostics import Diagnostic, Span
 from .output import unified_diff
 from .source import InputError, parse_module, read_source
+
+D = TypeVar("D", bound=Diagnostic)  # a Diagnostic, or lint's Finding: in_cell keeps the class
 
 ESCAPED = re.compile(r"(?P<kept>[ \t]*)(?P<magic>[%!?].*)")  # %magic, !shell, ?help at a statement's start
 ASSIGNED = re.compile(r"(?P<kept>[ \t]*[\w.]+[ \t]*=[ \t]*)(?P<magic>[%!].*)")  # files = !ls
@@ -132,7 +135,7 @@ class NotebookCode:
         return code
 
     # -- diagnostics ------------------------------------------------------------------------
-    def in_cell(self, diagnostic: Diagnostic) -> Diagnostic:
+    def in_cell(self, diagnostic: D) -> D:
         """A diagnostic on a line of `code`, placed in its cell: `cell 3`, line 2 of it."""
         span = diagnostic.span
         starts = [(line, index) for line, index in self.starts if line < span.line]

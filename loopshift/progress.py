@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    import rich.progress
+
+    from .jobs import FileOutcome
 
 SAID = {"clean": "converted", "todo": "converted with TODOs", "none": "no training loop", "failed": "failed"}
 
@@ -13,7 +19,7 @@ class Progress:
     def __init__(self, total: int, show: bool, diff: bool = False) -> None:
         """diff: a line only for each file --diff would change, or that failed (quiet on success)."""
         self.total, self.show, self.diff, self.done = total, show, diff, 0
-        self.bar = None
+        self.bar: rich.progress.Progress | None = None
 
     def __enter__(self) -> Progress:
         if self.show and sys.stderr.isatty():
@@ -43,7 +49,7 @@ class Progress:
             self.task = self.bar.add_task("", total=self.total)
         return self
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def stop(self) -> None:
@@ -66,7 +72,7 @@ class Progress:
             stream.write(text)
             stream.flush()
 
-    def advance(self, done) -> None:
+    def advance(self, done: FileOutcome) -> None:
         """One more file done (a jobs.FileOutcome)."""
         self.done += 1
         if self.bar is not None:

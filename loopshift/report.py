@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .output import write_atomic
 
+if TYPE_CHECKING:
+    from .convert import Result
 
-def file_entry(path: Path, outcome: str, result=None, error: str | None = None) -> dict:
-    entry = {"path": str(path), "outcome": outcome}
+
+def file_entry(
+    path: Path, outcome: str, result: Result | None = None, error: str | None = None
+) -> dict[str, Any]:
+    entry: dict[str, object] = {"path": str(path), "outcome": outcome}
     if result is not None:
         entry |= {
             "loops_found": result.loops_found,
@@ -32,7 +38,7 @@ def file_entry(path: Path, outcome: str, result=None, error: str | None = None) 
     return entry
 
 
-def write_report(destination: Path, entries: list[dict]) -> None:
+def write_report(destination: Path, entries: list[dict[str, Any]]) -> None:
     outcomes = Counter(entry["outcome"] for entry in entries)
     reasons = Counter(d["code"] for entry in entries for d in entry.get("diagnostics", []))
     summary = {

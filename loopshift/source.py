@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tokenize
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,9 +43,11 @@ def read_source(path: Path) -> str:
         encoding = "utf-8"  # bytes that are not UTF-8: the decode below says where
     try:
         return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding)
-    except (UnicodeDecodeError, LookupError) as error:
-        line = data[: getattr(error, "start", 0)].count(b"\n") + 1
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: error: not valid {encoding} text ({error.reason})") from None
+    except LookupError:  # a codec that is no text encoding (`# coding: hex`, rot13): bytes.decode refuses it
+        raise InputError(f"{path}:1: error: not a text encoding: {encoding}") from None
 
 
 def source_encoding(path: Path) -> str:
@@ -90,5 +93,5 @@ def check_parses(module: cst.Module, original: cst.Module, path: str = "<string>
         parse_module(module.code, path)
 
 
-def same(nodes, others) -> bool:
+def same(nodes: Sequence[object], others: Sequence[object]) -> bool:
     return len(nodes) == len(others) and all(node is other for node, other in zip(nodes, others))

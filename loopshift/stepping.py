@@ -165,7 +165,8 @@ class SteppingAnalysis:
         return True
 
     def divided_reads(self, loop: TrainingLoop, body: list, division) -> list[cst.Name]:
-        """`total += loss.item()` after `loss = loss / N`: the loss as divided, which the step no longer divides."""
+        """`total += loss.item()` after `loss = loss / N`: the loss as divided, which the step no longer
+        divides."""
         if division is None:
             return []
         later = body[body.index(division) + 1 :]
@@ -184,7 +185,8 @@ class SteppingAnalysis:
         ]
 
     def undone_division(self, read: cst.Name, every_n: cst.BaseExpression) -> cst.BinaryOperation | None:
-        """`loss.item() * N` (or `loss * N`): the script undid the division itself; now that is `loss.item()`."""
+        """`loss.item() * N` (or `loss * N`): the script undid the division itself; now that is
+        `loss.item()`."""
         code = self.index.module.code_for_node
         node = self.index.parent(read)
         if m.matches(node, m.Attribute(attr=m.Name("item"))) and m.matches(

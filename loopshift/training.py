@@ -141,7 +141,8 @@ class TrainingLoop:
     manual: bool = False  # manual optimization: backward() and step() stay in the user's order
     backwards: list[cst.SimpleStatementLine] = field(default_factory=list)  # under manual optimization
     optimizers: list[OptimizerDef] = field(default_factory=list)  # under manual optimization, in order
-    # a step loop's `try: batch = next(it) except StopIteration: ...`, or `batch = next(it)` of an endless `it`
+    # a step loop's `try: batch = next(it) except StopIteration: ...`, or `batch = next(it)` of an
+    # endless `it`
     fetch: cst.Try | cst.SimpleStatementLine | None = None
     max_steps: cst.BaseExpression | None = None  # a step loop's step count
     validation: EvaluationLoop | None = None
@@ -156,7 +157,8 @@ class TrainingLoop:
     accumulation: Accumulation | None = None
     precision: tuple[str, cst.BaseExpression | None] | None = None  # ("16-mixed", enabled)
     autocasts: list[cst.With] = field(default_factory=list)  # unwrapped: Lightning autocasts the step
-    # statements the Trainer now owns, dropped: scaler.update(), scaler.unscale_(), a zero_grad() before the loop
+    # statements the Trainer now owns, dropped: scaler.update(), scaler.unscale_(), a zero_grad()
+    # before the loop
     owned_statements: list[cst.SimpleStatementLine] = field(default_factory=list)
     scaler: cst.BaseStatement | None = None  # `scaler = GradScaler(...)`, removed
     scaled_steps: list[cst.SimpleStatementLine] = field(default_factory=list)  # `scaler.step(opt)`, manual

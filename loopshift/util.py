@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -11,21 +13,21 @@ def method_call(statement: cst.CSTNode, method: str) -> cst.Call | None:
     if m.matches(
         statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name(method))))])
     ):
-        return statement.body[0].value
+        return cast(cst.Call, cast(cst.Expr, cast(cst.SimpleStatementLine, statement).body[0]).value)
     return None
 
 
 def without_moves(expression: cst.BaseExpression) -> cst.BaseExpression:
     """`Net()` for `Net().to(device)` or `Net().cuda()`."""
     while m.matches(expression, m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))):
-        expression = expression.func.value
+        expression = cast(cst.Attribute, cast(cst.Call, expression).func).value
     return expression
 
 
 def self_attribute_name(expression: cst.CSTNode) -> str | None:
     """`optimizer` for `self.optimizer`."""
     if m.matches(expression, m.Attribute(value=m.Name("self"), attr=m.Name())):
-        return expression.attr.value
+        return cast(cst.Attribute, expression).attr.value
     return None
 
 

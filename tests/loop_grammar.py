@@ -90,7 +90,8 @@ COMMENTS = [
 TRAILING = ["# noqa: E501", "# clear old gradients", "# type: ignore", "# (B, 3)"]
 
 UNPACKINGS = ["pair", "batch", "enumerate", "enumerate_index"]
-# with programs(after=True) only, and not in a per-epoch function: `for i in range(n_batches):` slicing X and Y
+# with programs(after=True) only, and not in a per-epoch function: `for i in range(n_batches):`
+# slicing X and Y
 RANGE = "range"
 # where optimizer.zero_grad() goes, relative to forward / backward / step
 ZERO_GRADS = ["before_forward", "before_backward", "after_step"]

@@ -97,6 +97,8 @@ def test_todo_exits_one(tmp_path: Path, capsys) -> None:
     [
         (b"def broken(:\n    pass\n", ":1:12: error: syntax error"),
         (b"x = '\xff\xfe caf\xe9'\n", ":1: error: not valid utf-8 text"),
+        (b"# coding: hex\nx = 1\n", ":1: error: not a text encoding: hex"),  # was an AttributeError
+        (b"# -*- coding: rot13 -*-\nx = 1\n", ":1: error: not a text encoding: rot13"),
     ],
 )
 def test_bad_input_is_one_line_exit_two(tmp_path: Path, capsys, content: bytes, message: str) -> None:
@@ -193,8 +195,8 @@ def test_folder_converts_the_files_with_loops_and_sums_up(tmp_path: Path, capsys
     assert main(["convert", str(tmp_path)]) == 0  # files without a loop in a folder are not a failure
     err = capsys.readouterr().err
     assert (
-        "3 files scanned, 2 with training loops (2 loops, 2 converted): 2 converted cleanly, 0 with TODOs; 0 failed"
-        in err
+        "3 files scanned, 2 with training loops (2 loops, 2 converted): "
+        "2 converted cleanly, 0 with TODOs; 0 failed" in err
     )
     assert "no training loop found" not in err
     assert (tmp_path / "train_lightning.py").exists() and (tmp_path / "pkg" / "fit_lightning.py").exists()
@@ -258,7 +260,8 @@ def test_folder_piped_says_each_file_and_sums_up_by_reason(tmp_path: Path, capsy
     assert f"{tmp_path / 'b_lbfgs.py'}:13:1: LS002" in out  # diagnostics stay on stdout
     lines = err.splitlines()
     assert lines[-2:] == [
-        "loopshift: 4 files scanned, 2 with training loops (2 loops, 1 converted): 1 converted cleanly, 1 with TODOs; 2 failed",
+        "loopshift: 4 files scanned, 2 with training loops (2 loops, 1 converted): "
+        "1 converted cleanly, 1 with TODOs; 2 failed",
         "by reason: LS002 1, not valid utf-8 text 1, syntax error 1",
     ]
     assert [line for line in lines if line.startswith("[")] == [
@@ -479,7 +482,8 @@ def test_help_reads_like_click_and_keeps_brackets(command: str, usage: str, caps
 
 
 def test_lint_fix_does_not_write_a_conversion_that_leaves_todos(tmp_path: Path, capsys) -> None:
-    """As ruff: a fix whose result convert would report (a TODO) is unsafe, written only with --unsafe-fixes."""
+    """As ruff: a fix whose result convert would report (a TODO) is unsafe, written only with
+    --unsafe-fixes."""
     path = tmp_path / "dry.py"
     source = (
         (FIXTURES / "mnist_style_functions" / "input.py")

@@ -130,7 +130,8 @@ def test_explaining_a_converter_code_imports_neither_libcst_nor_torch() -> None:
         import sys
         import loopshift.cli
         code = loopshift.cli.main(["explain", "LS002"])
-        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        heavy = ("libcst", "torch", "lightning", "loopshift.convert")
+        print(code, sorted(m for m in heavy if m in sys.modules))
         """)
     result = subprocess.run(
         [sys.executable, "-c", script],

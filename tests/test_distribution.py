@@ -38,7 +38,8 @@ def flat_loop(model: str) -> str:
     return textwrap.indent(
         textwrap.dedent(f"""\
         optimizer = torch.optim.SGD({model}.parameters(), lr=0.1)
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 4), torch.randn(4, 2)))
+        data = torch.utils.data.TensorDataset(torch.randn(4, 4), torch.randn(4, 2))
+        loader = torch.utils.data.DataLoader(data)
         for x, y in loader:
             optimizer.zero_grad()
             loss = nn.functional.mse_loss({model}(x), y)

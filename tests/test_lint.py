@@ -333,8 +333,10 @@ def test_linting_imports_neither_torch_nor_lightning() -> None:
         import sys
         from loopshift.lint import lint_paths, lint_source
         from loopshift.lint.command import lint_command
-        assert [f.code for f in lint_source(open({str(FIXTURES / "flat_script" / "input.py")!r}).read())] == ["LS101"]
-        assert [f.code for r in lint_paths([{str(FIXTURES / "already_lightning" / "input.py")!r}]) for f in r.findings] == []
+        flat = open({str(FIXTURES / "flat_script" / "input.py")!r}).read()
+        assert [f.code for f in lint_source(flat)] == ["LS101"]
+        lightning = {str(FIXTURES / "already_lightning" / "input.py")!r}
+        assert [f.code for r in lint_paths([lightning]) for f in r.findings] == []
         print(sorted(m for m in ("torch", "lightning", "pytorch_lightning") if m in sys.modules))
         """)
     result = subprocess.run(
@@ -358,7 +360,8 @@ def test_a_file_no_rule_could_match_is_linted_without_libcst(tmp_path: Path) -> 
         import sys
         import loopshift.cli
         code = loopshift.cli.main(["lint", {str(path)!r}])
-        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        heavy = ("libcst", "torch", "lightning", "loopshift.convert")
+        print(code, sorted(m for m in heavy if m in sys.modules))
         """)
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -378,7 +381,7 @@ def test_the_public_api_loads_the_converter_when_asked_for() -> None:
     assert (loopshift.convert_source, loopshift.Result) == (convert.convert_source, convert.Result)
     assert loopshift.convert_source(FLAT).code == FLAT_CONVERTED
     with pytest.raises(AttributeError):
-        loopshift.no_such_name
+        _ = loopshift.no_such_name
 
 
 def test_a_named_folder_is_linted_even_below_an_ignored_one(tmp_path: Path) -> None:

@@ -126,7 +126,8 @@ def test_a_file_with_findings_is_linted_without_libcst(tmp_path: Path) -> None:
         import sys
         import loopshift.cli
         code = loopshift.cli.main(["lint", {str(path)!r}])
-        print(code, sorted(m for m in ("libcst", "torch", "lightning", "loopshift.convert") if m in sys.modules))
+        heavy = ("libcst", "torch", "lightning", "loopshift.convert")
+        print(code, sorted(m for m in heavy if m in sys.modules))
         """)
     result = subprocess.run(
         [sys.executable, "-c", script],

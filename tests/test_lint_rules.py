@@ -187,3 +187,14 @@ def test_skipping_files_by_their_text_never_hides_a_finding() -> None:
         for rule in RULES:
             if list(rule.check(context)):
                 assert rule.could_match(source), f"{rule.code} `needs` would hide its finding in {name}"
+
+
+def test_a_positional_trainer_argument_is_read_as_its_value() -> None:
+    """`Trainer(logger, gpus=1)`: the ast engine read `.value` off the positional argument, an
+    ast.Name, and the file could not be linted (AttributeError); both engines find the gpus."""
+    from loopshift.lint.engine import run_rules_cst
+
+    [rule] = [rule for rule in RULES if rule.code == "LS206"]
+    source = "from lightning.pytorch import Trainer\n\nlogger = None\nTrainer(logger, gpus=1)\n"
+    assert codes_found(rule, source) == ["LS206"]
+    assert [finding.code for finding in run_rules_cst(source, "example.py", [rule])[1]] == ["LS206"]

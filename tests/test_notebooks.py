@@ -41,7 +41,8 @@ def converted(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 FLAT = [
     "import torch\nfrom torch import nn\nfrom torch.utils.data import DataLoader, TensorDataset",
-    "loader = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64, 1)), batch_size=8)\nmodel = nn.Linear(4, 1)",
+    "loader = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64, 1)), batch_size=8)\n"
+    "model = nn.Linear(4, 1)",
     "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)",
     "for epoch in range(2):\n    for x, y in loader:\n        optimizer.zero_grad()\n"
     "        loss = nn.functional.mse_loss(model(x), y)\n        loss.backward()\n        optimizer.step()",
@@ -171,7 +172,8 @@ def test_a_notebook_without_a_loop_or_in_another_language(tmp_path: Path, capsys
         ("[1, 2]", ": error: not a Jupyter notebook"),
         (
             notebook_text(cells_of("x = 1", "%time y = 2\nfor i in range(3):\n    print(i]")),
-            ":cell 4:3:12: error: syntax error: closing parenthesis ']' does not match opening parenthesis '('",
+            ":cell 4:3:12: error: syntax error: "
+            "closing parenthesis ']' does not match opening parenthesis '('",
         ),
     ],
     ids=["invalid-json", "empty", "no-notebook", "json-list", "cell-syntax-error"],

@@ -602,7 +602,8 @@ print(f"epoch reset to {epoch}")
 
 
 def epoch_reads_in_module(code: str) -> bool:
-    """Whether the LightningModule reads `epoch` (a global, or its __init__ parameter) rather than its current_epoch."""
+    """Whether the LightningModule reads `epoch` (a global, or its __init__ parameter) rather than its
+    current_epoch."""
     module = symtable.symtable(code, "converted.py", "exec")
     [lit] = [t for t in module.get_children() if t.get_type() == "class" and t.get_name().startswith("Lit")]
     return any(

@@ -482,7 +482,8 @@ NOTEBOOK_JSON = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor":
         (
             "py2.py",
             b"import torch\nprint 'hello'\n",
-            "py2.py:2:1: error: syntax error: Missing parentheses in call to 'print'. Did you mean print(...)?",
+            "py2.py:2:1: error: syntax error: "
+            "Missing parentheses in call to 'print'. Did you mean print(...)?",
         ),
         (
             "py2_except.py",
@@ -498,8 +499,8 @@ NOTEBOOK_JSON = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor":
         (
             "train.ipynb",
             NOTEBOOK_JSON,
-            "train.ipynb: error: verify runs Python scripts, not notebooks; `jupyter nbconvert --to script train.ipynb` "
-            "writes the notebook's code as one",
+            "train.ipynb: error: verify runs Python scripts, not notebooks; "
+            "`jupyter nbconvert --to script train.ipynb` writes the notebook's code as one",
         ),
         (
             "saved_notebook.py",

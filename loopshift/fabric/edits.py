@@ -206,16 +206,17 @@ class ApplyFabricEdits(DropDeviceMoves):
 
 
 EMPTY_BLOCK_START = cst.EmptyLine()
+Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement  # a statement with leading_lines
 
 
-def without_leading_blanks(statement: cst.BaseStatement) -> cst.BaseStatement:
+def without_leading_blanks(statement: Statement) -> Statement:
     lines = list(statement.leading_lines)
     while lines and lines[0].comment is None:
         lines.pop(0)
     return statement.with_changes(leading_lines=lines)
 
 
-def with_todo(statement: cst.BaseStatement, reason: str) -> cst.BaseStatement:
+def with_todo(statement: Statement, reason: str) -> Statement:
     """`# TODO(loopshift): reason` above the statement, once."""
     comment = TODO + reason
     if any(line.comment is not None and line.comment.value == comment for line in statement.leading_lines):
@@ -229,7 +230,7 @@ def insert(items: list, position: int, item) -> list:
     return items[:position] + [item] + items[position:]
 
 
-def is_preamble(statement: cst.BaseStatement) -> bool:
+def is_preamble(statement: cst.CSTNode) -> bool:
     """A docstring or `super().__init__(...)`: `self.fabric = fabric` goes after them."""
     if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
         return False

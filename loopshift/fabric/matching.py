@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -32,7 +34,7 @@ def is_variable(expression: cst.BaseExpression) -> bool:
 def strip_moves(oracle: DeviceOracle, expression: cst.BaseExpression) -> cst.BaseExpression:
     """`x` for `x.to(device).cuda()`."""
     while isinstance(expression, cst.Call) and oracle.is_move(expression):
-        expression = expression.func.value
+        expression = cast(cst.Attribute, expression.func).value
     return expression
 
 
@@ -41,7 +43,7 @@ def in_move_chain(oracle: DeviceOracle, expression: cst.BaseExpression, call: cs
     while isinstance(expression, cst.Call) and oracle.is_move(expression):
         if expression is call:
             return True
-        expression = expression.func.value
+        expression = cast(cst.Attribute, expression.func).value
     return False
 
 
@@ -49,5 +51,5 @@ def comprehension_source(comprehension: cst.CompFor) -> cst.BaseExpression:
     """`batch` for `for k, v in batch.items()`."""
     source = comprehension.iter
     if m.matches(source, m.Call(func=m.Attribute(attr=m.Name("items") | m.Name("values")), args=[])):
-        return source.func.value
+        return cast(cst.Attribute, cast(cst.Call, source).func).value
     return source

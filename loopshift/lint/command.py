@@ -55,7 +55,7 @@ def lint_command(
         reports = lint_paths(paths or [Path(".")], select, ignore, fix=fix, unsafe_fixes=unsafe_fixes)
     except InputError as error:
         typer.echo(str(error), err=True)
-        raise typer.Exit(EXIT_ERROR)
+        raise typer.Exit(EXIT_ERROR) from None
     findings = [finding for report in reports for finding in report.findings]
     failed = [report for report in reports if report.error]
     output = (
@@ -70,10 +70,8 @@ def lint_command(
         for reason in report.withheld:
             typer.echo(f"{report.path}: not fixed: {reason}; `--unsafe-fixes` writes it", err=True)
         if report.fixed:
-            typer.echo(
-                f"{report.path}: fixed {', '.join(f'{code} x{n}' for code, n in sorted(report.fixed.items()))}",
-                err=True,
-            )
+            counts = ", ".join(f"{code} x{n}" for code, n in sorted(report.fixed.items()))
+            typer.echo(f"{report.path}: fixed {counts}", err=True)
     fixed = sum(sum(report.fixed.values()) for report in reports)
     typer.echo(render.summary(len(findings), fixed, sum(f.fixable for f in findings), len(failed)), err=True)
     if failed:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:  # Python 3.10
     try:
         import tomli as tomllib
     except ModuleNotFoundError:
@@ -62,7 +63,7 @@ def load(pyproject: Path) -> Settings:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise InputError(f"{pyproject}: error: cannot read [tool.loopshift]: {error}") from None
 
-    def strings(key: str, value=None) -> tuple[str, ...]:
+    def strings(key: str, value: object = None) -> tuple[str, ...]:
         value = table.get(key, []) if value is None else value
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise InputError(f"{pyproject}: error: [tool.loopshift] {key} must be a list of strings")

@@ -121,7 +121,8 @@ def run_rules_cst(
 def keep_or_suppress(source: str, found: Iterable[Finding]) -> tuple[list[Finding], list[Finding]]:
     findings = sorted(found, key=lambda f: (f.span.line, f.span.column, f.code))
     lines = source.split("\n")  # libcst's lines: str.splitlines() also splits at \f, \x1c, ...
-    kept, suppressed = [], []
+    kept: list[Finding] = []
+    suppressed: list[Finding] = []
     for finding in findings:
         (suppressed if is_suppressed(finding, lines) else kept).append(finding)
     return kept, suppressed
@@ -159,7 +160,7 @@ def fix_source(
     target: str = "lightning",
     unsafe: bool = False,
     withheld: list[str] | None = None,
-) -> tuple[str, list[Finding], Counter]:
+) -> tuple[str, list[Finding], Counter[str]]:
     """Applies the fixes of the findings that are not suppressed, pass after pass, until none is
     left: (new source, findings that remain, findings gone per code). A fix can take other
     findings with it: converting a loop also removes its device moves (LS103). An unsafe fix
@@ -168,7 +169,7 @@ def fix_source(
     found = Counter(finding.code for finding in kept)
     for _ in range(MAX_FIX_PASSES):
         chosen = chosen_for_one_pass(applicable_fixes(context, kept, suppressed).values()) if context else []
-        new_source = apply_fixes(context, chosen, unsafe, withheld) if chosen else source
+        new_source = apply_fixes(context, chosen, unsafe, withheld) if chosen and context else source
         if new_source == source:
             break
         try:

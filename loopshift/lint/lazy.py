@@ -8,7 +8,9 @@ is most of a small run's time. Module-level matchers are therefore built inside 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["LazyModule", "cst", "m"]
 
 
 class LazyModule:
@@ -21,5 +23,9 @@ class LazyModule:
         return getattr(module, attribute)
 
 
-cst = LazyModule("libcst")
-m = LazyModule("libcst.matchers")
+if TYPE_CHECKING:  # what the lazy modules stand for
+    import libcst as cst
+    import libcst.matchers as m
+else:
+    cst = LazyModule("libcst")
+    m = LazyModule("libcst.matchers")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .. import torch_names
 from .lazy import cst, m
@@ -55,16 +56,18 @@ class LightningFacts:
     @cached_property
     def imports(self) -> list[tuple[str, cst.Import | cst.ImportFrom]]:
         """(package, import statement) for every import of `lightning` or `pytorch_lightning`."""
-        found = []
-        for node in sorted(
-            [*self.index.nodes(cst.Import), *self.index.nodes(cst.ImportFrom)], key=self.index.order
-        ):
+        found: list[tuple[str, cst.Import | cst.ImportFrom]] = []
+        statements: list[cst.Import | cst.ImportFrom] = [
+            *self.index.nodes(cst.Import),
+            *self.index.nodes(cst.ImportFrom),
+        ]
+        for node in sorted(statements, key=self.index.order):
             if isinstance(node, cst.Import):
                 names = [alias.name for alias in node.names]
             else:
                 names = [node.module] if node.module is not None and not node.relative else []
             for name in names:
-                root = name
+                root: cst.BaseExpression = name
                 while isinstance(root, cst.Attribute):
                     root = root.value
                 if isinstance(root, cst.Name) and root.value in PACKAGES:
@@ -107,7 +110,8 @@ class LightningFacts:
         """`self.log(...)`, `self.optimizers()`, ... for one of methods."""
         if not m.matches(call, m.Call(func=m.Attribute(value=m.Name(), attr=m.OneOf(*map(m.Name, methods))))):
             return False
-        return call.func.value.value == self.self_name(call)
+        func = cast("cst.Attribute", cast("cst.Call", call).func)  # (as matched)
+        return cast("cst.Name", func.value).value == self.self_name(call)
 
     # -- optimizers ----------------------------------------------------------------------
     def optimizer_kind(
@@ -117,6 +121,7 @@ class LightningFacts:
         itself (or `self.trainer.optimizers`), None when expression is not an optimizer."""
         if depth > 6:
             return None
+        values: Sequence[cst.BaseExpression | None]
         if self.is_self_call(expression, "optimizers"):
             return MANUAL
         if isinstance(expression, cst.Subscript):
@@ -146,12 +151,8 @@ class LightningFacts:
         target = m.AssignTarget(
             target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value))
         )
-        return [
-            a.value
-            for a in m.findall(
-                lightning_class.node, m.Assign(targets=[m.ZeroOrMore(), target, m.ZeroOrMore()])
-            )
-        ]
+        assigns = m.findall(lightning_class.node, m.Assign(targets=[m.ZeroOrMore(), target, m.ZeroOrMore()]))
+        return [a.value for a in cast("Sequence[cst.Assign]", assigns)]
 
 
 def bound_value(index: CodeIndex, target: cst.CSTNode) -> cst.BaseExpression | None:

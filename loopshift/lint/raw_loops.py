@@ -70,7 +70,7 @@ def batch_loops_at(context, node: cst.CSTNode) -> list[cst.CSTNode]:
     backward(), else the node itself when it is a loop, else the loop around it."""
     inner = m.findall(node, HOLDS_BACKWARD)
     if inner:
-        return inner
+        return list(inner)
     if isinstance(node, (cst.For, cst.While)):
         return [node]
     return [next((a for a in context.index.ancestors(node) if isinstance(a, (cst.For, cst.While))), node)]

@@ -13,7 +13,7 @@ from ..workers import in_order
 from .config import settings_for
 from .engine import Selectors, check_selectors, enabled_codes, fix_source, run_rules
 from .files import python_files
-from .rule import Finding
+from .rule import Finding, Rule
 from .rules import RULES
 
 
@@ -21,7 +21,7 @@ from .rules import RULES
 class FileReport:
     path: str
     findings: list[Finding] = field(default_factory=list)
-    fixed: Counter = field(default_factory=Counter)  # code -> findings fixed
+    fixed: Counter[str] = field(default_factory=Counter)  # code -> findings fixed
     error: str | None = None  # one line: the file could not be linted
     withheld: list[str] = field(default_factory=list)  # why unsafe fixes were not applied (--unsafe-fixes)
 
@@ -93,13 +93,14 @@ def run_job(job: Job) -> FileReport:
         return FileReport(path, error=f"{path}: internal error: {type(error).__name__}: {error}")
 
 
-def run_notebook_job(job: Job, rules: list) -> FileReport:
+def run_notebook_job(job: Job, rules: list[Rule]) -> FileReport:
     """A notebook's code cells linted (and fixed) as one module; findings name their cell."""
     from ..notebook import NotebookCode, notebook_text, read_notebook
 
     path = str(job.path)
     cells = NotebookCode(read_notebook(job.path), path)
-    fixed, withheld = Counter(), []
+    fixed: Counter[str] = Counter()
+    withheld: list[str] = []
     if job.fix:
         code, _, fixed = fix_source(cells.code, path, rules, job.target, job.unsafe_fixes, withheld)
         if fixed:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, TypeVar, cast, overload
 
 from ..diagnostics import Span
 from ..torch_names import is_optimizer
@@ -27,6 +28,8 @@ TRAINERS = frozenset(
     f"{root}{where}.Trainer" for root in ROOTS for where in ("", ".trainer", ".trainer.trainer")
 )
 MANUAL, OWN = "manual", "own"
+A = TypeVar("A", bound=ast.AST)
+B = TypeVar("B", bound=ast.AST)
 BUILTINS = frozenset(dir(builtins))
 INTERESTING = frozenset({"torch", "lightning", "pytorch_lightning", "tqdm"})  # roots the rules look for
 LINE_ENDS = re.compile(r"\r\n|\r|\n")
@@ -98,7 +101,7 @@ class SyntaxFacts:
         self.order: dict[int, int] = {}  # pre-order position, as libcst's index orders nodes
         self.by_type: dict[type, list[ast.AST]] = {}
         self.in_order: list[ast.AST] = []
-        stack = [tree]
+        stack: list[ast.AST] = [tree]
         while stack:
             node = stack.pop()
             self.order[id(node)] = len(self.in_order)
@@ -109,7 +112,11 @@ class SyntaxFacts:
                 self.parents[id(child)] = node
             stack.extend(reversed(children))
 
-    def nodes(self, *kinds: type) -> list[ast.AST]:
+    @overload
+    def nodes(self, kind: type[A], /) -> list[A]: ...
+    @overload
+    def nodes(self, kind: type[A], other: type[B], /) -> list[A | B]: ...
+    def nodes(self, *kinds: type[ast.AST]) -> list[Any]:
         found = [node for kind in kinds for node in self.by_type.get(kind, ())]
         return sorted(found, key=lambda node: self.order[id(node)]) if len(kinds) > 1 else found
 
@@ -117,10 +124,10 @@ class SyntaxFacts:
         return self.parents.get(id(node))
 
     def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
-        node = self.parent(node)
-        while node is not None:
-            yield node
-            node = self.parent(node)
+        ancestor = self.parent(node)
+        while ancestor is not None:
+            yield ancestor
+            ancestor = self.parent(ancestor)
 
     # -- positions -------------------------------------------------------------------------
     @cached_property
@@ -139,15 +146,16 @@ class SyntaxFacts:
         and no `;` ends the statement (libcst's compound statement may hold it)."""
         if self.may_be_parenthesized(node):
             raise Undecided
-        if isinstance(node, ast.stmt) and self.lines[node.end_lineno - 1].encode("utf-8")[
+        located: Any = node  # (ast.AST declares no position; every node a finding is on has one)
+        if isinstance(node, ast.stmt) and self.lines[located.end_lineno - 1].encode("utf-8")[
             node.end_col_offset :
         ].lstrip().startswith(b";"):
             raise Undecided
         return Span(
-            node.lineno,
-            self.column(node.lineno, node.col_offset),
-            node.end_lineno,
-            self.column(node.end_lineno, node.end_col_offset),
+            located.lineno,
+            self.column(located.lineno, located.col_offset),
+            located.end_lineno,
+            self.column(located.end_lineno, located.end_col_offset),
         )
 
     @cached_property
@@ -186,7 +194,8 @@ class SyntaxFacts:
                 and b"#" in self.data[self.data.rfind(b"\n", 0, len(before)) : len(before)]
             )
         if isinstance(parent, ast.Call) and in_source_order(parent)[:1] == [node]:
-            between = self.data[self.offset(parent.func.end_lineno, parent.func.end_col_offset) : start]
+            func: Any = parent.func  # (parsed code: its end position is set)
+            between = self.data[self.offset(func.end_lineno, func.end_col_offset) : start]
             return between.strip(b" \t\f\r\n\\") != b"("
         return True
 
@@ -207,14 +216,14 @@ class SyntaxFacts:
 
     # -- names -----------------------------------------------------------------------------
     @cached_property
-    def bindings(self) -> dict[str, list[ast.AST | None]]:
+    def bindings(self) -> dict[str, list[ast.Import | ast.ImportFrom | None]]:
         """Every name bound at module level: the import that binds it, else None (an assignment,
         a definition, ...). Names bound inside a scope are in `local_bindings`."""
         self.local_bindings: set[str] = set()
         self.local_imports: set[str] = set()  # roots an import inside a scope binds
-        found: dict[str, list[ast.AST | None]] = {}
+        found: dict[str, list[ast.Import | ast.ImportFrom | None]] = {}
 
-        def bind(name: str, node: ast.AST | None, where: ast.AST) -> None:
+        def bind(name: str, node: ast.Import | ast.ImportFrom | None, where: ast.AST) -> None:
             if any(isinstance(a, SCOPES) for a in self.ancestors(where)):
                 self.local_bindings.add(name)
             else:
@@ -307,7 +316,7 @@ class SyntaxFacts:
             return True
         if any(name.split(".", 1)[0] in PACKAGES for name in [*self.bindings, *self.local_bindings]):
             return True
-        return any(node.id in PACKAGES for node in self.by_type.get(ast.Name, ()))
+        return any(node.id in PACKAGES for node in self.nodes(ast.Name))
 
     @cached_property
     def lightning_imports(self) -> list[tuple[str, ast.Import | ast.ImportFrom]]:
@@ -497,7 +506,7 @@ def parse(source: str, path: str) -> SyntaxFacts | None:
         tree = compile(source, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except (SyntaxError, ValueError):
         return None
-    return SyntaxFacts(source, path, tree)
+    return SyntaxFacts(source, path, cast(ast.Module, tree))  # (compile with PyCF_ONLY_AST)
 
 
 def in_except_handler(facts: SyntaxFacts, node: ast.AST) -> bool:
@@ -513,7 +522,7 @@ def backward_in_loop(facts: SyntaxFacts) -> bool:
     sits in a for or while loop (libcst's SimpleStatementLine; a statement on its compound
     statement's line, `for x in y: loss.backward()`, is not one). Undecided at a line
     continuation, where the physical lines do not tell the logical ones."""
-    for statement in facts.by_type.get(ast.Expr, ()):
+    for statement in facts.nodes(ast.Expr):
         call = statement.value
         if not (
             isinstance(call, ast.Call)
@@ -534,7 +543,8 @@ def alone_on_line(facts: SyntaxFacts, statement: ast.stmt) -> bool:
     Undecided at a line continuation, where the physical lines do not tell the logical ones."""
     line = facts.lines[statement.lineno - 1]
     before = line.encode("utf-8")[: statement.col_offset]
-    after = facts.lines[statement.end_lineno - 1].encode("utf-8")[statement.end_col_offset :].strip()
+    end_line, end_column = cast(int, statement.end_lineno), statement.end_col_offset  # (parsed: set)
+    after = facts.lines[end_line - 1].encode("utf-8")[end_column:].strip()
     previous = facts.lines[statement.lineno - 2] if statement.lineno > 1 else ""
     if previous.endswith("\\") or after.endswith(b"\\"):
         raise Undecided
@@ -558,15 +568,15 @@ def may_turn_off_gradients(facts: SyntaxFacts) -> bool:
     candidates += [
         d for node in facts.nodes(ast.FunctionDef, ast.AsyncFunctionDef) for d in node.decorator_list
     ]
-    for node in candidates:
-        target = node.func if isinstance(node, ast.Call) else node
+    for candidate in candidates:
+        target = candidate.func if isinstance(candidate, ast.Call) else candidate
         name = full_name(target)
         if name is None or name.rsplit(".", 1)[-1] in NO_GRAD_NAMES:
             return True
     return False
 
 
-def in_source_order(call: ast.Call) -> list[ast.AST]:
+def in_source_order(call: ast.Call) -> list[ast.expr | ast.keyword]:
     """A call's arguments as libcst lists them: positional, starred and keyword, in source order."""
     if not call.keywords:
         return list(call.args)

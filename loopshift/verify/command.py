@@ -56,13 +56,13 @@ def verify_command(
         )
     except InputError as exc:
         typer.echo(str(exc), err=True)
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(EXIT_USAGE) from None
     except FileNotFoundError as exc:
         typer.echo(f"{exc.filename}: error: {exc.strerror}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(EXIT_USAGE) from None
     except ValueError as exc:
         typer.echo(f"{script}: error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(EXIT_USAGE) from None
     typer.echo(render_result(result, rtol=rtol, atol=atol))
     raise typer.Exit(EXIT_PASS if result.ok else EXIT_FAIL)
 

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
@@ -302,7 +302,7 @@ class AfterImport(importlib.abc.MetaPathFinder):
     """Calls `callbacks[name](module)` right after the module `name` is first executed, so the
     harness never imports Lightning itself (a raw PyTorch script does not pay for it)."""
 
-    def __init__(self, callbacks: dict[str, Callable[[ModuleType], None]]) -> None:
+    def __init__(self, callbacks: Mapping[str, Callable[[ModuleType], None]]) -> None:
         self.callbacks = callbacks
 
     def find_spec(self, fullname, path, target=None):
@@ -484,7 +484,7 @@ def has_checkpoint_callback(package: str, callbacks: list[Any]) -> bool:
 def quiet_logger(package: str, root_dir: str) -> Any:
     """A logger that writes nothing (what fast_dev_run uses) instead of `logger=False`, so that
     callbacks that need a logger, like LearningRateMonitor, still work."""
-    dummy_logger = importlib.import_module(f"{package}.loggers.logger").DummyLogger
+    dummy_logger: Any = importlib.import_module(f"{package}.loggers.logger").DummyLogger
 
     class QuietLogger(dummy_logger):
         @property
@@ -531,7 +531,7 @@ def model_summary(package: str, pl_module: Any, batch: Any) -> str:
 def launch_ranks_through_harness(package: str, harness_command: list[str]) -> None:
     """DDP starts ranks 1..N-1 by re-running `sys.argv`; make them run under the harness too, or
     they would build an unpatched Trainer (or Fabric). `_basic_subprocess_cmd` is private Lightning API."""
-    launcher = importlib.import_module(f"{package}.strategies.launchers.subprocess_script")
+    launcher: Any = importlib.import_module(f"{package}.strategies.launchers.subprocess_script")
     launcher._basic_subprocess_cmd = lambda: list(harness_command)
 
 

@@ -6,6 +6,7 @@ This side never imports torch: the harness does, in the user's interpreter.
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import json
 import math
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from loopshift.source import InputError, read_source
 
@@ -122,7 +123,7 @@ def verify(
         raise ValueError("--devices cannot be combined with --original: parity runs on one CPU device")
 
     started = time.perf_counter()
-    launch = dict(
+    launch: dict[str, Any] = dict(
         python=python,
         steps=steps,
         devices=devices,
@@ -259,10 +260,8 @@ def run_process(command: list[str], timeout: float) -> tuple[int | None, str, bo
 
 
 def kill_process_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def harness_run_from_json(script: Path, result_file: Path, output: str) -> HarnessRun:
@@ -270,9 +269,9 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
     error = script_error(data["error"])
     for rank_file in sorted(result_file.parent.glob(result_file.name + ".rank*")):
         rank_data = json.loads(rank_file.read_text(encoding="utf-8"))
-        if error is None and rank_data["error"] is not None:
+        rank_error = script_error(rank_data["error"])
+        if error is None and rank_error is not None:
             rank = rank_file.name.rsplit(".rank", 1)[1]
-            rank_error = script_error(rank_data["error"])
             error = ScriptError(
                 rank_error.type,
                 f"(DDP rank {rank}) {rank_error.message}",
@@ -295,7 +294,7 @@ def harness_run_from_json(script: Path, result_file: Path, output: str) -> Harne
     )
 
 
-def stop_note(script: Path, stopped: dict | None) -> str | None:
+def stop_note(script: Path, stopped: dict[str, Any] | None) -> str | None:
     if stopped is None:
         return None
     return f"stopped {stopped['reason']}" + (
@@ -311,7 +310,7 @@ def where(script: Path, file: str | None, line: int | None) -> str:
     return f"{shown}:{line}" if line is not None else shown
 
 
-def script_error(data: dict | None) -> ScriptError | None:
+def script_error(data: dict[str, Any] | None) -> ScriptError | None:
     if data is None:
         return None
     return ScriptError(data["type"], data["message"], data["file"], data["line"], tuple(data["traceback"]))
@@ -398,6 +397,7 @@ def parity_result(
 def failure_after_training(run: HarnessRun) -> str:
     """`raised NameError after training at x_lightning.py:57: name 'f' is not defined`."""
     error = run.error
+    assert error is not None, "called for a run that failed after training"
     at = f" at {where(run.script, error.file, error.line)}" if error.file else ""
     if error.type == "SystemExit":
         return f"{error.message} after training{at}"
@@ -418,7 +418,8 @@ def loss_mismatch(original: HarnessRun, converted: HarnessRun, rtol: float, atol
     if first is not None:
         return (
             f"{converted.script.name} and {original.script.name} differ from loss {first + 1} on "
-            f"(max abs diff {max_difference(original.losses, converted.losses):.3g}; rtol {rtol:g}, atol {atol:g})"
+            f"(max abs diff {max_difference(original.losses, converted.losses):.3g}; "
+            f"rtol {rtol:g}, atol {atol:g})"
         )
     if len(original.losses) != len(converted.losses):
         return (

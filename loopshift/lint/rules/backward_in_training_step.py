@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
+from typing import cast
 
 from ..lazy import cst, m
 from ..lightning import MANUAL, OWN
@@ -144,7 +146,7 @@ class BackwardInTrainingStep(Rule):
             if not lightning_class.automatic:
                 continue
             for method in lightning_class.methods("training_step"):
-                for call in m.findall(method, m.Call()):
+                for call in cast("Sequence[cst.Call]", m.findall(method, m.Call())):
                     if context.index.called_name(call) & AUTOGRAD_BACKWARD or self.steps(
                         lightning, call, lightning_class
                     ):
@@ -152,7 +154,8 @@ class BackwardInTrainingStep(Rule):
                             context,
                             call,
                             f"`{context.module.code_for_node(call.func)}()` in training_step "
-                            "under automatic optimization: Lightning already runs backward, step and zero_grad",
+                            "under automatic optimization: Lightning already runs backward, step and "
+                            "zero_grad",
                         )
 
     def steps(self, lightning, call: cst.Call, lightning_class) -> bool:
@@ -160,8 +163,9 @@ class BackwardInTrainingStep(Rule):
             call.func, m.Attribute(attr=m.Name("backward") | m.Name("step") | m.Name("zero_grad"))
         ):
             return False
-        kind = lightning.optimizer_kind(call.func.value, lightning_class)
+        func = cast("cst.Attribute", call.func)  # (as matched)
+        kind = lightning.optimizer_kind(func.value, lightning_class)
         if kind == MANUAL:  # stepping self.optimizers() means manual optimization: LS202
             return False
-        method = call.func.attr.value
+        method = func.attr.value
         return method == "backward" or kind == OWN or method == "zero_grad"

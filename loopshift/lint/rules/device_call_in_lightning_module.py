@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
+from typing import cast
 
 from ..lazy import cst, m
 from ..rule import Context, Rule
@@ -140,7 +142,7 @@ class DeviceCallInLightningModule(Rule):
     def check(self, context: Context):
         index = context.index
         for lightning_class in context.lightning.classes:
-            for call in m.findall(lightning_class.node, m.Call()):
+            for call in cast("Sequence[cst.Call]", m.findall(lightning_class.node, m.Call())):
                 if m.matches(call.func, m.Attribute(attr=m.Name("cuda"))):
                     hard_coded = True
                 elif m.matches(call.func, m.Attribute(attr=m.Name("to"))):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..lazy import m
+from collections.abc import Sequence
+from typing import cast
+
+from ..lazy import cst, m
 from ..rule import Context, Rule, attribute
 from ..syntax import Undecided, backward_in_loop
 
@@ -89,17 +92,20 @@ class DevicePlacement(Rule):
         from ...devices import DeviceOracle  # loads libcst: only once a file is parsed
 
         loops = context.raw_loops
+        if not loops:
+            return
         move = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))
-        oracle = DeviceOracle(context.index, context.analyzer.resolve) if loops else None
+        oracle = DeviceOracle(context.index, context.analyzer.resolve)
         seen: set[int] = set()
         for loop in loops:
             for node in loop.batch_loops:
-                for call in m.findall(node, move):
+                for call in cast("Sequence[cst.Call]", m.findall(node, move)):
                     if id(call) not in seen and oracle.is_move(call):
                         seen.add(id(call))
+                        method = cast("cst.Attribute", call.func).attr.value  # (as matched)
                         yield self.report(
                             context,
                             call,
-                            f"`.{call.func.attr.value}()` moves data by hand in a training "
+                            f"`.{method}()` moves data by hand in a training "
                             "loop: the Trainer places the model and every batch",
                         )

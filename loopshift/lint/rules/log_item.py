@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
+from typing import cast
 
 from ..lazy import cst, m
 from ..rule import Context, Fix, Rule, attribute
@@ -11,7 +13,7 @@ from ..syntax import in_source_order
 
 def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
     """The values of `self.log(name, value)` and of the dict in `self.log_dict({...})`."""
-    method = call.func.attr.value
+    method = cast("cst.Attribute", call.func).attr.value  # (a self.log or self.log_dict call)
     position, keyword = (1, "value") if method == "log" else (0, "dictionary")
     positional = [a.value for a in call.args if a.keyword is None and not a.star]
     named = [a.value for a in call.args if a.keyword is not None and a.keyword.value == keyword]
@@ -27,13 +29,13 @@ def logged_values(call: cst.Call) -> list[cst.BaseExpression]:
     return values
 
 
-def logged_values_syntax(call: ast.Call) -> list[ast.AST]:
+def logged_values_syntax(call: ast.Call) -> list[ast.expr]:
     """logged_values() on ast."""
-    method = call.func.attr
+    method = cast(ast.Attribute, call.func).attr
     position, keyword = (1, "value") if method == "log" else (0, "dictionary")
     arguments = in_source_order(call)
     positional = [a for a in arguments if not isinstance(a, (ast.keyword, ast.Starred))]
-    named = [a.value for a in arguments if isinstance(a, ast.keyword) and a.arg == keyword]
+    named: list[ast.expr] = [a.value for a in arguments if isinstance(a, ast.keyword) and a.arg == keyword]
     values = named or positional[position : position + 1]
     if method == "log_dict":
         values = [
@@ -156,7 +158,7 @@ class LogItem(Rule):
         lightning = context.lightning
         item = m.Call(func=m.Attribute(attr=m.Name("item")), args=[])
         for lightning_class in lightning.classes:
-            for call in m.findall(lightning_class.node, m.Call()):
+            for call in cast("Sequence[cst.Call]", m.findall(lightning_class.node, m.Call())):
                 if not lightning.is_self_call(call, "log", "log_dict"):
                     continue
                 for value in logged_values(call):
@@ -165,5 +167,5 @@ class LogItem(Rule):
                             context,
                             value,
                             "`.item()` in `self.log`: log the tensor, Lightning reduces and syncs it",
-                            Fix({value: value.func.value}),
+                            Fix({value: cast("cst.Attribute", cast("cst.Call", value).func).value}),
                         )

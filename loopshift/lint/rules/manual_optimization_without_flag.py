@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
+from typing import cast
 
 from ..lazy import cst, m
 from ..lightning import MANUAL, LightningClass
@@ -172,10 +174,13 @@ class ManualOptimizationWithoutFlag(Rule):
             if not lightning_class.automatic:
                 continue
             fix = self.turn_off_automatic(lightning_class)
-            for call in m.findall(lightning_class.node, m.Call(func=m.Attribute())):
+            for call in cast(
+                "Sequence[cst.Call]", m.findall(lightning_class.node, m.Call(func=m.Attribute()))
+            ):
+                func = cast("cst.Attribute", call.func)  # (as matched)
                 manual_step = (
-                    call.func.attr.value in ("step", "zero_grad")
-                    and lightning.optimizer_kind(call.func.value, lightning_class) == MANUAL
+                    func.attr.value in ("step", "zero_grad")
+                    and lightning.optimizer_kind(func.value, lightning_class) == MANUAL
                 )
                 if manual_step or lightning.is_self_call(call, "manual_backward"):
                     yield self.report(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+from typing import cast
 
 from ..lazy import cst, m
 from ..rule import Context, Fix, Rule
 from ..syntax import Undecided, in_source_order
 
-# Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what replaces them.
+# Trainer arguments Lightning 2.x no longer takes (most were removed in 2.0, a few in 1.7), and what
+# replaces them.
 REMOVED = {
     "gpus": 'use `accelerator="gpu", devices=N`',
     "tpu_cores": 'use `accelerator="tpu", devices=N`',
@@ -69,7 +71,7 @@ def problem_syntax(facts, arg: ast.AST, name: str | None) -> str | None:
     """problem() on an ast argument."""
     if name in REMOVED:
         return f"Trainer argument `{name}` was removed in Lightning 2.x: {REMOVED[name]}"
-    value = arg.value
+    value = arg.value if isinstance(arg, (ast.keyword, ast.Starred)) else arg  # positional: the value itself
     if (
         name == "strategy"
         and isinstance(value, ast.Constant)
@@ -276,18 +278,27 @@ class RemovedTrainerArgument(Rule):
         index = context.index
         simple = m.SimpleString() | m.Name() | m.Attribute(value=m.Name() | m.Attribute())
         assign = index.parent(call)
-        if not m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name())])) or not any(
-            m.matches(a, m.Arg(keyword=m.Name("resume_from_checkpoint"), value=simple)) for a in call.args
+        if (
+            assign is None
+            or not m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name())]))
+            or not any(
+                m.matches(a, m.Arg(keyword=m.Name("resume_from_checkpoint"), value=simple)) for a in call.args
+            )
         ):
             return None
-        scope = index.scope(assign.targets[0].target)
-        assignments = list(scope.assignments[assign.targets[0].target.value]) if scope is not None else []
+        name = cast("cst.Name", cast("cst.Assign", assign).targets[0].target)  # (as matched)
+        scope = index.scope(name)
+        assignments = list(scope.assignments[name.value]) if scope is not None else []
         if len(assignments) != 1:
             return None
         fits = []
         for access in assignments[0].references:
             attribute = index.parent(access.node)
-            fit = index.parent(attribute) if m.matches(attribute, m.Attribute(attr=m.Name("fit"))) else None
+            fit = (
+                index.parent(attribute)
+                if attribute is not None and m.matches(attribute, m.Attribute(attr=m.Name("fit")))
+                else None
+            )
             if isinstance(fit, cst.Call) and fit.func is attribute:
                 fits.append(fit)
         if len(fits) != 1 or any(keyword(arg) == "ckpt_path" for arg in fits[0].args):
