@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import libcst as cst
@@ -358,16 +359,24 @@ def checked(result: Result, source: str, path: str) -> Result:
     return result
 
 
-def followed_into_loops(module: cst.Module, source: str, target: str, path: str) -> Result | None:
+def followed_into_loops(
+    module: cst.Module, source: str, target: str, path: str, plain: Result
+) -> Result | None:
     """The conversion with each update function inlined into the loop that calls it, epochs
     counted by hand written as `for` loops and train/val phase loops written out per phase, when
     that converts every loop cleanly (its diagnostics would count lines of the rewritten code)."""
     inlined = inline_update_functions(module)
     counted = counted_loops_as_ranges(inlined or module)
     phased = phases_unrolled(counted or inlined or module)
-    if inlined is None and counted is None and phased is None:
+    rewritten = phased or counted or inlined
+    if rewritten is None:
         return None
-    code = (phased or counted or inlined).code
+    changed = changed_lines(module, rewritten)
+    if any(
+        d.code != "LS010" and not any(d.span.line in lines for lines in changed) for d in plain.diagnostics
+    ):
+        return None  # a TODO in code the rewriting left as it was stays: the result could not be clean
+    code = rewritten.code
     result = checked(
         Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target, path).run(),
         source,
@@ -376,11 +385,36 @@ def followed_into_loops(module: cst.Module, source: str, target: str, path: str)
     return result if result.loops_converted and not result.diagnostics else None
 
 
+def changed_lines(original: cst.Module, rewritten: cst.Module) -> list[range]:
+    """The lines of the original's top-level statements that the rewritten module does not hold
+    as they were (by their code), and of the top-level functions and classes they call, at any
+    depth: their analysis depends on how they are called."""
+    kept = Counter(rewritten.code_for_node(statement) for statement in rewritten.body)
+    line, spans, changed = 1 + len(original.header), {}, []
+    for statement in original.body:
+        text = original.code_for_node(statement)
+        spans[id(statement)] = range(line, line + text.count("\n"))
+        line += text.count("\n")
+        if kept[text]:
+            kept[text] -= 1
+        else:
+            changed.append(statement)
+    definitions = {s.name.value: s for s in original.body if isinstance(s, (cst.FunctionDef, cst.ClassDef))}
+    reached, todo = {id(s) for s in changed}, list(changed)
+    while todo:
+        for name in m.findall(todo.pop(), m.Name()):
+            definition = definitions.get(name.value)
+            if definition is not None and id(definition) not in reached:
+                reached.add(id(definition))
+                todo.append(definition)
+    return [spans[id(s)] for s in original.body if id(s) in reached]
+
+
 def convert_module(module: cst.Module, source: str, target: str, path: str) -> Result:
     conversion = Conversion(module, source, "lightning" if target == "auto" else target, path)
     result = checked(conversion.run(), source, path)
     if result.diagnostics or not result.loops_converted:
-        result = followed_into_loops(module, source, target, path) or result
+        result = followed_into_loops(module, source, target, path, result) or result
     if result.diagnostics:  # would the Fabric target do without these TODOs?
         from .fabric import convert_fabric, fabric_hint
 
