@@ -45,6 +45,9 @@ CASES = [
     # updates in functions the loop calls, inlined: one per episode of an endless count(1), one per epoch
     ("corpus_reinforce_finish_episode", [], r"episode +\d+|solved|not solved"),
     ("corpus_graph_full_batch_train_function", ["--epochs", "30"], r"epoch \d+|test"),
+    # a per-batch method of the user's Trainer class, summed into the epoch's mean loss; the optimizer
+    # built and returned by a helper; DDP only under torchrun (here: one process, its own shuffling)
+    ("corpus_trainer_run_batch", ["3", "2"], r"\[rank \d+\] epoch|epoch \d+: snapshot|holdout accuracy"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
     # the DistributedSampler stepped through the loader (`train_loader.sampler.set_epoch(epoch)`)
