@@ -118,6 +118,7 @@ class DistributionAnalysis:
         )
         if facts.devices is not None and not trains(facts.devices):
             facts.devices = None
+        self.drop_wrap_arguments(facts)
         self.drop_emptied(facts)
 
     def launch_condition(self, processes: list[cst.CSTNode]) -> cst.BaseExpression | None:
@@ -568,6 +569,27 @@ class DistributionAnalysis:
         if isinstance(count, cst.Call) and self.index.called_name(count) & {"torch.cuda.device_count"}:
             return cst.SimpleString('"auto"')
         return None
+
+    def drop_wrap_arguments(self, facts: Distribution) -> None:
+        """`device_ids = [local_rank] if ... else None` computed only for a DDP wrap that goes, goes
+        with it (a plain value, no call: nothing else happens when it is computed)."""
+        removed = {id(s) for s in facts.removed}
+        line = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
+        for statement in [s for s in facts.removed if s in facts.processes]:
+            for name in m.findall(statement, m.Name()):
+                bindings = self.index.assignments(name)
+                if len(bindings) != 1 or not isinstance(bindings[0].node, cst.Name):
+                    continue
+                assignment = self.index.assignment_statement(bindings[0])
+                if (
+                    id(assignment) in removed
+                    or not m.matches(assignment, line)
+                    or m.findall(assignment.body[0].value, m.Call())
+                    or not all(self.index.is_inside(r.node, removed) for r in bindings[0].references)
+                ):
+                    continue
+                facts.removed.append(assignment)
+                removed.add(id(assignment))
 
     def drop_emptied(self, facts: Distribution) -> None:
         """A block whose statements all go goes too: `if device_count() > 1: model = DataParallel(model)`,
