@@ -209,7 +209,14 @@ class Analyzer(
         if assignment is None:
             return None
         statement = self.index.assignment_statement(assignment)
-        found = next((d for d in definitions if d.statement is statement), None)
+        found = next(
+            (
+                d
+                for d in definitions
+                if d.statement is statement and (not d.parameter or d.name == assignment.name)
+            ),
+            None,
+        )
         if found is None and (returned := self.returned_name(assignment)) is not None:
             return self.definition_of_name(returned, definitions)  # `dataset, model, opt = build(seed)`
         return found
@@ -347,6 +354,73 @@ class Analyzer(
                 self.code.schedulers.append(
                     SchedulerDef(name, statement, call, self.index.span(statement), plateau, target)
                 )
+
+    def collect_passed_definitions(self) -> None:
+        """`def train_model(model, criterion, optimizer, scheduler, ...)` whose every caller passes an
+        optimizer (a scheduler) it built: the parameter stands for them all (the Trainer gets the
+        one each call passes in). A function called once needs none: its parameter resolves to the
+        caller's definition."""
+        for function in self.index.nodes(cst.FunctionDef):
+            calls = self.calls_of(function)
+            if len(calls) < 2 or self.method_class(function) is not None:
+                continue
+            params = {p.name.value: p for p in function.params.params}
+            stepped = {
+                call.func.value.value
+                for call in m.findall(
+                    function.body, m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("step")))
+                )
+            }
+            for name in stepped & params.keys():
+                arguments = [self.argument_for(params[name], call) for call in calls]
+                optimizers = [self.definition_of(a, self.code.optimizers) for a in arguments]
+                schedulers = [self.definition_of(a, self.code.schedulers) for a in arguments]
+                if all(o is not None and not o.parameter for o in optimizers):
+                    model = self.passed_model(function, params, calls, optimizers)
+                    if model is not None:
+                        reference = next(iter(m.findall(function.body, m.Name(model))), None)
+                        self.code.optimizers.append(
+                            OptimizerDef(
+                                name,
+                                function,
+                                optimizers[0].call,
+                                model,
+                                self.index.span(params[name]),
+                                reference,
+                                params[name].name,
+                                parameter=True,
+                            )
+                        )
+                elif all(s is not None and not s.parameter for s in schedulers):
+                    plateau = any(s.is_plateau for s in schedulers)
+                    if plateau == all(s.is_plateau for s in schedulers):
+                        self.code.schedulers.append(
+                            SchedulerDef(
+                                name,
+                                function,
+                                schedulers[0].call,
+                                self.index.span(params[name]),
+                                plateau,
+                                params[name].name,
+                                parameter=True,
+                            )
+                        )
+
+    def passed_model(self, function, params, calls, optimizers) -> str | None:
+        """The parameter that each call passes the model its optimizer trains (`model_ft` for
+        `SGD(model_ft.parameters())`, `model_conv` for `SGD(model_conv.fc.parameters())`)."""
+        found = set()
+        for call, optimizer in zip(calls, optimizers, strict=True):
+            root = optimizer.model.split(".")[0]
+            names = [
+                name
+                for name, param in params.items()
+                if m.matches(self.argument_for(param, call), m.Name(root))
+            ]
+            if len(names) != 1:
+                return None
+            found.add(names[0])
+        return found.pop() if len(found) == 1 else None
 
     def builds_scheduler(self, call: cst.Call) -> bool:
         """`warmup_linear_decay(optimizer, ...)`: a function of this file that returns a scheduler."""
@@ -488,7 +562,8 @@ class Analyzer(
             if not optimizer_steps and not self.code.optimizers:  # say what is there: an update by hand
                 reason = (
                     "the loop updates the parameters by hand in a form not converted yet (converted: "
-                    "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`)"
+                    "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`, or "
+                    "`for p in model.parameters(): p.data.add_(-lr * p.grad)`)"
                 )
             self.problem("LS002", reason, batch_loop)
             return None
@@ -556,7 +631,7 @@ class Analyzer(
         """An optimizer built in a function that returns it (`build_training_objects(seed)`), away
         from the loop: configure_optimizers cannot take its statement without breaking that function."""
         function = self.index.enclosing_function(definition.statement)
-        if function is None or self.index.is_inside(batch_loop, {id(function)}):
+        if definition.parameter or function is None or self.index.is_inside(batch_loop, {id(function)}):
             return False
         returns = [r for r in m.findall(function, m.Return()) if self.index.enclosing_function(r) is function]
         return any(m.findall(r, m.Name(definition.name)) for r in returns if r.value is not None)
@@ -1128,6 +1203,7 @@ class Analyzer(
     def run(self) -> TrainingCode:
         self.collect_models()
         self.collect_definitions()
+        self.collect_passed_definitions()
         self.find_distribution()
         self.collect_loops()
         if any(code == "LS009" for code, _, _ in self.code.problems):  # processes the Trainer cannot start
@@ -1188,6 +1264,8 @@ class Analyzer(
         one built in a branch of fit's own scope (`if args.sched == "step": ... else: ...`) would
         lose the branch."""
         for definition in [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]:
+            if definition.parameter:
+                continue
             block = self.index.parent(definition.statement)
             if self.index.scope(definition.statement) is self.index.scope(
                 loop.host

@@ -10,6 +10,7 @@ import ast
 import builtins
 import symtable
 
+from .core import TODO
 from .diagnostics import Diagnostic, Span
 
 # Names every module has without binding them.
@@ -26,7 +27,6 @@ MODULE_NAMES = {
     "__dict__",
     "__cached__",
 }
-TODO = "# TODO(loopshift): "
 
 
 class UncompilableOutput(Exception):

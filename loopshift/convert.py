@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
 
 from .analysis import Analyzer
 from .checks import check_output
+from .core import TODO, Result, add_import, existing_alias
 from .counting import counted_loops_as_ranges
 from .devices import DeviceOracle, DropDeviceMoves
 from .diagnostics import Diagnostic
 from .distribution import plumbing_edits
-from .generation import TODO, Generated, LoopGenerator
+from .generation import Generated, LoopGenerator
 from .index import CodeIndex
 from .inlining import inline_update_functions
+from .phases import phases_unrolled
 from .source import calls_backward, check_parses, parse_module
 from .targets import PACKAGES
 
 TRAINER_PACKAGE = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
-
-
-@dataclass
-class Result:
-    code: str
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    loops_found: int = 0
-    loops_converted: int = 0
-    hint: str | None = None  # a line for the user: the Fabric target would avoid these TODOs
 
 
 class ApplyEdits(cst.CSTTransformer):
@@ -366,14 +358,15 @@ def checked(result: Result, source: str, path: str) -> Result:
 
 
 def followed_into_loops(module: cst.Module, source: str, target: str, path: str) -> Result | None:
-    """The conversion with each update function inlined into the loop that calls it and epochs
-    counted by hand written as `for` loops, when that converts every loop cleanly (its
-    diagnostics would count lines of the rewritten code)."""
+    """The conversion with each update function inlined into the loop that calls it, epochs
+    counted by hand written as `for` loops and train/val phase loops written out per phase, when
+    that converts every loop cleanly (its diagnostics would count lines of the rewritten code)."""
     inlined = inline_update_functions(module)
     counted = counted_loops_as_ranges(inlined or module)
-    if inlined is None and counted is None:
+    phased = phases_unrolled(counted or inlined or module)
+    if inlined is None and counted is None and phased is None:
         return None
-    code = (counted or inlined).code
+    code = (phased or counted or inlined).code
     result = checked(
         Conversion(parse_module(code, path), code, "lightning" if target == "auto" else target, path).run(),
         source,
@@ -468,33 +461,6 @@ def two_blank_lines(lines) -> list[cst.EmptyLine]:
     while blanks < len(lines) and lines[blanks].comment is None:
         blanks += 1
     return [cst.EmptyLine(indent=False)] * 2 + lines[blanks:]
-
-
-def add_import(module: cst.Module, line: str) -> cst.Module:
-    """Adds the import after the module's leading imports (after its docstring when it has none)."""
-    body = list(module.body)
-    position = 0
-    for number, statement in enumerate(body):
-        if isinstance(statement, (cst.ClassDef, cst.FunctionDef)):
-            break
-        if m.matches(statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom()])):
-            position = number + 1
-        elif number == 0 and m.matches(statement, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])):
-            position = 1
-    body.insert(position, cst.parse_statement(line, module.config_for_parsing))
-    return module.with_changes(body=body)
-
-
-def existing_alias(module: cst.Module, package: str) -> str | None:
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    if m.matches(alias.name, m.Name(package)):
-                        return alias.asname.name.value if alias.asname else package
-    return None
 
 
 def imported_names(module: cst.Module, source: str) -> set[str]:

@@ -51,6 +51,19 @@ class EpochAnalysis:
         if not isinstance(owner, (cst.For, cst.Module, cst.FunctionDef, cst.If, cst.Else, cst.With, cst.Try)):
             self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
             return False
+        around = self.loop_around(loop.host)
+        if around is not None and not all(
+            self.index.is_inside(o.statement, {id(around)}) for o in loop.all_optimizers
+        ):
+            line = self.index.span(around).line
+            self.problem(
+                "LS001",
+                f"the loop at line {line} is not taken as the epoch loop (the batch loop sits in a block "
+                "of its own inside it): one fit per iteration would build the optimizer anew each time, "
+                "where the loop kept one",
+                loop.host,
+            )
+            return False
         per_epoch = {id(s) for s in loop.segments.before + loop.segments.after}
         if any(self.index.is_inside(o.statement, per_epoch) for o in loop.all_optimizers):
             self.problem(
@@ -60,6 +73,15 @@ class EpochAnalysis:
             )
             return False
         return True
+
+    def loop_around(self, host: cst.CSTNode) -> cst.For | cst.While | None:
+        """The innermost for/while loop of the host's own function (or module) that holds it."""
+        for ancestor in self.index.ancestors(host):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return None
+            if isinstance(ancestor, (cst.For, cst.While)):
+                return ancestor
+        return None
 
     def runs_in_place(self, function: cst.FunctionDef, loop: TrainingLoop) -> bool:
         """A single-pass loop in a function that nothing calls per epoch: `main()` under

@@ -5,9 +5,9 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from .core import TODO
 from .naming import Rename
 
-TODO = "# TODO(loopshift): "
 EARLY_EXIT = "`{kind}` inside the training code was not converted"
 
 

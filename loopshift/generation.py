@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import libcst as cst
 import libcst.matchers as m
@@ -16,10 +17,14 @@ from libcst.metadata import Assignment, GlobalScope
 
 from . import torch_names
 from .analysis import Analyzer
+from .core import TODO
 from .devices import DeviceOracle
 from .distribution import plumbing_edits
-from .exits import TODO, EarlyExits
+from .exits import EarlyExits
+from .idioms import clipping
+from .idioms import precision as amp
 from .naming import NamePlanner, Rename, log_line, name_nodes, self_attribute
+from .tidy import built_once, without_dead_assignments
 from .training import EvaluationLoop, TrainingLoop
 from .util import held_object, opened, self_attribute_name
 
@@ -57,6 +62,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self.after_uses: dict[int, cst.BaseExpression] = {}
         self.state_scopes: dict[str, object] = {}  # state attribute -> the scope of the variable it holds
         self.model_list = self.models()
+        self.renamed_index = False  # the user's index `batch` read as batch_idx (index_named_batch)
         self.model_origins = [origin for _, _, origins in self.model_list for origin in origins]
 
     def host_scope_names(self) -> set[str]:
@@ -134,8 +140,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             key: [new for s in block if id(s) not in dropped for new in self.without_progress_bar(s)]
             for key, block in blocks.items()
         }
-        if loop.clip and loop.clip.custom:
-            blocks["clip"] = [loop.clip.statement]  # configure_gradient_clipping
+        if loop.clip and loop.clip.hook_body:
+            blocks["clip"] = loop.clip.hook_body  # configure_gradient_clipping
         return blocks
 
     def split_after_step(self, step: list[cst.BaseStatement]) -> tuple[list, list]:
@@ -155,8 +161,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def observes_training(self, statement: cst.BaseStatement) -> bool:
         loop = self.loop
-        clipped = loop.clip.statement.body[0] if loop.clip and loop.clip.custom else None
-        norm = {clipped.targets[0].target.value} if isinstance(clipped, cst.Assign) else set()
+        norm = loop.clip.names_set_in_hook if loop.clip else set()
         stepped = [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]
         for name in m.findall(statement, m.Name()):
             # (the norm clipping returned: configure_gradient_clipping runs after training_step)
@@ -174,7 +179,18 @@ class LoopGenerator(NamePlanner, EarlyExits):
         keeps only what is not stepping, and the loss is no longer divided by N."""
         loop = self.loop
         if statement is loop.backward and not loop.manual:
-            return [] if self.user_logs_the_loss() else [self.log_loss()]
+            kept = []
+            if self.kept_loss is not None:  # the loss as backward had it, which the step returns
+                kept = [
+                    cst.SimpleStatementLine(
+                        [cst.Assign([cst.AssignTarget(cst.Name(self.kept_loss))], loop.loss)],
+                        leading_lines=loop.backward.leading_lines,
+                    )
+                ]
+            logged = [] if self.user_logs_the_loss() else [self.log_loss()]
+            if kept and logged:
+                logged = [logged[0].with_changes(leading_lines=[])]
+            return kept + logged
         if statement in loop.autocasts:
             inner = [
                 s for child in statement.body.body for s in self.without_what_lightning_owns(child, dropped)
@@ -313,7 +329,22 @@ class LoopGenerator(NamePlanner, EarlyExits):
         )
 
     def loss_expression(self) -> cst.BaseExpression:
-        return self.loop.loss
+        return self.loop.loss if self.kept_loss is None else cst.Name(self.kept_loss)
+
+    @cached_property
+    def kept_loss(self) -> str | None:
+        """`loss, current = loss.item(), ...` after backward (the PyTorch quickstart's print) rebinds
+        the loss to a float: the step keeps the tensor backward had as `train_loss` and returns that."""
+        loop, loss = self.loop, self.loop.loss
+        if loop.manual or loop.accumulation is not None or not isinstance(loss, cst.Name):
+            return None
+        body = {id(loop.batch_loop.body)}
+        if not any(
+            self.index.is_inside(a.node, body) and self.index.is_after(a.node, loop.backward)
+            for a in self.index.assignments(loss)
+        ):
+            return None
+        return fresh("train_loss", {n.value for n in m.findall(loop.batch_loop, m.Name())})
 
     def function(self, name: str, params: str, body: list[cst.BaseStatement]) -> cst.FunctionDef:
         if body:
@@ -328,6 +359,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """(batch parameter, index parameter, statements unpacking them under the user's names)."""
         loop = self.loop
         target = loop.batch_target
+        if self.renamed_index:
+            return (
+                "batch",
+                "batch_idx",
+                [self.statement(f"{self.index.module.code_for_node(target)} = batch")],
+            )
         taken = {n.value for n in m.findall(loop.batch_loop, m.Name())}  # the step's own names
         batch = target.value if isinstance(target, cst.Name) else fresh("batch", taken)
         taken.add(batch)
@@ -341,6 +378,30 @@ class LoopGenerator(NamePlanner, EarlyExits):
             start = self.index.module.code_for_node(loop.index_start)
             prologue.append(self.statement(f"{loop.index_name} = {index} + {start}"))
         return batch, index, prologue
+
+    def index_named_batch(self, blocks) -> bool:
+        """`for batch, (X, y) in enumerate(loader)` (the PyTorch quickstart): the index the user called
+        `batch` is training_step's `batch_idx`, and `batch` is the batch, as in every Lightning module.
+        Not when the step already has a `batch_idx`, or code outside the step reads the index."""
+        loop = self.loop
+        if (
+            loop.index_name != "batch"
+            or loop.index_start is not None
+            or loop.fetch is not None
+            or loop.max_steps is not None
+            or not isinstance(loop.batch_loop, cst.For)
+            or isinstance(loop.batch_target, cst.Name)
+            or m.findall(loop.batch_target, m.Name("batch"))
+            or m.findall(loop.batch_loop, m.Name("batch_idx"))
+        ):
+            return False
+        outside = [s for key, block in blocks.items() if key not in ("step", "after_step") for s in block]
+        if any(n.value == "batch" for s in outside for n in name_nodes(s)):
+            return False
+        moved = {id(s) for s in loop.batch_loop.body.body}
+        return not any(
+            self.uses_after_training(t, moved) for t in m.findall(loop.batch_loop.target, m.Name("batch"))
+        )
 
     def moved_batch(self) -> cst.CSTNode | None:
         """What the Trainer hands training_step and moves to the device: the batch, not a `range`'s
@@ -481,10 +542,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
             return self.function("configure_optimizers", "", [self.statement(f"return {self.handed_over()}")])
         kept = [s.statement for s in loop.kept_schedulers]
         optimizers = loop.all_optimizers
-        statements = sorted(
-            [o.statement for o in optimizers] + [s.statement for s, _ in loop.schedulers] + kept,
-            key=self.index.order,
-        )
+        built = [d for d in [*optimizers, *(s for s, _ in loop.schedulers)] if not d.parameter]
+        statements = sorted([d.statement for d in built] + kept, key=self.index.order)
         for scheduler in loop.kept_schedulers:
             # stepped by the user's code, not by Lightning: it lives on the module
             replacements[id(scheduler.statement.body[0].targets[0].target)] = self_attribute(scheduler.name)
@@ -524,20 +583,23 @@ class LoopGenerator(NamePlanner, EarlyExits):
         body = self.rewrite(statements, replacements)
         if body:
             body[0] = body[0].with_changes(leading_lines=[])
-        optimizer = ", ".join(o.name for o in optimizers)
+        optimizer = ", ".join(self.built_or_passed(o) for o in optimizers)
         if not optimizers:
             body.append(self.statement("return None"))
         elif not loop.schedulers:
             body.append(self.statement(f"return {optimizer}"))
         elif len(loop.schedulers) == 1:
             scheduler, interval = loop.schedulers[0]
+            scheduler = self.built_or_passed(scheduler)
             body.append(
                 self.statement(
-                    f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler.name}, "interval": "{interval}"}}}}'
+                    f'return {{"optimizer": {optimizer}, "lr_scheduler": {{"scheduler": {scheduler}, "interval": "{interval}"}}}}'
                 )
             )
         else:
-            configs = ", ".join(f'{{"scheduler": {s.name}, "interval": "{i}"}}' for s, i in loop.schedulers)
+            configs = ", ".join(
+                f'{{"scheduler": {self.built_or_passed(s)}, "interval": "{i}"}}' for s, i in loop.schedulers
+            )
             body.append(self.statement(f"return [{optimizer}], [{configs}]"))
         return self.function("configure_optimizers", "", body)
 
@@ -548,6 +610,13 @@ class LoopGenerator(NamePlanner, EarlyExits):
             self.init_args.setdefault(expression.value, cst.Name(expression.value))
             return f"self.{self.attribute_name(expression.value)}"
         return f"self.{self.owner_attribute()}.{expression.attr.value}"
+
+    def built_or_passed(self, definition) -> str:
+        """`optimizer` built in configure_optimizers, or `self.optimizer` the caller passed in."""
+        if not definition.parameter:
+            return definition.name
+        self.init_args.setdefault(definition.name, cst.Name(definition.name))
+        return f"self.{self.attribute_name(definition.name)}"
 
     def forward(self) -> cst.FunctionDef | None:
         if len(self.model_list) != 1:
@@ -578,12 +647,20 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def build(self) -> Generated:
         blocks = self.blocks()
         replacements = self.replacements = self.plan_names(blocks)
+        self.renamed_index = self.index_named_batch(blocks)
+        if self.renamed_index:  # the user's `batch` is training_step's batch_idx
+            for key in ("step", "after_step"):
+                for statement in blocks[key]:
+                    for name in name_nodes(statement):
+                        if name.value == "batch":
+                            replacements[id(name)] = cst.Name("batch_idx")
         if self.loop.accumulation is not None:  # the step reads the loss as the loop had divided it
             for name in self.loop.accumulation.divided_reads:
                 replacements[id(name)] = self.divided(replacements.get(id(name), name), name)
         self.ends_epoch = self.returns_after_fit = False
         # a `break` out of the epoch loop also sets should_stop: then a `return` cannot be told apart
         self.leaves_after_fit = any(m.findall(s, m.Break()) for s in blocks["end"])
+        built_in_init = self.built_in_init(blocks, replacements)
         step, after_step, start, end = (
             self.early_exits(
                 self.rewrite(
@@ -633,9 +710,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if "clip" in blocks:
             methods.append(
                 self.function(
-                    "configure_gradient_clipping",
-                    ", optimizer, gradient_clip_val=None, gradient_clip_algorithm=None",
-                    self.rewrite(blocks["clip"], replacements),
+                    clipping.HOOK, clipping.HOOK_PARAMETERS, self.rewrite(blocks["clip"], replacements)
                 )
             )
         if self.loop.validation is not None:
@@ -658,12 +733,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
         init_body += [self.statement(f"self.{p} = {self.parameter(p)}") for p in init_params]
         if self.ends_epoch:
             init_body.append(self.statement("self.end_epoch = False"))
+        init_body += built_in_init
         methods.insert(
             0,
             self.function("__init__", "".join(f", {p}" for p in init_params), init_body).with_changes(
                 leading_lines=[]
             ),
         )
+        methods = [without_dead_assignments(method) for method in methods]
         class_def = self.statement(f"class {self.class_name}({self.alias}.LightningModule):\n    pass\n")
         class_def = class_def.with_changes(body=class_def.body.with_changes(body=methods))
         imports = [("callbacks", "EarlyStopping")] if self.loop.early_stopping is not None else []
@@ -680,6 +757,26 @@ class LoopGenerator(NamePlanner, EarlyExits):
             self.host_edits(),
             imports,
         )
+
+    def built_in_init(self, blocks, replacements) -> list[cst.BaseStatement]:
+        """`self.criterion = nn.BCELoss()` that the epoch built every epoch: built once in `__init__`
+        (a loss module with constant arguments, its name bound nowhere else), taken out of the epoch."""
+        built = []
+        for statement in blocks["start"]:
+            if not built_once(statement, self.index.called_name):
+                continue
+            target = statement.body[0].targets[0].target
+            new = self.rewrite([statement], replacements)
+            if (
+                len(self.index.assignments(target)) == 1
+                and len(new) == 1
+                and m.matches(new[0], m.SimpleStatementLine(body=[m.Assign()]))
+                and self_attribute_name(new[0].body[0].targets[0].target)
+            ):
+                comments = [line for line in new[0].leading_lines if line.comment is not None]
+                built.append(new[0].with_changes(leading_lines=comments))
+                blocks["start"] = [s for s in blocks["start"] if s is not statement]
+        return built
 
     def divided(self, loss: cst.BaseExpression, read: cst.Name) -> cst.BaseExpression:
         """`loss / N` for a read of the loss that the loop had divided (`(loss / N).item()`)."""
@@ -726,18 +823,10 @@ class LoopGenerator(NamePlanner, EarlyExits):
             options.append("max_epochs=1")
         if loop.accumulation is not None:
             options.append(f"accumulate_grad_batches={code(self.host_expression(loop.accumulation.every))}")
-        if loop.clip and not loop.clip.custom:
-            options.append(f"gradient_clip_val={code(self.host_expression(loop.clip.value))}")
-            if loop.clip.algorithm == "value":
-                options.append('gradient_clip_algorithm="value"')
+        if loop.clip:
+            options += clipping.trainer_arguments(loop.clip, lambda value: code(self.host_expression(value)))
         if loop.precision is not None:
-            half, enabled = loop.precision
-            choice = (
-                f'"{half}"'
-                if enabled is None
-                else f'"{half}" if {code(self.host_expression(enabled))} else "32-true"'
-            )
-            options.append(f"precision={choice}")
+            options += amp.trainer_arguments(loop.precision, lambda value: code(self.host_expression(value)))
         options += self.distribution_options() + self.accelerator_option()
         if loop.writer is not None:
             log_dir = code(self.host_expression(loop.writer.log_dir)) if loop.writer.log_dir else '"runs"'
@@ -903,8 +992,13 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
         removed: list[cst.CSTNode] = [
-            o.statement for o in loop.all_optimizers if loop.handed_over is None
-        ] + [s.statement for s, _ in loop.schedulers]
+            d.statement
+            for d in [
+                *(loop.all_optimizers if loop.handed_over is None else []),
+                *(s for s, _ in loop.schedulers),
+            ]
+            if not d.parameter
+        ]
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:
             removed.append(loop.scaler)

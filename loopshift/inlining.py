@@ -114,14 +114,21 @@ class Inliner(cst.CSTTransformer):
         call = self.parents.get(callee)
         if not (isinstance(call, cst.Call) and call.func is callee):
             return None
-        statement = self.parents.get(call)
+        value = call  # the call, or the head of a chain on its value: `train_step(x, y).item()`
+        while isinstance(parent := self.parents.get(value), (cst.Attribute, cst.Call)) and (
+            getattr(parent, "value", None) is value or getattr(parent, "func", None) is value
+        ):
+            value = parent
+        statement = self.parents.get(value)
         line = self.parents.get(statement)
         if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
             return None
         if not (
             isinstance(statement, cst.Expr)
-            or (isinstance(statement, cst.AugAssign) and statement.value is call)
-            or (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.value is call)
+            or (isinstance(statement, cst.AugAssign) and statement.value is value)
+            or (
+                isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.value is value
+            )
         ):
             return None
         block = self.parents.get(line)
@@ -159,18 +166,27 @@ class Inliner(cst.CSTTransformer):
         if not body or m.findall(cst.IndentedBlock(body=body), m.Return()):
             return None  # an early return: the loop's code after the call would run where it did not
         statement = line.body[0]
-        call = statement.value
+        call = next(c for c in m.findall(statement, m.Call()) if self.calls(c, function))
+        if returned is None and (statement.value is not call or not isinstance(statement, cst.Expr)):
+            return None  # its value, None, is read
         bound = self.bind(function, names, call)
         if bound is None:
             return None
-        caller = next((a for a in self.ancestors(line) if isinstance(a, cst.FunctionDef)), self.module)
-        local = {
-            n.value
-            for s in body
-            for n in m.findall(s, m.Name())
-            if isinstance(self.parents.get(n), (cst.AssignTarget, cst.AugAssign, cst.For, cst.AsName))
-            or isinstance(self.parents.get(n), (cst.Element,))
+        # an argument that is a plain name stands for its parameter (`opt.step()` becomes
+        # `optimizer.step()`), unless the function binds either name or reads the argument's own
+        renamed = {
+            name: value.value for name, value in bound if isinstance(value, cst.Name) and value.value != name
         }
+        if m.findall(function.body, m.FunctionDef() | m.Lambda() | m.ClassDef()):
+            renamed = {}
+        read = {n.value for n in m.findall(function.body, m.Name())}
+        renamed = {
+            name: argument
+            for name, argument in renamed.items()
+            if argument not in read and name not in self.bound_in(body)
+        }
+        caller = next((a for a in self.ancestors(line) if isinstance(a, cst.FunctionDef)), self.module)
+        local = self.bound_in(body)
         caller_names = {n.value for n in m.findall(caller, m.Name()) if self.scope_of(n) is caller}
         rebound = {n.value for t in getattr(statement, "targets", []) for n in m.findall(t.target, m.Name())}
         if (local - set(names) - rebound - {"_"}) & caller_names:
@@ -178,15 +194,36 @@ class Inliner(cst.CSTTransformer):
         lines = [
             cst.parse_statement(f"{name} = {self.module.code_for_node(value)}")
             for name, value in bound
-            if not (isinstance(value, cst.Name) and value.value == name)
+            if not (isinstance(value, cst.Name) and value.value == name) and name not in renamed
         ]
-        lines += body
-        if returned is not None and not isinstance(statement, cst.Expr):
+        lines += [s.visit(RenameNames(renamed)) for s in body]
+        if returned is not None:
+            returned = returned.visit(RenameNames(renamed))
+        if returned is not None and statement.value is not call:  # `total += train_step(x, y).item()`
+            lines.append(line.deep_replace(call, returned).with_changes(leading_lines=[]))
+        elif returned is not None and not isinstance(statement, cst.Expr):
             lines.append(line.with_changes(body=[statement.with_changes(value=returned)], leading_lines=[]))
         elif returned is not None and not is_pure(returned):
             lines.append(cst.SimpleStatementLine([cst.Expr(returned)]))  # its value unused, its effects kept
         lines[0] = lines[0].with_changes(leading_lines=[*line.leading_lines, *lines[0].leading_lines])
         return lines
+
+    def calls(self, call: cst.Call, function: cst.FunctionDef) -> bool:
+        """Whether the call is of the function (`train_step(...)`, `self._run_batch(...)`)."""
+        func = call.func
+        name = func.attr if isinstance(func, cst.Attribute) else func
+        return isinstance(name, cst.Name) and name.value == function.name.value
+
+    def bound_in(self, body: list[cst.BaseStatement]) -> set[str]:
+        """The names the statements bind (assignment, loop and `with` targets)."""
+        return {
+            n.value
+            for s in body
+            for n in m.findall(s, m.Name())
+            if isinstance(
+                self.parents.get(n), (cst.AssignTarget, cst.AugAssign, cst.For, cst.AsName, cst.Element)
+            )
+        }
 
     def bind(self, function: cst.FunctionDef, names: list[str], call: cst.Call) -> list | None:
         """(parameter, value) pairs, as the call passes them (defaults where it does not)."""
@@ -226,6 +263,26 @@ class Inliner(cst.CSTTransformer):
                 continue
             body.extend(self.inlined.get(id(original), [updated]))
         return body
+
+
+class RenameNames(cst.CSTTransformer):
+    """Renames variables (not attribute names or keywords): `opt.step()` -> `optimizer.step()`."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        return (
+            updated.with_changes(value=self.names[original.value])
+            if original.value in self.names
+            else updated
+        )
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        return updated.with_changes(keyword=original.keyword)
 
 
 def is_pure(expression: cst.BaseExpression) -> bool:

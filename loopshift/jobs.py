@@ -165,7 +165,7 @@ def honour_noqa(result, source: str):
     an inserted comment line (a `break` replaced by `pass`) stay."""
     if not result.diagnostics or "noqa" not in source:
         return result
-    from .convert import TODO
+    from .core import TODO
     from .lint.engine import is_suppressed
 
     lines, code = source.split("\n"), result.code.split("\n")

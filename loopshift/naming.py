@@ -12,6 +12,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment, ComprehensionScope
 
+from . import torch_names
 from .devices import DeviceOracle, DropDeviceMoves
 
 REBOUND_MAYBE = (
@@ -302,12 +303,13 @@ class NamePlanner:
             moved |= {
                 id(s) for s in [*evaluation.before, evaluation.loop, *evaluation.after, evaluation.statement]
             }
-        replacements: dict[int, cst.BaseExpression] = {}
+        held_loaders = self.trainer_loader_reads(blocks)
+        replacements: dict[int, cst.BaseExpression] = dict(held_loaders)
         for key, block in blocks.items():
             prefix = "test_" if key.startswith("test") else "val_"  # for a name another hook's code took
             for statement in block:
                 for name in name_nodes(statement):
-                    if id(name) in self.unwritten:
+                    if id(name) in self.unwritten or id(name) in held_loaders:
                         continue
                     replacement = self.replacement(name, usage, assigned_where, moved, prefix)
                     if replacement is not None:
@@ -478,6 +480,83 @@ class NamePlanner:
 
     def attribute_name(self, name: str) -> str:
         return f"{name}_" if name in RESERVED else name
+
+    def trainer_loader_reads(
+        self, blocks: dict[str, list[cst.BaseStatement]]
+    ) -> dict[int, cst.BaseExpression]:
+        """`len(loader.dataset)` of the loader fit trains on, read in a training hook (or of the
+        validation loader, in a validation hook): the Trainer's own loader holds the same dataset
+        (`self.trainer.train_dataloader.dataset`), so the module does not keep the loader just for
+        its length. Only when every read of that loader in the moved code is such a read."""
+        loop = self.loop
+        loaders = [(loop.loader, ("step", "after_step", "start", "end"), "self.trainer.train_dataloader")]
+        if loop.validation is not None:
+            loaders.append(
+                (
+                    loop.validation.loop.iter,
+                    ("val_start", "val_step", "val_end"),
+                    "self.trainer.val_dataloaders",
+                )
+            )
+        seen: dict[int, int] = {}
+        for block in blocks.values():
+            for statement in block:
+                for name in name_nodes(statement):
+                    seen[id(name)] = seen.get(id(name), 0) + 1
+        replacements: dict[int, cst.BaseExpression] = {}
+        for loader, keys, held in loaders:
+            binding = self.loader_binding(loader) if isinstance(loader, cst.Name) else None
+            if binding is None:
+                continue
+            reads, other = [], False
+            for key, block in blocks.items():
+                for statement in block:
+                    for name in name_nodes(statement):
+                        if self.host_binding(name) is not binding or all(
+                            self.index.is_global(a) for a in self.index.assignments(name)
+                        ):
+                            continue  # (a global the hooks read as it is)
+                        parent = self.index.parent(name)
+                        if (
+                            key in keys
+                            and seen[id(name)] == 1
+                            and isinstance(parent, cst.Attribute)
+                            and parent.value is name
+                            and parent.attr.value == "dataset"
+                        ):
+                            reads.append(name)
+                        else:
+                            other = True
+            if not other:
+                replacements |= {id(name): cst.parse_expression(held) for name in reads}
+        return replacements
+
+    def loader_binding(self, loader: cst.Name) -> Assignment | None:
+        """The binding, where fit runs, of the DataLoader a loop iterates: built once before training."""
+        binding = self.host_binding(loader)
+        if binding is None or self.index.is_inside(binding.node, {id(self.loop.host)}):
+            return None
+        value = self.index.assigned_value(binding)
+        if not (
+            isinstance(value, cst.Call)
+            and self.index.called_name(value) & torch_names.DATALOADERS
+            and self.index.is_before(binding.node, self.loop.host)
+        ):
+            return None
+        return binding
+
+    def host_binding(self, name: cst.Name) -> Assignment | None:
+        """The single binding where fit runs of the variable a Name of the moved code stands for."""
+        bindings = self.index.assignments(name)
+        if len(bindings) != 1:
+            return None
+        value = self.host_value(bindings[0], name.value)
+        if not isinstance(value, cst.Name):
+            return None
+        if self.index.parent(value) is None:  # not a parameter: the name's own binding
+            return None if isinstance(bindings[0].node, cst.Param) else bindings[0]
+        bindings = self.index.assignments(value)
+        return bindings[0] if len(bindings) == 1 and not isinstance(bindings[0].node, cst.Param) else None
 
     def host_value(self, binding: Assignment, name: str) -> cst.BaseExpression:
         """The expression where fit runs that a name of the moved code stands for: a parameter of

@@ -7,7 +7,10 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import torch_names
-from .training import Accumulation, Clipping, TrainingLoop
+from .idioms import clipping
+from .idioms import precision as amp
+from .idioms.clipping import TrainerClipping
+from .training import Accumulation, TrainingLoop
 from .util import held_object, method_call
 
 
@@ -18,7 +21,7 @@ class SteppingAnalysis:
     def is_grad_scaler(self, name: cst.Name) -> bool:
         assignment = self.resolve(name)
         value = self.index.assigned_value(assignment) if assignment else None
-        return isinstance(value, cst.Call) and bool(self.index.called_name(value) & torch_names.GRAD_SCALERS)
+        return amp.is_grad_scaler(self.index, value)
 
     def autocast_of(self, statement: cst.With) -> cst.Call | None:
         if (
@@ -109,16 +112,8 @@ class SteppingAnalysis:
 
     def precision_of(self, autocasts: list[cst.With], scaler: cst.Call | None) -> tuple | None:
         """("16-mixed" or "bf16-mixed", the `enabled=` flag) from the autocast blocks and the scaler."""
-        keywords = {}
-        for call in [self.autocast_of(w) for w in autocasts] + ([scaler] if scaler is not None else []):
-            keywords.update({a.keyword.value: a.value for a in call.args if a.keyword is not None})
-        dtype, device = keywords.get("dtype"), keywords.get("device_type")
-        bfloat = (
-            self.index.qualified_names(dtype) & {"torch.bfloat16"}
-            if dtype is not None
-            else m.matches(device, m.SimpleString('"cpu"') | m.SimpleString("'cpu'"))
-        )  # CPU autocast's default dtype
-        return "bf16-mixed" if bfloat else "16-mixed", keywords.get("enabled")
+        facts = [amp.autocast_of(self.index, self.autocast_of(w)) for w in autocasts]
+        return amp.trainer_precision(facts, scaler)
 
     def accumulation(self, loop: TrainingLoop, condition: cst.If, body: list[cst.BaseStatement]) -> bool:
         """`if (i + 1) % N == 0 [or last batch]:` around the step -> accumulate_grad_batches=N."""
@@ -255,44 +250,15 @@ class SteppingAnalysis:
             if clip is not None:
                 loop.clip = clip
 
-    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop) -> Clipping | None:
-        """Clipping between backward and step: the Trainer's gradient_clip_val, or, where that cannot
-        say it, the user's own statement in configure_gradient_clipping (which Lightning calls at the
-        same point of the step, after unscaling AMP gradients)."""
-        kept = m.SimpleStatementLine(
-            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())]
-        )
-        if not m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())]) | kept):
+    def clip_of(self, statement: cst.BaseStatement, loop: TrainingLoop) -> TrainerClipping | None:
+        """Clipping between backward and step (see idioms/clipping.py)."""
+        fact = clipping.clipping_at(self.index, statement)
+        if fact is None:
             return None
-        call = statement.body[0].value
-        algorithm = next(
-            (torch_names.CLIP_GRAD[n] for n in self.index.called_name(call) if n in torch_names.CLIP_GRAD),
-            None,
-        )
-        if algorithm is None:
-            return None
-        positional = [a for a in call.args if a.keyword is None]
-        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        value = (
-            positional[1].value
-            if len(positional) > 1
-            else keywords.get("max_norm", keywords.get("clip_value"))
-        )
-        parameters = positional[0].value if positional else keywords.get("parameters")
-        clips_model = (
-            m.matches(parameters, m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[]))
-            and self.index.module.code_for_node(parameters.func.value) == loop.model
-        )
-        if value is None or parameters is None or (len(positional) > 2 and algorithm == "value"):
-            self.problem("LS002", "gradient clipping with these arguments is not converted", statement)
-            return None
-        custom = (
-            m.matches(statement, kept)
-            or len(positional) > 2
-            or bool(set(keywords) - {"parameters", "max_norm", "clip_value"})
-            or not clips_model
-        )
-        return Clipping(algorithm, value, statement, custom)
+        clip = clipping.for_trainer(fact, loop.model, self.index.module.code_for_node)
+        if clip is None:
+            self.problem("LS002", clipping.NOT_CONVERTED, statement)
+        return clip
 
     def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
         for method in ("train", "eval"):

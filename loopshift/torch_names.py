@@ -5,12 +5,6 @@ from __future__ import annotations
 MODULE_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
 DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 PROGRESS_BARS = {"tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "tqdm.tqdm.tqdm", "tqdm.std.tqdm"}
-CLIP_GRAD = {
-    "torch.nn.utils.clip_grad_norm_": "norm",
-    "torch.nn.utils.clip_grad.clip_grad_norm_": "norm",
-    "torch.nn.utils.clip_grad_value_": "value",
-    "torch.nn.utils.clip_grad.clip_grad_value_": "value",
-}
 GRAD_SCALERS = {
     "torch.GradScaler",
     "torch.amp.GradScaler",

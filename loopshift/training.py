@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from .diagnostics import Span
+from .idioms.clipping import TrainerClipping
 
 
 @dataclass
@@ -18,6 +19,7 @@ class OptimizerDef:
     span: Span
     model_reference: cst.BaseExpression | None = None  # where the optimizer's code names the model
     target: cst.BaseExpression | None = None  # `optimizer` or `self.optimizer`
+    parameter: bool = False  # a parameter of `statement` (a function): every caller passes one in
 
 
 @dataclass
@@ -28,6 +30,7 @@ class SchedulerDef:
     span: Span
     is_plateau: bool = False
     target: cst.BaseExpression | None = None
+    parameter: bool = False  # a parameter of `statement` (a function): every caller passes one in
 
 
 @dataclass
@@ -85,18 +88,6 @@ class EarlyStopping:
 
 
 @dataclass
-class Clipping:
-    """`clip_grad_norm_(model.parameters(), v)` between backward and step."""
-
-    algorithm: str  # "norm" / "value"
-    value: cst.BaseExpression
-    statement: cst.SimpleStatementLine
-    # the Trainer's gradient_clip_val cannot say it (the norm is read, another norm_type, a subset of
-    # the parameters): the statement itself becomes configure_gradient_clipping
-    custom: bool = False
-
-
-@dataclass
 class ScalarWriter:
     """A TensorBoard SummaryWriter used only for `add_scalar` (and closed after training)."""
 
@@ -111,7 +102,7 @@ class ScalarWriter:
 class HandUpdate:
     """Parameters the step updates itself, without an optimizer (see updates.py)."""
 
-    block: cst.With  # `with torch.no_grad(): ... p -= lr * p.grad`
+    block: cst.With | cst.For  # `with torch.no_grad(): ... p -= lr * p.grad`; `p.data.add_(-lr * p.grad)`
     model: cst.BaseExpression | None  # `model` of `for p in model.parameters()`
     tensors: list[cst.Name]  # raw tensors made with requires_grad=True: parameters of the module
 
@@ -143,7 +134,7 @@ class TrainingLoop:
     segments: EpochSegments = field(default_factory=EpochSegments)
     schedulers: list[tuple[SchedulerDef, str]] = field(default_factory=list)  # (scheduler, interval)
     scheduler_steps: list[cst.SimpleStatementLine] = field(default_factory=list)
-    clip: Clipping | None = None
+    clip: TrainerClipping | None = None  # see idioms/clipping.py
     mode_switches: list[cst.SimpleStatementLine] = field(default_factory=list)  # model.train()/eval()
     # schedulers of this optimizer stepped by the user's own code (ReduceLROnPlateau.step(metric), ...)
     kept_schedulers: list[SchedulerDef] = field(default_factory=list)

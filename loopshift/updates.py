@@ -6,6 +6,11 @@
             param -= learning_rate * param.grad
     model.zero_grad()                          # or `w1.grad = None`
 
+or, outside autograd through `.data` (no `torch.no_grad()` needed):
+
+    for param in model.parameters():
+        param.data.add_(-learning_rate * param.grad)   # or `.sub_(lr * p.grad)`, `p.data -= lr * p.grad`
+
 Lightning runs such a step under manual optimization, the update kept as it was: an SGD optimizer
 would round differently (it fuses the multiply and the add). Raw tensors with `requires_grad=True`
 become parameters of the LightningModule, so that Lightning moves them with it.
@@ -26,20 +31,22 @@ class HandUpdateAnalysis:
     """Mixed into Analyzer."""
 
     def hand_update(self, batch_loop: cst.For | cst.While) -> HandUpdate | None:
-        """The `with torch.no_grad():` block of the step that moves parameters against their gradients."""
+        """The block of the step that moves parameters against their gradients: `with torch.no_grad():`,
+        or `for p in model.parameters():` updating `p.data`."""
         for statement in batch_loop.body.body:
-            if not (
+            guarded = (
                 isinstance(statement, cst.With)
                 and len(statement.items) == 1
                 and self.no_grad(statement.items[0].item)
-            ):
+            )
+            if not guarded and not (isinstance(statement, cst.For) and self.parameters_of(statement.iter)):
                 continue
             updates = [
                 node
                 for node in m.findall(statement, m.AugAssign() | m.Call(func=m.Attribute()))
                 if self.updates_from_gradient(node)
             ]
-            if not updates:
+            if not updates or not (guarded or all(self.through_data(node) for node in updates)):
                 continue
             model = next(
                 (
@@ -66,6 +73,12 @@ class HandUpdateAnalysis:
         if isinstance(node, cst.AugAssign):
             return bool(m.findall(node.value, READS_GRAD))
         return node.func.attr.value in IN_PLACE and any(m.findall(a.value, READS_GRAD) for a in node.args)
+
+    @staticmethod
+    def through_data(node: cst.AugAssign | cst.Call) -> bool:
+        """`p.data -= ...`, `p.data.add_(...)`: an update autograd does not record."""
+        changed = node.target if isinstance(node, cst.AugAssign) else node.func.value
+        return m.matches(changed, m.Attribute(attr=m.Name("data")))
 
     @staticmethod
     def parameters_of(iterable: cst.BaseExpression) -> cst.BaseExpression | None:

@@ -48,6 +48,10 @@ CASES = [
     # a per-batch method of the user's Trainer class, summed into the epoch's mean loss; the optimizer
     # built and returned by a helper; DDP only under torchrun (here: one process, its own shuffling)
     ("corpus_trainer_run_batch", ["3", "2"], r"\[rank \d+\] epoch|epoch \d+: snapshot|holdout accuracy"),
+    # an endless count(1) of steps ended by a loss threshold, the parameters updated through `.data`
+    ("corpus_count_loop_threshold", [], r"batch +\d+:|Loss|==> Learned"),
+    # train and val phases of one loop; a training function called twice (fine-tuning, then a frozen backbone)
+    ("corpus_train_val_phases", [], r"Epoch \d+/\d+$| *(train|val) loss|Best val acc"),
     # two processes: mp.spawn's against the Trainer's DDP with its distributed sampler (rank 0 prints)
     ("ddp_spawn_worker", ["--world-size", "2", "--out-dir", "{tmp}"], r"training on|epoch \d+ loss"),
     # the DistributedSampler stepped through the loader (`train_loader.sampler.set_epoch(epoch)`)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..convert import Result
+from ..core import Result
 from ..index import CodeIndex
 from ..source import calls_backward, parse_module
 from .conversion import FabricConversion

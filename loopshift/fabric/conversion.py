@@ -9,8 +9,9 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from ..convert import Result, add_import, existing_alias
+from ..core import Result, add_import, existing_alias
 from ..diagnostics import Diagnostic
+from ..idioms import clipping
 from ..index import CodeIndex
 from ..source import check_parses
 from ..torch_names import DISTRIBUTED_DATA_PARALLEL, SPAWNS
@@ -319,7 +320,7 @@ class FabricConversion:
             if precision.scaler is not None:
                 edits.removed.add(id(precision.scaler))
         for clip in facts.clips:
-            edits.calls[id(clip.call)] = clip_rewrite(ref(clip.call), clip, precision is not None)
+            edits.calls[id(clip.call)] = clipping.fabric_rewrite(ref(clip.call), clip, precision is not None)
         edits.module = {id(use) for use in facts.module_uses}
         for save in facts.saves:
             edits.calls[id(save)] = save_rewrite(ref(save))
@@ -351,25 +352,6 @@ def backward_rewrite(fabric: cst.BaseExpression, scaled: bool):
     return rewrite
 
 
-def clip_rewrite(fabric: cst.BaseExpression, clip, mixed: bool):
-    """`clip_grad_norm_(model.parameters(), v)` -> `fabric.clip_gradients(model, optimizer, max_norm=v)`.
-    torch does not raise on a non-finite norm, and under mixed precision it happens on purpose (the
-    loss scaler then skips the step): say so, as Fabric's default is to raise."""
-
-    def rewrite(call: cst.Call) -> cst.Call:
-        keywords = {clip.keyword: clip.value, **clip.extra}
-        if mixed and clip.keyword == "max_norm":
-            keywords.setdefault("error_if_nonfinite", cst.Name("False"))
-        args = [
-            cst.Arg(clip.model),
-            cst.Arg(clip.optimizer),
-            *(cst.Arg(value, keyword=cst.Name(name), equal=EQUAL) for name, value in keywords.items()),
-        ]
-        return cst.Call(cst.Attribute(fabric, cst.Name("clip_gradients")), args)
-
-    return rewrite
-
-
 def save_rewrite(fabric: cst.BaseExpression):
     """`torch.save(state, path)` -> `fabric.save(path, state)`, keeping the line breaks."""
 
@@ -390,9 +372,6 @@ def rank_rewrite(fabric: cst.BaseExpression, answer: str):
         return cst.Attribute(fabric, cst.Name(answer))
 
     return rewrite
-
-
-EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 
 
 def parenthesized(expression: cst.BaseExpression) -> cst.BaseExpression:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
+from ..core import TODO
 from ..devices import IDENTITY, DropDeviceMoves, is_bare_name, is_self_assignment
-from ..exits import TODO
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from ..idioms.clipping import FabricClipping
 from ..training import OptimizerDef
 
 Scope = cst.FunctionDef | None  # the function code runs in; None: module level
@@ -52,18 +53,6 @@ class Precision:
 
 
 @dataclass
-class Clip:
-    """`clip_grad_norm_(model.parameters(), v)` -> `fabric.clip_gradients(model, optimizer, max_norm=v)`."""
-
-    call: cst.Call
-    keyword: str  # max_norm / clip_val
-    model: cst.BaseExpression
-    optimizer: cst.BaseExpression
-    value: cst.BaseExpression
-    extra: dict[str, cst.BaseExpression]  # norm_type=, error_if_nonfinite=, as the user passed them
-
-
-@dataclass
 class FabricFacts:
     backwards: list[cst.SimpleStatementLine] = field(default_factory=list)
     setups: list[Setup] = field(default_factory=list)
@@ -71,7 +60,7 @@ class FabricFacts:
     # uses of a set-up model that need the nn.Module itself (`model[0]`, `len(model)`): `model.module[0]`
     module_uses: list[cst.BaseExpression] = field(default_factory=list)
     precision: Precision | None = None
-    clips: list[Clip] = field(default_factory=list)
+    clips: list[FabricClipping] = field(default_factory=list)  # see idioms/clipping.py
     saves: list[cst.Call] = field(
         default_factory=list
     )  # `torch.save({...}, path)` -> `fabric.save(path, {...})`

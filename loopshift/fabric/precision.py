@@ -8,11 +8,10 @@ import libcst as cst
 import libcst.matchers as m
 
 from .. import torch_names
+from ..idioms import clipping
+from ..idioms import precision as amp
 from ..util import method_call
-from .facts import Clip, Precision
-from .matching import keyword
-
-DEVICE_TYPE_FIRST = {"torch.autocast", "torch.amp.autocast", "torch.amp.autocast_mode.autocast"}
+from .facts import Precision
 
 
 class PrecisionAnalysis:
@@ -36,7 +35,7 @@ class PrecisionAnalysis:
                 ),
                 cst.SimpleStatementLine,
             )
-            if self.index.called_name(s.body[0].value) & torch_names.GRAD_SCALERS
+            if amp.is_grad_scaler(self.index, s.body[0].value)
         ]
         if not autocasts or len(scalers) > 1:
             return
@@ -44,12 +43,12 @@ class PrecisionAnalysis:
         if len(settings) != 1 or None in settings:
             return
         mode, enabled_code = next(iter(settings))
-        enabled = keyword(autocasts[0].item, "enabled")
+        enabled = amp.autocast_of(self.index, autocasts[0].item).enabled
         precision = Precision(
             mode, enabled, sorted(autocasts, key=self.index.order), scalers[0] if scalers else None
         )
         if scalers:
-            scaler_enabled = keyword(scalers[0].body[0].value, "enabled")
+            scaler_enabled = amp.scaler_enabled(scalers[0].body[0].value)
             if (
                 self.code(scaler_enabled) if scaler_enabled is not None else None
             ) != enabled_code or not self.scaler_uses(precision, scalers[0].body[0].targets[0].target):
@@ -60,30 +59,7 @@ class PrecisionAnalysis:
 
     def autocast_setting(self, call: cst.Call) -> tuple[str, str | None] | None:
         """(Fabric precision, the code of `enabled=`) for one autocast call; None when not understood."""
-        names = self.index.called_name(call)
-        dtype, device_type = keyword(call, "dtype"), keyword(call, "device_type")
-        positional = [a.value for a in call.args if a.keyword is None]
-        if positional and names & DEVICE_TYPE_FIRST:
-            device_type, positional = positional[0], positional[1:]  # torch.autocast("cuda", ...)
-        if positional or {a.keyword.value for a in call.args if a.keyword} - {
-            "device_type",
-            "dtype",
-            "enabled",
-            "cache_enabled",
-        }:
-            return None
-        if dtype is not None:
-            dtypes = self.index.qualified_names(dtype)
-            half = "16-mixed" if dtypes & {"torch.float16", "torch.half"} else None
-            mode = "bf16-mixed" if "torch.bfloat16" in dtypes else half
-        elif names & {"torch.cpu.amp.autocast"} or m.matches(
-            device_type, m.SimpleString('"cpu"') | m.SimpleString("'cpu'")
-        ):
-            mode = "bf16-mixed"  # autocast's default on CPU
-        else:
-            mode = "16-mixed"
-        enabled = keyword(call, "enabled")
-        return (mode, self.code(enabled) if enabled is not None else None) if mode else None
+        return amp.fabric_setting(amp.autocast_of(self.index, call), self.code)
 
     def scaler_uses(self, precision: Precision, scaler: cst.Name) -> bool:
         """Every use of the scaler is one Fabric's precision does itself."""
@@ -113,42 +89,14 @@ class PrecisionAnalysis:
         return True
 
     def collect_clips(self) -> None:
-        for call in self.index.nodes(cst.Call):
-            names = self.index.called_name(call)
-            algorithm = next((torch_names.CLIP_GRAD[n] for n in names if n in torch_names.CLIP_GRAD), None)
-            if algorithm is None:
-                continue
-            clip = self.clip(call, algorithm)
+        """fabric.clip_gradients where idioms/clipping.py says Fabric clips as the script did."""
+        for fact in clipping.clippings(self.index):
+            clip = clipping.for_fabric(fact, self.stepped_optimizer)
             if clip is not None:
                 self.facts.clips.append(clip)
             elif self.facts.precision is not None:
                 # Fabric's loss scaling would leave this clip working on scaled gradients
                 self.facts.precision = None
-
-    def clip(self, call: cst.Call, algorithm: str) -> Clip | None:
-        value_name = "max_norm" if algorithm == "norm" else "clip_value"
-        allowed = ["parameters", value_name] + (
-            ["norm_type", "error_if_nonfinite"] if algorithm == "norm" else []
-        )
-        arguments: dict[str, cst.BaseExpression] = {}
-        for position, arg in enumerate(call.args):
-            if arg.star or (position >= len(allowed) and arg.keyword is None):
-                return None
-            name = arg.keyword.value if arg.keyword is not None else allowed[position]
-            if name not in allowed:
-                return None
-            arguments[name] = arg.value
-        parameters = arguments.get("parameters")
-        model_parameters = m.Call(func=m.Attribute(attr=m.Name("parameters")), args=[])
-        if value_name not in arguments or not m.matches(parameters, model_parameters):
-            return None
-        model = parameters.func.value
-        optimizer = self.stepped_optimizer(call, model)
-        if optimizer is None:
-            return None
-        extra = {name: arguments[name] for name in ("norm_type", "error_if_nonfinite") if name in arguments}
-        keyword = "max_norm" if algorithm == "norm" else "clip_val"
-        return Clip(call, keyword, model, optimizer, arguments[value_name], extra)
 
     def stepped_optimizer(self, clip: cst.Call, model: cst.BaseExpression) -> cst.BaseExpression | None:
         """The one optimizer of `model` stepped in the function that clips, as that code names it."""
