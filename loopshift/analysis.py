@@ -559,7 +559,10 @@ class Analyzer(
                 if not optimizer_steps
                 else "several optimizers step in one loop: manual optimization"
             )
-            if not optimizer_steps and not self.code.optimizers:  # say what is there: an update by hand
+            unknown = self.unknown_optimizer(batch_loop) if not optimizer_steps else None
+            if unknown is not None:  # say what is there: an optimizer built where analysis does not look
+                reason = unknown
+            elif not optimizer_steps and not self.code.optimizers:  # say what is there: an update by hand
                 reason = (
                     "the loop updates the parameters by hand in a form not converted yet (converted: "
                     "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`, or "
@@ -1051,6 +1054,46 @@ class Analyzer(
         ):
             return item.asname.name.value
         return None
+
+    def unknown_optimizer(self, batch_loop: cst.CSTNode) -> str | None:
+        """For `optimizer.step()` (or `scaler.step(optimizer)`) in the loop or a loop around it, of an
+        object no torch.optim construction defines: what the object is bound to, to say so."""
+        loops = [
+            batch_loop,
+            *(a for a in self.index.ancestors(batch_loop) if isinstance(a, (cst.For, cst.While))),
+        ]
+        for loop in loops:
+            for call in m.findall(loop, m.Call(func=m.Attribute(attr=m.Name("step")))):
+                root = held_object(call.func.value)
+                if isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
+                    root = held_object(call.args[0].value)
+                value = self.built_by_call(root) if root is not None else None
+                if value is not None:
+                    name = self.index.module.code_for_node(root)
+                    return (
+                        f"`{name}` steps like an optimizer, but no torch.optim optimizer is built where "
+                        f"the analysis looks (`{name} = {self.index.module.code_for_node(value)}`): build "
+                        "it with a torch.optim class in the script to convert"
+                    )
+        return None
+
+    def built_by_call(self, held: cst.BaseExpression) -> cst.Call | None:
+        """The call a variable (`optimizer`) or an attribute of self (`self.optimizer`) is assigned
+        from, when there is one such assignment."""
+        if isinstance(held, cst.Name):
+            origin = self.resolve(held)
+            if origin is None or not isinstance(origin.node, cst.CSTNode):
+                return None
+            statement = self.index.statement_of(origin.node)
+            line = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+            values = [line.value] if isinstance(line, cst.Assign) else []
+        else:
+            holder = self.enclosing_class(held)
+            attribute = m.Attribute(value=m.Name("self"), attr=m.Name(self_attribute_name(held)))
+            found = m.findall(holder, m.Assign(targets=[m.AssignTarget(target=attribute)])) if holder else []
+            values = [a.value for a in found]
+        calls = [v for v in values if isinstance(v, cst.Call)]
+        return calls[0] if len(calls) == 1 else None
 
     def steps_in(self, statements) -> list[tuple[cst.SimpleStatementLine, OptimizerDef]]:
         """`optimizer.step()` and `scaler.step(optimizer)` statements, with their optimizer."""

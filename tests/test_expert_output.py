@@ -380,3 +380,33 @@ def test_a_loss_the_step_rebinds_after_backward_is_returned_as_backward_had_it()
         "        print(f'loss: {loss:>7f} [{current}]')\n"
         "        return train_loss\n"
     ) in code
+
+
+OPTIMIZER_FROM_A_METHOD = """
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Net(torch.nn.Linear):
+    def configure_optimizers(self, lr):
+        return torch.optim.SGD(self.parameters(), lr=lr)
+
+
+model = Net(4, 1)
+optimizer = model.configure_optimizers(0.1)
+loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4)
+for x, y in loader:
+    optimizer.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    optimizer.step()
+"""
+
+
+def test_an_optimizer_built_where_analysis_does_not_look_is_named_as_such() -> None:
+    result = convert_source(OPTIMIZER_FROM_A_METHOD)
+    [diagnostic] = result.diagnostics
+    assert diagnostic.message.startswith(
+        "`optimizer` steps like an optimizer, but no torch.optim optimizer is built where the analysis "
+        "looks (`optimizer = model.configure_optimizers(0.1)`)"
+    )
+    assert "by hand" not in diagnostic.message
