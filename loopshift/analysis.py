@@ -207,7 +207,7 @@ class Analyzer(
         if assignment is None:
             return None
         statement = self.index.assignment_statement(assignment)
-        return next(
+        found = next(
             (
                 d
                 for d in definitions
@@ -215,6 +215,109 @@ class Analyzer(
             ),
             None,
         )
+        if found is None and (returned := self.returned_name(assignment)) is not None:
+            return self.definition_of_name(returned, definitions)  # `dataset, model, opt = build(seed)`
+        return found
+
+    def returned_name(self, assignment: Assignment, depth: int = 0) -> cst.Name | None:
+        """`opt` in `return train_set, model, opt` for `dataset, model, optimizer = build(seed)`:
+        the name a function of this file returns at the unpacked position (or returns whole, for
+        `optimizer = build(model)`), when it has that one return."""
+        node, position = assignment.node, None
+        parent = self.index.parent(node) if isinstance(node, cst.Name) else None
+        if isinstance(parent, cst.Element) and isinstance(tuple_ := self.index.parent(parent), cst.Tuple):
+            position, target = tuple_.elements.index(parent), self.index.parent(tuple_)
+            length = len(tuple_.elements)
+        else:
+            target = parent
+        assign = self.index.parent(target) if isinstance(target, cst.AssignTarget) else None
+        if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and depth < 8):
+            return None
+        call = assign.value
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name)):
+            return None
+        functions = [a.node for a in self.index.assignments(call.func)]
+        if len(functions) != 1 or not isinstance(functions[0], cst.FunctionDef):
+            return None
+        function = functions[0]
+        returns = [r for r in m.findall(function, m.Return()) if self.index.enclosing_function(r) is function]
+        if len(returns) != 1 or returns[0].value is None:
+            return None
+        value = returns[0].value
+        if position is not None:
+            if not (
+                isinstance(value, cst.Tuple)
+                and len(value.elements) == length
+                and not any(isinstance(e, cst.StarredElement) for e in value.elements)
+            ):
+                return None
+            value = value.elements[position].value
+        return value if isinstance(value, cst.Name) else None
+
+    def same_object(self, first: cst.BaseExpression, second: cst.BaseExpression) -> bool:
+        """Whether two expressions name the object one statement built: `self.model` kept by the
+        constructor from what `Trainer(model, ...)` passes, `model` unpacked from what
+        `build_training_objects(seed)` returns, and `model` in that function."""
+        origins = [self.building_statement(e) for e in (first, second)]
+        return origins[0] is not None and origins[0] is origins[1]
+
+    def building_statement(self, expression: cst.BaseExpression, depth: int = 0) -> cst.CSTNode | None:
+        if depth > 8:
+            return None
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            argument = self.constructor_argument(self.enclosing_class(expression), attribute)
+            return self.building_statement(argument, depth + 1) if argument is not None else None
+        if not isinstance(expression, cst.Name):
+            return None
+        assignment = self.resolve(expression)
+        if assignment is None:
+            return None
+        returned = self.returned_name(assignment)
+        if returned is not None:
+            return self.building_statement(returned, depth + 1)
+        return self.index.assignment_statement(assignment)
+
+    def constructor_argument(self, owner: cst.ClassDef | None, attribute: str) -> cst.Name | None:
+        """What the one construction `Trainer(model, ...)` passes for the parameter that `__init__`
+        keeps as `self.<attribute>` (`self.model = model.to(device)`: device moves aside; a later
+        `self.model = DDP(self.model, ...)` wraps the same model)."""
+        init = (
+            next(
+                (f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"),
+                None,
+            )
+            if owner is not None
+            else None
+        )
+        if init is None:
+            return None
+        held = m.Assign(
+            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+        )
+        params = {p.name.value: p for p in init.params.params}
+        removed = {
+            id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)
+        }
+        assigns = [a for a in m.findall(init, held) if id(a) not in removed]  # (not the DDP wrap that goes)
+        kept = [
+            value.value
+            for a in assigns
+            if isinstance(value := without_moves(self.unwrapped(a.value)), cst.Name) and value.value in params
+        ]
+        if len(kept) != 1 or len(assigns) != 1:
+            return None
+        constructions = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Name(owner.name.value))]
+        if len(constructions) != 1:
+            return None
+        name, call = kept[0], constructions[0]
+        keyword = next(
+            (a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None
+        )
+        position = list(params).index(name) - 1  # `self` is the object being built
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        argument = keyword or (positional[position] if 0 <= position < len(positional) else None)
+        return argument if isinstance(argument, cst.Name) else None
 
     # -- collectors ----------------------------------------------------------------------
     def collect_models(self) -> None:
@@ -508,6 +611,8 @@ class Analyzer(
             closure=closure,
             zeroes_gradients=zeroes_gradients,
         )
+        if self.escapes(optimizer, batch_loop) and not self.hand_over(loop, step):
+            return None
         if not self.mixed_precision(loop, body, autocast) or (
             accumulation is not None and not self.accumulation(loop, accumulation, body)
         ):
@@ -522,6 +627,53 @@ class Analyzer(
         ):
             return None
         return loop
+
+    def escapes(self, definition: OptimizerDef, batch_loop: cst.CSTNode) -> bool:
+        """An optimizer built in a function that returns it (`build_training_objects(seed)`), away
+        from the loop: configure_optimizers cannot take its statement without breaking that function."""
+        function = self.index.enclosing_function(definition.statement)
+        if definition.parameter or function is None or self.index.is_inside(batch_loop, {id(function)}):
+            return False
+        returns = [r for r in m.findall(function, m.Return()) if self.index.enclosing_function(r) is function]
+        return any(m.findall(r, m.Name(definition.name)) for r in returns if r.value is not None)
+
+    def hand_over(self, loop: TrainingLoop, step: cst.SimpleStatementLine) -> bool:
+        """The optimizer the script builds is the one Lightning steps: configure_optimizers returns
+        the object the loop stepped (`self.optimizer`), and the model is the one the loop calls
+        that the optimizer's parameters come from (`self.model`, kept from the same `model`)."""
+        optimizer = loop.optimizer
+        builder = self.index.enclosing_function(optimizer.statement).name.value
+        receiver = held_object(method_call(step, "step").func.value)
+        if not (
+            isinstance(receiver, cst.Name)
+            or (self_attribute_name(receiver) is not None and self.enclosing_class(receiver) is not None)
+        ):
+            self.problem(
+                "LS001",
+                f"the optimizer built in `{builder}()` is stepped through an expression not followed",
+                step,
+            )
+            return False
+        called = [
+            c.func
+            for c in m.findall(loop.batch_loop, m.Call(func=m.Name() | m.Attribute(value=m.Name("self"))))
+        ]
+        models = [
+            f
+            for f in called
+            if optimizer.model_reference is not None and self.same_object(f, optimizer.model_reference)
+        ]
+        if not models:
+            self.problem(
+                "LS001",
+                f"the optimizer built in `{builder}()` optimizes `{optimizer.model}`, which the loop "
+                "does not call under a name followed back to it",
+                step,
+            )
+            return False
+        loop.model = self.index.module.code_for_node(models[0])
+        loop.handed_over = receiver
+        return True
 
     def reiterable_loader(self, loop: TrainingLoop) -> bool:
         """The Trainer iterates train_dataloaders again every epoch, and takes a Python list for a
@@ -1060,7 +1212,12 @@ class Analyzer(
             targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
         )
         values = []
+        removed = {
+            id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)
+        }
         for assign in m.findall(owner, held) if owner is not None else []:
+            if id(assign) in removed:
+                continue  # `self.model = DDP(self.model, ...)`, which goes
             value = without_moves(assign.value)
             param = (
                 next((a.node for a in self.index.assignments(value) if isinstance(a.node, cst.Param)), None)
@@ -1116,8 +1273,33 @@ class Analyzer(
                 for s in self.code.schedulers
                 if s not in converted and self.scheduled_optimizer(s) in loop.all_optimizers
             ]
-        self.code.loops = [loop for loop in self.code.loops if self.built_unconditionally(loop)]
+        self.code.loops = [
+            loop
+            for loop in self.code.loops
+            if self.built_unconditionally(loop) and self.handed_over_alone(loop)
+        ]
         return self.code
+
+    def handed_over_alone(self, loop: TrainingLoop) -> bool:
+        """Optimizers built and returned by another function are handed to Lightning as they are,
+        one and without schedulers (configure_optimizers would have to build those around it)."""
+        escaping = [o for o in loop.all_optimizers if self.escapes(o, loop.batch_loop)]
+        if not escaping or (
+            loop.handed_over is not None
+            and not loop.manual
+            and len(loop.all_optimizers) == 1
+            and not loop.schedulers
+            and not loop.kept_schedulers
+        ):
+            return True
+        self.problem(
+            "LS001",
+            f"`{escaping[0].name}` is built and returned by "
+            f"`{self.index.enclosing_function(escaping[0].statement).name.value}()`; handing it to "
+            "Lightning with schedulers, other optimizers or manual optimization is not converted yet",
+            loop.batch_loop,
+        )
+        return False
 
     def built_unconditionally(self, loop: TrainingLoop) -> bool:
         """configure_optimizers runs the optimizer's and schedulers' statements one after another:

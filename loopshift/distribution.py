@@ -22,7 +22,7 @@ from .torch_names import (
     SPAWNS,
 )
 from .training import Distribution, Spawn
-from .util import method_call
+from .util import method_call, self_attribute_name
 
 WRAP = m.SimpleStatementLine(
     body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(args=[m.Arg(keyword=None), m.ZeroOrMore()]))]
@@ -78,6 +78,7 @@ class DistributionAnalysis:
         facts, scopes = self.code.distribution, set()
         for loop in self.code.loops:
             scopes |= {id(self.index.enclosing_function(node)) for node in (loop.host, loop.batch_loop)}
+            scopes |= {id(f) for f in self.trainer_class_plumbing(loop)}
         if facts.spawn is not None and id(facts.spawn.worker) not in scopes:
             facts.spawn = None
         scopes |= {
@@ -107,12 +108,155 @@ class DistributionAnalysis:
                 )
             )
         facts.loaders = {key: value for key, value in facts.loaders.items() if trains(value[0])}
+        for loop in self.code.loops:
+            facts.set_epochs += self.loader_sampler_epochs(
+                loop, [value[0] for value in facts.loaders.values()]
+            )
+        facts.removed += [s for s in facts.set_epochs if s not in facts.removed]
         facts.processes = [n for n in facts.processes if trains(n)] + (
             [facts.spawn.call] if facts.spawn else []
         )
         if facts.devices is not None and not trains(facts.devices):
             facts.devices = None
+        self.drop_wrap_arguments(facts)
         self.drop_emptied(facts)
+
+    def launch_condition(self, processes: list[cst.CSTNode]) -> cst.BaseExpression | None:
+        """`is_distributed_launch()` where the script sets up its processes only when that holds
+        (`if is_distributed_launch(): ddp_setup()`, `if self.distributed: self.model = DDP(...)` with
+        `self.distributed = is_distributed_launch()`): a test of the launch alone, readable anywhere
+        (functions of the module, imported names), that every process statement runs under. Else a
+        single process runs, with the loader's own sampler."""
+        code = self.index.module.code_for_node
+        tests = {
+            code(test): test
+            for statement in processes
+            for test in self.enclosing_tests(statement)
+            if self.reads_only_module_names(test)
+        }
+        found = [t for key, t in tests.items() if all(self.runs_under(s, key) for s in processes)]
+        return found[0] if len(found) == 1 else None
+
+    def enclosing_tests(self, node: cst.CSTNode, depth: int = 0) -> list[cst.BaseExpression]:
+        tests = [a.test for a in self.index.ancestors(node) if isinstance(a, cst.If)]
+        function = self.index.enclosing_function(node)
+        for call in self.calls_of(function) if function is not None and depth < 4 else []:
+            tests += self.enclosing_tests(call, depth + 1)
+        return tests
+
+    def reads_only_module_names(self, test: cst.BaseExpression) -> bool:
+        names = [
+            n
+            for n in m.findall(test, m.Name())
+            if not (isinstance(parent := self.index.parent(n), cst.Attribute) and parent.attr is n)
+        ]
+        imported = (cst.FunctionDef, cst.Import, cst.ImportFrom, cst.ImportAlias)
+        return bool(names) and all(
+            (bindings := self.index.assignments(n))
+            and all(self.index.is_global(b) and isinstance(b.node, imported) for b in bindings)
+            for n in names
+        )
+
+    def runs_under(self, node: cst.CSTNode, test: str, depth: int = 0) -> bool:
+        """Whether a statement runs only where `test` holds: inside `if test:` (or `if self.flag:` with
+        `self.flag = test`), or in a function that is only called there."""
+        for ancestor in self.index.ancestors(node):
+            if isinstance(ancestor, cst.If) and self.same_test(ancestor.test, test):
+                return True
+        function = self.index.enclosing_function(node)
+        calls = self.calls_of(function) if function is not None and depth < 4 else []
+        return bool(calls) and all(self.runs_under(c, test, depth + 1) for c in calls)
+
+    def same_test(self, expression: cst.BaseExpression, test: str) -> bool:
+        code = self.index.module.code_for_node
+        if code(expression) == test:
+            return True
+        attribute = self_attribute_name(expression)
+        owner = self.enclosing_class(expression) if attribute is not None else None
+        if owner is None:
+            return False
+        held = m.Assign(
+            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+        )
+        assigns = m.findall(owner, held)
+        return bool(assigns) and all(code(a.value) == test for a in assigns)
+
+    def loader_sampler_epochs(self, loop, loaders: list[cst.Call]) -> list[cst.SimpleStatementLine]:
+        """`self.train_data.sampler.set_epoch(epoch)` in the per-epoch code, where the loop's loader
+        is built by a DataLoader call whose DistributedSampler goes (directly, or returned by a
+        function of this file: `train_data = make_loader(dataset, batch_size)`)."""
+        if not isinstance(loop.loader, (cst.Name, cst.Attribute)):
+            return []
+        built = self.building_statement(loop.loader)
+        if not m.matches(built, m.SimpleStatementLine(body=[m.Assign()])):
+            return []
+        value = built.body[0].value
+        sources = [value]
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            for assignment in self.index.assignments(value.func):
+                if isinstance(assignment.node, cst.FunctionDef):
+                    sources += [r.value for r in m.findall(assignment.node, m.Return())]
+        if not any(source is loader for source in sources for loader in loaders):
+            return []
+        sampler = m.Attribute(value=m.DoNotCare(), attr=m.Name("sampler"))
+        found = []
+        for statement in [*loop.segments.before, *loop.segments.after]:
+            for line in (
+                m.findall(statement, m.SimpleStatementLine())
+                if not isinstance(statement, cst.SimpleStatementLine)
+                else [statement]
+            ):
+                call = method_call(line, "set_epoch")
+                if (
+                    call is not None
+                    and m.matches(call.func.value, sampler)
+                    and self.index.module.code_for_node(call.func.value.value)
+                    == self.index.module.code_for_node(loop.loader)
+                ):
+                    found.append(line)
+        return found
+
+    def trainer_class_plumbing(self, loop) -> list[cst.FunctionDef]:
+        """Where a class of the user's trains (`Trainer.train` fits), its `__init__` (the model's
+        DDP wrap) and the functions up the calls to the fit (`main`: the process group, the loader's
+        DistributedSampler) set up the processes for that training."""
+        owner = self.method_class(loop.function) if loop.function is not None else None
+        if owner is None:
+            return []
+        functions = [
+            f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"
+        ]
+        host = self.index.enclosing_function(loop.host)
+        seen = {id(host)} if host is not None else set()
+        callers = [host] if host is not None else []
+        while callers:
+            caller = callers.pop()
+            for call in self.calls_through_objects(caller):
+                function = self.index.enclosing_function(call)
+                if function is not None and id(function) not in seen:
+                    seen.add(id(function))
+                    functions.append(function)
+                    callers.append(function)
+        return functions
+
+    def calls_through_objects(self, function: cst.FunctionDef) -> list[cst.Call]:
+        """Calls of a function, and of a method as `trainer.train(...)` on the one object the
+        module builds of its class."""
+        owner = self.method_class(function)
+        if owner is None:
+            return self.calls_of(function)
+        calls = list(self.calls_of(function))
+        built = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Name(owner.name.value))]
+        if len(built) == 1:
+            constructions = [self.index.enclosing_function(built[0])]
+            calls += [
+                c
+                for c in self.index.nodes(cst.Call)
+                if m.matches(c.func, m.Attribute(attr=m.Name(function.name.value)))
+                and not m.matches(c.func, m.Attribute(value=m.Name("self")))
+                and self.index.enclosing_function(c) in constructions
+            ]
+        return calls
 
     def drop_sampler_epochs(self, loop) -> None:
         """`sampler.set_epoch(epoch)`: Lightning steps the epoch of the sampler it puts in. Also an `if`
@@ -426,6 +570,27 @@ class DistributionAnalysis:
         if isinstance(count, cst.Call) and self.index.called_name(count) & {"torch.cuda.device_count"}:
             return cst.SimpleString('"auto"')
         return None
+
+    def drop_wrap_arguments(self, facts: Distribution) -> None:
+        """`device_ids = [local_rank] if ... else None` computed only for a DDP wrap that goes, goes
+        with it (a plain value, no call: nothing else happens when it is computed)."""
+        removed = {id(s) for s in facts.removed}
+        line = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
+        for statement in [s for s in facts.removed if s in facts.processes]:
+            for name in m.findall(statement, m.Name()):
+                bindings = self.index.assignments(name)
+                if len(bindings) != 1 or not isinstance(bindings[0].node, cst.Name):
+                    continue
+                assignment = self.index.assignment_statement(bindings[0])
+                if (
+                    id(assignment) in removed
+                    or not m.matches(assignment, line)
+                    or m.findall(assignment.body[0].value, m.Call())
+                    or not all(self.index.is_inside(r.node, removed) for r in bindings[0].references)
+                ):
+                    continue
+                facts.removed.append(assignment)
+                removed.add(id(assignment))
 
     def drop_emptied(self, facts: Distribution) -> None:
         """A block whose statements all go goes too: `if device_count() > 1: model = DataParallel(model)`,

@@ -539,6 +539,8 @@ class LoopGenerator(NamePlanner, EarlyExits):
 
     def configure_optimizers(self, replacements) -> cst.FunctionDef:
         loop = self.loop
+        if loop.handed_over is not None:  # the optimizer the script built, as it is
+            return self.function("configure_optimizers", "", [self.statement(f"return {self.handed_over()}")])
         kept = [s.statement for s in loop.kept_schedulers]
         optimizers = loop.all_optimizers
         built = [d for d in [*optimizers, *(s for s, _ in loop.schedulers)] if not d.parameter]
@@ -602,6 +604,14 @@ class LoopGenerator(NamePlanner, EarlyExits):
             )
             body.append(self.statement(f"return [{optimizer}], [{configs}]"))
         return self.function("configure_optimizers", "", body)
+
+    def handed_over(self) -> str:
+        """`self.user_trainer.optimizer` for the loop's `self.optimizer`, `self.optimizer` for `optimizer`."""
+        expression = self.loop.handed_over
+        if isinstance(expression, cst.Name):
+            self.init_args.setdefault(expression.value, cst.Name(expression.value))
+            return f"self.{self.attribute_name(expression.value)}"
+        return f"self.{self.owner_attribute()}.{expression.attr.value}"
 
     def built_or_passed(self, definition) -> str:
         """`optimizer` built in configure_optimizers, or `self.optimizer` the caller passed in."""
@@ -860,6 +870,9 @@ class LoopGenerator(NamePlanner, EarlyExits):
         ):
             return ['strategy="ddp"', f"devices={code(distribution.spawn.devices)}"]
         options = ['strategy="ddp"'] if distribution.processes else []
+        condition = self.analyzer.launch_condition(distribution.processes) if distribution.processes else None
+        if condition is not None:  # a single process otherwise, with the loader's own sampler
+            options = [f'strategy="ddp" if {code(condition)} else "auto"']
         if distribution.devices is not None:
             options.append(f"devices={code(self.host_expression(distribution.devices))}")
         return options
@@ -966,7 +979,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def after_fit(self, statement: cst.CSTNode) -> cst.BaseExpression | None:
         """How code after `trainer.fit` reaches the object a removed statement used to build."""
         loop = self.loop
-        built = [o.statement for o in loop.all_optimizers]
+        built = [o.statement for o in loop.all_optimizers if loop.handed_over is None]
         if statement in built:  # (in configure_optimizers' order)
             return cst.parse_expression(f"{self.trainer_name}.optimizers[{built.index(statement)}]")
         converted = [s.statement for s, _ in loop.schedulers]
@@ -982,7 +995,12 @@ class LoopGenerator(NamePlanner, EarlyExits):
     def removed(self) -> list[cst.CSTNode]:
         loop = self.loop
         removed: list[cst.CSTNode] = [
-            d.statement for d in [*loop.all_optimizers, *(s for s, _ in loop.schedulers)] if not d.parameter
+            d.statement
+            for d in [
+                *(loop.all_optimizers if loop.handed_over is None else []),
+                *(s for s, _ in loop.schedulers),
+            ]
+            if not d.parameter
         ]
         removed += [s.statement for s in loop.kept_schedulers]
         if loop.scaler is not None:

@@ -163,9 +163,8 @@ class NamePlanner:
         found: dict[str, list[Assignment]] = {}
         for optimizer in self.loop.all_optimizers:
             reference = optimizer.model_reference
-            found.setdefault(
-                optimizer.model, self.analyzer.origins(reference) if reference is not None else []
-            )
+            model = self.loop.model if self.loop.handed_over is not None else optimizer.model  # `self.model`
+            found.setdefault(model, self.analyzer.origins(reference) if reference is not None else [])
         if self.loop.optimizer is None and self.loop.model:  # updated by hand: `for p in model.parameters()`
             found[self.loop.model] = self.analyzer.origins(self.loop.model_reference)
         if len(found) == 1:

@@ -167,6 +167,9 @@ class TrainingLoop:
     # zero_grad(set_to_none=False): gradients zeroed in place, so the optimizer still updates parameters
     # that got none (momentum, weight decay); Lightning sets them to None unless told otherwise
     zeroes_gradients: bool = False
+    # the optimizer the script built away from the loop and returned (`build_training_objects(seed)`):
+    # configure_optimizers hands this expression of the loop over, the object itself, and builds nothing
+    handed_over: cst.BaseExpression | None = None
 
     @property
     def all_optimizers(self) -> list[OptimizerDef]:

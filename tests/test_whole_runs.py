@@ -45,6 +45,9 @@ CASES = [
     # updates in functions the loop calls, inlined: one per episode of an endless count(1), one per epoch
     ("corpus_reinforce_finish_episode", [], r"episode +\d+|solved|not solved"),
     ("corpus_graph_full_batch_train_function", ["--epochs", "30"], r"epoch \d+|test"),
+    # a per-batch method of the user's Trainer class, summed into the epoch's mean loss; the optimizer
+    # built and returned by a helper; DDP only under torchrun (here: one process, its own shuffling)
+    ("corpus_trainer_run_batch", ["3", "2"], r"\[rank \d+\] epoch|epoch \d+: snapshot|holdout accuracy"),
     # an endless count(1) of steps ended by a loss threshold, the parameters updated through `.data`
     ("corpus_count_loop_threshold", [], r"batch +\d+:|Loss|==> Learned"),
     # train and val phases of one loop; a training function called twice (fine-tuning, then a frozen backbone)

@@ -14,7 +14,7 @@ from ..diagnostics import Diagnostic
 from ..idioms import clipping
 from ..index import CodeIndex
 from ..source import check_parses
-from ..torch_names import SPAWNS
+from ..torch_names import DISTRIBUTED_DATA_PARALLEL, SPAWNS
 from .analysis import FabricAnalysis
 from .edits import ApplyFabricEdits, Edits
 from .facts import FabricFacts, Scope
@@ -169,6 +169,16 @@ class FabricConversion:
         if facts.distributed:
             arguments["strategy"] = cst.SimpleString('"ddp"')
             arguments["devices"] = cst.SimpleString('"auto"')
+            processes = facts.process_group + [
+                s
+                for s in facts.data_parallel
+                if self.index.called_name(s.body[0].value) & DISTRIBUTED_DATA_PARALLEL
+            ]
+            condition = self.analysis.analyzer.launch_condition(processes)
+            if condition is not None:  # a single process otherwise, with the loader's own sampler
+                arguments["strategy"] = cst.IfExp(
+                    test=condition, body=cst.SimpleString('"ddp"'), orelse=cst.SimpleString('"auto"')
+                )
         elif facts.data_parallel:
             in_home = all(self.analysis.scope_of(s) is wiring.home for s in facts.data_parallel)
             arguments["devices"] = facts.devices if in_home else cst.SimpleString('"auto"')
