@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import libcst as cst
 import libcst.matchers as m
@@ -382,7 +383,18 @@ def followed_into_loops(
         source,
         path,
     )
-    return result if result.loops_converted and not result.diagnostics else None
+    if result.loops_converted and not result.diagnostics:
+        return result
+    # what stopped the loop followed through its calls is the reason to give, at the call it followed
+    reasons = "; ".join(dict.fromkeys(d.message for d in result.diagnostics))
+    if reasons and any(d.code == "LS001" and FOLLOWED in d.message for d in plain.diagnostics):
+        said = f"followed into the loop, the conversion stops at: {reasons}"
+        plain.code = plain.code.replace(FOLLOWED, said)  # the TODO comment says it too
+        plain.diagnostics = [
+            replace(d, message=d.message.replace(FOLLOWED, said)) if d.code == "LS001" else d
+            for d in plain.diagnostics
+        ]
+    return None
 
 
 def changed_lines(original: cst.Module, rewritten: cst.Module) -> list[range]:
@@ -425,6 +437,7 @@ def convert_module(module: cst.Module, source: str, target: str, path: str) -> R
     return result
 
 
+FOLLOWED = "a loop driving it through calls is not followed yet"  # analysis's LS001 for an update in a call
 COLLECTIVE_BEFORE_FIT = "`{call}()` runs before the Trainer sets up the process group (it does in fit)"
 KEYBOARD_INTERRUPT = (
     "on Ctrl-C, Lightning's fit shuts down by itself and exits the process (sys.exit(1)): this "
