@@ -410,3 +410,45 @@ def test_an_optimizer_built_where_analysis_does_not_look_is_named_as_such() -> N
         "looks (`optimizer = model.configure_optimizers(0.1)`)"
     )
     assert "by hand" not in diagnostic.message
+
+
+VALIDATION_METRIC = """
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = DataLoader(TensorDataset(torch.randn(16, 4), torch.randn(16, 1)), batch_size=4)
+val_loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=4)
+
+
+def evaluate(model, loader):
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            total += torch.nn.functional.mse_loss(model(x), y, reduction="sum").item()
+            count += len(x)
+    model.train()
+    return total / count
+
+
+for epoch in range(2):
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+    val_mse = evaluate(model, val_loader)
+    print(f"epoch {epoch}: val mse {val_mse:.4f}")
+"""
+
+
+def test_a_validation_metric_the_script_computes_is_logged_under_its_name() -> None:
+    result = convert_source(VALIDATION_METRIC)
+    assert not result.diagnostics
+    epoch_end = result.code.split("def on_validation_epoch_end(self):", 1)[1].split("def ", 1)[0]
+    assert '        self.log("val_mse", self.val_mse)\n' in epoch_end  # checkpoints and early stopping see it
+    assert (
+        'print(f"epoch {self.current_epoch}: val mse {self.val_mse:.4f}")' in result.code
+    )  # and it still prints
