@@ -172,14 +172,7 @@ class Analyzer(
     ) -> object | None:
         """`self.optimizer` of a class whose `__init__` keeps `self.optimizer = optimizer`: the
         definition its one construction `Trainer(model, loader, optimizer)` passes in."""
-        init = (
-            next(
-                (f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"),
-                None,
-            )
-            if owner is not None
-            else None
-        )
+        init = constructor(owner)
         if init is None:
             return None
         kept = m.Assign(
@@ -282,14 +275,7 @@ class Analyzer(
         """What the one construction `Trainer(model, ...)` passes for the parameter that `__init__`
         keeps as `self.<attribute>` (`self.model = model.to(device)`: device moves aside; a later
         `self.model = DDP(self.model, ...)` wraps the same model)."""
-        init = (
-            next(
-                (f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"),
-                None,
-            )
-            if owner is not None
-            else None
-        )
+        init = constructor(owner)
         if init is None:
             return None
         held = m.Assign(
@@ -1333,3 +1319,12 @@ def bare(target: cst.BaseAssignTargetExpression) -> cst.BaseAssignTargetExpressi
     if isinstance(target, cst.Tuple) and len(target.elements) > 1:
         return target.with_changes(lpar=[], rpar=[])
     return target
+
+
+def constructor(owner: cst.ClassDef | None) -> cst.FunctionDef | None:
+    """The class's own `__init__`, if it defines one."""
+    if owner is None:
+        return None
+    return next(
+        (f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"), None
+    )
