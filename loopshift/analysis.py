@@ -618,17 +618,47 @@ class Analyzer(
         """An optimizer built in a function that returns it (`build_training_objects(seed)`), away
         from the loop: configure_optimizers cannot take its statement without breaking that function."""
         function = self.index.enclosing_function(definition.statement)
-        if definition.parameter or function is None or self.index.is_inside(batch_loop, {id(function)}):
+        if definition.parameter or (
+            function is not None and self.index.is_inside(batch_loop, {id(function)})
+        ):
+            return False
+        if self.passed_into_holder(definition, batch_loop):
+            return True
+        if function is None:
             return False
         returns = [r for r in m.findall(function, m.Return()) if self.index.enclosing_function(r) is function]
         return any(m.findall(r, m.Name(definition.name)) for r in returns if r.value is not None)
+
+    def passed_into_holder(self, definition: OptimizerDef, batch_loop: cst.CSTNode) -> bool:
+        """`Learner(model, loader, optimizer)`: the optimizer is handed to the constructor of the
+        class whose method runs the loop, which keeps it (`self.optimizer`) and steps it."""
+        holder = self.enclosing_class(batch_loop)
+        if holder is None or not isinstance(definition.statement, cst.SimpleStatementLine):
+            return False
+        target = m.AssignTarget(target=m.Name(definition.name))
+        assigned = m.findall(definition.statement, m.Assign(targets=[target]))
+        if len(assigned) != 1:
+            return False
+        bindings = [
+            b
+            for b in self.index.assignments(assigned[0].targets[0].target)
+            if b.node is assigned[0].targets[0].target
+        ]
+        uses = [a.node for b in bindings for a in b.references if isinstance(a.node, cst.Name)]
+        for use in uses:
+            argument = self.index.parent(use)
+            call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
+            if isinstance(call, cst.Call) and m.matches(call.func, m.Name(holder.name.value)):
+                return True
+        return False
 
     def hand_over(self, loop: TrainingLoop, step: cst.SimpleStatementLine) -> bool:
         """The optimizer the script builds is the one Lightning steps: configure_optimizers returns
         the object the loop stepped (`self.optimizer`), and the model is the one the loop calls
         that the optimizer's parameters come from (`self.model`, kept from the same `model`)."""
         optimizer = loop.optimizer
-        builder = self.index.enclosing_function(optimizer.statement).name.value
+        function = self.index.enclosing_function(optimizer.statement)
+        builder = f"`{function.name.value}()`" if function is not None else "the module's code"
         receiver = held_object(method_call(step, "step").func.value)
         if not (
             isinstance(receiver, cst.Name)
@@ -636,7 +666,7 @@ class Analyzer(
         ):
             self.problem(
                 "LS001",
-                f"the optimizer built in `{builder}()` is stepped through an expression not followed",
+                f"the optimizer built in {builder} is stepped through an expression not followed",
                 step,
             )
             return False
@@ -652,7 +682,7 @@ class Analyzer(
         if not models:
             self.problem(
                 "LS001",
-                f"the optimizer built in `{builder}()` optimizes `{optimizer.model}`, which the loop "
+                f"the optimizer built in {builder} optimizes `{optimizer.model}`, which the loop "
                 "does not call under a name followed back to it",
                 step,
             )
@@ -1278,11 +1308,14 @@ class Analyzer(
             and not loop.kept_schedulers
         ):
             return True
+        function = self.index.enclosing_function(escaping[0].statement)
+        how = f"built and returned by `{function.name.value}()`" if function is not None else "passed in"
+        if function is not None and self.passed_into_holder(escaping[0], loop.batch_loop):
+            how = f"built in `{function.name.value}()` and passed in"
         self.problem(
             "LS001",
-            f"`{escaping[0].name}` is built and returned by "
-            f"`{self.index.enclosing_function(escaping[0].statement).name.value}()`; handing it to "
-            "Lightning with schedulers, other optimizers or manual optimization is not converted yet",
+            f"`{escaping[0].name}` is {how}; handing it to Lightning with schedulers, other "
+            "optimizers or manual optimization is not converted yet",
             loop.batch_loop,
         )
         return False

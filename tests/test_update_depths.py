@@ -2,7 +2,7 @@
 calls, in a method of a trainer class; the loops at module level, in main() or a per-epoch
 function, under `if __name__ == "__main__":`, `try:` or `with tqdm(...)`. Each draw converts to
 code that compiles, reads no undefined name, converts to itself again and leaves no raw loop for
-the linter, or says why it does not convert; a sample trains to the end and prints the original's
+the linter; a sample trains to the end and prints the original's
 per-epoch losses. And the step returns the tensor backward() ran on, whatever the loop later
 binds to the loss's name.
 """
@@ -26,11 +26,6 @@ from loopshift.lint import lint_source
 FAST = settings(deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
-def converts_cleanly(p: DepthProgram) -> bool:
-    """The shapes loopshift converts today; the others must end in an LS001 that names the function."""
-    return p.site != "method"  # the optimizer passed into the trainer class: not handed over yet
-
-
 def show(text: str) -> None:
     """Shown with a failure: as a hypothesis note under @given, else in pytest's captured stdout."""
     if currently_in_test_context():
@@ -49,19 +44,9 @@ def check(p: DepthProgram):
     compile(result.code, "converted.py", "exec")
     assert undefined_names(result.code) == set()
     assert convert_source(result.code, path="gen.py").code == result.code
-    if converts_cleanly(p):
-        assert (result.loops_converted, result.diagnostics) == (1, [])
-        assert "trainer.fit(" in result.code and ".backward()" not in result.code
-        assert "LS101" not in {f.code for f in lint_source(result.code, path="gen.py")}
-    else:
-        kept = [line for line in result.code.splitlines(keepends=True) if "# TODO(loopshift): " not in line]
-        assert "".join(kept) == source and kept != result.code.splitlines(keepends=True)
-        assert [d.code for d in result.diagnostics] == ["LS001"]
-        # followed through its calls, the loop stops at the optimizer the script passes into the class
-        assert "runs in `_run_batch()`, called at line" in result.diagnostics[0].message
-        assert "followed into the loop, the conversion stops at: `optimizer` is used outside" in (
-            result.diagnostics[0].message
-        )
+    assert (result.loops_converted, result.diagnostics) == (1, [])
+    assert "trainer.fit(" in result.code and ".backward()" not in result.code
+    assert "LS101" not in {f.code for f in lint_source(result.code, path="gen.py")}
     return result
 
 
@@ -80,6 +65,7 @@ SAMPLE = [
     DepthProgram("helper_globals", "augmented", "module", "tqdm", "after_step", "step_fn", True, 2),
     DepthProgram("helper_globals", "statement", "main", None, "before_forward", "train_step", False, 1),
     DepthProgram("helper_arguments", "augmented", "main", "tqdm", "before_forward", "train_step", False, 2),
+    DepthProgram("method", "augmented", "module", "main_guard", "after_step", "train_step", False, 2),
 ]
 
 
