@@ -333,11 +333,42 @@ class Analyzer(
                             name, statement, call, model_code, self.index.span(statement), model, target
                         )
                     )
+            elif (model := self.model_building_optimizer(call, target)) is not None:
+                self.code.optimizers.append(
+                    OptimizerDef(
+                        name,
+                        statement,
+                        call,
+                        self.index.module.code_for_node(model),
+                        self.index.span(statement),
+                        model,
+                        target,
+                    )
+                )
             elif any(torch_names.is_scheduler(n) for n in called) or self.builds_scheduler(call):
                 plateau = torch_names.PLATEAU in called
                 self.code.schedulers.append(
                     SchedulerDef(name, statement, call, self.index.span(statement), plateau, target)
                 )
+
+    def model_building_optimizer(self, call: cst.Call, target: cst.BaseExpression) -> cst.Name | None:
+        """`optimizer = model.configure_optimizers(...)`: a method of a model of the script's own
+        classes that returns the optimizer, which the code then steps (`optimizer.step()` or
+        `scaler.step(optimizer)`): the model is the one it optimizes."""
+        if not m.matches(call.func, m.Attribute(value=m.Name())) or not isinstance(target, cst.Name):
+            return None
+        model = call.func.value
+        origin = self.resolve(model)
+        built = self.index.assigned_value(origin) if origin is not None else None
+        if not (
+            isinstance(built, cst.Call)
+            and m.matches(built.func, m.Name())
+            and built.func.value in self.code.models
+        ):
+            return None
+        step = m.Call(func=m.Attribute(value=m.Name(target.value), attr=m.Name("step")))
+        scaled = m.Call(func=m.Attribute(attr=m.Name("step")), args=[m.Arg(value=m.Name(target.value))])
+        return model if self.index.findall(step | scaled, cst.Call) else None
 
     def collect_passed_definitions(self) -> None:
         """`def train_model(model, criterion, optimizer, scheduler, ...)` whose every caller passes an
@@ -1082,7 +1113,9 @@ class Analyzer(
                 root = held_object(call.func.value)
                 if isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
                     root = held_object(call.args[0].value)
-                value = self.built_by_call(root) if root is not None else None
+                if root is None or self.definition_of(root, self.code.optimizers) is not None:
+                    continue  # an optimizer analysis knows: the step is elsewhere, not unknown
+                value = self.built_by_call(root)
                 if value is not None:
                     name = self.index.module.code_for_node(root)
                     return (
