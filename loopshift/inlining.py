@@ -180,13 +180,11 @@ class Inliner(cst.CSTTransformer):
         if m.findall(function.body, m.FunctionDef() | m.Lambda() | m.ClassDef()):
             renamed = {}
         read = {n.value for n in m.findall(function.body, m.Name())}
+        local = self.bound_in(body)
         renamed = {
-            name: argument
-            for name, argument in renamed.items()
-            if argument not in read and name not in self.bound_in(body)
+            name: argument for name, argument in renamed.items() if argument not in read and name not in local
         }
         caller = next((a for a in self.ancestors(line) if isinstance(a, cst.FunctionDef)), self.module)
-        local = self.bound_in(body)
         caller_names = {n.value for n in m.findall(caller, m.Name()) if self.scope_of(n) is caller}
         rebound = {n.value for t in getattr(statement, "targets", []) for n in m.findall(t.target, m.Name())}
         if (local - set(names) - rebound - {"_"}) & caller_names:
