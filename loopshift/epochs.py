@@ -22,6 +22,15 @@ class EpochAnalysis:
             loop.host = driver  # one pass, fit right where the loop was
             return True
         if isinstance(owner, cst.FunctionDef):
+            holder = self.method_class(owner)
+            if holder is not None and holder.name.value in self.code.models:
+                self.problem(
+                    "LS001",
+                    f"the update runs in {holder.name.value}.{owner.name.value}(), a method of the model "
+                    "itself; training loops in methods of a model are not converted yet",
+                    owner,
+                )
+                return False
             calls = self.calls_of(owner)
             statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
             if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
@@ -31,15 +40,8 @@ class EpochAnalysis:
                     owner,
                 )
                 return False
-            holder = self.method_class(owner)
-            if self.index.enclosing_function(owner) is not None or (
-                holder is not None and holder.name.value in self.code.models
-            ):
-                self.problem(
-                    "LS001",
-                    "training loops in nested functions or in methods of a model are not converted yet",
-                    owner,
-                )
+            if self.index.enclosing_function(owner) is not None:
+                self.problem("LS001", "training loops in nested functions are not converted yet", owner)
                 return False
             loop.function, loop.call = owner, calls[0]
             self.split_function(loop, owner)

@@ -12,7 +12,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from .. import torch_names
-from ..analysis import Analyzer
+from ..analysis import Analyzer, constructor
 from ..devices import DeviceOracle
 from ..index import CodeIndex
 from ..training import OptimizerDef
@@ -88,6 +88,8 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         uses = self.references(definition)
         if uses is None:
             return None
+        if isinstance(definition, cst.ClassDef):  # `super(Owner, self)` names it too
+            uses = [u for u in uses if self.analyzer.enclosing_class(u) is not definition]
         calls = [self.index.parent(use) for use in uses]
         if not all(isinstance(call, cst.Call) and call.func is use for call, use in zip(calls, uses)):
             return None
@@ -210,7 +212,12 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     # -- models with their optimizers, DataLoaders, the device ---------------------------------
     def collect_setups(self) -> None:
         groups: dict[tuple, list[Setup]] = {}
+        owned = self.owned_optimizer_setups()
+        taken = {id(o.statement) for setup in owned for o in setup.optimizers}
+        taken |= {id(statement) for _, _, statement in self.facts.todos}
         for optimizer in self.analyzer.code.optimizers:
+            if id(optimizer.statement) in taken:
+                continue
             model = optimizer.model_reference
             target_scope = self.index.scope(optimizer.statement.body[0].targets[0].target)
             if not self.settable(model, optimizer, target_scope):
@@ -243,8 +250,90 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
                     )
                 )
         self.facts.setups = [setup for setups in groups.values() for setup in setups]
+        self.facts.setups += owned
         for setup in self.facts.setups:
             setup.module_anchor = self.join_of_bindings(setup)
+
+    def owned_optimizer_setups(self) -> list[Setup]:
+        """A model that builds its own optimizer (`self.optimizer = optim.Adam(self.parameters())`
+        in `__init__`, stepped in its methods) is set up with it where each instance is made:
+        `model, model.optimizer = fabric.setup(model, model.optimizer)`. The wrapper forwards the
+        attribute set to the module, so the methods step the set-up optimizer."""
+        setups = []
+        for owner in self.index.nodes(cst.ClassDef):
+            if owner.name.value not in self.analyzer.code.models:
+                continue
+            owned = self.owned_optimizers(owner)
+            if not owned:
+                continue
+            instances = self.instances(owner)
+            if instances is None:
+                for attribute, statement, _ in owned:
+                    reason = (
+                        f"`{owner.name.value}` builds `self.{attribute}` for its own parameters, but an "
+                        f"instance is made other than by `name = {owner.name.value}(...)`, where "
+                        "fabric.setup would take both; not set up"
+                    )
+                    self.facts.todos.append(("LS008", reason, statement))
+                continue
+            for statement, target in instances:
+                optimizers = [
+                    OptimizerDef(
+                        attribute,
+                        built,
+                        call,
+                        target.value,
+                        self.index.span(built),
+                        target,
+                        cst.Attribute(cst.Name(target.value), cst.Name(attribute)),
+                    )
+                    for attribute, built, call in owned
+                ]
+                setups.append(Setup(target.value, optimizers, statement, self.holders(target)))
+        return setups
+
+    def owned_optimizers(self, owner: cst.ClassDef) -> list[tuple[str, cst.SimpleStatementLine, cst.Call]]:
+        """`self.optimizer = optim.X(self.parameters(), ...)` statements of a class's `__init__`."""
+        init = constructor(owner)
+        owned: list[tuple[str, cst.SimpleStatementLine, cst.Call]] = []
+        built = m.SimpleStatementLine(
+            body=[
+                m.Assign(targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self")))], value=m.Call())
+            ]
+        )
+        for statement in m.findall(init.body, built) if init is not None else []:
+            call = statement.body[0].value
+            names = self.index.called_name(call)
+            if any(torch_names.is_optimizer(n) for n in names) and any(
+                m.findall(a.value, m.Name("self")) for a in call.args
+            ):
+                owned.append((statement.body[0].targets[0].target.attr.value, statement, call))
+        return owned
+
+    def instances(self, owner: cst.ClassDef) -> list[tuple[cst.SimpleStatementLine, cst.Name]] | None:
+        """Every `name = Owner(...)` (device moves aside) outside the class; None when the class
+        is used otherwise."""
+        uses = self.references(owner)
+        if uses is None:
+            return None
+        found = []
+        for use in uses:
+            if self.analyzer.enclosing_class(use) is owner:
+                continue  # `super(Owner, self)`
+            call = self.index.parent(use)
+            statement = self.index.statement_of(use)
+            assign = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+            if not (
+                isinstance(call, cst.Call)
+                and call.func is use
+                and isinstance(assign, cst.Assign)
+                and len(assign.targets) == 1
+                and isinstance(assign.targets[0].target, cst.Name)
+                and strip_moves(self.oracle, assign.value) is call
+            ):
+                return None
+            found.append((statement, assign.targets[0].target))
+        return found
 
     def exclusive(self, first: cst.CSTNode, second: cst.CSTNode) -> bool:
         """Whether two statements lie in different branches of one `if` (no run reaches both)."""

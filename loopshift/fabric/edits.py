@@ -152,7 +152,11 @@ class ApplyFabricEdits(DropDeviceMoves):
             params = params.with_changes(posonly_params=insert(list(params.posonly_params), position, fabric))
         else:
             listed = list(params.params)
-            if position == len(listed) and not (params.star_arg or params.kwonly_params or params.star_kwarg):
+            if position == len(listed) and not (
+                isinstance(params.star_arg, cst.Param | cst.ParamStar)
+                or params.kwonly_params
+                or params.star_kwarg
+            ):
                 fabric = fabric.with_changes(comma=cst.MaybeSentinel.DEFAULT)
             params = params.with_changes(params=insert(listed, position, fabric))
         updated = updated.with_changes(params=params)
