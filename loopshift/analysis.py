@@ -6,6 +6,8 @@ Names are resolved through libcst's scope and qualified-name metadata, never by 
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import Assignment
@@ -355,20 +357,39 @@ class Analyzer(
         """`optimizer = model.configure_optimizers(...)`: a method of a model of the script's own
         classes that returns the optimizer, which the code then steps (`optimizer.step()` or
         `scaler.step(optimizer)`): the model is the one it optimizes."""
-        if not m.matches(call.func, m.Attribute(value=m.Name())) or not isinstance(target, cst.Name):
+        attribute = self_attribute_name(target)
+        if not m.matches(call.func, m.Attribute(value=m.Name())) or not (
+            isinstance(target, cst.Name) or attribute is not None
+        ):
             return None
         model = call.func.value
         origin = self.resolve(model)
         built = self.index.assigned_value(origin) if origin is not None else None
-        if not (
+        own_class = (
             isinstance(built, cst.Call)
             and m.matches(built.func, m.Name())
             and built.func.value in self.code.models
-        ):
+        )
+        if not own_class and not self.computes_in_scope(model, call):
             return None
-        step = m.Call(func=m.Attribute(value=m.Name(target.value), attr=m.Name("step")))
-        scaled = m.Call(func=m.Attribute(attr=m.Name("step")), args=[m.Arg(value=m.Name(target.value))])
+        held = (
+            m.Attribute(value=m.Name("self"), attr=m.Name(attribute))
+            if attribute is not None
+            else m.Name(cast(cst.Name, target).value)
+        )
+        step = m.Call(func=m.Attribute(value=held, attr=m.Name("step")))
+        scaled = m.Call(func=m.Attribute(attr=m.Name("step")), args=[m.Arg(value=held)])
         return model if self.index.findall(step | scaled, cst.Call) else None
+
+    def computes_in_scope(self, model: cst.Name, call: cst.Call) -> bool:
+        """Whether the function that calls `model.method(...)` also calls `model(...)` itself: a
+        model of a class from elsewhere (a trainer given the model) whose method returns the
+        optimizer for the model that computes the loss."""
+        scope = self.index.enclosing_function(call)
+        if scope is None:
+            return False
+        forward = m.Call(func=m.Name(model.value))
+        return any(self.index.enclosing_function(c) is scope for c in m.findall(scope.body, forward))
 
     def collect_passed_definitions(self) -> None:
         """`def train_model(model, criterion, optimizer, scheduler, ...)` whose every caller passes an

@@ -79,6 +79,10 @@ IDENTITY = m.DictComp(
     ),
 )
 
+# (t for t in batch), [t for t in batch]
+_COPY_FOR = m.CompFor(target=m.Name(), ifs=[], inner_for_in=None, asynchronous=None)
+COPY = m.GeneratorExp(elt=m.Name(), for_in=_COPY_FOR) | m.ListComp(elt=m.Name(), for_in=_COPY_FOR)
+
 
 class DropDeviceMoves(cst.CSTTransformer):
     """Removes device moves from moved code; `x, y = x, y` left behind disappears too.
@@ -109,6 +113,20 @@ class DropDeviceMoves(cst.CSTTransformer):
             target = [cast(cst.Name, e.value) for e in cast(cst.Tuple, updated.for_in.target).elements]
             if key.value == target[0].value and value.value == target[1].value and original is not updated:
                 return cast(cst.Attribute, cast(cst.Call, updated.for_in.iter).func).value
+        return updated
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        # `x, y = (t for t in batch)` unpacks what `x, y = batch` does once the moves are gone
+        value = updated.value
+        if (
+            original.value is not value
+            and len(updated.targets) == 1
+            and isinstance(updated.targets[0].target, (cst.Tuple, cst.List))
+            and m.matches(value, COPY)
+        ):
+            copy = cast(cst.GeneratorExp | cst.ListComp, value)
+            if cast(cst.Name, copy.elt).value == cast(cst.Name, copy.for_in.target).value:
+                return updated.with_changes(value=copy.for_in.iter)
         return updated
 
     def leave_SimpleStatementLine(self, original, updated):

@@ -389,7 +389,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             return self_attribute_name(optimizer.target) is not None and self.analyzer.enclosing_class(
                 model
             ) is self.analyzer.enclosing_class(optimizer.statement)
-        if not isinstance(model, cst.Name) or not isinstance(optimizer.target, cst.Name):
+        if not isinstance(model, cst.Name) or not is_variable(optimizer.target):
             return False
         assignments = self.index.assignments(model)
         return bool(assignments) and all(a.scope is target_scope for a in assignments)
