@@ -20,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 from loopshift import convert_source
+from loopshift.core import Result
+from loopshift.project import local_imports, trains
 from loopshift.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +45,17 @@ def main() -> int:
         for script in scripts:
             started = time.perf_counter()
             result = convert_source(script.read_text(), target=args.target, path=str(script))
+            converted = script.with_name(f"{script.stem}_converted.py")
+            if result.code == script.read_text() and not result.loops_found:
+                # its loop lives in a module it imports (convert follows the import): the pair,
+                # converted in a copy of the folder, against the original pair
+                result, converted = convert_imported(script, args.target)
             codes = ",".join(sorted({d.code for d in result.diagnostics}))
-            if result.code == script.read_text():
+            if result.code == script.read_text() and converted is None:
                 status, message = "NONE", "unchanged"
             else:
-                converted = script.with_name(f"{script.stem}_converted.py")
-                converted.write_text(result.code)
+                if converted.name.endswith("_converted.py"):
+                    converted.write_text(result.code)
                 outcome = verify(converted, original=script, steps=args.steps, timeout=300)
                 message = outcome.message
                 status = "PASS" if outcome.ok and not codes else "TODO" if codes else "SILENT"
@@ -64,6 +71,25 @@ def main() -> int:
         f"of {len(scripts)} ({args.target})",
     )
     return 1 if outcomes["SILENT"] else 0
+
+
+def convert_imported(script: Path, target: str):
+    """The script's local imports that train, converted in a copy of its folder: the combined
+    result and the copy of the script (None when no import trains)."""
+    folder = script.parent.with_name(f"{script.parent.name}_converted")
+    modules = [i for i in local_imports(script, script.read_text()) if trains(i.file)]
+    if not modules:
+        return convert_source(script.read_text(), target=target), None
+    shutil.copytree(script.parent, folder, dirs_exist_ok=True)
+    combined = Result(script.read_text())
+    for imported in modules:
+        copy = folder / imported.file.relative_to(script.parent)
+        result = convert_source(copy.read_text(), target=target, path=str(imported.file))
+        copy.write_text(result.code)
+        combined.diagnostics += result.diagnostics
+        combined.loops_found += result.loops_found
+        combined.loops_converted += result.loops_converted
+    return combined, folder / script.name
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 
@@ -199,7 +200,8 @@ def plan(
                     color,
                 ),
             )
-    return list(jobs.values()), len(skipped - set(jobs))
+    project = frozenset(jobs)
+    return [replace(job, project=project) for job in jobs.values()], len(skipped - set(jobs))
 
 
 def summary(

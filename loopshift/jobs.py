@@ -3,7 +3,7 @@ that a folder's files can run in worker processes while the parent shows progres
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .output import default_output, unified_diff, write_atomic
@@ -21,6 +21,7 @@ class ConvertJob:
     quiet: bool = False  # diagnostics only (files found by walking a folder are quiet)
     verify: bool = False
     color: bool = False  # a coloured diff, for a terminal
+    project: frozenset[Path] = frozenset()  # every file of this run (resolved): each has a job of its own
 
 
 @dataclass
@@ -80,6 +81,10 @@ def convert_script(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
     text = source.replace("\r\n", "\n")  # converted as LF, written back with the file's own line endings
     result = honour_noqa(convert_source(text, target=job.target, path=str(path)), text)
     code, done.changed = result.code, result.code != text
+    if result.loops_found == 0 and not result.diagnostics:
+        followed = follow_imports(job, text, lines, done)
+        if followed is not None:
+            return followed
     if job.mode == "diff" and not done.changed:
         return outcome(job, result, lines), result, ""  # nothing convert would change: nothing to say
     say(job, lines, result, job.mode in ("stdout", "diff"))
@@ -107,6 +112,78 @@ def convert_script(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
             if not passed:
                 return "todo", result, ""
     return outcome(job, result, lines), result, ""
+
+
+def follow_imports(job: ConvertJob, text: str, lines: list, done: FileOutcome) -> tuple | None:
+    """A script with no loop of its own that imports a module of its folder holding one
+    (`from trainer import Trainer`): the module is converted with it, in the same mode, and in write
+    mode the script's copy imports the converted module (`train_lightning.py` with
+    `from trainer_lightning import Trainer`), so the pair runs as the original pair did. A module
+    with a job of its own in this run is converted there. None when nothing is followed."""
+    from .core import Result
+    from .project import local_imports, output_module, trains, with_imports_renamed
+
+    modules = [i for i in local_imports(job.path, text) if trains(i.file)]
+    if not modules:
+        return None
+    if job.mode == "stdout":  # one file's code on stdout: say where the loop is
+        for imported in modules:
+            where = f"`{imported.module}` (line {imported.line})"
+            lines.append(
+                (
+                    f"{job.path}: no training loop here; it imports {where}, "
+                    f"which trains: convert {imported.file}",
+                    True,
+                )
+            )
+        return None
+    statuses, diffs, renames = [], [], {}
+    for imported in modules:
+        if imported.file.resolve() in job.project:
+            if job.mode == "write" and converts(imported.file, job.target):
+                renames[imported.module] = output_module(imported.module, imported.file)
+            continue  # its own job converts it
+        if not job.quiet:
+            where = f"`{imported.module}` (line {imported.line})"
+            lines.append(
+                (
+                    f"{job.path}: no training loop here; following the import of {where} to {imported.file}",
+                    True,
+                )
+            )
+        followed = FileOutcome(imported.file, "none", {}, lines)
+        status, _, stdout = convert_script(
+            replace(job, path=imported.file, output=None, verify=False), lines, followed
+        )
+        statuses.append(status)
+        diffs.append(stdout)
+        if followed.written is not None and job.mode == "write":
+            renames[imported.module] = output_module(imported.module, imported.file)
+    done.stdout = "".join(diffs)
+    result = Result(text)
+    if renames:
+        destination = destination_of(job)
+        write_atomic(destination, with_imports_renamed(text, renames), encoding=source_encoding(job.path))
+        done.written, done.changed = destination, True
+        if not job.quiet:
+            lines.append((f"wrote {destination} (importing {', '.join(renames.values())})", True))
+        if job.verify and not verify_parity(destination, job.path, lines):
+            return "todo", result, done.stdout
+    if not statuses and not renames:
+        return None
+    status = "todo" if "todo" in statuses else "clean" if "clean" in statuses or renames else "none"
+    done.note = f"its training loop followed into {', '.join(str(i.file) for i in modules)}"
+    return status, result, done.stdout
+
+
+def converts(file: Path, target: str) -> bool:
+    """Whether a module's own job writes a converted copy."""
+    from .convert import convert_source
+
+    try:
+        return convert_source(read_source(file), target=target, path=str(file)).loops_converted > 0
+    except InputError:
+        return False
 
 
 def convert_notebook(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
