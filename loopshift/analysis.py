@@ -6,6 +6,7 @@ Names are resolved through libcst's scope and qualified-name metadata, never by 
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import cast
 
 import libcst as cst
@@ -362,6 +363,9 @@ class Analyzer(
             isinstance(target, cst.Name) or attribute is not None
         ):
             return None
+        held = f"self.{attribute}" if attribute is not None else cast(cst.Name, target).value
+        if held not in self.stepped:
+            return None
         model = call.func.value
         origin = self.resolve(model)
         built = self.index.assigned_value(origin) if origin is not None else None
@@ -372,14 +376,21 @@ class Analyzer(
         )
         if not own_class and not self.computes_in_scope(model, call):
             return None
-        held = (
-            m.Attribute(value=m.Name("self"), attr=m.Name(attribute))
-            if attribute is not None
-            else m.Name(cast(cst.Name, target).value)
-        )
-        step = m.Call(func=m.Attribute(value=held, attr=m.Name("step")))
-        scaled = m.Call(func=m.Attribute(attr=m.Name("step")), args=[m.Arg(value=held)])
-        return model if self.index.findall(step | scaled, cst.Call) else None
+        return model
+
+    @cached_property
+    def stepped(self) -> set[str]:
+        """What the module steps: `optimizer` of `optimizer.step()` and of `scaler.step(optimizer)`,
+        `self.optimizer` likewise (found once: a search per assignment was quadratic)."""
+        found = set()
+        for call in self.index.findall(m.Call(func=m.Attribute(attr=m.Name("step"))), cst.Call):
+            for held in [cast(cst.Attribute, call.func).value, *(a.value for a in call.args[:1])]:
+                attribute = self_attribute_name(held)
+                if attribute is not None:
+                    found.add(f"self.{attribute}")
+                elif isinstance(held, cst.Name):
+                    found.add(held.value)
+        return found
 
     def computes_in_scope(self, model: cst.Name, call: cst.Call) -> bool:
         """Whether the function that calls `model.method(...)` also calls `model(...)` itself: a
