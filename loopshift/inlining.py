@@ -54,6 +54,14 @@ class Inliner(cst.CSTTransformer):
         for child in node.children:
             self.parents[child] = node
             self.record_parents(child)
+        if node is self.module:  # names and attributes by spelling: one walk, not one per function
+            self.names: dict[str, list[cst.Name]] = {}
+            self.attributes: dict[str, list[cst.Attribute]] = {}
+            for child in self.parents:
+                if isinstance(child, cst.Name):
+                    self.names.setdefault(child.value, []).append(child)
+                elif isinstance(child, cst.Attribute):
+                    self.attributes.setdefault(child.attr.value, []).append(child)
 
     def ancestors(self, node: cst.CSTNode):
         while (node := self.parents.get(node)) is not None:
@@ -95,13 +103,13 @@ class Inliner(cst.CSTTransformer):
         owner = self.parents.get(self.parents.get(function)) if method else None
         if method:
             uses = m.findall(owner, m.Attribute(value=m.Name("self"), attr=m.Name(name)))
-            if len(m.findall(self.module, m.Attribute(attr=m.Name(name)))) != len(uses):
+            if len(self.attributes.get(name, [])) != len(uses):
                 return None  # reached from elsewhere too
             uses = [use.attr for use in uses]
         else:
             uses = [
                 n
-                for n in m.findall(self.module, m.Name(name))
+                for n in self.names.get(name, [])
                 if n is not function.name
                 and not (
                     isinstance(parent := self.parents.get(n), cst.Attribute) and parent.attr is n
