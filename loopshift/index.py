@@ -37,6 +37,7 @@ class CodeIndex:
         self._statement_positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
         self._lines_before: dict[int, int] | None = None  # top-level statement -> lines above it
         self._children: dict[int, dict[int, int]] = {}
+        self._order: dict[int, tuple[int, ...]] = {}  # node -> order(node): the tree does not change
         self._by_type: dict[type[cst.CSTNode], list[cst.CSTNode]] = {}
         # (matcher's structure, type) -> findall's answer
         self._found: dict[tuple[object, ...], list[cst.CSTNode]] = {}
@@ -112,13 +113,18 @@ class CodeIndex:
     def order(self, node: cst.CSTNode) -> tuple[int, ...]:
         """The node's path of child positions from the module: compares source order without
         computing line numbers."""
+        known = self._order.get(id(node))
+        if known is not None:
+            return known
         path: list[int] = []
-        while (parent := self.parent(node)) is not None:
+        current = node
+        while (parent := self.parent(current)) is not None:
             if id(parent) not in self._children:
                 self._children[id(parent)] = {id(child): i for i, child in enumerate(children(parent))}
-            path.append(self._children[id(parent)].get(id(node), -1))
-            node = parent
-        return tuple(reversed(path))
+            path.append(self._children[id(parent)].get(id(current), -1))
+            current = parent
+        self._order[id(node)] = found = tuple(reversed(path))
+        return found
 
     def is_before(self, node: cst.CSTNode, statement: cst.CSTNode) -> bool:
         return self.order(node) < self.order(statement) and not self.is_inside(node, {id(statement)})
