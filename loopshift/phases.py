@@ -27,6 +27,9 @@ no `break` or `continue` belongs to the phase loop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -64,7 +67,7 @@ def phases_of(loop: cst.For) -> list[cst.SimpleString] | None:
     tested = m.findall(loop.body, m.Comparison(left=m.Name(name)))
     if rebound or not tested or own_exits(loop.body):
         return None
-    return [e.value for e in loop.iter.elements]
+    return [cast(cst.SimpleString, e.value) for e in loop.iter.elements]  # (checked above)
 
 
 def own_exits(node: cst.CSTNode) -> bool:
@@ -72,20 +75,20 @@ def own_exits(node: cst.CSTNode) -> bool:
     found = False
 
     class Exits(cst.CSTVisitor):
-        def visit_For(self, node):
+        def visit_For(self, node: cst.For) -> bool:
             return False
 
-        def visit_While(self, node):
+        def visit_While(self, node: cst.While) -> bool:
             return False
 
-        def visit_FunctionDef(self, node):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return False
 
-        def visit_Break(self, node):
+        def visit_Break(self, node: cst.Break) -> None:
             nonlocal found
             found = True
 
-        def visit_Continue(self, node):
+        def visit_Continue(self, node: cst.Continue) -> None:
             nonlocal found
             found = True
 
@@ -97,34 +100,43 @@ class PhaseLoops(cst.CSTTransformer):
     def __init__(self) -> None:
         self.count = 0
 
-    def visit_Module(self, node):
-        self.scopes = [node]
+    def visit_Module(self, node: cst.Module) -> None:
+        self.scopes: list[cst.Module | cst.FunctionDef] = [node]
 
-    def visit_FunctionDef(self, node):
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.scopes.append(node)
 
-    def leave_FunctionDef(self, original, updated):
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
         self.scopes.pop()
         return updated
 
-    def leave_IndentedBlock(self, original, updated):
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         return updated.with_changes(body=self.rewritten(list(updated.body)))
 
-    def leave_Module(self, original, updated):
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         return updated.with_changes(body=self.rewritten(list(updated.body)))
 
     def rewritten(self, body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         result: list[cst.BaseStatement] = []
         for statement in body:
-            phases = phases_of(statement) if isinstance(statement, cst.For) else None
-            if phases is None or self.used_elsewhere(statement):
+            if (
+                not isinstance(statement, cst.For)
+                or (phases := phases_of(statement)) is None
+                or self.used_elsewhere(statement)
+            ):
                 result.append(statement)
                 continue
             self.count += 1
             for number, phase in enumerate(phases):
-                block = statement.body.visit(Phase(statement.target.value, phase))
+                # a suite's visit answers a suite (Phase and WithoutZeroGrad drop statements, never the
+                # block); a one-line body (`for phase in ...: f()`) is no IndentedBlock: that fails below
+                # (not handled yet)
+                name = cast(cst.Name, statement.target).value  # (phases_of checked it)
+                block = cast(cst.IndentedBlock, statement.body.visit(Phase(name, phase)))
                 if not m.findall(block, BACKWARD):
-                    block = block.visit(WithoutZeroGrad())
+                    block = cast(cst.IndentedBlock, block.visit(WithoutZeroGrad()))
                 written = list(block.body)
                 if written and number == 0:
                     written[0] = written[0].with_changes(leading_lines=statement.leading_lines)
@@ -136,12 +148,14 @@ class PhaseLoops(cst.CSTTransformer):
     def used_elsewhere(self, loop: cst.For) -> bool:
         """Whether the function (or module) holding the loop names its variable outside it. (Inner
         loops are rewritten first, so the scope's original tree is compared with the loop's.)"""
-        name = m.Name(loop.target.value)
+        name = m.Name(cast(cst.Name, loop.target).value)  # (a phase loop's: phases_of checked it)
         return len(m.findall(self.scopes[-1], name)) > len(m.findall(loop, name))
 
 
 class WithoutZeroGrad(cst.CSTTransformer):
-    def leave_SimpleStatementLine(self, original, updated):
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
         return cst.RemoveFromParent() if m.matches(updated, ZERO_GRAD) else updated
 
 
@@ -153,25 +167,30 @@ class Phase(cst.CSTTransformer):
         self.quotes: list[str] = []  # the quote of each f-string we are in
         self.loops: list[bool] = []  # each loop we are in: whether its body turns grad mode off
 
-    def visit_FormattedString(self, node):
+    def visit_FormattedString(self, node: cst.FormattedString) -> None:
         self.quotes.append(node.start[-1])
 
-    def leave_FormattedString(self, original, updated):
+    def leave_FormattedString(
+        self, original: cst.FormattedString, updated: cst.FormattedString
+    ) -> cst.FormattedString:
         self.quotes.pop()
         return updated
 
-    def leave_FormattedStringExpression(self, original, updated):
+    def leave_FormattedStringExpression(
+        self, original: cst.FormattedStringExpression, updated: cst.FormattedStringExpression
+    ) -> cst.BaseFormattedStringContent:
         """`f"{phase} loss"` is `f"val loss"` (with a format spec, `f"{'val':>5} loss"`)."""
         if (
             m.matches(original.expression, m.Name(self.name))
             and not original.format_spec
             and not original.conversion
         ):
-            text = self.value.evaluated_value.replace("{", "{{").replace("}", "}}")
+            value = cast(str, self.value.evaluated_value)  # (phases_of took no prefixed string: no bytes)
+            text = value.replace("{", "{{").replace("}", "}}")
             return cst.FormattedStringText(text)
         return updated
 
-    def leave_Name(self, original, updated):
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         if updated.value != self.name:
             return updated
         text = self.value.value
@@ -180,20 +199,24 @@ class Phase(cst.CSTTransformer):
             text = other + text[1:-1] + other
         return cst.SimpleString(text)
 
-    def leave_Comparison(self, original, updated):
+    def leave_Comparison(self, original: cst.Comparison, updated: cst.Comparison) -> cst.BaseExpression:
         decided = decide(updated)
         return updated if decided is None else cst.Name("True" if decided else "False")
 
-    def leave_BooleanOperation(self, original, updated):
+    def leave_BooleanOperation(
+        self, original: cst.BooleanOperation, updated: cst.BooleanOperation
+    ) -> cst.BaseExpression:
         """`False and x` is False, `True and x` is x (and the same for `or`)."""
         left = updated.left
         if not m.matches(left, m.Name("True") | m.Name("False")):
             return updated
-        if (left.value == "True") == isinstance(updated.operator, cst.And):
+        if (cast(cst.Name, left).value == "True") == isinstance(updated.operator, cst.And):
             return updated.right
         return left
 
-    def leave_If(self, original, updated):
+    def leave_If(
+        self, original: cst.If, updated: cst.If
+    ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement] | cst.RemovalSentinel:
         if m.matches(updated.test, m.Name("True")):
             return cst.FlattenSentinel(with_leading_lines(updated.body.body, updated.leading_lines))
         if m.matches(updated.test, m.Name("False")):
@@ -206,13 +229,15 @@ class Phase(cst.CSTTransformer):
             return cst.FlattenSentinel(with_leading_lines(updated.orelse.body.body, updated.leading_lines))
         return updated
 
-    def leave_With(self, original, updated):
+    def leave_With(
+        self, original: cst.With, updated: cst.With
+    ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         if len(updated.items) != 1 or not m.matches(updated.items[0].item, SET_GRAD_ENABLED):
             return updated
-        call = updated.items[0].item
+        call = cast(cst.Call, updated.items[0].item)  # (as matched)
         if len(call.args) != 1 or not m.matches(call.args[0].value, m.Name("True") | m.Name("False")):
             return updated
-        enabled = call.args[0].value.value == "True"
+        enabled = cast(cst.Name, call.args[0].value).value == "True"  # (as matched)
         if enabled or self.loops:  # on: the block as it was; off: its loop runs under torch.no_grad()
             if not enabled:
                 self.loops[-1] = True
@@ -220,25 +245,31 @@ class Phase(cst.CSTTransformer):
         no_grad = cst.parse_expression("torch.no_grad()")
         return updated.with_changes(items=[updated.items[0].with_changes(item=no_grad)])
 
-    def visit_For(self, node):
+    def visit_For(self, node: cst.For) -> None:
         self.loops.append(False)
 
-    def leave_For(self, original, updated):
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For | cst.With:
         if not self.loops.pop():
             return updated
-        no_grad = cst.parse_statement("with torch.no_grad():\n    pass\n")
+        no_grad = cast(cst.With, cst.parse_statement("with torch.no_grad():\n    pass\n"))
         return no_grad.with_changes(
             body=no_grad.body.with_changes(body=[updated.with_changes(leading_lines=[])]),
             leading_lines=updated.leading_lines,
         )
 
 
-def with_leading_lines(body, leading_lines) -> list[cst.BaseStatement]:
+def with_leading_lines(
+    body: Sequence[cst.BaseStatement] | Sequence[cst.BaseSmallStatement],
+    leading_lines: Sequence[cst.EmptyLine],
+) -> list[cst.BaseStatement]:
     """The block's statements, the first keeping the comments above the statement they replace."""
-    body = list(body)
-    if body:
-        body[0] = body[0].with_changes(leading_lines=[*leading_lines, *body[0].leading_lines])
-    return body
+    # an indented block's statements; a one-line block (`if phase == "train": f()`) holds small
+    # statements, which have no leading_lines: that fails here (not handled yet)
+    statements = cast("list[cst.BaseStatement]", list(body))
+    if statements:
+        first = cast(cst.SimpleStatementLine | cst.BaseCompoundStatement, statements[0])
+        statements[0] = first.with_changes(leading_lines=[*leading_lines, *first.leading_lines])
+    return statements
 
 
 def decide(comparison: cst.Comparison) -> bool | None:

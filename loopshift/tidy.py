@@ -4,6 +4,9 @@ removed their readers (`iteration = batch_idx + 1` read only by a print of the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -37,7 +40,7 @@ def is_loss_module(qualified_names: set[str]) -> bool:
     return False
 
 
-def built_once(statement: cst.BaseStatement, called_name) -> bool:
+def built_once(statement: cst.BaseStatement, called_name: Callable[[cst.Call], set[str]]) -> bool:
     """`criterion = nn.BCELoss()` (constant arguments only): building it once before training
     gives the same module as building it every epoch."""
     if not m.matches(
@@ -45,7 +48,8 @@ def built_once(statement: cst.BaseStatement, called_name) -> bool:
         m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())]),
     ):
         return False
-    call = statement.body[0].value
+    assign = cast(cst.Assign, cast(cst.SimpleStatementLine, statement).body[0])  # (as matched)
+    call = cast(cst.Call, assign.value)
     return is_loss_module(called_name(call)) and all(
         arg.star == "" and is_constant(arg.value) for arg in call.args
     )
@@ -78,7 +82,7 @@ def without_dead_assignments(function: cst.FunctionDef) -> cst.FunctionDef:
     """The hook without `name = <pure expression>` lines whose name nothing else in the hook
     mentions (hook locals: no other hook or code after training reads them). A line with a
     comment stays, and so does every line of a hook that reads its locals by name."""
-    names = [n.value for n in m.findall(function.body, m.Name())]
+    names = [cast(cst.Name, n).value for n in m.findall(function.body, m.Name())]
     if INTROSPECTION & set(names):
         return function
     counts: dict[str, int] = {}
@@ -94,15 +98,22 @@ def without_dead_assignments(function: cst.FunctionDef) -> cst.FunctionDef:
     )
 
     def live(statement: cst.BaseStatement) -> bool:
-        if not m.matches(statement, dead) or has_comment(statement):
+        if not m.matches(statement, dead):
             return True
-        target = statement.body[0].targets[0].target.value
+        line = cast(cst.SimpleStatementLine, statement)  # (as matched)
+        if has_comment(line):
+            return True
+        target = cast(cst.Name, cast(cst.Assign, line.body[0]).targets[0].target).value
         return counts[target] > 1 or target == "self"
 
+    if not isinstance(function.body, cst.IndentedBlock):
+        return function  # `def f(): x = 1`: no statement lines to drop
     body = function.body.body
     kept = [s for s in body if live(s)]
     if len(kept) == len(body) or not kept:
         return function
     if kept[0] is not body[0]:
-        kept[0] = kept[0].with_changes(leading_lines=body[0].leading_lines)
+        # (every statement has leading_lines; BaseStatement does not declare them)
+        first = cast(cst.SimpleStatementLine | cst.BaseCompoundStatement, body[0])
+        kept[0] = kept[0].with_changes(leading_lines=first.leading_lines)
     return function.with_changes(body=function.body.with_changes(body=kept))

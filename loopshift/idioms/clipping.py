@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
@@ -65,7 +66,9 @@ class GradientClipping:
     def model(self) -> cst.BaseExpression | None:
         """`model` of `model.parameters()`: every parameter of one module is clipped."""
         parameters = self.parameters
-        return parameters.func.value if m.matches(parameters, MODEL_PARAMETERS) else None
+        if parameters is None or not m.matches(parameters, MODEL_PARAMETERS):
+            return None
+        return cast(cst.Attribute, cast(cst.Call, parameters).func).value  # (as matched)
 
 
 _FACTS: weakref.WeakKeyDictionary[CodeIndex, tuple[GradientClipping, ...]] = weakref.WeakKeyDictionary()
@@ -102,14 +105,17 @@ def clipping_of(index: CodeIndex, call: cst.Call) -> GradientClipping | None:
         else:
             arguments[signature[positional]] = arg.value
         positional += 1
-    statement, norm = None, None
-    parent = index.parent(call)
+    statement: cst.SimpleStatementLine | None = None
+    norm: cst.Name | None = None
+    parent = cast(cst.CSTNode, index.parent(call))  # (a call of the index is never its root)
     line = index.parent(parent)
     if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1:
         if isinstance(parent, cst.Expr):
             statement = line
-        elif m.matches(parent, m.Assign(targets=[m.AssignTarget(target=m.Name())])) and parent.value is call:
-            statement, norm = line, parent.targets[0].target
+        elif m.matches(parent, m.Assign(targets=[m.AssignTarget(target=m.Name())])):
+            assign = cast(cst.Assign, parent)  # (as matched)
+            if assign.value is call:
+                statement, norm = line, cast(cst.Name, assign.targets[0].target)
     return GradientClipping(
         call, algorithm, MappingProxyType(arguments), positional, understood, statement, norm
     )
@@ -132,7 +138,8 @@ class TrainerClipping:
 
     @property
     def statement(self) -> cst.SimpleStatementLine:
-        return self.fact.statement
+        # (a clip between backward and step is a statement: clipping_at found it)
+        return cast(cst.SimpleStatementLine, self.fact.statement)
 
     @property
     def algorithm(self) -> str:
@@ -140,7 +147,7 @@ class TrainerClipping:
 
     @property
     def value(self) -> cst.BaseExpression:
-        return self.fact.value
+        return cast(cst.BaseExpression, self.fact.value)  # (for_trainer makes none without a value)
 
     @property
     def hook_body(self) -> list[cst.BaseStatement] | None:
@@ -217,7 +224,9 @@ def for_fabric(
 EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 
 
-def fabric_rewrite(fabric: cst.BaseExpression, clip: FabricClipping, mixed: bool):
+def fabric_rewrite(
+    fabric: cst.BaseExpression, clip: FabricClipping, mixed: bool
+) -> Callable[[cst.Call], cst.Call]:
     """`clip_grad_norm_(model.parameters(), v)` -> `fabric.clip_gradients(model, optimizer, max_norm=v)`.
     torch does not raise on a non-finite norm, and under mixed precision it happens on purpose (the
     loss scaler then skips the step): say so, as Fabric's default is to raise."""
@@ -228,11 +237,12 @@ def fabric_rewrite(fabric: cst.BaseExpression, clip: FabricClipping, mixed: bool
     }
 
     def rewrite(call: cst.Call) -> cst.Call:
-        keywords = {keyword: fact.value, **extra}
+        # (for_fabric makes none without a value or a model)
+        keywords = {keyword: cast(cst.BaseExpression, fact.value), **extra}
         if mixed and keyword == "max_norm":
             keywords.setdefault("error_if_nonfinite", cst.Name("False"))
         args = [
-            cst.Arg(fact.model),
+            cst.Arg(cast(cst.BaseExpression, fact.model)),
             cst.Arg(clip.optimizer),
             *(cst.Arg(value, keyword=cst.Name(name), equal=EQUAL) for name, value in keywords.items()),
         ]

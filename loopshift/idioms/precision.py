@@ -14,6 +14,7 @@ Both read the same `mode`, so they cannot choose different precisions for one sc
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import libcst as cst
@@ -70,12 +71,12 @@ def read_autocast(index: CodeIndex, call: cst.Call) -> Autocast:
         if arg.keyword is not None:
             arguments[arg.keyword.value] = arg.value
             understood = understood and arg.keyword.value in KEYWORDS
-    dtype = arguments.get("dtype")
+    dtype, device_type = arguments.get("dtype"), arguments.get("device_type")
     if dtype is not None:
         dtypes = index.qualified_names(dtype)
         half = "16-mixed" if dtypes & {"torch.float16", "torch.half"} else None
         mode = "bf16-mixed" if "torch.bfloat16" in dtypes else half
-    elif names & CPU_ONLY or m.matches(arguments.get("device_type"), CPU):
+    elif names & CPU_ONLY or (device_type is not None and m.matches(device_type, CPU)):
         mode = "bf16-mixed"  # autocast's default on CPU
     else:
         mode = "16-mixed"
@@ -106,7 +107,9 @@ def trainer_precision(
     return mode, enabled
 
 
-def trainer_arguments(setting: tuple[str, cst.BaseExpression | None], code) -> list[str]:
+def trainer_arguments(
+    setting: tuple[str, cst.BaseExpression | None], code: Callable[[cst.BaseExpression], str]
+) -> list[str]:
     """`precision="16-mixed"`, or `precision="16-mixed" if use_amp else "32-true"` for `enabled=use_amp`."""
     mode, enabled = setting
     return [
@@ -115,7 +118,9 @@ def trainer_arguments(setting: tuple[str, cst.BaseExpression | None], code) -> l
 
 
 # -- the Fabric target ---------------------------------------------------------------------------
-def fabric_setting(autocast: Autocast, code) -> tuple[str, str | None] | None:
+def fabric_setting(
+    autocast: Autocast, code: Callable[[cst.BaseExpression], str]
+) -> tuple[str, str | None] | None:
     """(`Fabric(precision=)`, the code of `enabled=`) for one block; None when Fabric would not do
     exactly what it does (the block then stays as written)."""
     if not autocast.understood or autocast.mode is None:
