@@ -131,13 +131,12 @@ class PhaseLoops(cst.CSTTransformer):
             self.count += 1
             for number, phase in enumerate(phases):
                 # a suite's visit answers a suite (Phase and WithoutZeroGrad drop statements, never the
-                # block); a one-line body (`for phase in ...: f()`) is no IndentedBlock: that fails below
-                # (not handled yet)
+                # block)
                 name = cast(cst.Name, statement.target).value  # (phases_of checked it)
-                block = cast(cst.IndentedBlock, statement.body.visit(Phase(name, phase)))
+                block = cast(cst.BaseSuite, statement.body.visit(Phase(name, phase)))
                 if not m.findall(block, BACKWARD):
-                    block = cast(cst.IndentedBlock, block.visit(WithoutZeroGrad()))
-                written = list(block.body)
+                    block = cast(cst.BaseSuite, block.visit(WithoutZeroGrad()))
+                written = statements_of(block)
                 if written and number == 0:
                     written[0] = written[0].with_changes(leading_lines=statement.leading_lines)
                 elif written:
@@ -218,7 +217,7 @@ class Phase(cst.CSTTransformer):
         self, original: cst.If, updated: cst.If
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement] | cst.RemovalSentinel:
         if m.matches(updated.test, m.Name("True")):
-            return cst.FlattenSentinel(with_leading_lines(updated.body.body, updated.leading_lines))
+            return cst.FlattenSentinel(with_leading_lines(updated.body, updated.leading_lines))
         if m.matches(updated.test, m.Name("False")):
             if updated.orelse is None:
                 return cst.RemoveFromParent()
@@ -226,7 +225,7 @@ class Phase(cst.CSTTransformer):
                 return self.leave_If(
                     updated.orelse, updated.orelse.with_changes(leading_lines=updated.leading_lines)
                 )
-            return cst.FlattenSentinel(with_leading_lines(updated.orelse.body.body, updated.leading_lines))
+            return cst.FlattenSentinel(with_leading_lines(updated.orelse.body, updated.leading_lines))
         return updated
 
     def leave_With(
@@ -241,7 +240,7 @@ class Phase(cst.CSTTransformer):
         if enabled or self.loops:  # on: the block as it was; off: its loop runs under torch.no_grad()
             if not enabled:
                 self.loops[-1] = True
-            return cst.FlattenSentinel(with_leading_lines(updated.body.body, updated.leading_lines))
+            return cst.FlattenSentinel(with_leading_lines(updated.body, updated.leading_lines))
         no_grad = cst.parse_expression("torch.no_grad()")
         return updated.with_changes(items=[updated.items[0].with_changes(item=no_grad)])
 
@@ -259,17 +258,21 @@ class Phase(cst.CSTTransformer):
 
 
 def with_leading_lines(
-    body: Sequence[cst.BaseStatement] | Sequence[cst.BaseSmallStatement],
-    leading_lines: Sequence[cst.EmptyLine],
+    suite: cst.BaseSuite, leading_lines: Sequence[cst.EmptyLine]
 ) -> list[cst.BaseStatement]:
     """The block's statements, the first keeping the comments above the statement they replace."""
-    # an indented block's statements; a one-line block (`if phase == "train": f()`) holds small
-    # statements, which have no leading_lines: that fails here (not handled yet)
-    statements = cast("list[cst.BaseStatement]", list(body))
+    statements = statements_of(suite)
     if statements:
         first = cast(cst.SimpleStatementLine | cst.BaseCompoundStatement, statements[0])
         statements[0] = first.with_changes(leading_lines=[*leading_lines, *first.leading_lines])
     return statements
+
+
+def statements_of(suite: cst.BaseSuite) -> list[cst.BaseStatement]:
+    """A block's statements; a one-line block (`if phase == "train": model.train()`) as one line."""
+    if isinstance(suite, cst.SimpleStatementSuite):
+        return [cst.SimpleStatementLine(body=suite.body)] if suite.body else []
+    return list(cast(cst.IndentedBlock, suite).body)
 
 
 def decide(comparison: cst.Comparison) -> bool | None:

@@ -186,6 +186,19 @@ def test_a_phase_loop_read_after_it_or_left_by_break_stays() -> None:
     assert phases_unrolled(cst.parse_module(broken)) is None
 
 
+def test_one_line_blocks_in_a_phase_loop_are_written_out_too() -> None:
+    one_line = PHASES.replace(
+        'if phase == "train":\n            model.train()\n        else:\n            model.eval()\n',
+        'if phase == "train": model.train()\n        else: model.eval()\n',
+    )
+    assert one_line != PHASES
+    result = convert_source(one_line)
+    assert not result.diagnostics
+    assert "def training_step(" in result.code and "def validation_step(" in result.code
+    assert convert_source(result.code).code == result.code
+    compile(result.code, "converted.py", "exec")
+
+
 CRITERION_LOOP = """
 model = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4), torch.rand(8, 1)))
