@@ -22,6 +22,7 @@ from .inlining import inline_update_functions
 from .phases import phases_unrolled
 from .source import calls_backward, check_parses, parse_module
 from .targets import PACKAGES
+from .unused_imports import without_unused_imports
 
 TRAINER_PACKAGE = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
 
@@ -351,6 +352,7 @@ def checked(result: Result, source: str, path: str) -> Result:
     undefined; raises UncompilableOutput for output CPython would reject (never written)."""
     if result.code == source:
         return result
+    result.code = without_unused_imports(source, result.code)
     code, diagnostics = check_output(source, result.code, path)
     if diagnostics:
         result.code = code
