@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar, cast
 
 import libcst as cst
 import libcst.matchers as m
+from libcst.metadata import Assignment, Scope
 
 from .analysis import Analyzer
 from .checks import check_output
-from .core import TODO, Result, add_import, existing_alias
+from .core import TODO, add_import, existing_alias
+from .core import Result as Result  # re-exported: loopshift.Result is convert's
 from .counting import counted_loops_as_ranges
 from .devices import DeviceOracle, DropDeviceMoves
 from .diagnostics import Diagnostic
@@ -22,7 +25,11 @@ from .inlining import inline_update_functions
 from .phases import phases_unrolled
 from .source import calls_backward, check_parses, parse_module
 from .targets import PACKAGES
+from .training import TrainingLoop
 from .unused_imports import without_unused_imports
+
+N = TypeVar("N", bound=cst.CSTNode)
+Edit = Callable[[cst.CSTNode], cst.CSTNode]  # what a node's updated form becomes
 
 TRAINER_PACKAGE = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
 
@@ -38,7 +45,7 @@ class ApplyEdits(cst.CSTTransformer):
         moves: DropDeviceMoves,
         model_lines: set[int],
         names: dict[int, cst.BaseExpression],
-        edits: dict[int, Callable] | None = None,
+        edits: dict[int, Edit] | None = None,
     ) -> None:
         self.replace, self.before, self.todo, self.names = replace, before, todo, names
         self.moves, self.model_lines = moves, model_lines
@@ -52,21 +59,28 @@ class ApplyEdits(cst.CSTTransformer):
         self.around = index.around(self.edited)
         return self
 
-    def on_visit(self, node) -> bool:
+    def on_visit(self, node: cst.CSTNode) -> bool:
         if id(node) in self.edited:
             self.inside += 1
         return super().on_visit(node) and (self.around is None or self.inside > 0 or id(node) in self.around)
 
-    def on_leave(self, original, updated):
+    def on_leave(self, original: N, updated: N) -> N | cst.RemovalSentinel | cst.FlattenSentinel[N]:
         if id(original) in self.edited:
             self.inside -= 1
-        updated = super().on_leave(original, updated)
+        left = super().on_leave(original, updated)
         edit = self.edits.get(id(original))
-        return edit(updated) if edit is not None and not isinstance(updated, cst.RemovalSentinel) else updated
+        # (no leave_ hook here answers a FlattenSentinel: a node is all there is besides a removal)
+        if edit is None or not isinstance(left, cst.CSTNode):
+            return left
+        return cast(N, edit(left))  # libcst takes the node the edit makes in its place: `DDP(net)` -> `net`
 
-    def rebuild(self, original_body, updated_body) -> list[cst.BaseStatement]:
+    def rebuild(
+        self, original_body: Sequence[cst.BaseStatement], updated_body: Sequence[cst.BaseStatement]
+    ) -> list[cst.BaseStatement]:
         body: list[cst.BaseStatement] = []
-        for original, updated in zip(original_body, updated_body):
+        for original, statement in zip(original_body, updated_body):
+            # a statement is a line of small statements or a compound one, both with leading_lines
+            updated = cast(cst.SimpleStatementLine | cst.BaseCompoundStatement, statement)
             inserted = self.before.get(id(original), [])
             if inserted:
                 body.extend(inserted)
@@ -77,24 +91,29 @@ class ApplyEdits(cst.CSTTransformer):
                 comment = cst.EmptyLine(comment=cst.Comment(TODO + self.todo[id(original)]))
                 updated = updated.with_changes(leading_lines=[*updated.leading_lines, comment])
             if id(original) in self.model_lines:
-                updated = updated.visit(self.moves)
-                if isinstance(updated, cst.RemovalSentinel):
+                moved = updated.visit(self.moves)
+                if isinstance(moved, cst.RemovalSentinel):
                     continue
+                updated = cast(cst.SimpleStatementLine | cst.BaseCompoundStatement, moved)  # never flattened
             if isinstance(updated, cst.If) and id(original) not in self.replace:
-                updated = without_emptied_branches(original, updated)
-                if updated is None:
+                # the If's original: no edit changes a statement's kind
+                kept = without_emptied_branches(cast(cst.If, original), updated)
+                if kept is None:
                     continue
+                updated = kept
             body.extend(self.replace.get(id(original), [updated]))
         return body
 
-    def leave_Name(self, original, updated):
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         return self.names.get(id(original), updated)
 
-    def leave_IndentedBlock(self, original, updated):
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         body = self.rebuild(original.body, updated.body)
         return updated.with_changes(body=body or [cst.SimpleStatementLine([cst.Pass()])])
 
-    def leave_Module(self, original, updated):
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         return updated.with_changes(body=self.rebuild(original.body, updated.body))
 
 
@@ -126,7 +145,7 @@ class Conversion:
             self.todo[id(self.index.statement_of(todo_at))] = f"{reason} ({code})"
         self.diagnostics.append(Diagnostic(code, reason, self.index.span(node), self.path))
 
-    def convert_loop(self, loop) -> None:
+    def convert_loop(self, loop: TrainingLoop) -> None:
         index = self.index
         generator = LoopGenerator(
             self.analyzer,
@@ -171,7 +190,9 @@ class Conversion:
         for statement in model_statements(index, generator):
             self.model_lines.add(id(statement))
             self.consumed |= {
-                id(call) for call in m.findall(statement, m.Call()) if self.oracle.is_move(call)
+                id(call)
+                for call in m.findall(statement, m.Call())
+                if self.oracle.is_move(cast(cst.Call, call))  # m.Call() matched it
             }
         self.names.update(generated.after_uses)
         self.report_interrupt_handlers(loop)
@@ -179,15 +200,17 @@ class Conversion:
         for code, reason, node in generated.todos:  # (a TODO comment where the code stays as it was)
             self.report(code, reason, node, todo_at=None if index.is_inside(node, self.consumed) else node)
 
-    def report_interrupt_handlers(self, loop) -> None:
+    def report_interrupt_handlers(self, loop: TrainingLoop) -> None:
         """`try: <training> except KeyboardInterrupt: ...`: on Ctrl-C Lightning's fit shuts down by
         itself and exits the process (sys.exit(1)), so the handler and what follows never run."""
         for ancestor in self.index.ancestors(loop.host):
             if not isinstance(ancestor, cst.Try):
                 continue
             for handler in ancestor.handlers:
-                caught = (
-                    {n.value for n in m.findall(handler.type, m.Name())} if handler.type is not None else {""}
+                caught = (  # (m.Name() matched each)
+                    {cast(cst.Name, n).value for n in m.findall(handler.type, m.Name())}
+                    if handler.type is not None
+                    else {""}
                 )
                 if caught & {"KeyboardInterrupt", "BaseException", ""}:
                     self.report("LS011", KEYBOARD_INTERRUPT, handler, todo_at=handler)
@@ -196,16 +219,17 @@ class Conversion:
         """`device = torch.device(...)` goes when converting removed every use of it."""
         assignment = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])
         for statement in self.index.findall(assignment, cst.SimpleStatementLine):
-            if id(statement) in self.replace or not self.oracle.is_device(statement.body[0].value):
+            assign = cast(cst.Assign, statement.body[0])  # the matcher checked it: `name = value`
+            if id(statement) in self.replace or not self.oracle.is_device(assign.value):
                 continue
-            target = statement.body[0].targets[0].target
+            target = cast(cst.Name, assign.targets[0].target)
             references = [
                 r.node for a in self.index.assignments(target) if a.node is target for r in a.references
             ]
             if references and not uses_outside(self.index, statement, self.consumed):
                 self.replace[id(statement)] = []
 
-    def remove_distribution(self) -> dict[int, Callable]:
+    def remove_distribution(self) -> dict[int, Edit]:
         """The data-parallel plumbing goes (the Trainer's strategy owns it). A spawned worker's rank (its
         local process index) is `self.local_rank` in the module and `trainer.local_rank` after fit; read
         before fit, it comes from LOCAL_RANK, which Lightning's launcher sets in each process it starts."""
@@ -213,14 +237,17 @@ class Conversion:
         for statement in facts.removed:
             self.replace.setdefault(id(statement), [])
         self.consumed |= {id(s) for s in facts.removed} | {id(n) for n in facts.unwrapped}
-        spawn, after_fit, before_fit = facts.spawn, [], []
+        spawn = facts.spawn
+        after_fit: list[cst.CSTNode] = []
+        before_fit: list[cst.CSTNode] = []
         if spawn is not None and spawn.direct:
             before_fit = [spawn.call]  # the spawn site passes the launcher's LOCAL_RANK: `os` is needed
         elif spawn is not None:
             for assignment in self.index.assignments(spawn.rank.name):
                 for access in assignment.references if assignment.node is spawn.rank else []:
                     use = access.node
-                    call = self.index.parent(self.index.parent(use))  # `x.to(rank)`: the move goes
+                    # `x.to(rank)`: the move goes (a name in the module always has a parent)
+                    call = self.index.parent(cast(cst.CSTNode, self.index.parent(use)))
                     if (
                         self.index.is_inside(use, self.consumed)
                         or id(use) in self.names
@@ -276,28 +303,30 @@ class Conversion:
 
     def drop_unused_imports(self, gone: set[int], keep: set[str]) -> None:
         """`import torch.distributed as dist` and the like, when every use of them is in `gone`."""
-        scope = self.index.scope(self.index.module)
+        scope = cast(Scope, self.index.scope(self.index.module))  # the module's own: always there
         for statement in self.index.module.body:
             if id(statement) in self.replace or not m.matches(
                 statement, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom(names=m.DoNotCare())])
             ):
                 continue
-            imported = statement.body[0]
+            line = cast(cst.SimpleStatementLine, statement)  # the matcher checked it, and its import
+            imported = cast(cst.Import | cst.ImportFrom, line.body[0])
             if isinstance(imported.names, cst.ImportStar):
                 continue
-            kept = []
+            kept: list[cst.ImportAlias] = []
             for alias in imported.names:
                 bound = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
-                uses = [a.node for b in scope[bound] if b.node is imported for a in b.references]
+                # (bound by this import: each binding is an Assignment, none a builtin's)
+                uses = [
+                    a.node for b in scope[bound] if cast(Assignment, b).node is imported for a in b.references
+                ]
                 if not uses or bound in keep or not all(self.index.is_inside(use, gone) for use in uses):
                     kept.append(alias)
             if not kept:
                 self.replace[id(statement)] = []
             elif len(kept) < len(imported.names):
                 kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                self.replace[id(statement)] = [
-                    statement.with_changes(body=[imported.with_changes(names=kept)])
-                ]
+                self.replace[id(statement)] = [line.with_changes(body=[imported.with_changes(names=kept)])]
 
     def run(self) -> Result:
         for loop in self.code.loops:
@@ -404,7 +433,9 @@ def changed_lines(original: cst.Module, rewritten: cst.Module) -> list[range]:
     as they were (by their code), and of the top-level functions and classes they call, at any
     depth: their analysis depends on how they are called."""
     kept = Counter(rewritten.code_for_node(statement) for statement in rewritten.body)
-    line, spans, changed = 1 + len(original.header), {}, []
+    line = 1 + len(original.header)
+    spans: dict[int, range] = {}
+    changed: list[cst.CSTNode] = []
     for statement in original.body:
         text = original.code_for_node(statement)
         spans[id(statement)] = range(line, line + text.count("\n"))
@@ -417,7 +448,7 @@ def changed_lines(original: cst.Module, rewritten: cst.Module) -> list[range]:
     reached, todo = {id(s) for s in changed}, list(changed)
     while todo:
         for name in m.findall(todo.pop(), m.Name()):
-            definition = definitions.get(name.value)
+            definition = definitions.get(cast(cst.Name, name).value)  # m.Name() matched it
             if definition is not None and id(definition) not in reached:
                 reached.add(id(definition))
                 todo.append(definition)
@@ -456,8 +487,9 @@ def uses_outside(index: CodeIndex, node: cst.CSTNode, consumed: set[int]) -> lis
     """Uses of what a removed statement defines (`optimizer = ...`) left outside the converted code."""
     if not m.matches(node, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name())])])):
         return []
-    target = node.body[0].targets[0].target
-    uses = []
+    # the matcher checked it: `name = value`
+    target = cast(cst.Name, cast(cst.Assign, cast(cst.SimpleStatementLine, node).body[0]).targets[0].target)
+    uses: list[cst.Name] = []
     for assignment in index.assignments(target):
         if assignment.node is target:
             uses += [
@@ -504,7 +536,7 @@ def is_pass(suite: cst.BaseSuite) -> bool:
     )
 
 
-def two_blank_lines(lines) -> list[cst.EmptyLine]:
+def two_blank_lines(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
     """PEP 8 spacing around a top-level class, keeping the comments that were there."""
     lines = list(lines)
     blanks = 0
@@ -515,7 +547,7 @@ def two_blank_lines(lines) -> list[cst.EmptyLine]:
 
 def imported_names(module: cst.Module, source: str) -> set[str]:
     """Names a module already imports from `source` (`from source import a, b`)."""
-    names = set()
+    names: set[str] = set()
     for statement in module.body:
         for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else []:
             if (
@@ -528,7 +560,7 @@ def imported_names(module: cst.Module, source: str) -> set[str]:
     return names
 
 
-def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
+def class_name(index: CodeIndex, analyzer: Analyzer, loop: TrainingLoop) -> str:
     """`LitNet` for `model = Net()` (also `self.model = model` with `Trainer(Net(), ...)`),
     `LitModel` for `model = nn.Sequential(...)` or a model whose class a flag chooses."""
     classes = {
@@ -544,7 +576,7 @@ def class_name(index: CodeIndex, analyzer: Analyzer, loop) -> str:
     return "Lit" + "".join(part.capitalize() for part in name.split("_"))
 
 
-def lit_name(loop) -> str:
+def lit_name(loop: TrainingLoop) -> str:
     model = loop.model.rsplit(".", 1)[-1]  # `self.model` -> lit_model
     return "lit_model" if model in ("model", "") else f"lit_{model}"
 
@@ -557,7 +589,7 @@ def unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def class_placement(index: CodeIndex, loop) -> cst.BaseStatement:
+def class_placement(index: CodeIndex, loop: TrainingLoop) -> cst.BaseStatement:
     """Top-level statement the class goes before: the function holding the training code, or,
     for a flat script, the first statement after the imports, classes and functions before it."""
     top = loop.host
@@ -565,7 +597,7 @@ def class_placement(index: CodeIndex, loop) -> cst.BaseStatement:
         if isinstance(ancestor, cst.BaseStatement) and isinstance(index.parent(ancestor), cst.Module):
             top = ancestor
     if isinstance(index.parent(top), cst.Module) and not isinstance(top, cst.FunctionDef):
-        body = list(index.module.body)
+        body: list[cst.BaseStatement] = list(index.module.body)
         position = body.index(top)
         while position > 0 and not is_definition(body[position - 1]):
             position -= 1
@@ -581,7 +613,7 @@ def is_definition(statement: cst.BaseStatement) -> bool:
 
 def model_statements(index: CodeIndex, generator: LoopGenerator) -> list[cst.BaseStatement]:
     """Statements that build or move the model: their device moves go (Lightning places it)."""
-    statements = []
+    statements: list[cst.BaseStatement] = []
     move = m.SimpleStatementLine(
         body=[m.Expr(value=m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("to") | m.Name("cuda"))))]
     )

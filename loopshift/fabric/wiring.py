@@ -9,11 +9,14 @@ the constructor of a class whose methods need it (kept as `self.fabric`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
 
+from ..index import CodeIndex
 from .analysis import FabricAnalysis
 from .facts import Scope
 from .matching import MAIN_GUARD
@@ -28,7 +31,7 @@ class Placement:
     arguments: dict[str, cst.BaseExpression] = field(default_factory=dict)  # accelerator=, devices=, ...
     follows: bool = False  # right after the statements its arguments come from (else before what needs it)
 
-    def precedes(self, index, statement: cst.BaseStatement) -> bool:
+    def precedes(self, index: CodeIndex, statement: cst.BaseStatement) -> bool:
         """Whether a statement of the same scope runs before Fabric is built."""
         return self.position == len(self.block) or index.order(statement) < index.order(
             self.block[self.position]
@@ -101,8 +104,14 @@ class Wiring:
         that keeps it."""
         function = self.analysis.scope_of(node)
         owner = self.analysis.analyzer.method_class(function) if function is not None else None
-        if owner is not None and (owner is self.home_class or id(owner) in self.classes):
-            return cst.Attribute(cst.Name(self.self_name(function)), cst.Name("fabric"))
+        if (
+            function is not None
+            and owner is not None
+            and (owner is self.home_class or id(owner) in self.classes)
+        ):
+            # a method of a class that keeps fabric takes self first (thread checked it; not so a home
+            # that is a staticmethod: no parameter crashes here, `x.fabric` for `def f(x)`, a known bug)
+            return cst.Attribute(cst.Name(cast(str, self.self_name(function))), cst.Name("fabric"))
         return cst.Name("fabric")
 
     # -- where fabric is built -------------------------------------------------------------
@@ -114,7 +123,8 @@ class Wiring:
         index = self.index
         first = min(anchors + uses, key=index.order)
         statement = self.top_level(index.statement_of(first))
-        block = list(index.parent(statement).body)
+        # the block holding a statement: an indented block, or the module
+        block = list(cast(cst.IndentedBlock | cst.Module, index.parent(statement)).body)
         top = {id(s): i for i, s in enumerate(block)}
 
         def position_of(node: cst.CSTNode) -> int | None:
@@ -129,12 +139,13 @@ class Wiring:
             bound = [self.bound_at(expression, position_of) for expression in arguments.values()]
             if all(b is not None and b < first_use for b in bound):
                 break
-            late = max(range(len(bound)), key=lambda i: len(block) if bound[i] is None else bound[i])
+            late = max(range(len(bound)), key=lambda i: len(block) if (b := bound[i]) is None else b)
             del arguments[list(arguments)[late]]
-        last = max(bound, default=-1)
+        last = max(cast(list[int], bound), default=-1)  # each one bound: the loop ends only then
         if last >= 0:
             return Placement(block, last + 1, arguments, follows=True)
-        return Placement(block, position_of(first), arguments)
+        # first is in the block: top_level found the block statement holding it
+        return Placement(block, cast(int, position_of(first)), arguments)
 
     def top_level(self, statement: cst.BaseStatement) -> cst.BaseStatement:
         """The statement of the home scope's own block that holds statement: fabric is built once,
@@ -147,11 +158,14 @@ class Wiring:
                 statement = ancestor
         return statement
 
-    def bound_at(self, expression: cst.BaseExpression, position_of) -> int | None:
+    def bound_at(
+        self, expression: cst.BaseExpression, position_of: Callable[[cst.CSTNode], int | None]
+    ) -> int | None:
         """The position of the last block statement binding a name the expression reads (-1: all
         bound before the block), None when one is bound after it."""
         last = -1
-        for name in m.findall(expression, m.Name()):
+        for found in m.findall(expression, m.Name()):
+            name = cast(cst.Name, found)  # m.Name() matched it
             parent = self.index.parent(name)
             if isinstance(parent, cst.Attribute) and parent.attr is name:
                 continue
@@ -162,9 +176,11 @@ class Wiring:
                 if position is None:
                     return None
                 last = max(last, position)
-        for attribute in m.findall(expression, m.Attribute(value=m.Name())):  # `args.cuda = ...`
+        for found in m.findall(expression, m.Attribute(value=m.Name())):  # `args.cuda = ...`
+            attribute = cast(cst.Attribute, found)  # the matcher checked it, and that its value is a Name
+            owner = cast(cst.Name, attribute.value)
             target = m.AssignTarget(
-                target=m.Attribute(value=m.Name(attribute.value.value), attr=m.Name(attribute.attr.value))
+                target=m.Attribute(value=m.Name(owner.value), attr=m.Name(attribute.attr.value))
             )
             for statement in self.index.findall(
                 m.SimpleStatementLine(body=[m.Assign(targets=[target])]), cst.SimpleStatementLine
@@ -177,7 +193,7 @@ class Wiring:
         return last
 
 
-def ancestors_to(index, node: cst.CSTNode, stop: cst.CSTNode | None):
+def ancestors_to(index: CodeIndex, node: cst.CSTNode, stop: cst.CSTNode | None) -> Iterator[cst.CSTNode]:
     for ancestor in index.ancestors(node):
         if ancestor is stop or isinstance(ancestor, cst.Module):
             return
