@@ -385,3 +385,32 @@ def test_fabric_fixture_survives_ddp_with_two_processes() -> None:
     )
     assert result.ok, f"{result.message}\n{result.error}\n{result.output}"
     assert result.losses and all(math.isfinite(loss) for loss in result.losses)
+
+
+def test_fabric_built_in_a_staticmethod_is_a_local() -> None:
+    """A staticmethod has no `self` to keep fabric on: it is a local there (it crashed without a
+    parameter, and wrote `x.fabric` for `def train(x)`)."""
+    for params, argument in (("", ""), ("x", "0")):
+        converted = fabric(f"""
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+
+
+            class Runner:
+                @staticmethod
+                def train({params}):
+                    model = torch.nn.Linear(2, 1)
+                    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                    loader = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
+                    for (batch,) in loader:
+                        optimizer.zero_grad()
+                        loss = model(batch).sum()
+                        loss.backward()
+                        optimizer.step()
+
+
+            Runner.train({argument})
+            """)
+        assert "        fabric = L.Fabric(" in converted
+        assert "fabric.backward(loss)" in converted and ".fabric" not in converted
+        compile(converted, "converted.py", "exec")

@@ -42,7 +42,10 @@ class Wiring:
     def __init__(self, analysis: FabricAnalysis, home: Scope) -> None:
         self.analysis, self.index = analysis, analysis.index
         self.home = home
-        self.home_class = analysis.analyzer.method_class(home) if home is not None else None
+        # the class whose instance keeps fabric as `self.fabric`: only a home that has a `self`
+        self.home_class = (
+            analysis.analyzer.method_class(home) if home is not None and self.takes_self(home) else None
+        )
         self.memo: dict[int, bool] = {}
         self.functions: set[int] = set()  # functions that take `fabric` as their first parameter
         self.classes: dict[int, cst.FunctionDef] = {}  # class -> its __init__, which takes `fabric`
@@ -62,11 +65,15 @@ class Wiring:
             self.memo[id(function)] = self.thread(function)
         return self.memo[id(function)]
 
+    def takes_self(self, function: cst.FunctionDef) -> bool:
+        """A method called on an instance, with its `self` parameter."""
+        decorators = {self.index.module.code_for_node(d.decorator) for d in function.decorators}
+        return not decorators & {"staticmethod", "classmethod"} and self.self_name(function) is not None
+
     def thread(self, function: cst.FunctionDef) -> bool:
         owner = self.analysis.analyzer.method_class(function)
-        decorators = {self.index.module.code_for_node(d.decorator) for d in function.decorators}
         if owner is not None:
-            if decorators & {"staticmethod", "classmethod"} or not self.self_name(function):
+            if not self.takes_self(function):
                 return False
             return owner is self.home_class or self.thread_class(owner)
         calls = self.analysis.calls(function)
@@ -104,13 +111,14 @@ class Wiring:
         that keeps it."""
         function = self.analysis.scope_of(node)
         owner = self.analysis.analyzer.method_class(function) if function is not None else None
+        if function is self.home and self.home_class is None:
+            return cst.Name("fabric")  # built in a function, or a staticmethod: a local
         if (
             function is not None
             and owner is not None
             and (owner is self.home_class or id(owner) in self.classes)
         ):
-            # a method of a class that keeps fabric takes self first (thread checked it; not so a home
-            # that is a staticmethod: no parameter crashes here, `x.fabric` for `def f(x)`, a known bug)
+            # a method of a class that keeps fabric takes self first (thread and home_class checked it)
             return cst.Attribute(cst.Name(cast(str, self.self_name(function))), cst.Name("fabric"))
         return cst.Name("fabric")
 
