@@ -47,10 +47,9 @@ def local_imports(path: Path, source: str) -> list[LocalImport]:
 
 def module_file(folder: Path, name: str) -> Path | None:
     base = folder.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    # a module file; a package's `__init__.py` is not followed (its copy would be no module of it)
+    candidate = base.with_suffix(".py")
+    return candidate if candidate.is_file() else None
 
 
 def trains(file: Path) -> bool:
@@ -63,10 +62,7 @@ def trains(file: Path) -> bool:
 
 def output_module(module: str, file: Path) -> str:
     """The dotted name of a module's converted copy: `trainer` -> `trainer_lightning`."""
-    parts = module.split(".")
-    if file.name == "__init__.py":
-        return module  # a package's outputs are its files' own affair
-    return ".".join([*parts[:-1], default_output(file).stem])
+    return ".".join([*module.split(".")[:-1], default_output(file).stem])
 
 
 class RenameImports(cst.CSTTransformer):
@@ -88,10 +84,10 @@ class RenameImports(cst.CSTTransformer):
         names = []
         for alias in updated.names:
             name = cst.helpers.get_full_name_for_node(alias.name)
-            if name in self.renames and alias.asname is None and "." not in name:
+            if name in self.renames and "." not in name:
                 alias = alias.with_changes(
                     name=cst.Name(self.renames[name]),
-                    asname=cst.AsName(name=cst.Name(name)),
+                    asname=alias.asname or cst.AsName(name=cst.Name(name)),
                 )
             names.append(alias)
         return updated.with_changes(names=names)

@@ -30,17 +30,15 @@ def test_local_imports_resolve_against_the_scripts_folder(pair: Path) -> None:
     source = "import os\nimport helpers\nfrom trainer import Trainer\nfrom torch import nn\n"
     source += "from .missing import x\n"
     found = local_imports(pair / "train.py", source)
-    assert [(i.module, i.file.name, i.line) for i in found] == [
-        ("helpers", "__init__.py", 2),
-        ("trainer", "trainer.py", 3),
-    ]
+    assert [(i.module, i.file.name, i.line) for i in found] == [("trainer", "trainer.py", 3)]
 
 
 def test_imports_of_the_converted_module_are_renamed_and_keep_the_scripts_names() -> None:
-    source = "import os, trainer\nfrom trainer import Trainer as T\n"
+    source = "import os, trainer\nimport trainer as t\nfrom trainer import Trainer as T\n"
     source += "from .trainer import x\nfrom os import trainer\n"
     assert with_imports_renamed(source, {"trainer": "trainer_lightning"}) == (
         "import os, trainer_lightning as trainer\n"
+        "import trainer_lightning as t\n"
         "from trainer_lightning import Trainer as T\n"
         "from .trainer_lightning import x\n"
         "from os import trainer\n"
