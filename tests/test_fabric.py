@@ -414,3 +414,40 @@ def test_fabric_built_in_a_staticmethod_is_a_local() -> None:
         assert "        fabric = L.Fabric(" in converted
         assert "fabric.backward(loss)" in converted and ".fabric" not in converted
         compile(converted, "converted.py", "exec")
+
+
+def test_a_model_owning_its_optimizer_made_where_setup_cannot_reach_says_why() -> None:
+    """`self.optimizer = SGD(self.parameters())` in the model's `__init__` is set up where each
+    instance is made, `name = Net()`; an instance made otherwise (in a method) stops that, and both
+    TODOs say why, instead of "no optimizer is built"."""
+    source = textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super(Net, self).__init__()
+                self.layer = nn.Linear(2, 1)
+                self.optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+
+            def fresh(self):
+                return Net()
+
+            def update(self, x, y):
+                loss = nn.functional.mse_loss(self.layer(x), y)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+
+
+        model = Net()
+        model.update(torch.randn(4, 2), torch.randn(4, 1))
+        """)
+    result = convert_source(source, target="fabric")
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("LS008", 10), ("LS008", 18)]
+    assert "an instance is made other than by `name = Net(...)`" in result.diagnostics[0].message
+    assert "see line 10" in result.diagnostics[1].message
+    kept = convert_source(source.replace("        return Net()", "        return None"), target="fabric")
+    assert not kept.diagnostics
+    assert "model, model.optimizer = fabric.setup(model, model.optimizer)" in kept.code

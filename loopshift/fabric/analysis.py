@@ -82,14 +82,19 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
                 uses += [access.node for access in assignment.references]
         return uses
 
+    def names_super(self, use: cst.Name) -> bool:
+        """`Owner` in `super(Owner, self)`: a use of a class's name that makes no instance."""
+        argument = self.index.parent(use)
+        call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
+        return isinstance(call, cst.Call) and m.matches(call.func, m.Name("super"))
+
     def calls(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Call] | None:
         """Where a function (or a class, by its constructor) is called; None when its name is also
         used otherwise (passed as a callback, ...)."""
         uses = self.references(definition)
         if uses is None:
             return None
-        if isinstance(definition, cst.ClassDef):  # `super(Owner, self)` names it too
-            uses = [u for u in uses if self.analyzer.enclosing_class(u) is not definition]
+        uses = [use for use in uses if not self.names_super(use)]
         calls = [self.index.parent(use) for use in uses]
         if not all(isinstance(call, cst.Call) and call.func is use for call, use in zip(calls, uses)):
             return None
@@ -318,8 +323,8 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             return None
         found = []
         for use in uses:
-            if self.analyzer.enclosing_class(use) is owner:
-                continue  # `super(Owner, self)`
+            if self.names_super(use):
+                continue
             call = self.index.parent(use)
             statement = self.index.statement_of(use)
             assign = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None

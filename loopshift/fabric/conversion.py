@@ -28,6 +28,7 @@ NOTHING_TO_SET_UP = (
     "no torch.optim optimizer is built for these parameters, so fabric.setup has nothing to "
     "take (and under DDP the gradients would not be synchronized); not converted"
 )
+NOT_SET_UP = "no optimizer is set up with fabric (see line {lines}), so backward() is left as it was"
 UNREACHABLE = (
     "`fabric` cannot be passed to this code (it is not a module-level function or method called "
     "directly from code that has it); backward() is left as it was"
@@ -55,8 +56,12 @@ class FabricConversion:
                 self.report("LS009", SPAWNED, call)
             return self.finish(len({id(self.loop_of(b)) for b in facts.backwards}), 0, add=False)
         if not facts.setups:
+            for code, reason, node in facts.todos:  # an optimizer is built, but cannot be set up: why
+                self.report(code, reason, node)
+            lines = ", ".join(str(self.index.span(node).line) for _, _, node in facts.todos)
+            reason = NOT_SET_UP.format(lines=lines) if facts.todos else NOTHING_TO_SET_UP
             for statement in facts.backwards:
-                self.report("LS008", NOTHING_TO_SET_UP, statement)
+                self.report("LS008", reason, statement)
             return self.finish(len({id(self.loop_of(b)) for b in facts.backwards}), 0, add=False)
         wiring = self.choose_home(facts)
         converted = [b for b in facts.backwards if wiring.reaches(b)]
