@@ -9,8 +9,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from .index import CodeIndex
-
-DEVICE_STRINGS = ("cuda", "cpu", "mps")
+from .torch_names import DEVICE_STRINGS
 
 
 class MoveOracle(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+DEVICE_STRINGS = ("cuda", "cpu", "mps")
 MODULE_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
 DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 PROGRESS_BARS = {"tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "tqdm.tqdm.tqdm", "tqdm.std.tqdm"}

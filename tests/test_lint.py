@@ -181,8 +181,8 @@ def test_exit_codes_and_summary(tmp_path: Path) -> None:
     result = invoke("lint", raw)
     assert result.exit_code == 1
     assert (
-        result.stdout
-        == f"{raw}:27:5: LS101 manual training loop: the Lightning Trainer can run it (`loopshift convert`)\n"
+        result.stdout == f"{raw}:27:5: LS101 manual training loop: Lightning can run it "
+        "(`loopshift convert --diff` shows how, or why not)\n"
     )
     assert result.stderr == "Found 1 error.\n[*] 1 fixable with the `--fix` option.\n"
     assert invoke("lint", "--exit-zero", raw).exit_code == 0

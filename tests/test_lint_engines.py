@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loopshift.diagnostics import Span
 from loopshift.lint.engine import run_rules, run_rules_cst
 from loopshift.lint.files import python_files
 from loopshift.lint.rules import RULES
@@ -144,3 +145,59 @@ def test_a_file_with_findings_is_linted_without_libcst(tmp_path: Path) -> None:
     assert outcome(run_rules, LIGHTNING_FINDINGS, str(path)) == outcome(
         run_rules_cst, LIGHTNING_FINDINGS, str(path)
     )
+
+
+def inside(inner: Span, outer: Span) -> bool:
+    return (outer.line, outer.column) <= (inner.line, inner.column) and (
+        inner.end_line,
+        inner.end_column,
+    ) <= (
+        outer.end_line,
+        outer.end_column,
+    )
+
+
+def lost_by_ast(files: list[Path]) -> tuple[int, list[str]]:
+    """The loops and device moves the analysis-based LS101 / LS103 reported that the ast rules do
+    not: a loop counts as found when a reported loop holds the node analysis named, or lies in
+    it (analysis sometimes named the `def` or the `backward()` line); a move when one reported
+    move lies in its span (libcst's span holds the parentheses around it). Also how many
+    loops and moves the analysis found."""
+    from analysis_raw_loops import analysis_findings
+
+    lost, checked = [], 0
+    rules = [rule for rule in RULES if rule.code in ("LS101", "LS103")]
+    for path in files:
+        try:
+            source = read_source(path)
+            old_loops, old_moves = analysis_findings(source, str(path))
+            _, kept, suppressed = run_rules(source, str(path), rules)
+        except InputError:
+            continue
+        checked += len(old_loops) + len(old_moves)
+        loops = [f.span for f in kept + suppressed if f.code == "LS101"]
+        moves = [f.span for f in kept + suppressed if f.code == "LS103"]
+        lost += [
+            f"{path}:{old.line}: loop"
+            for old in old_loops
+            if not any(inside(old, new) or inside(new, old) for new in loops)
+        ]
+        lost += [
+            f"{path}:{old.line}: move" for old in old_moves if not any(inside(new, old) for new in moves)
+        ]
+    return lost
+
+
+@pytest.mark.slow  # the converter's analysis on every file: minutes
+def test_no_loop_or_move_the_analysis_found_is_lost() -> None:
+    files = [
+        *(python_files(DEV_CORPUS, DEV_CORPUS, ()) if DEV_CORPUS.is_dir() else []),
+        *(
+            p
+            for folder in ("fixtures", "fixtures_notebooks")
+            for p in sorted((REPO / "tests" / folder).rglob("*.py"))
+        ),
+        *torch_sample(),
+    ]
+    checked, lost = lost_by_ast(files)
+    assert checked > 200 and lost == []

@@ -201,8 +201,8 @@ def test_lint_reports_findings_by_cell(notebook: Path, capsys) -> None:
     assert main(["lint", str(notebook)]) == 1
     out = capsys.readouterr().out
     assert (
-        out == f"{notebook}:cell 10:6:5: LS101 manual training loop: the Lightning Trainer can run it "
-        "(`loopshift convert`)\n"
+        out == f"{notebook}:cell 10:6:5: LS101 manual training loop: Lightning can run it "
+        "(`loopshift convert --diff` shows how, or why not)\n"
     )
     assert main(["lint", "--output-format", "json", str(notebook)]) == 1
     assert '"cell": 10' in capsys.readouterr().out
@@ -215,8 +215,8 @@ def test_lint_honours_noqa_in_a_cell_and_takes_notebooks_from_folders(tmp_path: 
     nbformat.write(cells_of(*FLAT), tmp_path / "b.ipynb")
     assert main(["lint", str(tmp_path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{tmp_path / 'b.ipynb'}:cell 8:2:5: LS101 manual training loop: the Lightning Trainer can run it "
-        "(`loopshift convert`)"
+        f"{tmp_path / 'b.ipynb'}:cell 8:2:5: LS101 manual training loop: Lightning can run it "
+        "(`loopshift convert --diff` shows how, or why not)"
     ]
 
 

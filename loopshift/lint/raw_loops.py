@@ -1,76 +1,150 @@
-"""The hand-written training loops of a module, as analysis finds them (LS101 reports them, LS103
-looks inside them)."""
+"""The hand-written training loops of a module and the device moves inside them (LS101 reports
+the loops, LS103 the moves), found on the standard library's `ast`: a lint run on a training
+script loads neither libcst nor the converter. What convert makes of a loop (and why it cannot)
+is convert's to say, and `--fix` asks it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+from collections.abc import Iterator
 
-import libcst as cst
-import libcst.matchers as m
+from ..torch_names import DEVICE_STRINGS
+from .syntax import SyntaxFacts
 
-from ..analysis import BACKWARD
-
-# Analysis problems that stand for a raw training loop convert could not take over.
-RAW_LOOP_PROBLEMS = {"LS001", "LS002", "LS006"}
-HOLDS_BACKWARD = m.For(body=m.IndentedBlock(body=[m.ZeroOrMore(), BACKWARD, m.ZeroOrMore()]))
-STEPS = m.Call(func=m.Attribute(attr=m.Name("step") | m.Name("zero_grad")))
-
-
-@dataclass
-class RawLoop:
-    node: cst.CSTNode  # where it is reported: the batch loop, or the node analysis names
-    batch_loops: list[cst.CSTNode]  # the loops whose bodies are the training step
-    reason: str | None  # why convert cannot take it over; None when it can
+Loop = ast.For | ast.AsyncFor | ast.While
+LOOPS = (ast.For, ast.AsyncFor, ast.While)
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Module)
+MOVES = frozenset({"to", "cuda"})
+UPDATES = frozenset({"step", "zero_grad"})  # optimizer.step(), model.zero_grad(), ...
 
 
-class BackwardInLoop(cst.CSTVisitor):
-    """Whether a `x.backward(...)` statement sits in a for or while loop: every loop analysis
-    finds starts there. A walk over statements only, far cheaper than the metadata analysis needs."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.found = False
-
-    def visit_For(self, node: cst.For) -> None:
-        self.depth += 1
-
-    def leave_For(self, node: cst.For) -> None:
-        self.depth -= 1
-
-    def visit_While(self, node: cst.While) -> None:
-        self.depth += 1
-
-    def leave_While(self, node: cst.While) -> None:
-        self.depth -= 1
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-        self.found = self.found or (self.depth > 0 and m.matches(node, BACKWARD))
-        return False  # expressions hold no statements
+def method_call(node: ast.AST, names: frozenset[str]) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
 
 
-def raw_training_loops(context) -> list[RawLoop]:
-    """The hand-written training loops analysis found, outside any LightningModule."""
-    walk = BackwardInLoop()
-    context.module.visit(walk)
-    if not walk.found:
-        return []
-    code = context.training
-    loops = [RawLoop(loop.batch_loop, [loop.batch_loop], None) for loop in code.loops]
-    for problem, reason, node in code.problems:
-        if problem in RAW_LOOP_PROBLEMS and all(loop.node is not node for loop in loops):
-            batch_loops = batch_loops_at(context, node)
-            # a loop that calls backward() but never steps is gradient code (a check, a test), not training
-            if any(m.findall(loop, STEPS) for loop in batch_loops):
-                loops.append(RawLoop(node, batch_loops, reason))
-    return [loop for loop in loops if not context.lightning.is_inside_module_class(loop.node)]
+def reads_gradient(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Attribute) and n.attr == "grad" for n in ast.walk(node))
 
 
-def batch_loops_at(context, node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The loops that run the step, for a node analysis reported: loops below it that call
-    backward(), else the node itself when it is a loop, else the loop around it."""
-    inner = m.findall(node, HOLDS_BACKWARD)
-    if inner:
-        return list(inner)
-    if isinstance(node, (cst.For, cst.While)):
-        return [node]
-    return [next((a for a in context.index.ancestors(node) if isinstance(a, (cst.For, cst.While))), node)]
+def updates_parameters(loop: Loop) -> bool:
+    """An optimizer steps or gradients are zeroed in the loop, or parameters move against their
+    gradients by hand (`p -= lr * p.grad`, `p.data.add_(p.grad, alpha=-lr)`, `p.grad.zero_()`):
+    what tells training from a loop that only computes gradients (a check, a test)."""
+    for node in ast.walk(loop):
+        if method_call(node, UPDATES):
+            return True
+        if isinstance(node, ast.AugAssign) and reads_gradient(node.value):
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.endswith("_")  # in place
+            and reads_gradient(node)
+        ):
+            return True
+    return False
+
+
+def raw_training_loops(facts: SyntaxFacts) -> list[Loop]:
+    """For each `x.backward(...)` statement outside a LightningModule, the innermost loop around
+    it (through a closure defined in it, as LBFGS's) that updates parameters; in source order."""
+    inside_lightning = {id(c.node) for c in facts.lightning_classes}
+    found: dict[int, Loop] = {}
+    for statement in facts.nodes(ast.Expr):
+        if not method_call(statement.value, frozenset({"backward"})):
+            continue
+        around = list(facts.ancestors(statement))
+        if any(id(a) in inside_lightning for a in around):
+            continue
+        loop = next((a for a in around if isinstance(a, LOOPS) and updates_parameters(a)), None)
+        if loop is not None:
+            found[id(loop)] = loop
+    return sorted(found.values(), key=lambda loop: facts.order[id(loop)])
+
+
+def device_moves(facts: SyntaxFacts, loops: list[Loop]) -> Iterator[ast.Call]:
+    """`x.to(device)`, `x.to(device, non_blocking=True)`, `x.to(device=device)` and `x.cuda()`
+    inside the loops, each once, in source order."""
+    names, seen = DeviceNames(facts), set[int]()
+    for loop in loops:
+        calls = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and method_call(n, MOVES)]
+        for call in sorted(calls, key=lambda call: facts.order[id(call)]):
+            if id(call) not in seen and names.is_move(call):
+                seen.add(id(call))
+                yield call
+
+
+class DeviceNames:
+    """Whether an expression denotes a device: a device string, `torch.device(...)`, an
+    attribute `.device`, or a name assigned one of those in its scope (or the module). A
+    parameter or a name bound nowhere counts when it is spelled `device`."""
+
+    def __init__(self, facts: SyntaxFacts) -> None:
+        self.facts = facts
+
+    def is_move(self, call: ast.Call) -> bool:
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else None
+        keywords = {k.arg for k in call.keywords}
+        positional = [a for a in call.args if not isinstance(a, ast.Starred)]
+        if len(positional) < len(call.args) or None in keywords:  # *args, **kwargs: cannot tell
+            return False
+        if method == "cuda":
+            return not positional and keywords <= {"non_blocking"}
+        if method != "to" or keywords - {"non_blocking", "device"}:
+            return False
+        if "device" in keywords:
+            device = next(k.value for k in call.keywords if k.arg == "device")
+            return not positional and self.is_device(device)
+        return len(positional) == 1 and self.is_device(positional[0])
+
+    def is_device(self, expression: ast.AST, depth: int = 0) -> bool:
+        if depth > 6:
+            return False
+        if isinstance(expression, ast.Constant):  # b"cpu" is bytes, no device
+            text = expression.value
+            return isinstance(text, str) and text.split(":")[0] in DEVICE_STRINGS
+        if isinstance(expression, ast.IfExp):
+            return self.is_device(expression.body, depth + 1) and self.is_device(expression.orelse, depth + 1)
+        if isinstance(expression, ast.Attribute):
+            return expression.attr == "device"
+        if isinstance(expression, ast.Call):
+            return "torch.device" in self.facts.called_name(expression)
+        if isinstance(expression, ast.Name):
+            bound, value = self.value_of(expression)
+            if not bound:
+                return expression.id.lower() == "device"
+            return value is not None and self.is_device(value, depth + 1)
+        return False
+
+    def value_of(self, name: ast.Name) -> tuple[bool, ast.AST | None]:
+        """(whether name is bound by an assignment in its scope or the module's, the value of the
+        last such assignment before it, else of the first). A parameter is not: its value comes
+        from the call sites."""
+        scope = next(a for a in self.facts.ancestors(name) if isinstance(a, SCOPES))
+        for where in dict.fromkeys((scope, self.facts.tree)):
+            if isinstance(where, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and name.id in {
+                a.arg for a in ast.walk(where.args) if isinstance(a, ast.arg)
+            }:
+                return False, None
+            assignments = list(self.assignments(where, name.id))
+            if assignments:
+                before = [a for a in assignments if a[0] < name.lineno]
+                return True, (before or assignments)[-1 if before else 0][1]
+        return False, None
+
+    def assignments(self, scope: ast.AST, name: str) -> Iterator[tuple[int, ast.AST | None]]:
+        """(line, value) of each binding of name in scope, not in the scopes inside it; the value
+        is None where the binding gives none to follow (a tuple target, a loop variable, ...)."""
+        stack = list(ast.iter_child_nodes(scope))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, SCOPES):
+                continue
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                    yield node.lineno, node.value
+                    continue
+            elif isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+                yield node.lineno, None
+            stack.extend(ast.iter_child_nodes(node))

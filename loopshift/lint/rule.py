@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from ..index import CodeIndex
     from ..training import TrainingCode
     from .lightning import LightningFacts
-    from .raw_loops import RawLoop
     from .syntax import SyntaxFacts
 
 
@@ -65,11 +64,12 @@ class Context:
         return self.analyzer.run()
 
     @cached_property
-    def raw_loops(self) -> list[RawLoop]:
-        """The hand-written training loops: what LS101 reports and LS103 looks into."""
-        from .raw_loops import raw_training_loops
+    def syntax(self) -> SyntaxFacts | None:
+        """The standard library's `ast` view of the file, for rules decided on it alone; None
+        where CPython rejects what libcst parsed."""
+        from .syntax import parse
 
-        return raw_training_loops(self)
+        return parse(self.source, self.path)
 
     @cached_property
     def lightning(self) -> LightningFacts:

@@ -151,6 +151,12 @@ class SyntaxFacts:
             node.end_col_offset :
         ].lstrip().startswith(b";"):
             raise Undecided
+        return self.bare_span(node)
+
+    def bare_span(self, node: ast.AST) -> Span:
+        """node's own span, without the parentheses around it or the `;` after it: for rules
+        decided on ast alone, whose findings no libcst check must match."""
+        located: Any = node  # (ast.AST declares no position; every node a finding is on has one)
         return Span(
             located.lineno,
             self.column(located.lineno, located.col_offset),
@@ -515,26 +521,6 @@ def in_except_handler(facts: SyntaxFacts, node: ast.AST) -> bool:
         isinstance(a, ast.ExceptHandler) and isinstance(facts.parent(a), ast.Try)
         for a in facts.ancestors(node)
     )
-
-
-def backward_in_loop(facts: SyntaxFacts) -> bool:
-    """raw_loops.BackwardInLoop on ast: whether a statement line that is only `x.backward(...)`
-    sits in a for or while loop (libcst's SimpleStatementLine; a statement on its compound
-    statement's line, `for x in y: loss.backward()`, is not one). Undecided at a line
-    continuation, where the physical lines do not tell the logical ones."""
-    for statement in facts.nodes(ast.Expr):
-        call = statement.value
-        if not (
-            isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Attribute)
-            and call.func.attr == "backward"
-        ):
-            continue
-        if not any(isinstance(a, (ast.For, ast.AsyncFor, ast.While)) for a in facts.ancestors(statement)):
-            continue
-        if alone_on_line(facts, statement):
-            return True
-    return False
 
 
 def alone_on_line(facts: SyntaxFacts, statement: ast.stmt) -> bool:

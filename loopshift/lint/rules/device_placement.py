@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
 from typing import cast
 
-from ..lazy import cst, m
+from ..raw_loops import device_moves, raw_training_loops
 from ..rule import Context, Rule, attribute
-from ..syntax import Undecided, backward_in_loop
 
 
 class DevicePlacement(Rule):
@@ -84,28 +83,15 @@ class DevicePlacement(Rule):
     ]
 
     def check_syntax(self, facts):
-        if not backward_in_loop(facts):  # no loop analysis could find
-            return []
-        raise Undecided  # the converter's analysis tells the loops and the oracle which calls move data
+        return [
+            facts.finding(
+                self,
+                facts.bare_span(call),
+                f"`.{cast(ast.Attribute, call.func).attr}()` moves data by hand in a training "
+                "loop: the Trainer places the model and every batch",
+            )
+            for call in device_moves(facts, raw_training_loops(facts))
+        ]
 
     def check(self, context: Context):
-        from ...devices import DeviceOracle  # loads libcst: only once a file is parsed
-
-        loops = context.raw_loops
-        if not loops:
-            return
-        move = m.Call(func=m.Attribute(attr=m.Name("to") | m.Name("cuda")))
-        oracle = DeviceOracle(context.index, context.analyzer.resolve)
-        seen: set[int] = set()
-        for loop in loops:
-            for node in loop.batch_loops:
-                for call in cast("Sequence[cst.Call]", m.findall(node, move)):
-                    if id(call) not in seen and oracle.is_move(call):
-                        seen.add(id(call))
-                        method = cast("cst.Attribute", call.func).attr.value  # (as matched)
-                        yield self.report(
-                            context,
-                            call,
-                            f"`.{method}()` moves data by hand in a training "
-                            "loop: the Trainer places the model and every batch",
-                        )
+        return self.check_syntax(context.syntax) if context.syntax else []

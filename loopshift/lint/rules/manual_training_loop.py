@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..raw_loops import raw_training_loops
 from ..rule import Context, Fix, Rule, attribute
-from ..syntax import Undecided, backward_in_loop
+
+MESSAGE = "manual training loop: Lightning can run it (`loopshift convert --diff` shows how, or why not)"
 
 
 class ManualTrainingLoop(Rule):
@@ -63,8 +65,13 @@ class ManualTrainingLoop(Rule):
 
     ## Fix
     `--fix` is `loopshift convert --in-place`: every loop convert understands becomes a
-    LightningModule and a Trainer. Loops it does not understand are reported with the reason
-    and are not fixable; the fix is skipped when any loop of the file carries a `# noqa`.
+    LightningModule and a Trainer. A file whose conversion would leave a `# TODO(loopshift)`
+    (a loop convert cannot take over safely; `loopshift convert --diff` says why) is fixed only
+    with `--unsafe-fixes`; the fix is skipped when any loop of the file carries a `# noqa`.
+
+    The rule is decided on the standard library's `ast`, without the converter: a loop is
+    reported when it holds a `loss.backward()` statement and updates parameters
+    (`optimizer.step()`, `zero_grad()`, or `p -= lr * p.grad` by hand), outside a LightningModule.
     """
 
     code = "LS101"
@@ -125,9 +132,8 @@ class ManualTrainingLoop(Rule):
     ]
 
     def check_syntax(self, facts):
-        if not backward_in_loop(facts):  # no loop analysis could find
-            return []
-        raise Undecided  # the converter's analysis tells the loops and why they convert or not
+        loops = raw_training_loops(facts)
+        return [facts.finding(self, facts.bare_span(loop), MESSAGE, fixable=True) for loop in loops]
 
     def check(self, context: Context):
         from ...convert import convert_source  # the converter loads libcst: only once a file is parsed
@@ -141,16 +147,7 @@ class ManualTrainingLoop(Rule):
                 raise UnsafeFix(result.code, f"the conversion would leave TODOs ({codes})")
             return result.code
 
-        fix = Fix(rewrite=rewrite)
-        for loop in context.raw_loops:
-            if loop.reason is None:
-                yield self.report(
-                    context,
-                    loop.node,
-                    "manual training loop: the Lightning Trainer can run it (`loopshift convert`)",
-                    fix,
-                )
-            else:
-                yield self.report(
-                    context, loop.node, f"manual training loop, not converted automatically: {loop.reason}"
-                )
+        fix = Fix(rewrite=rewrite)  # one conversion of the whole file, shared by its loops
+        for finding in self.check_syntax(context.syntax) if context.syntax else ():
+            context.fixes[finding] = fix
+            yield finding
