@@ -7,18 +7,18 @@ from collections import Counter
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from .jobs import ConvertJob, plural, run_job
 from .lint.command import explain_command, lint_command, rules_command
-from .progress import Progress
-from .report import write_report
 from .source import InputError
 from .targets import TARGETS
 from .verify.command import verify_command
-from .workers import Interrupted, in_order
+
+if TYPE_CHECKING:  # convert's modules load when it runs: `loopshift lint` is a pre-commit hook
+    from .jobs import ConvertJob
 
 
 class Command(TyperCommand):
@@ -102,6 +102,11 @@ def convert(
 
     A folder's .py and .ipynb files are converted in parallel, honouring `exclude` of \\[tool.loopshift]
     and .gitignore; files without a loop are skipped quietly."""
+    from .jobs import plural, run_job
+    from .progress import Progress
+    from .report import write_report
+    from .workers import Interrupted, in_order
+
     if sum([stdout, diff, in_place, output is not None]) > 1:
         fail("error: choose one of -o, --stdout, --diff and --in-place")
     if verify and (stdout or diff):
@@ -176,6 +181,7 @@ def plan(
     """A job for each file named and each one found below a folder (those are quiet: their diagnostics
     only), with the target and excludes of its project's [tool.loopshift]; a file named twice runs once.
     Also how many *_lightning.py files a folder held and were skipped (unless include_outputs)."""
+    from .jobs import ConvertJob
     from .lint.config import settings_for
     from .lint.files import python_files
 
@@ -214,6 +220,8 @@ def summary(
 ) -> str:
     """Files scanned and what became of them (with --diff: how many it would change); the loops found and
     converted; the count of each reason (a diagnostic code, or why a file failed)."""
+    from .jobs import plural
+
     found = outcomes["clean"] + outcomes["todo"]
     if diff:
         line = f"loopshift: {plural(scanned, 'file')} scanned, {outcomes['changed']} would change"

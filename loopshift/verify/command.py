@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from loopshift.source import InputError
-from loopshift.verify.runner import ScriptError, VerifyResult, losses_close, verify
+
+if TYPE_CHECKING:  # the runner loads on use: `loopshift lint` never needs it
+    from loopshift.verify.runner import ScriptError, VerifyResult
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 OUTPUT_LINES_ON_FAILURE = 20
@@ -40,6 +43,8 @@ def verify_command(
 ) -> None:
     """Run SCRIPT for a few batches under a patched Trainer: PASS when it trains (and, with
     --original, when it computes the same losses as the original)."""
+    from loopshift.verify.runner import verify
+
     try:
         result = verify(
             script,
@@ -88,6 +93,8 @@ def render_result(result: VerifyResult, *, rtol: float = 1e-4, atol: float = 0.0
 
 def loss_table(original: Sequence[float], converted: Sequence[float], rtol: float, atol: float) -> list[str]:
     """The losses side by side, one row per backward call; `<-` marks rows beyond tolerance."""
+    from loopshift.verify.runner import losses_close
+
     lines = [f"  {'#':>4}  {'original':>14}  {'converted':>14}  {'difference':>11}"]
     for index in range(max(len(original), len(converted))):
         want = original[index] if index < len(original) else None
