@@ -5,9 +5,10 @@
 
 With --sizes, each size (in MB) is a file made of the dev corpus's scripts one after another
 (nothing renamed: later definitions shadow earlier ones; `from __future__` imports go first),
-converted in a fresh process and compared with a bare libcst.parse_module of the same file:
-CPU seconds (wall seconds in parentheses: on a loaded machine they run longer), ratio of the CPU
-times and peak memory (ru_maxrss) of each.
+linted and converted, each in a fresh process, and compared with a bare libcst.parse_module of
+the same file: CPU seconds (wall seconds in parentheses: on a loaded machine they run longer),
+ratio of the CPU times and peak memory (ru_maxrss) of each. Lint is `lint_source` with every
+rule, what `loopshift lint FILE` runs.
 """
 
 from __future__ import annotations
@@ -48,11 +49,14 @@ def measure(kind: str, path: Path) -> None:
     import libcst
 
     from loopshift import convert_source
+    from loopshift.lint import lint_source
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started, cpu = time.perf_counter(), time.process_time()
     if kind == "parse":
         libcst.parse_module(source)
+    elif kind == "lint":
+        lint_source(source, str(path))
     else:
         convert_source(source, path=str(path))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -90,9 +94,20 @@ def sizes(megabytes: list[float], timeout: float, keep: Path | None) -> None:
         source = concatenated(size)
         path.write_text(source)
         parse = child("parse", path, timeout)
-        convert = child("convert", path, timeout)
+        lint = child("lint", path, timeout)
         lines, backward = source.count("\n"), source.count(".backward(")
         head = f"{size:g} MB ({len(source) / 1e6:.2f} MB, {lines} lines, {backward} backward calls):"
+        print(
+            f"{head} parse {parse['cpu']:.1f} s ({parse['peak_mb']:.0f} MB peak), "
+            + (
+                f"lint {lint['cpu']:.1f} s ({lint['peak_mb']:.0f} MB peak), "
+                f"ratio {lint['cpu'] / parse['cpu']:.2f}x"
+                if lint
+                else f"lint > {timeout:.0f} s wall (timed out)"
+            ),
+            flush=True,
+        )
+        convert = child("convert", path, timeout)
         if convert is None:
             print(
                 f"{head} parse {parse['cpu']:.1f} s, convert > {timeout:.0f} s wall (timed out)", flush=True

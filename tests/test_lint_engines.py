@@ -182,34 +182,40 @@ def inside(inner: Span, outer: Span) -> bool:
 
 
 def lost_by_ast(files: list[Path]) -> tuple[int, list[str]]:
-    """The loops and device moves the analysis-based LS101 / LS103 reported that the ast rules do
-    not: a loop counts as found when a reported loop holds the node analysis named, or lies in
-    it (analysis sometimes named the `def` or the `backward()` line); a move when one reported
-    move lies in its span (libcst's span holds the parentheses around it). Also how many
-    loops and moves the analysis found."""
-    from analysis_raw_loops import analysis_findings
+    """The loops and device moves the analysis-based LS101 / LS102 / LS103 reported that the ast
+    rules do not: a training loop counts as found when a reported loop holds the node analysis
+    named, or lies in it (analysis sometimes named the `def` or the `backward()` line); an
+    evaluation loop when it is reported; a move when one reported move lies in its span
+    (libcst's span holds the parentheses around it). Also how many the analysis found."""
+    from reference_rules import analysis_evaluation_loops, analysis_findings
 
     lost, checked = [], 0
-    rules = [rule for rule in RULES if rule.code in ("LS101", "LS103")]
+    rules = [rule for rule in RULES if rule.code in ("LS101", "LS102", "LS103")]
     for path in files:
         try:
             source = read_source(path)
             old_loops, old_moves = analysis_findings(source, str(path))
+            old_evaluations = analysis_evaluation_loops(source, str(path))
             _, kept, suppressed = run_rules(source, str(path), rules)
         except InputError:
             continue
-        checked += len(old_loops) + len(old_moves)
-        loops = [f.span for f in kept + suppressed if f.code == "LS101"]
-        moves = [f.span for f in kept + suppressed if f.code == "LS103"]
+        checked += len(old_loops) + len(old_moves) + len(old_evaluations)
+        new = {
+            code: [f.span for f in kept + suppressed if f.code == code]
+            for code in ("LS101", "LS102", "LS103")
+        }
         lost += [
             f"{path}:{old.line}: loop"
             for old in old_loops
-            if not any(inside(old, new) or inside(new, old) for new in loops)
+            if not any(inside(old, span) or inside(span, old) for span in new["LS101"])
         ]
+        lost += [f"{path}:{old.line}: evaluation loop" for old in old_evaluations if old not in new["LS102"]]
         lost += [
-            f"{path}:{old.line}: move" for old in old_moves if not any(inside(new, old) for new in moves)
+            f"{path}:{old.line}: move"
+            for old in old_moves
+            if not any(inside(span, old) for span in new["LS103"])
         ]
-    return lost
+    return checked, lost
 
 
 @pytest.mark.slow  # the converter's analysis on every file: minutes

@@ -13,7 +13,6 @@ from .syntax import SyntaxFacts
 
 Loop = ast.For | ast.AsyncFor | ast.While
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
-SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Module)
 MOVES = frozenset({"to", "cuda"})
 UPDATES = frozenset({"step", "zero_grad"})  # optimizer.step(), model.zero_grad(), ...
 
@@ -76,11 +75,12 @@ def device_moves(facts: SyntaxFacts, loops: list[Loop]) -> Iterator[ast.Call]:
 
 class DeviceNames:
     """Whether an expression denotes a device: a device string, `torch.device(...)`, an
-    attribute `.device`, or a name assigned one of those in its scope (or the module). A
-    parameter or a name bound nowhere counts when it is spelled `device`."""
+    attribute `.device`, or a name holding one of those (values.Values); a name whose value
+    cannot be followed (a parameter of several callers) counts when it is spelled `device`."""
 
     def __init__(self, facts: SyntaxFacts) -> None:
         self.facts = facts
+        self.values = facts.values
 
     def is_move(self, call: ast.Call) -> bool:
         method = call.func.attr if isinstance(call.func, ast.Attribute) else None
@@ -110,41 +110,8 @@ class DeviceNames:
         if isinstance(expression, ast.Call):
             return "torch.device" in self.facts.called_name(expression)
         if isinstance(expression, ast.Name):
-            bound, value = self.value_of(expression)
-            if not bound:
+            origin = self.values.origin(expression)
+            if not origin.bound:
                 return expression.id.lower() == "device"
-            return value is not None and self.is_device(value, depth + 1)
+            return origin.value is not None and self.is_device(origin.value, depth + 1)
         return False
-
-    def value_of(self, name: ast.Name) -> tuple[bool, ast.AST | None]:
-        """(whether name is bound by an assignment in its scope or the module's, the value of the
-        last such assignment before it, else of the first). A parameter is not: its value comes
-        from the call sites."""
-        scope = next(a for a in self.facts.ancestors(name) if isinstance(a, SCOPES))
-        for where in dict.fromkeys((scope, self.facts.tree)):
-            if isinstance(where, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and name.id in {
-                a.arg for a in ast.walk(where.args) if isinstance(a, ast.arg)
-            }:
-                return False, None
-            assignments = list(self.assignments(where, name.id))
-            if assignments:
-                before = [a for a in assignments if a[0] < name.lineno]
-                return True, (before or assignments)[-1 if before else 0][1]
-        return False, None
-
-    def assignments(self, scope: ast.AST, name: str) -> Iterator[tuple[int, ast.AST | None]]:
-        """(line, value) of each binding of name in scope, not in the scopes inside it; the value
-        is None where the binding gives none to follow (a tuple target, a loop variable, ...)."""
-        stack = list(ast.iter_child_nodes(scope))
-        while stack:
-            node = stack.pop()
-            if isinstance(node, SCOPES):
-                continue
-            if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                    yield node.lineno, node.value
-                    continue
-            elif isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
-                yield node.lineno, None
-            stack.extend(ast.iter_child_nodes(node))

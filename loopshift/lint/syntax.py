@@ -11,11 +11,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ..diagnostics import Span
 from ..torch_names import is_optimizer
 from .rule import Finding
+
+if TYPE_CHECKING:
+    from .values import Values
 
 PACKAGES = ("lightning", "pytorch_lightning")
 ROOTS = ("lightning", "lightning.pytorch", "pytorch_lightning")
@@ -95,12 +98,15 @@ def import_qualified_names(node: ast.Import | ast.ImportFrom, name: str) -> set[
 class SyntaxFacts:
     """One file parsed by `ast`, and what the rules' ast checks share, computed on demand."""
 
+    exact = True  # answers as libcst would, or raises Undecided; see `lenient`
+
     def __init__(self, source: str, path: str, tree: ast.Module) -> None:
         self.source, self.path, self.tree = source, path, tree
         self.parents: dict[int, ast.AST] = {}
         self.order: dict[int, int] = {}  # pre-order position, as libcst's index orders nodes
         self.by_type: dict[type, list[ast.AST]] = {}
         self.in_order: list[ast.AST] = []
+        self.qualified: dict[str, frozenset[str]] = {}
         stack: list[ast.AST] = [tree]
         while stack:
             node = stack.pop()
@@ -119,6 +125,17 @@ class SyntaxFacts:
     def nodes(self, *kinds: type[ast.AST]) -> list[Any]:
         found = [node for kind in kinds for node in self.by_type.get(kind, ())]
         return sorted(found, key=lambda node: self.order[id(node)]) if len(kinds) > 1 else found
+
+    @cached_property
+    def lenient(self) -> SyntaxFacts:
+        """The same file (the same tree and index) for the rules decided on ast alone (LS101-LS103),
+        which no libcst check must match: where this view would be Undecided, it answers as well
+        as ast can (a name a function imports for itself is qualified by that import)."""
+        view = object.__new__(SyntaxFacts)
+        shared = ("source", "path", "tree", "parents", "order", "by_type", "in_order")
+        view.__dict__.update({name: vars(self)[name] for name in shared})
+        view.exact, view.qualified = False, {}
+        return view
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         return self.parents.get(id(node))
@@ -163,6 +180,13 @@ class SyntaxFacts:
             located.end_lineno,
             self.column(located.end_lineno, located.end_col_offset),
         )
+
+    @cached_property
+    def values(self) -> Values:
+        """What names hold, followed to their assignments (values.py)."""
+        from .values import Values
+
+        return Values(self)
 
     @cached_property
     def data(self) -> bytes:
@@ -278,36 +302,46 @@ class SyntaxFacts:
         name = full_name(node)
         if name is None:
             return set()
+        if name not in self.qualified:  # a name's answer depends on the module only: once per name
+            self.qualified[name] = self.qualified_name(name)
+        return set(self.qualified[name])
+
+    def qualified_name(self, name: str) -> frozenset[str]:
         bindings = self.bindings
         prefix: str | None = name
         while prefix is not None and prefix not in bindings:
             cut = prefix.rfind(".")
             prefix = prefix[:cut] if cut >= 0 else None
         root = name.split(".", 1)[0]
-        if root in self.local_imports:
+        if root in self.local_imports and self.exact:
             raise Undecided
         found: set[str] = set()
+        if prefix is None and not self.exact:  # a name only a function's own import binds
+            found |= {
+                q
+                for node in self.nodes(ast.Import, ast.ImportFrom)
+                for q in import_qualified_names(node, name)
+            }
         for bound in bindings.get(prefix, ()) if prefix is not None else ():
             found |= {name} if bound is None else import_qualified_names(bound, name)
         if prefix is None and root in BUILTINS:
             found.add(f"builtins.{root}")
-        if (root in self.local_bindings or "*" in self.local_bindings) and any(
-            q.split(".", 1)[0] in INTERESTING or q == "builtins.enumerate" for q in found
+        if (
+            self.exact
+            and (root in self.local_bindings or "*" in self.local_bindings)
+            and any(q.split(".", 1)[0] in INTERESTING or q == "builtins.enumerate" for q in found)
         ):
             raise Undecided
-        return found
+        return frozenset(found)
 
-    def assigned_a_call(self, name: str) -> bool:
-        """Whether an assignment anywhere binds name to a value that holds a call."""
-        for node in self.nodes(ast.Assign, ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if (
-                node.value is not None
-                and any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t))
-                and any(isinstance(n, ast.Call) for n in ast.walk(node.value))
-            ):
-                return True
-        return False
+    @cached_property
+    def imports_by_root(self) -> dict[str, list[ast.Import | ast.ImportFrom]]:
+        """The imports anywhere in the module, by the root of the name each binds."""
+        found: dict[str, list[ast.Import | ast.ImportFrom]] = {}
+        for node in self.nodes(ast.Import, ast.ImportFrom):
+            for alias in node.names:
+                found.setdefault((alias.asname or alias.name).split(".", 1)[0], []).append(node)
+        return found
 
     def called_name(self, call: ast.Call) -> set[str]:
         return self.qualified_names(call.func) or self.qualified_names(call)
@@ -347,7 +381,7 @@ class SyntaxFacts:
             return []
         found: dict[str, LightningClass] = {}
         for node in self.nodes(ast.ClassDef):
-            if any(isinstance(base, ast.Starred) for base in node.bases):
+            if any(isinstance(base, ast.Starred) for base in node.bases) and self.exact:
                 raise Undecided
             local = [found[base.id] for base in node.bases if isinstance(base, ast.Name) and base.id in found]
             if local or any(self.qualified_names(base) & MODULE_CLASSES for base in node.bases):
@@ -473,12 +507,13 @@ class SyntaxFacts:
 
     def segment(self, node: ast.AST) -> str:
         """The source text of node, as libcst's code_for_node prints it (parentheses undecided)."""
-        if self.may_be_parenthesized(node):
+        if self.may_be_parenthesized(node) and self.exact:
             raise Undecided
-        text = ast.get_source_segment(self.source, node)
-        if text is None:
+        located: Any = node  # (a node a rule quotes has a position)
+        if getattr(node, "end_lineno", None) is None:
             raise Undecided
-        return text
+        start = self.offset(located.lineno, located.col_offset)
+        return self.data[start : self.offset(located.end_lineno, located.end_col_offset)].decode("utf-8")
 
 
 @dataclass

@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 
 from ... import torch_names
-from ..lazy import cst
 from ..rule import Context, Rule
-from ..syntax import Undecided, in_source_order, may_turn_off_gradients
+from ..syntax import in_source_order, may_turn_off_gradients
 
 NO_GRAD = frozenset(
     f"torch.{where}{name}"
@@ -109,6 +108,7 @@ class ManualEvaluationLoop(Rule):
     ]
 
     def check_syntax(self, facts):
+        facts = facts.lenient  # decided on ast alone
         if facts.lightning_imports or not may_turn_off_gradients(facts):
             return []
         found = []
@@ -140,6 +140,7 @@ class ManualEvaluationLoop(Rule):
         return False
 
     def loader_of_syntax(self, facts, iterable):
+        """The loader a loop iterates over, seen through enumerate() and progress bars."""
         while (
             isinstance(iterable, ast.Call)
             and (iterable.args or iterable.keywords)
@@ -150,9 +151,10 @@ class ManualEvaluationLoop(Rule):
         if isinstance(iterable, ast.Call):
             return iterable if facts.called_name(iterable) & torch_names.DATALOADERS else None
         if isinstance(iterable, ast.Name):
+            value = facts.values.origin(iterable).value
+            if isinstance(value, ast.Call) and facts.called_name(value) & torch_names.DATALOADERS:
+                return iterable
             spelled = iterable.id
-            if "loader" not in spelled.lower() and facts.assigned_a_call(spelled):
-                raise Undecided  # whether it holds a DataLoader: the converter's name resolution
         elif isinstance(iterable, ast.Attribute):
             spelled = iterable.attr
         else:
@@ -160,53 +162,4 @@ class ManualEvaluationLoop(Rule):
         return iterable if "loader" in spelled.lower() else None
 
     def check(self, context: Context):
-        if context.lightning.imports:
-            return
-        for loop in context.index.nodes(cst.For):
-            loader = self.loader_of(context, loop.iter)
-            if loader is not None and self.without_gradients(context, loop):
-                yield self.report(
-                    context,
-                    loop,
-                    f"manual evaluation loop over `{context.module.code_for_node(loader)}`: "
-                    "Lightning's validation_step / test_step can run it",
-                )
-
-    def without_gradients(self, context: Context, loop: cst.For) -> bool:
-        index = context.index
-        for ancestor in index.ancestors(loop):
-            if isinstance(ancestor, cst.With) and any(
-                isinstance(item.item, cst.Call) and index.called_name(item.item) & NO_GRAD
-                for item in ancestor.items
-            ):
-                return True
-            if isinstance(ancestor, cst.FunctionDef) and any(
-                index.qualified_names(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
-                & NO_GRAD
-                for d in ancestor.decorators
-            ):
-                return True
-        return False
-
-    def loader_of(self, context: Context, iterable: cst.BaseExpression) -> cst.BaseExpression | None:
-        """The loader a loop iterates over, seen through enumerate() and progress bars."""
-        index = context.index
-        while (
-            isinstance(iterable, cst.Call)
-            and iterable.args
-            and (index.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS))
-        ):
-            iterable = iterable.args[0].value
-        if isinstance(iterable, cst.Call):
-            return iterable if index.called_name(iterable) & torch_names.DATALOADERS else None
-        if isinstance(iterable, cst.Name):
-            assignment = context.analyzer.resolve(iterable)
-            value = index.assigned_value(assignment) if assignment is not None else None
-            if isinstance(value, cst.Call) and index.called_name(value) & torch_names.DATALOADERS:
-                return iterable
-            spelled = iterable.value
-        elif isinstance(iterable, cst.Attribute):
-            spelled = iterable.attr.value
-        else:
-            return None
-        return iterable if "loader" in spelled.lower() else None
+        return self.check_syntax(context.syntax) if context.syntax else []

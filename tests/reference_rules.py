@@ -1,6 +1,7 @@
-"""What LS101 and LS103 reported when they were decided by the converter's analysis (libcst),
-before they moved to `ast` (loopshift/lint/raw_loops.py): the reference the new rules are
-tested against, so that no loop and no device move the analysis found goes unreported."""
+"""What LS101, LS102 and LS103 reported when they were decided by the converter's analysis
+(libcst), before they moved to `ast` (loopshift/lint/raw_loops.py, values.py): the reference
+the new rules are tested against, so that no loop and no device move the analysis found goes
+unreported."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import cast
 import libcst as cst
 import libcst.matchers as m
 
+from loopshift import torch_names
 from loopshift.analysis import BACKWARD
 from loopshift.devices import DeviceOracle
 from loopshift.diagnostics import Span
 from loopshift.lint.rule import Context
+from loopshift.lint.rules.manual_evaluation_loop import NO_GRAD
 
 RAW_LOOP_PROBLEMS = {"LS001", "LS002", "LS006"}
 HOLDS_BACKWARD = m.For(body=m.IndentedBlock(body=[m.ZeroOrMore(), BACKWARD, m.ZeroOrMore()]))
@@ -78,3 +81,55 @@ def batch_loops_at(context: Context, node: cst.CSTNode) -> list[cst.CSTNode]:
     if isinstance(node, (cst.For, cst.While)):
         return [node]
     return [next((a for a in context.index.ancestors(node) if isinstance(a, (cst.For, cst.While))), node)]
+
+
+def analysis_evaluation_loops(source: str, path: str) -> list[Span]:
+    """The loops LS102 reported: over a loader, under no_grad or inference_mode."""
+    context = Context(source, path, cst.parse_module(source))
+    if context.lightning.imports:
+        return []
+    return [
+        context.index.span(loop)
+        for loop in context.index.nodes(cst.For)
+        if loader_of(context, loop.iter) is not None and without_gradients(context, loop)
+    ]
+
+
+def without_gradients(context: Context, loop: cst.For) -> bool:
+    index = context.index
+    for ancestor in index.ancestors(loop):
+        if isinstance(ancestor, cst.With) and any(
+            isinstance(item.item, cst.Call) and index.called_name(item.item) & NO_GRAD
+            for item in ancestor.items
+        ):
+            return True
+        if isinstance(ancestor, cst.FunctionDef) and any(
+            index.qualified_names(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+            & NO_GRAD
+            for d in ancestor.decorators
+        ):
+            return True
+    return False
+
+
+def loader_of(context: Context, iterable: cst.BaseExpression) -> cst.BaseExpression | None:
+    index = context.index
+    while (
+        isinstance(iterable, cst.Call)
+        and iterable.args
+        and (index.called_name(iterable) & ({"builtins.enumerate"} | torch_names.PROGRESS_BARS))
+    ):
+        iterable = iterable.args[0].value
+    if isinstance(iterable, cst.Call):
+        return iterable if index.called_name(iterable) & torch_names.DATALOADERS else None
+    if isinstance(iterable, cst.Name):
+        assignment = context.analyzer.resolve(iterable)
+        value = index.assigned_value(assignment) if assignment is not None else None
+        if isinstance(value, cst.Call) and index.called_name(value) & torch_names.DATALOADERS:
+            return iterable
+        spelled = iterable.value
+    elif isinstance(iterable, cst.Attribute):
+        spelled = iterable.attr.value
+    else:
+        return None
+    return iterable if "loader" in spelled.lower() else None
