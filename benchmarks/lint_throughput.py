@@ -1,5 +1,5 @@
 """How fast `loopshift lint` reads Python files, side by side in one run with a bare libcst parse of
-the same files, the libcst engine it replaced, and TorchFix and ruff where they are installed.
+the same files, the libcst engine (what `--fix` runs), and TorchFix and ruff where they are installed.
 
     python benchmarks/lint_throughput.py [FOLDER ...] [--torch-files N | --all-torch] [--latency-only]
 
@@ -7,7 +7,7 @@ Without FOLDER: the dev corpus (/work/shared/dev-corpus, where it exists) and a 
 (default 200, every n-th file in path order) of the installed torch package (found without
 importing it; --all-torch for all of it). For each set of files, on one core, in-process: a bare
 `libcst.parse_module` pass, `lint_paths` (the ast engine), and the libcst engine (`run_rules_cst`,
-what `lint` ran before); then, as whole processes over the same file list, `python -m loopshift
+what `lint --fix` runs); then, as whole processes over the same file list, `python -m loopshift
 lint`, `torchfix` and `ruff check` (each with its default parallelism, when installed: `pip
 install torchfix ruff`; they are no dependency of loopshift). Times are ratios to the bare parse.
 Then the latency of `python -m loopshift lint FILE` as a whole process (best of 5), for a small
@@ -157,7 +157,7 @@ def environment(folder: str) -> dict[str, str]:
 
 
 def processes(files: list[Path], baseline: float) -> None:
-    """Whole processes over the same files, each with its default parallelism."""
+    """Whole processes over the same files, each with its default parallelism, after a warm-up."""
     with tempfile.TemporaryDirectory() as folder:
         env = environment(folder)
         commands = {
@@ -172,6 +172,8 @@ def processes(files: list[Path], baseline: float) -> None:
             **tools(),
         }
         for label, command in commands.items():
+            # one file first, untimed: it writes the bytecode an installed tool would have
+            subprocess.run([*command, str(files[0])], capture_output=True, check=False, env=env)
             start = time.perf_counter()
             subprocess.run([*command, *map(str, files)], capture_output=True, check=False, env=env)
             seconds = time.perf_counter() - start
@@ -186,7 +188,7 @@ def throughput(label: str, files: list[Path]) -> None:
     print(f"{label}: {len(files)} files, {lines} lines")
     parse = timed("libcst.parse_module, 1 core", lambda: bare_parse(files))
     timed("loopshift lint (ast engine), 1 core", lambda: lint(files), parse)
-    timed("libcst engine (lint before), 1 core", lambda: libcst_engine(files), parse)
+    timed("libcst engine (--fix), 1 core", lambda: libcst_engine(files), parse)
     processes(files, parse)
 
 
