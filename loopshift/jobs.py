@@ -9,6 +9,7 @@ from pathlib import Path
 from .output import default_output, unified_diff, write_atomic
 from .report import file_entry
 from .source import InputError, read_source, source_encoding
+from .workers import writing
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def convert_script(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
         done.note = "would change"
         return outcome(job, result, lines), result, unified_diff(text, code, str(path), color=job.color)
     if writes(job, result, done):
+        writing()  # from here Ctrl-C lets the job finish: what it writes is said
         destination = destination_of(job)
         converted = job.verify and result.loops_converted
         original = keep_original(path, source) if converted and job.mode == "in_place" else path
@@ -162,6 +164,7 @@ def follow_imports(job: ConvertJob, text: str, lines: list, done: FileOutcome) -
     done.stdout = "".join(diffs)
     result = Result(text)
     if renames:
+        writing()
         destination = destination_of(job)
         write_atomic(destination, with_imports_renamed(text, renames), encoding=source_encoding(job.path))
         done.written, done.changed = destination, True
@@ -207,6 +210,7 @@ def convert_notebook(job: ConvertJob, lines: list, done: FileOutcome) -> tuple:
         done.note = "would change"
         return outcome(job, result, lines), result, cells.diff(code, color=job.color)
     if writes(job, result, done):
+        writing()
         destination = destination_of(job)
         write_atomic(destination, notebook_text(cells.rebuild(code)))
         done.written = destination

@@ -33,15 +33,19 @@ def in_order(
     """work(job) for each job, yielded in the jobs' order (so output is the same from run to run),
     on every core when there are enough jobs to pay for the processes.
 
-    interruptible: Ctrl-C lets the jobs under way finish (a file being written is written and said so)
-    and then raises Interrupted; a second Ctrl-C interrupts at once."""
+    interruptible: Ctrl-C stops the jobs under way at once, but lets one that has begun to write
+    finish (what it wrote is written whole and said so), then raises Interrupted; a second Ctrl-C
+    interrupts at once."""
     workers = workers or os.cpu_count() or 1
     with deferred_interrupts(interruptible) as interrupt:
         if len(jobs) < PARALLEL_FROM or workers < 2:
             for job in jobs:
                 if interrupt.is_set():
                     raise Interrupted([])
-                yield work(job)
+                done = stoppable(work, job)
+                if not done:
+                    raise Interrupted([])
+                yield done[0]
         else:
             yield from in_processes(work, jobs, workers, interrupt, interruptible)
         if interrupt.is_set():
@@ -60,7 +64,7 @@ def in_processes(
     # small chunks: results come back often enough to show progress, yet cheaply
     size = max(1, min(8, len(jobs) // (workers * 8)))
     chunks = [list(jobs[start : start + size]) for start in range(0, len(jobs), size)]
-    with ProcessPoolExecutor(workers, initializer=ignore_interrupts if interruptible else None) as pool:
+    with ProcessPoolExecutor(workers, initializer=stop_on_interrupt if interruptible else None) as pool:
         futures = [pool.submit(run_chunk, work, chunk) for chunk in chunks]
         for number, future in enumerate(futures):
             while not interrupt.is_set():
@@ -83,12 +87,51 @@ def in_processes(
 
 
 def run_chunk(work: Callable[[Job], Outcome], chunk: list) -> list:
-    return [work(job) for job in chunk]
+    done = []
+    for job in chunk:
+        outcome = stoppable(work, job)
+        if not outcome:
+            break
+        done += outcome
+    return done
 
 
-def ignore_interrupts() -> None:
-    """In a worker process: Ctrl-C reaches the whole process group; the parent decides what stops."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+class Stop(KeyboardInterrupt):
+    """Ctrl-C while a job may stop: it has not begun to write."""
+
+
+may_stop = threading.Event()  # set while the job under way has written nothing
+stopped = threading.Event()  # set once Ctrl-C came: the jobs not begun are not begun
+
+
+def stoppable(work: Callable[[Job], Outcome], job: Job) -> list[Outcome]:
+    """[work(job)], or [] when Ctrl-C stops it before it calls `writing()`."""
+    if stopped.is_set():
+        return []
+    try:
+        may_stop.set()
+        return [work(job)]
+    except Stop:
+        return []
+    finally:
+        may_stop.clear()
+
+
+def writing() -> None:
+    """Said by a job before it writes a file: Ctrl-C now lets it finish."""
+    may_stop.clear()
+
+
+def stop_on_interrupt() -> None:
+    """In a worker process (Ctrl-C reaches the whole process group): stop the job under way unless
+    it writes, and begin no other; the parent reports what was done."""
+
+    def handler(signum, frame) -> None:
+        stopped.set()
+        if may_stop.is_set():
+            raise Stop
+
+    signal.signal(signal.SIGINT, handler)
 
 
 @contextmanager
@@ -103,6 +146,8 @@ def deferred_interrupts(enabled: bool) -> Iterator[threading.Event]:
         if interrupt.is_set():
             raise KeyboardInterrupt
         interrupt.set()
+        if may_stop.is_set():
+            raise Stop
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -442,11 +442,11 @@ def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(
 ) -> None:
     import signal
 
-    import loopshift.cli
+    import loopshift.jobs
 
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.py").write_text(FLAT)
-    run_job = loopshift.cli.run_job
+    run_job = loopshift.jobs.run_job
 
     def interrupted_after_the_first(job):
         done = run_job(job)
@@ -454,11 +454,35 @@ def test_ctrl_c_finishes_the_file_under_way_and_lists_what_was_written(
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while a.py is being written
         return done
 
-    monkeypatch.setattr(loopshift.cli, "run_job", interrupted_after_the_first)
+    monkeypatch.setattr(loopshift.jobs, "run_job", interrupted_after_the_first)
     assert main(["convert", "--in-place", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert f"loopshift: interrupted: 1 file written, 2 of 3 not converted\nwrote {tmp_path / 'a.py'}" in err
     assert "LightningModule" in (tmp_path / "a.py").read_text() and (tmp_path / "b.py").read_text() == FLAT
+
+
+def test_ctrl_c_stops_a_conversion_under_way_at_once(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A long conversion (a 5 MB file takes minutes) is computation only: Ctrl-C stops it at once
+    and nothing is written."""
+    import signal
+    import time
+
+    import loopshift.convert
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.py").write_text(FLAT)
+
+    def interrupted_while_converting(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # the handler raises: the sleep ends at once
+        raise AssertionError("Ctrl-C did not stop the conversion")
+
+    monkeypatch.setattr(loopshift.convert, "convert_source", interrupted_while_converting)
+    started = time.monotonic()
+    assert main(["convert", "--in-place", str(tmp_path / "a.py"), str(tmp_path / "b.py")]) == 130
+    assert time.monotonic() - started < 30
+    assert "loopshift: interrupted: 0 files written, 2 of 2 not converted" in capsys.readouterr().err
+    assert (tmp_path / "a.py").read_text() == FLAT and (tmp_path / "b.py").read_text() == FLAT
 
 
 @pytest.mark.parametrize(
