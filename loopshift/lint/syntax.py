@@ -318,9 +318,7 @@ class SyntaxFacts:
         found: set[str] = set()
         if prefix is None and not self.exact:  # a name only a function's own import binds
             found |= {
-                q
-                for node in self.nodes(ast.Import, ast.ImportFrom)
-                for q in import_qualified_names(node, name)
+                q for node in self.imports_by_root.get(root, []) for q in import_qualified_names(node, name)
             }
         for bound in bindings.get(prefix, ()) if prefix is not None else ():
             found |= {name} if bound is None else import_qualified_names(bound, name)

@@ -12,7 +12,6 @@ from functools import cached_property
 from .syntax import SyntaxFacts
 
 SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 MAX_DEPTH = 8
 
 
