@@ -392,21 +392,21 @@ def checked(result: Result, source: str, path: str) -> Result:
 
 
 def followed_into_loops(
-    module: cst.Module, source: str, target: str, path: str, plain: Result
+    index: CodeIndex, source: str, target: str, path: str, plain: Result
 ) -> Result | None:
     """The conversion with each update function inlined into the loop that calls it, epochs
     counted by hand written as `for` loops and train/val phase loops written out per phase, when
     that converts every loop cleanly (its diagnostics would count lines of the rewritten code)."""
-    inlined = inline_update_functions(module)
-    counted = counted_loops_as_ranges(inlined or module)
-    phased = phases_unrolled(counted or inlined or module)
-    rewritten = phased or counted or inlined
+
+    def clears_every_todo(lines: list[range]) -> bool:
+        return all(d.code == "LS010" or any(d.span.line in span for span in lines) for d in plain.diagnostics)
+
+    if not clears_every_todo(reached_lines(index, rewritable(index))):
+        return None  # (as below, decided before rewriting from what the rewriting could change)
+    rewritten = loops_written_out(index.module)
     if rewritten is None:
         return None
-    changed = changed_lines(module, rewritten)
-    if any(
-        d.code != "LS010" and not any(d.span.line in lines for lines in changed) for d in plain.diagnostics
-    ):
+    if not clears_every_todo(reached_lines(index, changed_statements(index.module, rewritten))):
         return None  # a TODO in code the rewriting left as it was stays: the result could not be clean
     code = rewritten.code
     result = checked(
@@ -428,38 +428,77 @@ def followed_into_loops(
     return None
 
 
-def changed_lines(original: cst.Module, rewritten: cst.Module) -> list[range]:
-    """The lines of the original's top-level statements that the rewritten module does not hold
-    as they were (by their code), and of the top-level functions and classes they call, at any
-    depth: their analysis depends on how they are called."""
+def loops_written_out(module: cst.Module) -> cst.Module | None:
+    """The module with its update functions inlined, its counted epochs and its phases written out
+    (None when none of them is there)."""
+    inlined = inline_update_functions(module)
+    counted = counted_loops_as_ranges(inlined or module)
+    phased = phases_unrolled(counted or inlined or module)
+    return phased or counted or inlined
+
+
+def rewritable(index: CodeIndex) -> list[cst.BaseStatement]:
+    """The module's statements that loops_written_out could change, and more: those holding a
+    `while` loop, a `for` over a literal list or tuple, a function that calls backward() or a call
+    by name of one."""
+    body = index.module.body
+    tops = {id(index.top_level(loop)) for loop in index.nodes(cst.While)}
+    # and the counter before a `while` of the module's body: `epoch = 0`
+    tops |= {id(body[i - 1]) for i, statement in enumerate(body) if i and id(statement) in tops}
+    tops |= {
+        id(index.top_level(f)) for f in index.nodes(cst.For) if isinstance(f.iter, (cst.List, cst.Tuple))
+    }
+    updating = {
+        id(function): function
+        for call in index.nodes(cst.Call)
+        if m.matches(call.func, m.Attribute(attr=m.Name("backward")))
+        for function in index.ancestors(call)
+        if isinstance(function, cst.FunctionDef)
+    }.values()
+    names = {function.name.value for function in updating}
+    tops |= {id(index.top_level(function)) for function in updating}  # and a method's calls: `self.step(...)`
+    tops |= {
+        id(index.top_level(name))
+        for name in index.nodes(cst.Name)
+        if name.value in names and not isinstance(index.parent(name), cst.Attribute)
+    }
+    return [statement for statement in body if id(statement) in tops]
+
+
+def changed_statements(original: cst.Module, rewritten: cst.Module) -> list[cst.BaseStatement]:
+    """The original's top-level statements that the rewritten module does not hold as they were
+    (by their code)."""
     kept = Counter(rewritten.code_for_node(statement) for statement in rewritten.body)
-    line = 1 + len(original.header)
-    spans: dict[int, range] = {}
-    changed: list[cst.CSTNode] = []
+    changed: list[cst.BaseStatement] = []
     for statement in original.body:
         text = original.code_for_node(statement)
-        spans[id(statement)] = range(line, line + text.count("\n"))
-        line += text.count("\n")
         if kept[text]:
             kept[text] -= 1
         else:
             changed.append(statement)
-    definitions = {s.name.value: s for s in original.body if isinstance(s, (cst.FunctionDef, cst.ClassDef))}
-    reached, todo = {id(s) for s in changed}, list(changed)
+    return changed
+
+
+def reached_lines(index: CodeIndex, statements: list[cst.BaseStatement]) -> list[range]:
+    """The lines of these top-level statements and of the top-level functions and classes they
+    call, at any depth: their analysis depends on how they are called."""
+    body = index.module.body
+    definitions = {s.name.value: s for s in body if isinstance(s, (cst.FunctionDef, cst.ClassDef))}
+    reached, todo = {id(s) for s in statements}, list(statements)
     while todo:
         for name in m.findall(todo.pop(), m.Name()):
             definition = definitions.get(cast(cst.Name, name).value)  # m.Name() matched it
             if definition is not None and id(definition) not in reached:
                 reached.add(id(definition))
                 todo.append(definition)
-    return [spans[id(s)] for s in original.body if id(s) in reached]
+    return [index.lines_of(s) for s in body if id(s) in reached]
 
 
 def convert_module(module: cst.Module, source: str, target: str, path: str) -> Result:
     conversion = Conversion(module, source, "lightning" if target == "auto" else target, path)
     result = checked(conversion.run(), source, path)
     if result.diagnostics or not result.loops_converted:
-        result = followed_into_loops(module, source, target, path, result) or result
+        result = followed_into_loops(conversion.index, source, target, path, result) or result
     if result.diagnostics:  # would the Fabric target do without these TODOs?
         from .fabric import convert_fabric, fabric_hint
 

@@ -35,7 +35,7 @@ class CodeIndex:
         self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
         # for the top-level statement they are in
         self._statement_positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}
-        self._lines_before: dict[int, int] | None = None  # top-level statement -> lines above it
+        self._top_lines: dict[int, range] | None = None  # top-level statement -> its lines
         self._children: dict[int, dict[int, int]] = {}
         self._order: dict[int, tuple[int, ...]] = {}  # node -> order(node): the tree does not change
         self._by_type: dict[type[cst.CSTNode], list[cst.CSTNode]] = {}
@@ -76,6 +76,14 @@ class CodeIndex:
                 raise ValueError(f"no statement holds {type(node).__name__} {node!r:.40}")
             current = self.parent(current)
         return current
+
+    def top_level(self, node: cst.CSTNode) -> cst.CSTNode:
+        """The statement of the module's body that holds node (the module for itself, its header and
+        footer)."""
+        top = node
+        while (parent := self.parent(top)) is not None and parent is not self.module:
+            top = parent
+        return top if parent is not None else self.module
 
     def enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
         for ancestor in self.ancestors(node):
@@ -197,10 +205,8 @@ class CodeIndex:
     def position(self, node: cst.CSTNode) -> tuple[CodeRange, int]:
         """(libcst's CodeRange, lines to add): computed for the top-level statement that holds the node
         alone, at column 0 as in the module, its lines counted from the lines above it."""
-        top = node
-        while (parent := self.parent(top)) is not None and parent is not self.module:
-            top = parent
-        if parent is None or self._positions is not None or not isinstance(top, cst.BaseStatement):
+        top = self.top_level(node)
+        if self._positions is not None or not isinstance(top, cst.BaseStatement):
             # the module itself, its header or footer
             if self._positions is None:
                 self._positions = self.wrapper.resolve(PositionProvider)
@@ -217,18 +223,28 @@ class CodeIndex:
             self._statement_positions[id(top)] = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(
                 PositionProvider
             )
-        if self._lines_before is None:
+        return self._statement_positions[id(top)][node], self.lines_before(top)
+
+    def lines_before(self, statement: cst.BaseStatement) -> int:
+        """How many lines lie above a statement of the module's body."""
+        return self.lines_of(statement).start - 1
+
+    def lines_of(self, statement: cst.BaseStatement) -> range:
+        """The lines (from 1) of a statement of the module's body with its leading blank and comment
+        lines (counted once for all of them)."""
+        if self._top_lines is None:
             newline, module = self.module.default_newline, self.module
             lines = (
                 module.with_changes(body=[], footer=[], has_trailing_newline=True).code.count(newline)
                 if module.header
                 else 0
             )
-            self._lines_before = {}
-            for statement in module.body:
-                self._lines_before[id(statement)] = lines
-                lines += module.code_for_node(statement).count(newline)
-        return self._statement_positions[id(top)][node], self._lines_before[id(top)]
+            self._top_lines = {}
+            for top in module.body:
+                count = module.code_for_node(top).count(newline)
+                self._top_lines[id(top)] = range(lines + 1, lines + 1 + count)
+                lines += count
+        return self._top_lines[id(statement)]
 
     def scope(self, node: cst.CSTNode) -> Scope | None:
         return self._scopes.get(node)
