@@ -484,10 +484,13 @@ def reached_lines(index: CodeIndex, statements: list[cst.BaseStatement]) -> list
     call, at any depth: their analysis depends on how they are called."""
     body = index.module.body
     definitions = {s.name.value: s for s in body if isinstance(s, (cst.FunctionDef, cst.ClassDef))}
+    names: dict[int, set[str]] = {}  # top-level statement -> the names it holds
+    for name in index.nodes(cst.Name):
+        names.setdefault(id(index.top_level(name)), set()).add(name.value)
     reached, todo = {id(s) for s in statements}, list(statements)
     while todo:
-        for name in m.findall(todo.pop(), m.Name()):
-            definition = definitions.get(cast(cst.Name, name).value)  # m.Name() matched it
+        for name in names.get(id(todo.pop()), ()):
+            definition = definitions.get(name)
             if definition is not None and id(definition) not in reached:
                 reached.add(id(definition))
                 todo.append(definition)
