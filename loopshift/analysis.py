@@ -1,7 +1,8 @@
 """Finds the training code in a module: models, optimizers, schedulers and manual loops.
 
 Collectors only gather facts (see `training.py`); generation decides what to write.
-Names are resolved through libcst's scope and qualified-name metadata, never by spelling.
+Names are resolved through libcst's scope and qualified-name metadata, never by spelling, by the
+module's one `Resolver` (resolution.py), which generation and the Fabric target read too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import cast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import Assignment
 
 from . import torch_names
 from .devices import DeviceOracle
@@ -20,6 +20,7 @@ from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
 from .reporting import ReportingAnalysis, ScalarWriterAnalysis
+from .resolution import Resolver, constructor
 from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
@@ -42,214 +43,11 @@ class Analyzer(
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
-        self.bound_calls: dict[int, cst.Call] = {}  # function -> the call whose arguments its parameters are
+        self.resolver = Resolver(index)
         self.manual_obstacle = ""  # why the last loop could not fall back to manual optimization
-        self.self_call_index: dict[int, dict[str, list[cst.Call]]] = {}  # class -> `self.x(...)` calls
         self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)
 
-    # -- name resolution ---------------------------------------------------------------
-    def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
-        """The class a function is a method of."""
-        block = self.index.parent(function)
-        owner = self.index.parent(block) if isinstance(block, cst.IndentedBlock) else None
-        return owner if isinstance(owner, cst.ClassDef) else None
-
-    def self_calls(self, owner: cst.ClassDef) -> dict[str, list[cst.Call]]:
-        """`self.name(...)` calls inside a class, by name, in source order: found once per class
-        (a test class of thousands of lines made one search per method call slow)."""
-        if id(owner) not in self.self_call_index:
-            found: dict[str, list[cst.Call]] = {}
-            calls = m.findall(
-                owner, m.Call(func=m.Attribute(value=m.Name("self")))
-            )  # (the class's own code only)
-            for call in sorted(calls, key=self.index.order):
-                found.setdefault(call.func.attr.value, []).append(call)
-            self.self_call_index[id(owner)] = found
-        return self.self_call_index[id(owner)]
-
-    def calls_of(self, function: cst.FunctionDef) -> list[cst.Call]:
-        """Where a function is called: by name, or as `self.method(...)` inside its class."""
-        owner = self.method_class(function)
-        if owner is not None:
-            return self.self_calls(owner).get(function.name.value, [])
-        scope = self.index.scope(function)
-        if scope is None:
-            return []
-        calls = []
-        for assignment in scope.assignments[function.name.value]:
-            if assignment.node is not function:
-                continue
-            for access in assignment.references:
-                parent = self.index.parent(access.node)
-                if isinstance(parent, cst.Call) and parent.func is access.node:
-                    calls.append(parent)
-        return calls
-
-    def argument_for(self, param: cst.Param, call: cst.Call) -> cst.BaseExpression | None:
-        function = self.index.enclosing_function(param)
-        params = list(function.params.posonly_params) + list(function.params.params)
-        position = next((i for i, p in enumerate(params) if p is param), None)
-        if position is None:  # a lambda's parameter, or a keyword-only one
-            return None
-        if isinstance(call.func, cst.Attribute) and self.method_class(function) is not None:
-            if position == 0:
-                return call.func.value  # self.method(...): `self` is the receiver
-            position -= 1  # self.method(x): x binds the parameter after self
-        positional = [a for a in call.args if a.keyword is None and not a.star]
-        for arg in call.args:
-            if arg.keyword is not None and arg.keyword.value == param.name.value:
-                return arg.value
-        if position < len(positional):
-            return positional[position].value
-        return param.default
-
-    def origins(self, name: cst.Name, depth: int = 0) -> list[Assignment]:
-        """The assignments a name may refer to, following a function parameter to the argument
-        of the function's single call site."""
-        if not isinstance(name, cst.Name):
-            return []
-        assignments = self.reaching(name, self.index.assignments(name))
-        if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
-            return assignments
-        function = self.index.enclosing_function(assignments[0].node)
-        calls = (
-            [self.bound_calls[id(function)]]
-            if id(function) in self.bound_calls
-            else self.calls_of(function)
-            if function
-            else []
-        )
-        argument = self.argument_for(assignments[0].node, calls[0]) if len(calls) == 1 else None
-        if not isinstance(argument, cst.Name):
-            return assignments  # called from several places (or with an expression): the parameter itself
-        return self.origins(argument, depth + 1)
-
-    def reaching(self, read: cst.Name, assignments: list[Assignment]) -> list[Assignment]:
-        """The bindings of a name that can reach this read: the last one before it that always runs
-        first, and those after that one (`optimizer = SGD(...)` built once for a demo and again
-        right before the loop: the loop's calls see the second)."""
-        if len(assignments) < 2:
-            return assignments
-        before = [a for a in assignments if self.index.is_before(a.node, read)]
-        loops = {id(n) for n in self.index.ancestors(read) if isinstance(n, (cst.For, cst.While))}
-        if any(a not in before and self.index.is_inside(a.node, loops) for a in assignments):
-            return assignments  # rebound later in a loop around the read: an earlier pass's value reaches it
-        dominating = [a for a in before if self.index.always_runs_before(a.node, read)]
-        if not dominating:
-            return assignments
-        last = max(dominating, key=lambda a: self.index.order(a.node))
-        return [a for a in before if a is last or self.index.order(a.node) > self.index.order(last.node)]
-
-    def resolve(self, name: cst.Name) -> Assignment | None:
-        """The one assignment a name finally refers to, if there is exactly one."""
-        origins = self.origins(name)
-        return origins[0] if len(origins) == 1 else None
-
-    def enclosing_class(self, node: cst.CSTNode) -> cst.ClassDef | None:
-        return next((a for a in self.index.ancestors(node) if isinstance(a, cst.ClassDef)), None)
-
-    def definition_of(self, name: cst.BaseExpression | None, definitions: list) -> object | None:
-        """The definition (optimizer, scheduler) a name or a `self.attribute` refers to."""
-        if name is None:
-            return None
-        attribute = self_attribute_name(name)
-        if attribute is not None:
-            owner = self.enclosing_class(name)
-            found = next(
-                (
-                    d
-                    for d in definitions
-                    if self_attribute_name(d.target) == attribute
-                    and owner is not None
-                    and self.enclosing_class(d.statement) is owner
-                ),
-                None,
-            )
-            return found or self.definition_passed_in(owner, attribute, definitions)
-        if not isinstance(name, cst.Name):
-            return None
-        return self.definition_of_name(name, definitions)
-
-    def definition_passed_in(
-        self, owner: cst.ClassDef | None, attribute: str, definitions: list
-    ) -> object | None:
-        """`self.optimizer` of a class whose `__init__` keeps `self.optimizer = optimizer`: the
-        definition its one construction `Trainer(model, loader, optimizer)` passes in."""
-        init = constructor(owner)
-        if init is None:
-            return None
-        kept = m.Assign(
-            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))],
-            value=m.Name(),
-        )
-        assigns = m.findall(init, kept)
-        params = {p.name.value: p for p in init.params.params}
-        if len(assigns) != 1 or assigns[0].value.value not in params:
-            return None
-        constructions = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Name(owner.name.value))]
-        if len(constructions) != 1:
-            return None
-        name, call = assigns[0].value.value, constructions[0]
-        keyword = next(
-            (a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None
-        )
-        position = list(params).index(name) - 1  # `self` is the object being built
-        positional = [a.value for a in call.args if a.keyword is None and not a.star]
-        argument = keyword or (positional[position] if 0 <= position < len(positional) else None)
-        return self.definition_of_name(argument, definitions) if isinstance(argument, cst.Name) else None
-
-    def definition_of_name(self, name: cst.Name, definitions: list) -> object | None:
-        assignment = self.resolve(name)
-        if assignment is None:
-            return None
-        statement = self.index.assignment_statement(assignment)
-        found = next(
-            (
-                d
-                for d in definitions
-                if d.statement is statement and (not d.parameter or d.name == assignment.name)
-            ),
-            None,
-        )
-        if found is None and (returned := self.returned_name(assignment)) is not None:
-            return self.definition_of_name(returned, definitions)  # `dataset, model, opt = build(seed)`
-        return found
-
-    def returned_name(self, assignment: Assignment, depth: int = 0) -> cst.Name | None:
-        """`opt` in `return train_set, model, opt` for `dataset, model, optimizer = build(seed)`:
-        the name a function of this file returns at the unpacked position (or returns whole, for
-        `optimizer = build(model)`), when it has that one return."""
-        node, position = assignment.node, None
-        parent = self.index.parent(node) if isinstance(node, cst.Name) else None
-        if isinstance(parent, cst.Element) and isinstance(tuple_ := self.index.parent(parent), cst.Tuple):
-            position, target = tuple_.elements.index(parent), self.index.parent(tuple_)
-            length = len(tuple_.elements)
-        else:
-            target = parent
-        assign = self.index.parent(target) if isinstance(target, cst.AssignTarget) else None
-        if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and depth < 8):
-            return None
-        call = assign.value
-        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name)):
-            return None
-        functions = [a.node for a in self.index.assignments(call.func)]
-        if len(functions) != 1 or not isinstance(functions[0], cst.FunctionDef):
-            return None
-        function = functions[0]
-        returns = [r for r in m.findall(function, m.Return()) if self.index.enclosing_function(r) is function]
-        if len(returns) != 1 or returns[0].value is None:
-            return None
-        value = returns[0].value
-        if position is not None:
-            if not (
-                isinstance(value, cst.Tuple)
-                and len(value.elements) == length
-                and not any(isinstance(e, cst.StarredElement) for e in value.elements)
-            ):
-                return None
-            value = value.elements[position].value
-        return value if isinstance(value, cst.Name) else None
-
+    # -- what names refer to, across statements ---------------------------------------
     def same_object(self, first: cst.BaseExpression, second: cst.BaseExpression) -> bool:
         """Whether two expressions name the object one statement built: `self.model` kept by the
         constructor from what `Trainer(model, ...)` passes, `model` unpacked from what
@@ -262,14 +60,14 @@ class Analyzer(
             return None
         attribute = self_attribute_name(expression)
         if attribute is not None:
-            argument = self.constructor_argument(self.enclosing_class(expression), attribute)
+            argument = self.constructor_argument(self.resolver.enclosing_class(expression), attribute)
             return self.building_statement(argument, depth + 1) if argument is not None else None
         if not isinstance(expression, cst.Name):
             return None
-        assignment = self.resolve(expression)
+        assignment = self.resolver.resolve(expression)
         if assignment is None:
             return None
-        returned = self.returned_name(assignment)
+        returned = self.resolver.returned_name(assignment)
         if returned is not None:
             return self.building_statement(returned, depth + 1)
         return self.index.assignment_statement(assignment)
@@ -284,7 +82,6 @@ class Analyzer(
         held = m.Assign(
             targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
         )
-        params = {p.name.value: p for p in init.params.params}
         removed = {
             id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)
         }
@@ -292,21 +89,11 @@ class Analyzer(
         kept = [
             value.value
             for a in assigns
-            if isinstance(value := without_moves(self.unwrapped(a.value)), cst.Name) and value.value in params
+            if isinstance(value := without_moves(self.unwrapped(a.value)), cst.Name)
         ]
         if len(kept) != 1 or len(assigns) != 1:
             return None
-        constructions = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Name(owner.name.value))]
-        if len(constructions) != 1:
-            return None
-        name, call = kept[0], constructions[0]
-        keyword = next(
-            (a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None
-        )
-        position = list(params).index(name) - 1  # `self` is the object being built
-        positional = [a.value for a in call.args if a.keyword is None and not a.star]
-        argument = keyword or (positional[position] if 0 <= position < len(positional) else None)
-        return argument if isinstance(argument, cst.Name) else None
+        return self.resolver.constructor_argument(owner, kept[0])
 
     # -- collectors ----------------------------------------------------------------------
     def collect_models(self) -> None:
@@ -367,7 +154,7 @@ class Analyzer(
         if held not in self.stepped:
             return None
         model = call.func.value
-        origin = self.resolve(model)
+        origin = self.resolver.resolve(model)
         built = self.index.assigned_value(origin) if origin is not None else None
         own_class = (
             isinstance(built, cst.Call)
@@ -408,8 +195,8 @@ class Analyzer(
         one each call passes in). A function called once needs none: its parameter resolves to the
         caller's definition."""
         for function in self.index.nodes(cst.FunctionDef):
-            calls = self.calls_of(function)
-            if len(calls) < 2 or self.method_class(function) is not None:
+            calls = self.resolver.calls_of(function)
+            if len(calls) < 2 or self.resolver.method_class(function) is not None:
                 continue
             params = {p.name.value: p for p in function.params.params}
             stepped = {
@@ -419,9 +206,9 @@ class Analyzer(
                 )
             }
             for name in stepped & params.keys():
-                arguments = [self.argument_for(params[name], call) for call in calls]
-                optimizers = [self.definition_of(a, self.code.optimizers) for a in arguments]
-                schedulers = [self.definition_of(a, self.code.schedulers) for a in arguments]
+                arguments = [self.resolver.argument_for(params[name], call) for call in calls]
+                optimizers = [self.resolver.definition_of(a, self.code.optimizers) for a in arguments]
+                schedulers = [self.resolver.definition_of(a, self.code.schedulers) for a in arguments]
                 if all(o is not None and not o.parameter for o in optimizers):
                     model = self.passed_model(function, params, calls, optimizers)
                     if model is not None:
@@ -462,7 +249,7 @@ class Analyzer(
             names = [
                 name
                 for name, param in params.items()
-                if m.matches(self.argument_for(param, call), m.Name(root))
+                if m.matches(self.resolver.argument_for(param, call), m.Name(root))
             ]
             if len(names) != 1:
                 return None
@@ -496,7 +283,7 @@ class Analyzer(
             if held is not None:
                 return held
         for name in m.findall(node, m.Name()) if depth < 3 else []:
-            assignment = self.resolve(name)
+            assignment = self.resolver.resolve(name)
             value = self.index.assigned_value(assignment) if assignment is not None else None
             if value is not None and (model := self.optimized_model(value, depth + 1)):
                 return model
@@ -560,7 +347,7 @@ class Analyzer(
             if function is None:
                 where = "at module level, in no loop"
             else:
-                calls = self.calls_of(function)
+                calls = self.resolver.calls_of(function)
                 lines = ", ".join(str(self.index.span(c).line) for c in calls[:3])
                 where = f"in `{function.name.value}()`, " + (
                     f"called at line {lines}" if calls else "which nothing here calls"
@@ -695,7 +482,7 @@ class Analyzer(
     def passed_into_holder(self, definition: OptimizerDef, batch_loop: cst.CSTNode) -> bool:
         """`Learner(model, loader, optimizer)`: the optimizer is handed to the constructor of the
         class whose method runs the loop, which keeps it (`self.optimizer`) and steps it."""
-        holder = self.enclosing_class(batch_loop)
+        holder = self.resolver.enclosing_class(batch_loop)
         if holder is None or not isinstance(definition.statement, cst.SimpleStatementLine):
             return False
         target = m.AssignTarget(target=m.Name(definition.name))
@@ -725,7 +512,10 @@ class Analyzer(
         receiver = held_object(method_call(step, "step").func.value)
         if not (
             isinstance(receiver, cst.Name)
-            or (self_attribute_name(receiver) is not None and self.enclosing_class(receiver) is not None)
+            or (
+                self_attribute_name(receiver) is not None
+                and self.resolver.enclosing_class(receiver) is not None
+            )
         ):
             self.problem(
                 "LS001",
@@ -836,7 +626,7 @@ class Analyzer(
                 ),
             )
         ]
-        oracle = DeviceOracle(self.index, self.resolve, self.ranks)
+        oracle = DeviceOracle(self.index, self.resolver.resolve, self.ranks)
         calls = [c for s in body[:position] for c in m.findall(s, m.Call()) if not oracle.is_move(c)]
         if after or calls:
             self.problem(
@@ -1112,7 +902,11 @@ class Analyzer(
         if "builtins.zip" not in self.index.called_name(iterable) or len(iterable.args) < 2:
             return False
         for arg in iterable.args:
-            origin = self.resolve(arg.value) if isinstance(arg.value, cst.Name) and not arg.keyword else None
+            origin = (
+                self.resolver.resolve(arg.value)
+                if isinstance(arg.value, cst.Name) and not arg.keyword
+                else None
+            )
             value = self.index.assigned_value(origin) if origin is not None else None
             if not (isinstance(value, cst.Call) and self.index.called_name(value) & torch_names.DATALOADERS):
                 return False
@@ -1145,7 +939,7 @@ class Analyzer(
                 root = held_object(call.func.value)
                 if isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
                     root = held_object(call.args[0].value)
-                if root is None or self.definition_of(root, self.code.optimizers) is not None:
+                if root is None or self.resolver.definition_of(root, self.code.optimizers) is not None:
                     continue  # an optimizer analysis knows: the step is elsewhere, not unknown
                 value = self.built_by_call(root)
                 if value is not None:
@@ -1161,14 +955,14 @@ class Analyzer(
         """The call a variable (`optimizer`) or an attribute of self (`self.optimizer`) is assigned
         from, when there is one such assignment."""
         if isinstance(held, cst.Name):
-            origin = self.resolve(held)
+            origin = self.resolver.resolve(held)
             if origin is None or not isinstance(origin.node, cst.CSTNode):
                 return None
             statement = self.index.statement_of(origin.node)
             line = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
             values = [line.value] if isinstance(line, cst.Assign) else []
         else:
-            holder = self.enclosing_class(held)
+            holder = self.resolver.enclosing_class(held)
             attribute = m.Attribute(value=m.Name("self"), attr=m.Name(self_attribute_name(held)))
             found = m.findall(holder, m.Assign(targets=[m.AssignTarget(target=attribute)])) if holder else []
             values = [a.value for a in found]
@@ -1182,9 +976,9 @@ class Analyzer(
             call = method_call(statement, "step")
             if call is None or (root := held_object(call.func.value)) is None:
                 continue
-            optimizer = self.definition_of(root, self.code.optimizers)
+            optimizer = self.resolver.definition_of(root, self.code.optimizers)
             if optimizer is None and isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
-                optimizer = self.definition_of(call.args[0].value, self.code.optimizers)
+                optimizer = self.resolver.definition_of(call.args[0].value, self.code.optimizers)
             if optimizer is not None:
                 found.append((statement, optimizer))
         return found
@@ -1209,7 +1003,7 @@ class Analyzer(
         root = held_object(call.func.value)
         if root is None:
             return False
-        if self.definition_of(root, self.code.optimizers) is optimizer:
+        if self.resolver.definition_of(root, self.code.optimizers) is optimizer:
             return True
         if self.index.module.code_for_node(root) == optimizer.model:
             return True
@@ -1218,7 +1012,10 @@ class Analyzer(
         return (
             isinstance(root, cst.Name)
             and isinstance(reference, cst.Name)
-            and bool({id(o) for o in self.origins(root)} & {id(o) for o in self.origins(reference)})
+            and bool(
+                {id(o) for o in self.resolver.origins(root)}
+                & {id(o) for o in self.resolver.origins(reference)}
+            )
         )
 
     def progress_bar(self, name: cst.Name):
@@ -1288,7 +1085,7 @@ class Analyzer(
                 if isinstance(s, cst.SimpleStatementLine)
             }
             return [self.unwrapped(without_moves(a.value)) for a in assigns if id(a) not in removed]
-        owner = self.method_class(loop.function) if loop.function is not None else None
+        owner = self.resolver.method_class(loop.function) if loop.function is not None else None
         held = m.Assign(
             targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
         )
@@ -1318,7 +1115,7 @@ class Analyzer(
                     if a.keyword is not None and a.keyword.value == param.name.value
                 ]
                 for argument in keyword or positional[position : position + 1]:
-                    assignment = self.resolve(argument) if isinstance(argument, cst.Name) else None
+                    assignment = self.resolver.resolve(argument) if isinstance(argument, cst.Name) else None
                     built = self.index.assigned_value(assignment) if assignment is not None else None
                     values.append(without_moves(built if built is not None else argument))
         return values
@@ -1408,7 +1205,7 @@ class Analyzer(
     def scheduled_optimizer(self, scheduler: SchedulerDef) -> OptimizerDef | None:
         args = [a.value for a in scheduler.call.args if a.keyword is None or a.keyword.value == "optimizer"]
         if args:
-            return self.definition_of(args[0], self.code.optimizers)
+            return self.resolver.definition_of(args[0], self.code.optimizers)
         return None
 
 
@@ -1417,12 +1214,3 @@ def bare(target: cst.BaseAssignTargetExpression) -> cst.BaseAssignTargetExpressi
     if isinstance(target, cst.Tuple) and len(target.elements) > 1:
         return target.with_changes(lpar=[], rpar=[])
     return target
-
-
-def constructor(owner: cst.ClassDef | None) -> cst.FunctionDef | None:
-    """The class's own `__init__`, if it defines one."""
-    if owner is None:
-        return None
-    return next(
-        (f for f in owner.body.body if isinstance(f, cst.FunctionDef) and f.name.value == "__init__"), None
-    )

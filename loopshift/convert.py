@@ -127,7 +127,7 @@ class Conversion:
         self.code = self.analyzer.run()
         self.package, alias = PACKAGES[target]
         self.alias = existing_alias(module, self.package) or alias
-        self.oracle = DeviceOracle(self.index, self.analyzer.resolve, self.analyzer.ranks)
+        self.oracle = DeviceOracle(self.index, self.analyzer.resolver.resolve, self.analyzer.ranks)
         self.replace: dict[int, list[cst.BaseStatement]] = {}
         self.before: dict[int, list[cst.BaseStatement]] = {}
         self.todo: dict[int, str] = {}
@@ -177,7 +177,9 @@ class Conversion:
                 self.replace.setdefault(id(node), [])
             for use in outside:
                 self.report("LS005", USED_OUTSIDE.format(name=use.value), use, todo_at=use)
-        is_method = loop.function is not None and self.analyzer.method_class(loop.function) is not None
+        is_method = (
+            loop.function is not None and self.analyzer.resolver.method_class(loop.function) is not None
+        )
         if loop.function is not None and not is_method and not self.replace.get(id(loop.function), True):
             self.replace[id(loop.function)] = [
                 generated.class_def.with_changes(leading_lines=loop.function.leading_lines)
@@ -489,8 +491,8 @@ def reached_lines(index: CodeIndex, statements: list[cst.BaseStatement]) -> list
         names.setdefault(id(index.top_level(name)), set()).add(name.value)
     reached, todo = {id(s) for s in statements}, list(statements)
     while todo:
-        for name in names.get(id(todo.pop()), ()):
-            definition = definitions.get(name)
+        for spelling in names.get(id(todo.pop()), ()):
+            definition = definitions.get(spelling)
             if definition is not None and id(definition) not in reached:
                 reached.add(id(definition))
                 todo.append(definition)

@@ -84,7 +84,9 @@ class DistributionAnalysis:
         scopes |= {
             id(function)
             for function in self.index.nodes(cst.FunctionDef)  # helpers they call
-            if any(id(self.index.enclosing_function(call)) in scopes for call in self.calls_of(function))
+            if any(
+                id(self.index.enclosing_function(call)) in scopes for call in self.resolver.calls_of(function)
+            )
         }
 
         def trains(node: cst.CSTNode) -> bool:
@@ -140,7 +142,7 @@ class DistributionAnalysis:
     def enclosing_tests(self, node: cst.CSTNode, depth: int = 0) -> list[cst.BaseExpression]:
         tests = [a.test for a in self.index.ancestors(node) if isinstance(a, cst.If)]
         function = self.index.enclosing_function(node)
-        for call in self.calls_of(function) if function is not None and depth < 4 else []:
+        for call in self.resolver.calls_of(function) if function is not None and depth < 4 else []:
             tests += self.enclosing_tests(call, depth + 1)
         return tests
 
@@ -164,7 +166,7 @@ class DistributionAnalysis:
             if isinstance(ancestor, cst.If) and self.same_test(ancestor.test, test):
                 return True
         function = self.index.enclosing_function(node)
-        calls = self.calls_of(function) if function is not None and depth < 4 else []
+        calls = self.resolver.calls_of(function) if function is not None and depth < 4 else []
         return bool(calls) and all(self.runs_under(c, test, depth + 1) for c in calls)
 
     def same_test(self, expression: cst.BaseExpression, test: str) -> bool:
@@ -172,7 +174,7 @@ class DistributionAnalysis:
         if code(expression) == test:
             return True
         attribute = self_attribute_name(expression)
-        owner = self.enclosing_class(expression) if attribute is not None else None
+        owner = self.resolver.enclosing_class(expression) if attribute is not None else None
         if owner is None:
             return False
         held = m.Assign(
@@ -220,7 +222,7 @@ class DistributionAnalysis:
         """Where a class of the user's trains (`Trainer.train` fits), its `__init__` (the model's
         DDP wrap) and the functions up the calls to the fit (`main`: the process group, the loader's
         DistributedSampler) set up the processes for that training."""
-        owner = self.method_class(loop.function) if loop.function is not None else None
+        owner = self.resolver.method_class(loop.function) if loop.function is not None else None
         if owner is None:
             return []
         functions = [
@@ -242,10 +244,10 @@ class DistributionAnalysis:
     def calls_through_objects(self, function: cst.FunctionDef) -> list[cst.Call]:
         """Calls of a function, and of a method as `trainer.train(...)` on the one object the
         module builds of its class."""
-        owner = self.method_class(function)
+        owner = self.resolver.method_class(function)
         if owner is None:
-            return self.calls_of(function)
-        calls = list(self.calls_of(function))
+            return self.resolver.calls_of(function)
+        calls = list(self.resolver.calls_of(function))
         built = [c for c in self.index.nodes(cst.Call) if m.matches(c.func, m.Name(owner.name.value))]
         if len(built) == 1:
             constructions = [self.index.enclosing_function(built[0])]
@@ -425,7 +427,7 @@ class DistributionAnalysis:
             for a in b.references
             if isinstance(a.node, cst.Name)
         ]
-        if len(self.calls_of(function)) != 1:
+        if len(self.resolver.calls_of(function)) != 1:
             return [value], reads
         for read in reads:
             more, others = self.aliases(read, depth + 1)
@@ -444,7 +446,7 @@ class DistributionAnalysis:
         ):
             return None
         functions = self.index.findall(m.FunctionDef(name=m.Name(call.func.value)), cst.FunctionDef)
-        if len(functions) != 1 or self.method_class(functions[0]) is not None:
+        if len(functions) != 1 or self.resolver.method_class(functions[0]) is not None:
             return None
         params = functions[0].params
         if arg.keyword is not None:
@@ -543,7 +545,7 @@ class DistributionAnalysis:
                     statement,
                 )
                 continue
-            direct = [c for c in self.calls_of(worker) if c is not call]
+            direct = [c for c in self.resolver.calls_of(worker) if c is not call]
             facts.spawn = Spawn(statement, call, worker, params.params[0], arguments, devices, direct)
 
     def process_count(
@@ -605,8 +607,8 @@ class DistributionAnalysis:
                 if isinstance(owner, cst.If) and owner.orelse is None:
                     facts.removed.append(owner)
                     removed.add(id(owner))
-                elif isinstance(owner, cst.FunctionDef) and self.method_class(owner) is None:
-                    calls = self.calls_of(owner)
+                elif isinstance(owner, cst.FunctionDef) and self.resolver.method_class(owner) is None:
+                    calls = self.resolver.calls_of(owner)
                     statements = [self.index.statement_of(c) for c in calls]
                     if all(
                         m.matches(s, CALL_STATEMENT) and s.body[0].value is c

@@ -22,7 +22,7 @@ class EpochAnalysis:
             loop.host = driver  # one pass, fit right where the loop was
             return True
         if isinstance(owner, cst.FunctionDef):
-            holder = self.method_class(owner)
+            holder = self.resolver.method_class(owner)
             if holder is not None and holder.name.value in self.code.models:
                 self.problem(
                     "LS001",
@@ -31,7 +31,7 @@ class EpochAnalysis:
                     owner,
                 )
                 return False
-            calls = self.calls_of(owner)
+            calls = self.resolver.calls_of(owner)
             statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
             if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
                 self.problem(
@@ -90,14 +90,14 @@ class EpochAnalysis:
         `if __name__ == "__main__":`, an entry point without parameters that nothing here calls
         (a `train(model, loader, ...)` called from elsewhere may well be called once per epoch), or
         a function that builds its own optimizer (a whole training run) and is not called in a loop."""
-        calls = self.calls_of(function)
+        calls = self.resolver.calls_of(function)
         callers = [self.index.owner_of_block(self.index.statement_of(call)) for call in calls]
         if any(self.index.is_inside(o.statement, {id(function)}) for o in loop.all_optimizers):
             return not any(isinstance(caller, (cst.For, cst.While)) for caller in callers)
         if not calls:
             return (
                 not function.params.params
-                and self.method_class(function) is None
+                and self.resolver.method_class(function) is None
                 and self.index.enclosing_function(function) is None
             )
         return len(calls) == 1 and not isinstance(
@@ -158,7 +158,9 @@ class EpochAnalysis:
             for statement in list(segment):
                 call = method_call(statement, "step")
                 root = held_object(call.func.value) if call is not None else None
-                scheduler = self.definition_of(root, self.code.schedulers) if root is not None else None
+                scheduler = (
+                    self.resolver.definition_of(root, self.code.schedulers) if root is not None else None
+                )
                 if scheduler is not None and not call.args and not scheduler.is_plateau:
                     loop.schedulers.append((scheduler, "epoch"))
                     loop.scheduler_steps.append(statement)

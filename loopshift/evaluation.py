@@ -54,21 +54,22 @@ class EvaluationAnalysis:
 
     def accept(self, evaluation: EvaluationLoop) -> None:
         if evaluation.function is not None:
-            self.bound_calls[id(evaluation.function)] = (
+            self.resolver.bound_calls[id(evaluation.function)] = (
                 evaluation.call
             )  # its parameters are this call's arguments
 
     def evaluates_model(self, loop: TrainingLoop, evaluation: EvaluationLoop) -> bool:
         """Whether the evaluation runs the model that was trained (passed in, or used inline)."""
         code = self.index.module.code_for_node
-        model = self.origins(loop.model_reference) if loop.model_reference is not None else []
+        model = self.resolver.origins(loop.model_reference) if loop.model_reference is not None else []
         used = (
             [a.value for a in evaluation.call.args]
             if evaluation.call is not None
             else m.findall(evaluation.loop.body, m.Name() | m.Attribute())
         )
         return any(
-            code(node) == loop.model and (not isinstance(node, cst.Name) or self.origins(node) == model)
+            code(node) == loop.model
+            and (not isinstance(node, cst.Name) or self.resolver.origins(node) == model)
             for node in used
         )
 
@@ -113,7 +114,7 @@ class EvaluationAnalysis:
         )
         if (
             function is None
-            or self.method_class(function) is not None
+            or self.resolver.method_class(function) is not None
             or self.index.enclosing_function(function) is not None
         ):
             return None

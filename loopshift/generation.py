@@ -52,10 +52,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
         self, analyzer: Analyzer, loop: TrainingLoop, class_name: str, lit_name: str, target_alias: str
     ):
         self.analyzer, self.index, self.loop = analyzer, analyzer.index, loop
+        self.resolver = analyzer.resolver  # what names refer to
         taken = self.host_scope_names()  # what fit's scope already calls its variables
         self.class_name, self.alias = class_name, target_alias
         self.lit_name, self.trainer_name = fresh(lit_name, taken), fresh("trainer", taken)
-        self.oracle = DeviceOracle(self.index, analyzer.resolve, analyzer.ranks)
+        self.oracle = DeviceOracle(self.index, analyzer.resolver.resolve, analyzer.ranks)
         self.config = self.index.module.config_for_parsing
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
@@ -165,7 +166,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         stepped = [*loop.all_optimizers, *(s for s, _ in loop.schedulers), *loop.kept_schedulers]
         for name in m.findall(statement, m.Name()):
             # (the norm clipping returned: configure_gradient_clipping runs after training_step)
-            if self.is_model(name) or name.value in norm or self.analyzer.definition_of(name, stepped):
+            if self.is_model(name) or name.value in norm or self.resolver.definition_of(name, stepped):
                 return True
         for call in m.findall(statement, m.Call(func=m.Name())):
             if any(isinstance(a.node, cst.FunctionDef) for a in self.index.assignments(call.func)):
@@ -487,7 +488,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         """The name the step's code calls an optimizer by: `optimizer`, the parameter of train(), for
         the `opt` that main() built and passed in."""
         for name in m.findall(self.loop.batch_loop.body, m.Name()):
-            if self.analyzer.definition_of(name, [optimizer]) is optimizer:
+            if self.resolver.definition_of(name, [optimizer]) is optimizer:
                 return name.value
         return optimizer.name
 
@@ -1012,7 +1013,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         if loop.function is not None:
             removed.append(loop.function)
         for evaluation in self.evaluations():
-            if evaluation.function is not None and self.analyzer.calls_of(evaluation.function) == [
+            if evaluation.function is not None and self.resolver.calls_of(evaluation.function) == [
                 evaluation.call
             ]:
                 removed.append(evaluation.function)  # called only here: it became the hooks

@@ -164,16 +164,16 @@ class NamePlanner:
         for optimizer in self.loop.all_optimizers:
             reference = optimizer.model_reference
             model = self.loop.model if self.loop.handed_over is not None else optimizer.model  # `self.model`
-            found.setdefault(model, self.analyzer.origins(reference) if reference is not None else [])
+            found.setdefault(model, self.resolver.origins(reference) if reference is not None else [])
         if self.loop.optimizer is None and self.loop.model:  # updated by hand: `for p in model.parameters()`
-            found[self.loop.model] = self.analyzer.origins(self.loop.model_reference)
+            found[self.loop.model] = self.resolver.origins(self.loop.model_reference)
         if len(found) == 1:
             return [("model", name, origins) for name, origins in found.items()]
         return [(self.attribute_name(name), name, origins) for name, origins in found.items()]
 
     def model_attribute(self, name: cst.Name) -> str | None:
         """The module attribute a name of the moved code stands for, when it is a model."""
-        origins = self.analyzer.origins(name)
+        origins = self.resolver.origins(name)
         for attribute, _, model_origins in self.model_list:
             if origins and all(origin in model_origins for origin in origins):
                 return attribute
@@ -319,7 +319,7 @@ class NamePlanner:
 
     # -- training code held by a class of the user's (`self.model`, `self.optimizer`, ...) -------
     def owner_class(self) -> cst.ClassDef | None:
-        return self.analyzer.method_class(self.loop.function) if self.loop.function is not None else None
+        return self.resolver.method_class(self.loop.function) if self.loop.function is not None else None
 
     def owner_attribute(self) -> str:
         """The LightningModule keeps the user's object whose methods trained: `self.<this>`."""
@@ -343,20 +343,20 @@ class NamePlanner:
             schedulers = [s for s, _ in loop.schedulers]
             if self.index.module.code_for_node(attribute) == loop.model or name == "device":
                 continue
-            if self.analyzer.definition_of(attribute, loop.all_optimizers[:1]) is not None:
+            if self.resolver.definition_of(attribute, loop.all_optimizers[:1]) is not None:
                 replacement = (
                     cst.Name(loop.optimizer.name)
                     if configure
                     else cst.parse_expression("self.optimizers().optimizer")
                 )
-            elif (scheduler := self.analyzer.definition_of(attribute, schedulers)) is not None:
+            elif (scheduler := self.resolver.definition_of(attribute, schedulers)) is not None:
                 position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
                 replacement = (
                     cst.Name(scheduler.name)
                     if configure
                     else cst.parse_expression(f"self.lr_schedulers(){position}")
                 )
-            elif self.analyzer.definition_of(attribute, loop.kept_schedulers) is not None:
+            elif self.resolver.definition_of(attribute, loop.kept_schedulers) is not None:
                 continue
             else:
                 replacement = cst.Attribute(self_attribute(self.owner_attribute()), cst.Name(name))
@@ -428,18 +428,18 @@ class NamePlanner:
             return self_attribute("local_rank")  # a spawned worker's rank: the process Lightning started
         if (attribute := self.model_attribute(name)) is not None:
             return self_attribute(attribute)
-        if loop.manual and (optimizer := self.analyzer.definition_of(name, loop.optimizers)) is not None:
+        if loop.manual and (optimizer := self.resolver.definition_of(name, loop.optimizers)) is not None:
             # training_step unpacks self.optimizers() under the user's names
             position = f"[{loop.optimizers.index(optimizer)}]" if len(loop.optimizers) > 1 else ""
             return None if self.in_step(name) else cst.parse_expression(f"self.optimizers(){position}")
-        if self.analyzer.definition_of(name, loop.all_optimizers[:1]) is not None:
+        if self.resolver.definition_of(name, loop.all_optimizers[:1]) is not None:
             return cst.parse_expression("self.optimizers().optimizer")
         schedulers = [s for s, _ in loop.schedulers]
-        scheduler = self.analyzer.definition_of(name, schedulers)
+        scheduler = self.resolver.definition_of(name, schedulers)
         if scheduler is not None:
             position = f"[{schedulers.index(scheduler)}]" if len(schedulers) > 1 else ""
             return cst.parse_expression(f"self.lr_schedulers(){position}")
-        if self.analyzer.definition_of(name, loop.kept_schedulers) is not None:
+        if self.resolver.definition_of(name, loop.kept_schedulers) is not None:
             return self_attribute(value)
         if loop.epoch_name and self.is_epoch(name):
             return self.epoch_expression(name)
@@ -569,9 +569,9 @@ class NamePlanner:
             call = (
                 self.loop.call
                 if function is self.loop.function
-                else self.analyzer.bound_calls.get(id(function))
+                else self.resolver.bound_calls.get(id(function))
             )
-            argument = self.analyzer.argument_for(node, call) if call is not None else None
+            argument = self.resolver.argument_for(node, call) if call is not None else None
             if argument is None:
                 break
             value = argument
@@ -580,7 +580,7 @@ class NamePlanner:
         return value
 
     def is_epoch(self, name: cst.Name) -> bool:
-        origin = self.analyzer.resolve(name)
+        origin = self.resolver.resolve(name)
         return origin is not None and origin.node is self.loop.epoch_loop.target
 
     def epoch_expression(self, name: cst.Name) -> cst.BaseExpression:

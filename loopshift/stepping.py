@@ -19,7 +19,7 @@ class SteppingAnalysis:
 
     # -- mixed precision and accumulation: what the Trainer's precision= and accumulate_grad_batches= own
     def is_grad_scaler(self, name: cst.Name) -> bool:
-        assignment = self.resolve(name)
+        assignment = self.resolver.resolve(name)
         value = self.index.assigned_value(assignment) if assignment else None
         return amp.is_grad_scaler(self.index, value)
 
@@ -55,7 +55,7 @@ class SteppingAnalysis:
                 if (c := method_call(s, "update") or method_call(s, "unscale_"))
                 and m.matches(c.func.value, m.Name(scaler.value))
             ]
-            loop.scaler = self.index.assignment_statement(self.resolve(scaler))
+            loop.scaler = self.index.assignment_statement(self.resolver.resolve(scaler))
         if not autocasts and scaler is None:
             return True
         if len(autocasts) > 1:
@@ -63,7 +63,8 @@ class SteppingAnalysis:
             return False
         loop.autocasts = autocasts
         loop.precision = self.precision_of(
-            autocasts, self.index.assigned_value(self.resolve(scaler)) if scaler is not None else None
+            autocasts,
+            self.index.assigned_value(self.resolver.resolve(scaler)) if scaler is not None else None,
         )
         return True
 
@@ -89,7 +90,7 @@ class SteppingAnalysis:
             | {id(s.body[0].value.func.value) for s in scaler_steps}
             | {id(s.body[0].value.func.value) for s in updates}
         )
-        assignment = self.resolve(scaled[0].body[0].value.func.value.func.value) if scaled else None
+        assignment = self.resolver.resolve(scaled[0].body[0].value.func.value.func.value) if scaled else None
         uses = [a.node for a in assignment.references] if assignment is not None else []
         if (
             len(names) != 1
@@ -244,7 +245,7 @@ class SteppingAnalysis:
         for statement in body:
             call = method_call(statement, "step")
             if call is not None and not call.args and (root := held_object(call.func.value)):
-                scheduler = self.definition_of(root, self.code.schedulers)
+                scheduler = self.resolver.definition_of(root, self.code.schedulers)
                 if scheduler is not None:
                     loop.schedulers.append((scheduler, "step"))
                     loop.scheduler_steps.append(statement)

@@ -39,7 +39,7 @@ def analysis_findings(source: str, path: str) -> tuple[list[Span], list[Span]]:
             if any(m.findall(loop, STEPS) for loop in batch_loops):
                 loops.append((node, batch_loops))
     loops = [loop for loop in loops if not context.lightning.is_inside_module_class(loop[0])]
-    oracle = DeviceOracle(context.index, context.analyzer.resolve)
+    oracle = DeviceOracle(context.index, context.analyzer.resolver.resolve)
     moves = {
         id(call): call
         for _, batch_loops in loops
@@ -123,7 +123,7 @@ def loader_of(context: Context, iterable: cst.BaseExpression) -> cst.BaseExpress
     if isinstance(iterable, cst.Call):
         return iterable if index.called_name(iterable) & torch_names.DATALOADERS else None
     if isinstance(iterable, cst.Name):
-        assignment = context.analyzer.resolve(iterable)
+        assignment = context.analyzer.resolver.resolve(iterable)
         value = index.assigned_value(assignment) if assignment is not None else None
         if isinstance(value, cst.Call) and index.called_name(value) & torch_names.DATALOADERS:
             return iterable

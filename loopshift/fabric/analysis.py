@@ -12,9 +12,10 @@ import libcst as cst
 import libcst.matchers as m
 
 from .. import torch_names
-from ..analysis import Analyzer, constructor
+from ..analysis import Analyzer
 from ..devices import DeviceOracle
 from ..index import CodeIndex
+from ..resolution import constructor
 from ..training import OptimizerDef
 from ..util import self_attribute_name
 from .batches import BatchAnalysis
@@ -36,9 +37,10 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.analyzer = Analyzer(index)
+        self.resolver = self.analyzer.resolver
         self.analyzer.collect_models()
         self.analyzer.collect_definitions()
-        self.oracle = DeviceOracle(index, self.analyzer.resolve)
+        self.oracle = DeviceOracle(index, self.resolver.resolve)
         self.facts = FabricFacts()
         self.code = index.module.code_for_node
 
@@ -103,7 +105,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def arguments_for(self, param: cst.Param) -> list[cst.BaseExpression] | None:
         """What a parameter receives at every call of its function (constructor calls for __init__)."""
         function = self.index.enclosing_function(param)
-        owner = self.analyzer.method_class(function)
+        owner = self.resolver.method_class(function)
         if owner is not None and function.name.value == "__init__":
             calls = self.calls(owner)
             shift = 1  # Owner(x): x binds the parameter after self
@@ -138,7 +140,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             return None
         attribute = self_attribute_name(expression)
         if attribute is not None:
-            owner = self.analyzer.enclosing_class(expression)
+            owner = self.resolver.enclosing_class(expression)
             held = m.Assign(
                 targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
             )
@@ -187,7 +189,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
         keys = {key}
         attribute = self_attribute_name(expression)
         if attribute is not None:
-            owner = self.analyzer.enclosing_class(expression)
+            owner = self.resolver.enclosing_class(expression)
             held = m.Assign(
                 targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
             )
@@ -206,7 +208,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def key(self, expression: cst.BaseExpression) -> tuple | None:
         attribute = self_attribute_name(expression)
         if attribute is not None:
-            owner = self.analyzer.enclosing_class(expression)
+            owner = self.resolver.enclosing_class(expression)
             return ("self", id(owner), attribute) if owner is not None else None
         if isinstance(expression, cst.Name):
             assignments = self.index.assignments(expression)
@@ -391,9 +393,9 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def settable(self, model: cst.BaseExpression | None, optimizer: OptimizerDef, target_scope) -> bool:
         """`model, optimizer = fabric.setup(...)` rebinds both where the optimizer is built."""
         if self_attribute_name(model) is not None:
-            return self_attribute_name(optimizer.target) is not None and self.analyzer.enclosing_class(
+            return self_attribute_name(optimizer.target) is not None and self.resolver.enclosing_class(
                 model
-            ) is self.analyzer.enclosing_class(optimizer.statement)
+            ) is self.resolver.enclosing_class(optimizer.statement)
         if not isinstance(model, cst.Name) or not is_variable(optimizer.target):
             return False
         assignments = self.index.assignments(model)
@@ -409,7 +411,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
                 uses = [access.node for a in self.index.assignments(reference) for access in a.references]
             else:  # self.model: in the methods of its class
                 held = m.Attribute(value=m.Name("self"), attr=m.Name(reference.attr.value))
-                uses = m.findall(self.analyzer.enclosing_class(reference), held)
+                uses = m.findall(self.resolver.enclosing_class(reference), held)
             anchor = setup.module_anchor or setup.anchor
             anchor_scope = self.scope_of(anchor)
             for use in uses:
@@ -563,6 +565,6 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             return "name" if all(":" not in s.evaluated_value for s in strings) else None
         if isinstance(value, cst.Call) or (isinstance(value, cst.Attribute) and value.attr.value == "device"):
             return "device"
-        assignment = self.analyzer.resolve(value) if isinstance(value, cst.Name) and depth < 6 else None
+        assignment = self.resolver.resolve(value) if isinstance(value, cst.Name) and depth < 6 else None
         assigned = self.index.assigned_value(assignment) if assignment is not None else None
         return self.device_kind(assigned, depth + 1) if assigned is not None else None

@@ -44,7 +44,7 @@ class Wiring:
         self.home = home
         # the class whose instance keeps fabric as `self.fabric`: only a home that has a `self`
         self.home_class = (
-            analysis.analyzer.method_class(home) if home is not None and self.takes_self(home) else None
+            analysis.resolver.method_class(home) if home is not None and self.takes_self(home) else None
         )
         self.memo: dict[int, bool] = {}
         self.functions: set[int] = set()  # functions that take `fabric` as their first parameter
@@ -71,7 +71,7 @@ class Wiring:
         return not decorators & {"staticmethod", "classmethod"} and self.self_name(function) is not None
 
     def thread(self, function: cst.FunctionDef) -> bool:
-        owner = self.analysis.analyzer.method_class(function)
+        owner = self.analysis.resolver.method_class(function)
         if owner is not None:
             if not self.takes_self(function):
                 return False
@@ -110,7 +110,7 @@ class Wiring:
         """How the code at node names fabric: `fabric`, or `self.fabric` in the methods of a class
         that keeps it."""
         function = self.analysis.scope_of(node)
-        owner = self.analysis.analyzer.method_class(function) if function is not None else None
+        owner = self.analysis.resolver.method_class(function) if function is not None else None
         if function is self.home and self.home_class is None:
             return cst.Name("fabric")  # built in a function, or a staticmethod: a local
         if (
