@@ -20,7 +20,7 @@ from .epochs import EpochAnalysis, epoch_count
 from .evaluation import EvaluationAnalysis
 from .index import CodeIndex
 from .reporting import ReportingAnalysis, ScalarWriterAnalysis
-from .resolution import Resolver, constructor
+from .resolution import Resolver
 from .stepping import SteppingAnalysis
 from .stopping import EarlyStoppingAnalysis
 from .training import OptimizerDef, SchedulerDef, TrainingCode, TrainingLoop
@@ -30,71 +30,28 @@ from .util import held_object, method_call, opened, self_attribute_name, without
 BACKWARD = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Attribute(attr=m.Name("backward"))))])
 
 
-class Analyzer(
-    SteppingAnalysis,
-    EpochAnalysis,
-    EvaluationAnalysis,
-    EarlyStoppingAnalysis,
-    ReportingAnalysis,
-    HandUpdateAnalysis,
-    ScalarWriterAnalysis,
-    DistributionAnalysis,
-):
+class Analyzer:
+    """Finds the training code of one module. Each family of facts is a part of its own (stepping,
+    epochs, evaluation, ...), given the module's index, its one resolver and the TrainingCode they
+    fill in; this class finds the loops and asks the parts, in the order `run` lists."""
+
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self.code = TrainingCode()
         self.resolver = Resolver(index)
+        shared = (index, self.resolver, self.code)
+        self.stepping = SteppingAnalysis(*shared)
+        self.epochs = EpochAnalysis(*shared, self.stepping)
+        self.evaluation = EvaluationAnalysis(*shared, self.stepping)
+        self.stopping = EarlyStoppingAnalysis(*shared)
+        self.reports = ReportingAnalysis(*shared)
+        self.scalars = ScalarWriterAnalysis(*shared)
+        self.updates = HandUpdateAnalysis(*shared, self.evaluation)
+        self.distribution = DistributionAnalysis(*shared)
         self.manual_obstacle = ""  # why the last loop could not fall back to manual optimization
         self.step_loops: dict[int, tuple] = {}  # step loop -> (fetch statement, max steps, iterator creation)
 
     # -- what names refer to, across statements ---------------------------------------
-    def same_object(self, first: cst.BaseExpression, second: cst.BaseExpression) -> bool:
-        """Whether two expressions name the object one statement built: `self.model` kept by the
-        constructor from what `Trainer(model, ...)` passes, `model` unpacked from what
-        `build_training_objects(seed)` returns, and `model` in that function."""
-        origins = [self.building_statement(e) for e in (first, second)]
-        return origins[0] is not None and origins[0] is origins[1]
-
-    def building_statement(self, expression: cst.BaseExpression, depth: int = 0) -> cst.CSTNode | None:
-        if depth > 8:
-            return None
-        attribute = self_attribute_name(expression)
-        if attribute is not None:
-            argument = self.constructor_argument(self.resolver.enclosing_class(expression), attribute)
-            return self.building_statement(argument, depth + 1) if argument is not None else None
-        if not isinstance(expression, cst.Name):
-            return None
-        assignment = self.resolver.resolve(expression)
-        if assignment is None:
-            return None
-        returned = self.resolver.returned_name(assignment)
-        if returned is not None:
-            return self.building_statement(returned, depth + 1)
-        return self.index.assignment_statement(assignment)
-
-    def constructor_argument(self, owner: cst.ClassDef | None, attribute: str) -> cst.Name | None:
-        """What the one construction `Trainer(model, ...)` passes for the parameter that `__init__`
-        keeps as `self.<attribute>` (`self.model = model.to(device)`: device moves aside; a later
-        `self.model = DDP(self.model, ...)` wraps the same model)."""
-        init = constructor(owner)
-        if init is None:
-            return None
-        held = m.Assign(
-            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
-        )
-        removed = {
-            id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)
-        }
-        assigns = [a for a in m.findall(init, held) if id(a) not in removed]  # (not the DDP wrap that goes)
-        kept = [
-            value.value
-            for a in assigns
-            if isinstance(value := without_moves(self.unwrapped(a.value)), cst.Name)
-        ]
-        if len(kept) != 1 or len(assigns) != 1:
-            return None
-        return self.resolver.constructor_argument(owner, kept[0])
-
     # -- collectors ----------------------------------------------------------------------
     def collect_models(self) -> None:
         for node in self.index.nodes(cst.ClassDef):
@@ -290,10 +247,6 @@ class Analyzer(
         return None
 
     # -- loops -------------------------------------------------------------------------------
-    def problem(self, code: str, reason: str, node: cst.CSTNode) -> None:
-        if all(seen is not node for _, _, seen in self.code.problems):
-            self.code.problems.append((code, reason, node))
-
     def collect_loops(self) -> None:
         hosts: set[int] = set()
         self.seen_batch_loops: set[int] = set()
@@ -325,7 +278,9 @@ class Analyzer(
                     unexplained.append(backward)
                 continue
             if id(loop.host) in hosts:
-                self.problem("LS001", "several training loops share one epoch loop; not converted", loop.host)
+                self.code.problem(
+                    "LS001", "several training loops share one epoch loop; not converted", loop.host
+                )
                 continue
             hosts.add(id(loop.host))
             self.code.loops.append(loop)
@@ -352,7 +307,7 @@ class Analyzer(
                 where = f"in `{function.name.value}()`, " + (
                     f"called at line {lines}" if calls else "which nothing here calls"
                 )
-            self.problem(
+            self.code.problem(
                 "LS001",
                 f"the update (backward() and the optimizer step) runs {where}: a loop driving it "
                 "through calls is not followed yet",
@@ -363,7 +318,7 @@ class Analyzer(
         self.last_batch_loop = None
         owner = self.index.owner_of_block(backward)
         autocast = closure = None
-        if isinstance(owner, cst.With) and self.autocast_of(owner) is not None:
+        if isinstance(owner, cst.With) and self.stepping.autocast_of(owner) is not None:
             autocast, owner = owner, self.index.owner_of_block(owner)
         if isinstance(owner, cst.FunctionDef) and self.is_closure(owner, backward):
             closure, owner = owner, self.index.owner_of_block(owner)
@@ -372,7 +327,9 @@ class Analyzer(
         if not isinstance(owner, (cst.For, cst.While)):
             enclosing_loop = any(isinstance(a, (cst.For, cst.While)) for a in self.index.ancestors(backward))
             if enclosing_loop:
-                self.problem("LS002", "backward() runs under a condition or context; not converted", backward)
+                self.code.problem(
+                    "LS002", "backward() runs under a condition or context; not converted", backward
+                )
             return None
         batch_loop = owner
         if id(batch_loop) in self.seen_batch_loops:
@@ -381,7 +338,9 @@ class Analyzer(
         self.last_batch_loop = batch_loop
         body = opened(batch_loop.body.body, closure)
         if sum(1 for s in body if m.matches(s, BACKWARD)) > 1:
-            self.problem("LS002", "several backward() calls in one step need manual optimization", batch_loop)
+            self.code.problem(
+                "LS002", "several backward() calls in one step need manual optimization", batch_loop
+            )
             return None
 
         accumulation = next((s for s in body if isinstance(s, cst.If) and self.steps_in(s.body.body)), None)
@@ -402,18 +361,20 @@ class Analyzer(
                     "`with torch.no_grad(): for p in model.parameters(): p -= lr * p.grad`, or "
                     "`for p in model.parameters(): p.data.add_(-lr * p.grad)`)"
                 )
-            self.problem("LS002", reason, batch_loop)
+            self.code.problem("LS002", reason, batch_loop)
             return None
         step, optimizer = optimizer_steps[0]
         searched = body if accumulation is None else body + stepping
-        zero_grads = [s for s in searched if (c := method_call(s, "zero_grad")) and self.clears(c, optimizer)]
+        zero_grads = [
+            s for s in searched if (c := method_call(s, "zero_grad")) and self.stepping.clears(c, optimizer)
+        ]
         if len(zero_grads) != 1:
-            self.problem("LS002", "zero_grad() is not a plain statement of the batch loop", batch_loop)
+            self.code.problem("LS002", "zero_grad() is not a plain statement of the batch loop", batch_loop)
             return None
 
-        zeroes_gradients = self.zeroes_gradients(method_call(zero_grads[0], "zero_grad"))
+        zeroes_gradients = self.stepping.zeroes_gradients(method_call(zero_grads[0], "zero_grad"))
         if zeroes_gradients is None:
-            self.problem("LS002", "zero_grad(set_to_none=...) is decided at run time", zero_grads[0])
+            self.code.problem("LS002", "zero_grad(set_to_none=...) is decided at run time", zero_grads[0])
             return None
         iterable = self.batches_of(batch_loop)
         if iterable is None:
@@ -449,13 +410,13 @@ class Analyzer(
         )
         if self.escapes(optimizer, batch_loop) and not self.hand_over(loop, step):
             return None
-        if not self.mixed_precision(loop, body, autocast) or (
-            accumulation is not None and not self.accumulation(loop, accumulation, body)
+        if not self.stepping.mixed_precision(loop, body, autocast) or (
+            accumulation is not None and not self.stepping.accumulation(loop, accumulation, body)
         ):
             return None
-        self.collect_step_extras(loop, stepping if accumulation is not None else body)
+        self.stepping.collect_step_extras(loop, stepping if accumulation is not None else body)
         if accumulation is not None:
-            self.collect_step_extras(loop, [s for s in body if s is not accumulation])
+            self.stepping.collect_step_extras(loop, [s for s in body if s is not accumulation])
         if (
             self.reads_gradients(loop, body, stepping, accumulation)
             or not self.drive(loop)
@@ -517,7 +478,7 @@ class Analyzer(
                 and self.resolver.enclosing_class(receiver) is not None
             )
         ):
-            self.problem(
+            self.code.problem(
                 "LS001",
                 f"the optimizer built in {builder} is stepped through an expression not followed",
                 step,
@@ -530,10 +491,11 @@ class Analyzer(
         models = [
             f
             for f in called
-            if optimizer.model_reference is not None and self.same_object(f, optimizer.model_reference)
+            if optimizer.model_reference is not None
+            and self.distribution.same_object(f, optimizer.model_reference)
         ]
         if not models:
-            self.problem(
+            self.code.problem(
                 "LS001",
                 f"the optimizer built in {builder} optimizes `{optimizer.model}`, which the loop "
                 "does not call under a name followed back to it",
@@ -562,7 +524,7 @@ class Analyzer(
                 or m.matches(value, split)
                 or called & {"builtins.list", "builtins.tuple", "builtins.sorted"}
             ):
-                self.problem(
+                self.code.problem(
                     "LS001",
                     f"the batches `{loader.value}` are a Python list: the Trainer would take a list "
                     "for a list of loaders and zip them; wrap them in a DataLoader",
@@ -573,7 +535,7 @@ class Analyzer(
                 loop.epoch_loop is not None and self.index.is_inside(binding.node, {id(loop.epoch_loop)})
             ) or (loop.function is not None and self.index.is_inside(binding.node, {id(loop.function)}))
             if rebuilt:  # (a train_dataloader() reloaded every epoch draws random numbers the loop did not)
-                self.problem(
+                self.code.problem(
                     "LS001",
                     f"the batches `{loader.value}` are built anew every epoch; the Trainer "
                     "iterates the one loader it was given",
@@ -626,10 +588,10 @@ class Analyzer(
                 ),
             )
         ]
-        oracle = DeviceOracle(self.index, self.resolver.resolve, self.ranks)
+        oracle = DeviceOracle(self.index, self.resolver.resolve, self.distribution.ranks)
         calls = [c for s in body[:position] for c in m.findall(s, m.Call()) if not oracle.is_move(c)]
         if after or calls:
-            self.problem(
+            self.code.problem(
                 "LS002",
                 "the optimizer evaluates the closure several times per step, and Lightning's "
                 "training step is that closure: code outside it in the loop would run as often",
@@ -642,16 +604,18 @@ class Analyzer(
         """How the loop is driven: epochs around it, or a step count of its own."""
         step_loop = self.step_loops.get(id(loop.batch_loop))
         if step_loop is None:
-            return self.find_epochs(loop)
+            return self.epochs.find_epochs(loop)
         loop.fetch, loop.max_steps, removed = step_loop
         loop.owned_statements += removed
         if loop.accumulation is not None:
-            self.problem(
+            self.code.problem(
                 "LS002", "gradient accumulation in a step loop is not converted yet", loop.batch_loop
             )
             return False
         if not isinstance(self.index.owner_of_block(loop.batch_loop), (cst.Module, cst.FunctionDef)):
-            self.problem("LS001", "the step loop sits inside a block that is not converted", loop.batch_loop)
+            self.code.problem(
+                "LS001", "the step loop sits inside a block that is not converted", loop.batch_loop
+            )
             return False
         return True
 
@@ -703,7 +667,7 @@ class Analyzer(
             return self.unwrap_iterable(loop)
         max_steps = self.step_count(loop, body)
         if (fetch is None and endless is None) or max_steps is None:
-            self.problem(
+            self.code.problem(
                 "LS001",
                 "a step loop is converted when it draws `batch = next(it)` with a restart on "
                 "StopIteration (or from itertools.cycle) and counts to a fixed number of steps",
@@ -823,7 +787,7 @@ class Analyzer(
         )
         for statement in candidates:
             if id(statement) not in understood and m.findall(statement, gradients):
-                self.problem(
+                self.code.problem(
                     "LS002",
                     "code between backward() and step() uses the gradients; it cannot run "
                     "in training_step, before Lightning's backward",
@@ -845,10 +809,10 @@ class Analyzer(
         backwards = [s for s in statements if m.matches(s, BACKWARD)]
         steps = self.steps_in(statements)
         self.manual_obstacle = ""
-        scaling = self.manual_scaling(batch_loop, statements, backwards, steps)
+        scaling = self.stepping.manual_scaling(batch_loop, statements, backwards, steps)
         if scaling is None:
             return None
-        hand_update = None if steps else self.hand_update(batch_loop)
+        hand_update = None if steps else self.updates.hand_update(batch_loop)
         if not steps and hand_update is None:
             return None
         optimizers = sorted(
@@ -888,14 +852,6 @@ class Analyzer(
         )
         loop.scaler, loop.owned_statements, loop.autocasts, loop.precision, loop.scaled_steps = scaling
         return loop if self.drive(loop) else None
-
-    def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:
-        call = method_call(statement, "step")
-        return (
-            call is not None
-            and isinstance(call.func.value, cst.Name)
-            and self.is_grad_scaler(call.func.value)
-        )
 
     def zips_loaders(self, iterable: cst.Call) -> bool:
         """`zip(loader_a, loader_b)` of DataLoaders: the Trainer zips them too (CombinedLoader, min_size)."""
@@ -937,7 +893,7 @@ class Analyzer(
         for loop in loops:
             for call in m.findall(loop, m.Call(func=m.Attribute(attr=m.Name("step")))):
                 root = held_object(call.func.value)
-                if isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
+                if isinstance(root, cst.Name) and self.stepping.is_grad_scaler(root) and call.args:
                     root = held_object(call.args[0].value)
                 if root is None or self.resolver.definition_of(root, self.code.optimizers) is not None:
                     continue  # an optimizer analysis knows: the step is elsewhere, not unknown
@@ -977,46 +933,16 @@ class Analyzer(
             if call is None or (root := held_object(call.func.value)) is None:
                 continue
             optimizer = self.resolver.definition_of(root, self.code.optimizers)
-            if optimizer is None and isinstance(root, cst.Name) and self.is_grad_scaler(root) and call.args:
+            if (
+                optimizer is None
+                and isinstance(root, cst.Name)
+                and self.stepping.is_grad_scaler(root)
+                and call.args
+            ):
                 optimizer = self.resolver.definition_of(call.args[0].value, self.code.optimizers)
             if optimizer is not None:
                 found.append((statement, optimizer))
         return found
-
-    @staticmethod
-    def zeroes_gradients(call: cst.Call) -> bool | None:
-        """Whether `zero_grad(...)` zeroes the gradients in place (`set_to_none=False`) rather than
-        dropping them; None when a value known only at run time decides."""
-        if not call.args:
-            return False
-        value = call.args[0].value
-        if (
-            m.matches(value, m.Name("False") | m.Name("True"))
-            and not call.args[0].star
-            and (call.args[0].keyword is None or call.args[0].keyword.value == "set_to_none")
-        ):
-            return value.value == "False"
-        return None
-
-    def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
-        """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""
-        root = held_object(call.func.value)
-        if root is None:
-            return False
-        if self.resolver.definition_of(root, self.code.optimizers) is optimizer:
-            return True
-        if self.index.module.code_for_node(root) == optimizer.model:
-            return True
-        # `model.zero_grad()` in train(model, ...) for the `net` whose parameters main() gave the optimizer
-        reference = optimizer.model_reference
-        return (
-            isinstance(root, cst.Name)
-            and isinstance(reference, cst.Name)
-            and bool(
-                {id(o) for o in self.resolver.origins(root)}
-                & {id(o) for o in self.resolver.origins(reference)}
-            )
-        )
 
     def progress_bar(self, name: cst.Name):
         """(bar name, statement creating it) when name is `bar = tqdm(loader)` or `with tqdm(...) as bar`."""
@@ -1049,7 +975,7 @@ class Analyzer(
                     and len(target.elements) == 2
                     and isinstance(target.elements[0].value, cst.Name)
                 ):
-                    self.problem("LS001", "enumerate() target not understood", loop)
+                    self.code.problem("LS001", "enumerate() target not understood", loop)
                     return None
                 index_name = target.elements[0].value.value
                 target = target.elements[1].value
@@ -1066,7 +992,9 @@ class Analyzer(
             & (torch_names.DATALOADERS | {"builtins.range", "itertools.count"})
             and not self.zips_loaders(iterable)
         ):
-            self.problem("LS001", "the batch loop does not iterate over a DataLoader; not converted", loop)
+            self.code.problem(
+                "LS001", "the batch loop does not iterate over a DataLoader; not converted", loop
+            )
             return None
         return iterable, bare(target), index_name, index_start, bar
 
@@ -1084,7 +1012,9 @@ class Analyzer(
                 for s in self.code.distribution.removed
                 if isinstance(s, cst.SimpleStatementLine)
             }
-            return [self.unwrapped(without_moves(a.value)) for a in assigns if id(a) not in removed]
+            return [
+                self.distribution.unwrapped(without_moves(a.value)) for a in assigns if id(a) not in removed
+            ]
         owner = self.resolver.method_class(loop.function) if loop.function is not None else None
         held = m.Assign(
             targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
@@ -1124,7 +1054,7 @@ class Analyzer(
         self.collect_models()
         self.collect_definitions()
         self.collect_passed_definitions()
-        self.find_distribution()
+        self.distribution.find_distribution()
         self.collect_loops()
         if any(code == "LS009" for code, _, _ in self.code.problems):  # processes the Trainer cannot start
             self.code.problems += [
@@ -1136,15 +1066,15 @@ class Analyzer(
                 for loop in self.code.loops
             ]
             self.code.loops = []
-        self.keep_training_plumbing()
+        self.distribution.keep_training_plumbing()
         for loop in self.code.loops:
-            self.drop_sampler_epochs(loop)
-            self.classify_segments(loop)
-            self.find_validation(loop)
-            self.find_test(loop)
-            self.find_early_stopping(loop)
-            self.find_loss_reports(loop)
-            self.find_scalar_writer(loop)
+            self.distribution.drop_sampler_epochs(loop)
+            self.epochs.classify_segments(loop)
+            self.evaluation.find_validation(loop)
+            self.evaluation.find_test(loop)
+            self.stopping.find_early_stopping(loop)
+            self.reports.find_loss_reports(loop)
+            self.scalars.find_scalar_writer(loop)
             converted = [s for s, _ in loop.schedulers]
             loop.kept_schedulers = [
                 s
@@ -1174,7 +1104,7 @@ class Analyzer(
         how = f"built and returned by `{function.name.value}()`" if function is not None else "passed in"
         if function is not None and self.passed_into_holder(escaping[0], loop.batch_loop):
             how = f"built in `{function.name.value}()` and passed in"
-        self.problem(
+        self.code.problem(
             "LS001",
             f"`{escaping[0].name}` is {how}; handing it to Lightning with schedulers, other "
             "optimizers or manual optimization is not converted yet",
@@ -1193,7 +1123,7 @@ class Analyzer(
             if self.index.scope(definition.statement) is self.index.scope(
                 loop.host
             ) and not self.index.is_inside(loop.host, {id(block)}):
-                self.problem(
+                self.code.problem(
                     "LS001",
                     f"`{definition.name}` is built in a branch that configure_optimizers would "
                     "lose; build it unconditionally (or choose its arguments in the branch)",

@@ -127,7 +127,9 @@ class Conversion:
         self.code = self.analyzer.run()
         self.package, alias = PACKAGES[target]
         self.alias = existing_alias(module, self.package) or alias
-        self.oracle = DeviceOracle(self.index, self.analyzer.resolver.resolve, self.analyzer.ranks)
+        self.oracle = DeviceOracle(
+            self.index, self.analyzer.resolver.resolve, self.analyzer.distribution.ranks
+        )
         self.replace: dict[int, list[cst.BaseStatement]] = {}
         self.before: dict[int, list[cst.BaseStatement]] = {}
         self.todo: dict[int, str] = {}

@@ -12,6 +12,8 @@ from functools import partial
 import libcst as cst
 import libcst.matchers as m
 
+from .analysis_part import AnalysisPart
+from .resolution import constructor
 from .torch_names import (
     DATA_PARALLEL,
     DATALOADERS,
@@ -22,7 +24,7 @@ from .torch_names import (
     SPAWNS,
 )
 from .training import Distribution, Spawn
-from .util import method_call, self_attribute_name
+from .util import method_call, self_attribute_name, without_moves
 
 WRAP = m.SimpleStatementLine(
     body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(args=[m.Arg(keyword=None), m.ZeroOrMore()]))]
@@ -60,8 +62,8 @@ def argument(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression 
     return None
 
 
-class DistributionAnalysis:
-    """Mixed into Analyzer."""
+class DistributionAnalysis(AnalysisPart):
+    """A part of the analysis."""
 
     def find_distribution(self) -> None:
         facts = self.code.distribution
@@ -518,7 +520,7 @@ class DistributionAnalysis:
                     isinstance(e, cst.StarredElement) for e in (passed.elements if passed is not None else ())
                 )
             ):
-                self.problem(
+                self.code.problem(
                     "LS009",
                     "mp.spawn of a function this file does not define with a tuple of arguments",
                     statement,
@@ -533,13 +535,13 @@ class DistributionAnalysis:
                 or len(params.params) != len(arguments) + 1
                 or params.posonly_params
             ):
-                self.problem(
+                self.code.problem(
                     "LS009", "the spawned function's parameters do not match spawn's arguments", statement
                 )
                 continue
             devices = self.process_count(count, arguments, params.params[1:])
             if devices is None:
-                self.problem(
+                self.code.problem(
                     "LS009",
                     "the process count is not one of the arguments the spawned function gets",
                     statement,
@@ -616,6 +618,53 @@ class DistributionAnalysis:
                     ):
                         facts.removed += [owner, *statements]
                         removed |= {id(owner), *map(id, statements)}
+
+    def same_object(self, first: cst.BaseExpression, second: cst.BaseExpression) -> bool:
+        """Whether two expressions name the object one statement built: `self.model` kept by the
+        constructor from what `Trainer(model, ...)` passes, `model` unpacked from what
+        `build_training_objects(seed)` returns, and `model` in that function."""
+        origins = [self.building_statement(e) for e in (first, second)]
+        return origins[0] is not None and origins[0] is origins[1]
+
+    def building_statement(self, expression: cst.BaseExpression, depth: int = 0) -> cst.CSTNode | None:
+        if depth > 8:
+            return None
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            argument = self.constructor_argument(self.resolver.enclosing_class(expression), attribute)
+            return self.building_statement(argument, depth + 1) if argument is not None else None
+        if not isinstance(expression, cst.Name):
+            return None
+        assignment = self.resolver.resolve(expression)
+        if assignment is None:
+            return None
+        returned = self.resolver.returned_name(assignment)
+        if returned is not None:
+            return self.building_statement(returned, depth + 1)
+        return self.index.assignment_statement(assignment)
+
+    def constructor_argument(self, owner: cst.ClassDef | None, attribute: str) -> cst.Name | None:
+        """What the one construction `Trainer(model, ...)` passes for the parameter that `__init__`
+        keeps as `self.<attribute>` (`self.model = model.to(device)`: device moves aside; a later
+        `self.model = DDP(self.model, ...)` wraps the same model)."""
+        init = constructor(owner)
+        if init is None:
+            return None
+        held = m.Assign(
+            targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+        )
+        removed = {
+            id(s.body[0]) for s in self.code.distribution.removed if isinstance(s, cst.SimpleStatementLine)
+        }
+        assigns = [a for a in m.findall(init, held) if id(a) not in removed]  # (not the DDP wrap that goes)
+        kept = [
+            value.value
+            for a in assigns
+            if isinstance(value := without_moves(self.unwrapped(a.value)), cst.Name)
+        ]
+        if len(kept) != 1 or len(assigns) != 1:
+            return None
+        return self.resolver.constructor_argument(owner, kept[0])
 
 
 class Renamed(cst.CSTTransformer):

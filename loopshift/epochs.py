@@ -7,12 +7,22 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import torch_names
-from .training import EpochSegments, TrainingLoop
+from .analysis_part import AnalysisPart
+from .index import CodeIndex
+from .resolution import Resolver
+from .stepping import SteppingAnalysis
+from .training import EpochSegments, TrainingCode, TrainingLoop
 from .util import held_object, method_call
 
 
-class EpochAnalysis:
-    """Mixed into Analyzer."""
+class EpochAnalysis(AnalysisPart):
+    """A part of the analysis."""
+
+    def __init__(
+        self, index: CodeIndex, resolver: Resolver, code: TrainingCode, stepping: SteppingAnalysis
+    ) -> None:
+        super().__init__(index, resolver, code)
+        self.stepping = stepping
 
     # -- epochs ------------------------------------------------------------------------------
     def find_epochs(self, loop: TrainingLoop) -> bool:
@@ -24,7 +34,7 @@ class EpochAnalysis:
         if isinstance(owner, cst.FunctionDef):
             holder = self.resolver.method_class(owner)
             if holder is not None and holder.name.value in self.code.models:
-                self.problem(
+                self.code.problem(
                     "LS001",
                     f"the update runs in {holder.name.value}.{owner.name.value}(), a method of the model "
                     "itself; training loops in methods of a model are not converted yet",
@@ -34,14 +44,14 @@ class EpochAnalysis:
             calls = self.resolver.calls_of(owner)
             statement_call = m.Expr() | m.Assign(targets=[m.AssignTarget(target=m.Name())])
             if len(calls) != 1 or not m.matches(self.index.parent(calls[0]), statement_call):
-                self.problem(
+                self.code.problem(
                     "LS001",
                     f"{owner.name.value}() must be called exactly once, as a statement, to be converted",
                     owner,
                 )
                 return False
             if self.index.enclosing_function(owner) is not None:
-                self.problem("LS001", "training loops in nested functions are not converted yet", owner)
+                self.code.problem("LS001", "training loops in nested functions are not converted yet", owner)
                 return False
             loop.function, loop.call = owner, calls[0]
             self.split_function(loop, owner)
@@ -51,14 +61,14 @@ class EpochAnalysis:
         if isinstance(owner, cst.For) and not self.epoch_loop(loop, owner, driver):
             return False
         if not isinstance(owner, (cst.For, cst.Module, cst.FunctionDef, cst.If, cst.Else, cst.With, cst.Try)):
-            self.problem("LS001", "the training loop sits inside a block that is not converted", driver)
+            self.code.problem("LS001", "the training loop sits inside a block that is not converted", driver)
             return False
         around = self.loop_around(loop.host)
         if around is not None and not all(
             self.index.is_inside(o.statement, {id(around)}) for o in loop.all_optimizers
         ):
             line = self.index.span(around).line
-            self.problem(
+            self.code.problem(
                 "LS001",
                 f"the loop at line {line} is not taken as the epoch loop (the batch loop sits in a block "
                 "of its own inside it): one fit per iteration would build the optimizer anew each time, "
@@ -68,7 +78,7 @@ class EpochAnalysis:
             return False
         per_epoch = {id(s) for s in loop.segments.before + loop.segments.after}
         if any(self.index.is_inside(o.statement, per_epoch) for o in loop.all_optimizers):
-            self.problem(
+            self.code.problem(
                 "LS006",
                 "the optimizer is built anew every epoch; Lightning builds it once, in configure_optimizers",
                 loop.host,
@@ -130,12 +140,12 @@ class EpochAnalysis:
             and 1 <= len(iterable.args) <= 2
             and all(a.keyword is None for a in iterable.args)
         ):
-            self.problem(
+            self.code.problem(
                 "LS006", "the epoch loop is not a `for epoch in range(...)` loop; not converted", epoch_loop
             )
             return False
         if epoch_loop.orelse is not None:
-            self.problem("LS006", "the epoch loop has an else block; not converted", epoch_loop)
+            self.code.problem("LS006", "the epoch loop has an else block; not converted", epoch_loop)
             return False
         args = [a.value for a in iterable.args]
         start, stop = (args[0], args[1]) if len(args) == 2 else (None, args[0])
@@ -168,7 +178,7 @@ class EpochAnalysis:
                 elif (
                     loop.optimizer is not None
                     and (zero_grad := method_call(statement, "zero_grad"))
-                    and self.clears(zero_grad, loop.optimizer)
+                    and self.stepping.clears(zero_grad, loop.optimizer)
                 ):
                     loop.owned_statements.append(statement)  # the Trainer zeroes the gradients
                     segment.remove(statement)

@@ -8,7 +8,11 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from .training import EvaluationLoop, TrainingLoop
+from .analysis_part import AnalysisPart
+from .index import CodeIndex
+from .resolution import Resolver
+from .stepping import SteppingAnalysis
+from .training import EvaluationLoop, TrainingCode, TrainingLoop
 from .util import method_call
 
 NO_GRAD = {
@@ -19,8 +23,14 @@ NO_GRAD = {
 }
 
 
-class EvaluationAnalysis:
-    """Mixed into Analyzer."""
+class EvaluationAnalysis(AnalysisPart):
+    """A part of the analysis."""
+
+    def __init__(
+        self, index: CodeIndex, resolver: Resolver, code: TrainingCode, stepping: SteppingAnalysis
+    ) -> None:
+        super().__init__(index, resolver, code)
+        self.stepping = stepping
 
     def find_validation(self, loop: TrainingLoop) -> None:
         segment = loop.segments.after
@@ -142,7 +152,7 @@ class EvaluationAnalysis:
                 return None
             # `accuracy = test(...)` with `return 100.0 * correct / n`: the epoch end computes it
             after.append(cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(target)], returned)]))
-        before = [s for s in body[:position] if not self.is_mode_switch(s, loop)]
+        before = [s for s in body[:position] if not self.stepping.is_mode_switch(s, loop)]
         metrics = (
             [e.value for e in target.elements]
             if isinstance(target, cst.Tuple)
@@ -174,5 +184,5 @@ class EvaluationAnalysis:
                 ),
             )
         ]
-        switches = [s for s in earlier if self.is_mode_switch(s, loop) and method_call(s, "eval")]
+        switches = [s for s in earlier if self.stepping.is_mode_switch(s, loop) and method_call(s, "eval")]
         return EvaluationLoop(for_loop, statement, inits, [], inits + switches)

@@ -56,7 +56,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
         taken = self.host_scope_names()  # what fit's scope already calls its variables
         self.class_name, self.alias = class_name, target_alias
         self.lit_name, self.trainer_name = fresh(lit_name, taken), fresh("trainer", taken)
-        self.oracle = DeviceOracle(self.index, analyzer.resolver.resolve, analyzer.ranks)
+        self.oracle = DeviceOracle(self.index, analyzer.resolver.resolve, analyzer.distribution.ranks)
         self.config = self.index.module.config_for_parsing
         self.todos: list[tuple[str, str, cst.CSTNode]] = []
         self.init_args: dict[str, cst.BaseExpression] = {}  # constructor parameter -> value in the host scope
@@ -104,7 +104,7 @@ class LoopGenerator(NamePlanner, EarlyExits):
             end = [s for s in end if s not in before_validation]
         if not self.may_switch_mode(end):
             # nothing at the end of an epoch can leave the model in eval mode: `model.train()` is moot
-            dropped |= {id(s) for s in loop.segments.before if self.analyzer.is_mode_switch(s, loop)}
+            dropped |= {id(s) for s in loop.segments.before if self.analyzer.stepping.is_mode_switch(s, loop)}
         if loop.clip:
             dropped.add(id(loop.clip.statement))
         dropped |= {id(s) for s in loop.progress_statements + loop.owned_statements}
@@ -871,7 +871,11 @@ class LoopGenerator(NamePlanner, EarlyExits):
         ):
             return ['strategy="ddp"', f"devices={code(distribution.spawn.devices)}"]
         options = ['strategy="ddp"'] if distribution.processes else []
-        condition = self.analyzer.launch_condition(distribution.processes) if distribution.processes else None
+        condition = (
+            self.analyzer.distribution.launch_condition(distribution.processes)
+            if distribution.processes
+            else None
+        )
         if condition is not None:  # a single process otherwise, with the loader's own sampler
             options = [f'strategy="ddp" if {code(condition)} else "auto"']
         if distribution.devices is not None:

@@ -424,7 +424,7 @@ class NamePlanner:
         batches |= {id(evaluation.loop.target) for evaluation in self.evaluations()}
         if any(self.index.is_inside(a.node, batches) for a in bindings):
             return None  # the batch and its index: unpacked in training_step / validation_step / test_step
-        if any(a.node is rank for a in bindings for rank in self.analyzer.ranks):
+        if any(a.node is rank for a in bindings for rank in self.analyzer.distribution.ranks):
             return self_attribute("local_rank")  # a spawned worker's rank: the process Lightning started
         if (attribute := self.model_attribute(name)) is not None:
             return self_attribute(attribute)

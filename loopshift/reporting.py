@@ -16,6 +16,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import torch_names
+from .analysis_part import AnalysisPart
 from .training import ScalarWriter, TrainingLoop
 
 PRINT = m.SimpleStatementLine(body=[m.Expr(value=m.Call(func=m.Name("print")))])
@@ -32,8 +33,8 @@ RESET = m.SimpleStatementLine(
 PURE_BUILTINS = {"print", "len", "float", "int", "round", "str", "abs", "min", "max"}
 
 
-class ReportingAnalysis:
-    """Mixed into Analyzer."""
+class ReportingAnalysis(AnalysisPart):
+    """A part of the analysis."""
 
     def find_loss_reports(self, loop: TrainingLoop) -> None:
         body = list(loop.batch_loop.body.body)
@@ -149,8 +150,8 @@ class ReportingAnalysis:
         )
 
 
-class ScalarWriterAnalysis:
-    """Mixed into Analyzer: `writer.add_scalar(tag, value, step)` in the training code is
+class ScalarWriterAnalysis(AnalysisPart):
+    """A part of the analysis: `writer.add_scalar(tag, value, step)` in the training code is
     `self.log(tag, value)`, the writer's folder the Trainer's TensorBoardLogger."""
 
     def find_scalar_writer(self, loop: TrainingLoop) -> None:

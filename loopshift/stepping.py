@@ -7,15 +7,16 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import torch_names
+from .analysis_part import AnalysisPart
 from .idioms import clipping
 from .idioms import precision as amp
 from .idioms.clipping import TrainerClipping
-from .training import Accumulation, TrainingLoop
+from .training import Accumulation, OptimizerDef, TrainingLoop
 from .util import held_object, method_call
 
 
-class SteppingAnalysis:
-    """Mixed into Analyzer."""
+class SteppingAnalysis(AnalysisPart):
+    """A part of the analysis."""
 
     # -- mixed precision and accumulation: what the Trainer's precision= and accumulate_grad_batches= own
     def is_grad_scaler(self, name: cst.Name) -> bool:
@@ -59,7 +60,9 @@ class SteppingAnalysis:
         if not autocasts and scaler is None:
             return True
         if len(autocasts) > 1:
-            self.problem("LS002", "several autocast blocks in one step are not converted", loop.batch_loop)
+            self.code.problem(
+                "LS002", "several autocast blocks in one step are not converted", loop.batch_loop
+            )
             return False
         loop.autocasts = autocasts
         loop.precision = self.precision_of(
@@ -131,7 +134,7 @@ class SteppingAnalysis:
         if m.matches(test, m.BooleanOperation(operator=m.Or(), left=every)):
             test, at_last = test.left, True  # `or <last batch>`: Lightning steps on the last batch too
         if index is None or condition.orelse is not None or not m.matches(test, every):
-            self.problem(
+            self.code.problem(
                 "LS002", "optimizer.step() under a condition that is not gradient accumulation", condition
             )
             return False
@@ -139,7 +142,7 @@ class SteppingAnalysis:
         code = self.index.module.code_for_node
         division = next((s for s in body if self.divides(s, loop, every_n)), None)
         if division is None and not m.matches(loop.loss, m.BinaryOperation(operator=m.Divide())):
-            self.problem(
+            self.code.problem(
                 "LS002",
                 f"the loss is not divided by {code(every_n)} before backward; Lightning's "
                 "accumulation divides it",
@@ -260,7 +263,7 @@ class SteppingAnalysis:
             return None
         clip = clipping.for_trainer(fact, loop.model, self.index.module.code_for_node)
         if clip is None:
-            self.problem("LS002", clipping.NOT_CONVERTED, statement)
+            self.code.problem("LS002", clipping.NOT_CONVERTED, statement)
         return clip
 
     def is_mode_switch(self, statement: cst.BaseStatement, loop: TrainingLoop) -> bool:
@@ -273,6 +276,49 @@ class SteppingAnalysis:
             ):
                 return True
         return False
+
+    def is_grad_scaler_step(self, statement: cst.BaseStatement) -> bool:
+        call = method_call(statement, "step")
+        return (
+            call is not None
+            and isinstance(call.func.value, cst.Name)
+            and self.is_grad_scaler(call.func.value)
+        )
+
+    @staticmethod
+    def zeroes_gradients(call: cst.Call) -> bool | None:
+        """Whether `zero_grad(...)` zeroes the gradients in place (`set_to_none=False`) rather than
+        dropping them; None when a value known only at run time decides."""
+        if not call.args:
+            return False
+        value = call.args[0].value
+        if (
+            m.matches(value, m.Name("False") | m.Name("True"))
+            and not call.args[0].star
+            and (call.args[0].keyword is None or call.args[0].keyword.value == "set_to_none")
+        ):
+            return value.value == "False"
+        return None
+
+    def clears(self, call: cst.Call, optimizer: OptimizerDef) -> bool:
+        """Whether `x.zero_grad()` clears the optimizer's gradients (the optimizer or its model)."""
+        root = held_object(call.func.value)
+        if root is None:
+            return False
+        if self.resolver.definition_of(root, self.code.optimizers) is optimizer:
+            return True
+        if self.index.module.code_for_node(root) == optimizer.model:
+            return True
+        # `model.zero_grad()` in train(model, ...) for the `net` whose parameters main() gave the optimizer
+        reference = optimizer.model_reference
+        return (
+            isinstance(root, cst.Name)
+            and isinstance(reference, cst.Name)
+            and bool(
+                {id(o) for o in self.resolver.origins(root)}
+                & {id(o) for o in self.resolver.origins(reference)}
+            )
+        )
 
 
 def loop_index(loop: TrainingLoop) -> str | None:

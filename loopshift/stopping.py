@@ -18,6 +18,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from .analysis_part import AnalysisPart
 from .training import EarlyStopping, TrainingLoop
 
 MODES = {cst.LessThan: ("min", cst.Subtract), cst.GreaterThan: ("max", cst.Add)}
@@ -26,8 +27,8 @@ INFINITY = m.Call(
 ) | m.Attribute(value=m.Name("math") | m.Name("np") | m.Name("numpy") | m.Name("torch"), attr=m.Name("inf"))
 
 
-class EarlyStoppingAnalysis:
-    """Mixed into Analyzer."""
+class EarlyStoppingAnalysis(AnalysisPart):
+    """A part of the analysis."""
 
     def find_early_stopping(self, loop: TrainingLoop) -> None:
         if loop.validation is None or not loop.validation.metrics:

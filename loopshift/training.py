@@ -233,3 +233,8 @@ class TrainingCode:
     models: dict[str, str] = field(default_factory=dict)  # nn.Module subclasses: class name -> qualified base
     problems: list[tuple[str, str, cst.CSTNode]] = field(default_factory=list)  # (code, reason, node)
     distribution: Distribution = field(default_factory=Distribution)
+
+    def problem(self, code: str, reason: str, node: cst.CSTNode) -> None:
+        """A loop (or a part of one) not converted: the first reason given for a node stays."""
+        if all(seen is not node for _, _, seen in self.problems):
+            self.problems.append((code, reason, node))

@@ -21,14 +21,24 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from .training import HandUpdate
+from .analysis_part import AnalysisPart
+from .evaluation import EvaluationAnalysis
+from .index import CodeIndex
+from .resolution import Resolver
+from .training import HandUpdate, TrainingCode
 
 READS_GRAD = m.Attribute(attr=m.Name("grad"))
 IN_PLACE = {"sub_", "add_", "copy_", "addcmul_", "addcdiv_", "mul_"}
 
 
-class HandUpdateAnalysis:
-    """Mixed into Analyzer."""
+class HandUpdateAnalysis(AnalysisPart):
+    """A part of the analysis."""
+
+    def __init__(
+        self, index: CodeIndex, resolver: Resolver, code: TrainingCode, evaluation: EvaluationAnalysis
+    ) -> None:
+        super().__init__(index, resolver, code)
+        self.evaluation = evaluation
 
     def hand_update(self, batch_loop: cst.For | cst.While) -> HandUpdate | None:
         """The block of the step that moves parameters against their gradients: `with torch.no_grad():`,
@@ -37,7 +47,7 @@ class HandUpdateAnalysis:
             guarded = (
                 isinstance(statement, cst.With)
                 and len(statement.items) == 1
-                and self.no_grad(statement.items[0].item)
+                and self.evaluation.no_grad(statement.items[0].item)
             )
             if not guarded and not (isinstance(statement, cst.For) and self.parameters_of(statement.iter)):
                 continue

@@ -179,7 +179,7 @@ class FabricConversion:
                 for s in facts.data_parallel
                 if self.index.called_name(s.body[0].value) & DISTRIBUTED_DATA_PARALLEL
             ]
-            condition = self.analysis.analyzer.launch_condition(processes)
+            condition = self.analysis.analyzer.distribution.launch_condition(processes)
             if condition is not None:  # a single process otherwise, with the loader's own sampler
                 arguments["strategy"] = cst.IfExp(
                     test=condition, body=cst.SimpleString('"ddp"'), orelse=cst.SimpleString('"auto"')
