@@ -13,12 +13,25 @@ from .matching import comprehension_source, in_move_chain, is_variable, strip_mo
 class BatchAnalysis:
     """Mixed into FabricAnalysis."""
 
+    # while redundant_moves runs, the set-up loaders are settled: what a loop iterates is found once
+    settled: tuple[set[int], dict[tuple[int, int], bool]] | None = None  # (loader calls, verdicts)
+
     def loader_calls(self) -> set[int]:
+        if self.settled is not None:
+            return self.settled[0]
         return {id(s.body[0].value) for group in self.facts.loaders for s in group.statements}
 
     def iterates_loader(self, iterable: cst.BaseExpression, depth: int = 0) -> bool:
         """Whether a loop draws its batches from a DataLoader that Fabric sets up (through
         enumerate(), tqdm() and variables holding those)."""
+        if self.settled is None:
+            return self.finds_loader(iterable, depth)
+        verdicts = self.settled[1]
+        if (id(iterable), depth) not in verdicts:
+            verdicts[id(iterable), depth] = self.finds_loader(iterable, depth)
+        return verdicts[id(iterable), depth]
+
+    def finds_loader(self, iterable: cst.BaseExpression, depth: int) -> bool:
         values = self.values(iterable) if is_variable(iterable) else [iterable]
         if not values or depth > 4:
             return False
@@ -71,9 +84,12 @@ class BatchAnalysis:
             root = root.value
         if not isinstance(root, cst.Name):
             return False
-        assignments = self.index.assignments(root)
-        verdicts = [self.binds_batch(a, visiting) for a in assignments if id(a) not in visiting]
-        return bool(verdicts) and all(verdicts) and len(visiting) < 12
+        if len(visiting) >= 12:
+            return False
+        # every binding must deliver a batch: the first that does not decides (a name bound in many
+        # places, each from names bound in many places, made the search exponential)
+        assignments = [a for a in self.index.assignments(root) if id(a) not in visiting]
+        return bool(assignments) and all(self.binds_batch(a, visiting) for a in assignments)
 
     def binds_batch(self, assignment, visiting: frozenset) -> bool:
         visiting = visiting | {id(assignment)}
@@ -109,12 +125,17 @@ class BatchAnalysis:
         batches of set-up DataLoaders (they arrive on the device)."""
         holders = set().union(*(setup.holders for setup in self.facts.setups))
         moves = set()
-        for call in self.index.nodes(cst.Call):
-            if not self.oracle.is_move(call):
-                continue
-            statement = self.index.statement_of(call)
-            if self.moves_model(call, statement, holders) or self.is_batch(call.func.value):
-                moves.add(id(call))
+        # (a name like `x` bound by every script's loop of a long file is asked about at every move)
+        self.settled = (self.loader_calls(), {})
+        try:
+            for call in self.index.nodes(cst.Call):
+                if not self.oracle.is_move(call):
+                    continue
+                statement = self.index.statement_of(call)
+                if self.moves_model(call, statement, holders) or self.is_batch(call.func.value):
+                    moves.add(id(call))
+        finally:
+            self.settled = None
         return moves
 
     def moves_model(self, call: cst.Call, statement: cst.BaseStatement, holders: set[tuple]) -> bool:
