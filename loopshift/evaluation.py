@@ -64,8 +64,8 @@ class EvaluationAnalysis(AnalysisPart):
 
     def accept(self, evaluation: EvaluationLoop) -> None:
         if evaluation.function is not None:
-            self.resolver.bound_calls[id(evaluation.function)] = (
-                evaluation.call
+            self.resolver.bind(
+                evaluation.function, evaluation.call
             )  # its parameters are this call's arguments
 
     def evaluates_model(self, loop: TrainingLoop, evaluation: EvaluationLoop) -> bool:

@@ -39,6 +39,14 @@ class Resolver:
         # the module keeps reading what its one call passed; the analysis says which)
         self.bound_calls: dict[int, cst.Call] = {}
         self._self_calls: dict[int, dict[str, list[cst.Call]]] = {}  # class -> `self.x(...)` calls
+        # (name, depth) -> its origins: a read is resolved again and again (the device of every move,
+        # the model of every optimizer), and a name bound in many places costs a walk over them each time
+        self._origins: dict[tuple[int, int], list[Assignment]] = {}
+
+    def bind(self, function: cst.FunctionDef, call: cst.Call) -> None:
+        """From now on, the function's parameters are this call's arguments (see bound_calls)."""
+        self.bound_calls[id(function)] = call
+        self._origins.clear()
 
     def method_class(self, function: cst.FunctionDef) -> cst.ClassDef | None:
         """The class a function is a method of."""
@@ -103,6 +111,13 @@ class Resolver:
         of the function's single call site."""
         if not isinstance(name, cst.Name):
             return []
+        if self.index.scope(name) is None:  # not a node of the module: no binding of it either
+            return []
+        if (id(name), depth) not in self._origins:  # (a node of the module: its id stays its own)
+            self._origins[id(name), depth] = self.followed(name, depth)
+        return list(self._origins[id(name), depth])
+
+    def followed(self, name: cst.Name, depth: int) -> list[Assignment]:
         assignments = self.reaching(name, self.index.assignments(name))
         if len(assignments) != 1 or not isinstance(assignments[0].node, cst.Param) or depth > 8:
             return assignments
