@@ -63,7 +63,8 @@ def argument(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression 
 
 
 class DistributionAnalysis(AnalysisPart):
-    """A part of the analysis."""
+    """A part of the analysis: the data-parallel plumbing (DataParallel, DDP, mp.spawn, samplers)
+    that the Trainer's strategy takes over."""
 
     def find_distribution(self) -> None:
         facts = self.code.distribution

@@ -16,7 +16,7 @@ from .util import held_object, method_call
 
 
 class EpochAnalysis(AnalysisPart):
-    """A part of the analysis."""
+    """A part of the analysis: the epoch loop that drives the batch loop, and the per-epoch code around it."""
 
     def __init__(
         self, index: CodeIndex, resolver: Resolver, code: TrainingCode, stepping: SteppingAnalysis

@@ -24,7 +24,7 @@ NO_GRAD = {
 
 
 class EvaluationAnalysis(AnalysisPart):
-    """A part of the analysis."""
+    """A part of the analysis: the validation and test loops that become validation_step / test_step."""
 
     def __init__(
         self, index: CodeIndex, resolver: Resolver, code: TrainingCode, stepping: SteppingAnalysis

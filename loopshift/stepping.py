@@ -16,7 +16,8 @@ from .util import held_object, method_call
 
 
 class SteppingAnalysis(AnalysisPart):
-    """A part of the analysis."""
+    """A part of the analysis: how the optimizer step is driven (mixed precision, accumulation,
+    clipping, zero_grad)."""
 
     # -- mixed precision and accumulation: what the Trainer's precision= and accumulate_grad_batches= own
     def is_grad_scaler(self, name: cst.Name) -> bool:

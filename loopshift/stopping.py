@@ -28,7 +28,7 @@ INFINITY = m.Call(
 
 
 class EarlyStoppingAnalysis(AnalysisPart):
-    """A part of the analysis."""
+    """A part of the analysis: a patience check on a monitored metric that EarlyStopping takes over."""
 
     def find_early_stopping(self, loop: TrainingLoop) -> None:
         if loop.validation is None or not loop.validation.metrics:

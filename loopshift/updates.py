@@ -32,7 +32,7 @@ IN_PLACE = {"sub_", "add_", "copy_", "addcmul_", "addcdiv_", "mul_"}
 
 
 class HandUpdateAnalysis(AnalysisPart):
-    """A part of the analysis."""
+    """A part of the analysis: parameters updated by hand from their gradients, without torch.optim."""
 
     def __init__(
         self, index: CodeIndex, resolver: Resolver, code: TrainingCode, evaluation: EvaluationAnalysis
