@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..core import Result
 from ..index import CodeIndex
 from ..source import calls_backward, parse_module
-from .conversion import FabricConversion
+from .conversion import FabricConversion, LeavesTodo
 
 
 def convert_fabric(source: str, path: str = "<string>", index: CodeIndex | None = None) -> Result:
@@ -19,7 +19,12 @@ def convert_fabric(source: str, path: str = "<string>", index: CodeIndex | None 
 
 def fabric_hint(trainer: Result, source: str, path: str, index: CodeIndex) -> str | None:
     """When the Trainer target leaves TODOs that the Fabric target avoids, a line that says so."""
-    fabric = convert_fabric(source, path, index)
+    if not calls_backward(source):
+        return None
+    try:  # (the conversion stops at its first TODO: then there is nothing to hint)
+        fabric = FabricConversion(index, source, path, clean_only=True).run()
+    except LeavesTodo:
+        return None
     if fabric.diagnostics or not fabric.loops_converted:
         return None
     codes = sorted({d.code for d in trainer.diagnostics})

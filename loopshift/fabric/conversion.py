@@ -35,9 +35,14 @@ UNREACHABLE = (
 )
 
 
+class LeavesTodo(Exception):
+    """A conversion asked for only if it is clean (FabricConversion(clean_only=True)) is not."""
+
+
 class FabricConversion:
-    def __init__(self, index: CodeIndex, source: str, path: str) -> None:
+    def __init__(self, index: CodeIndex, source: str, path: str, clean_only: bool = False) -> None:
         self.source, self.path = source, path
+        self.clean_only = clean_only  # only a conversion without TODOs is wanted: the first one ends it
         self.index = index
         self.analysis = FabricAnalysis(self.index)
         self.alias = existing_alias(index.module, "lightning") or "L"
@@ -91,6 +96,8 @@ class FabricConversion:
         return Result(module.code, self.diagnostics, found, converted)
 
     def report(self, code: str, reason: str, node: cst.CSTNode) -> None:
+        if self.clean_only:
+            raise LeavesTodo
         self.edits.todo[id(self.index.statement_of(node))] = f"{reason} ({code})"
         self.diagnostics.append(Diagnostic(code, reason, self.index.span(node), self.path))
 
