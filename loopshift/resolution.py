@@ -13,7 +13,7 @@ import libcst.matchers as m
 from libcst.metadata import Assignment
 
 from .index import CodeIndex
-from .util import self_attribute_name
+from .util import is_variable, self_attribute_name
 
 
 class Definition(Protocol):
@@ -273,6 +273,135 @@ class Resolver:
                 return None
             value = value.elements[position].value
         return value if isinstance(value, cst.Name) else None
+
+    # -- what a variable may hold (every value, where the above follows one) --------------------------
+    def references(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Name] | None:
+        """Every use of a module-level function's or class's name; None when it is not module level."""
+        if not isinstance(self.index.parent(definition), cst.Module):
+            return None
+        scope = self.index.scope(definition)
+        uses: list[cst.Name] = []
+        for assignment in scope.assignments[definition.name.value] if scope is not None else []:
+            if isinstance(assignment, Assignment) and assignment.node is definition:
+                uses += [cast(cst.Name, access.node) for access in assignment.references]  # (a name's uses)
+        return uses
+
+    def names_super(self, use: cst.Name) -> bool:
+        """`Owner` in `super(Owner, self)`: a use of a class's name that makes no instance."""
+        argument = self.index.parent(use)
+        call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
+        return isinstance(call, cst.Call) and m.matches(call.func, m.Name("super"))
+
+    def all_calls(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Call] | None:
+        """Where a function (or a class, by its constructor) is called; None when its name is also
+        used otherwise (passed as a callback, ...)."""
+        uses = self.references(definition)
+        if uses is None:
+            return None
+        calls: list[cst.Call] = []
+        for use in uses:
+            if self.names_super(use):
+                continue
+            call = self.index.parent(use)
+            if not (isinstance(call, cst.Call) and call.func is use):
+                return None
+            calls.append(call)
+        return calls
+
+    def arguments_at_every_call(self, param: cst.Param) -> list[cst.BaseExpression] | None:
+        """What a parameter receives at every call of its function (constructor calls for __init__)."""
+        function = self.index.enclosing_function(param)
+        if function is None:
+            return None
+        owner = self.method_class(function)
+        if owner is not None and function.name.value == "__init__":
+            calls = self.all_calls(owner)
+            shift = 1  # Owner(x): x binds the parameter after self
+        elif owner is None:
+            calls, shift = self.all_calls(function), 0
+        else:
+            return None
+        if not calls:
+            return None
+        params = list(function.params.posonly_params) + list(function.params.params)
+        position = next((i for i, p in enumerate(params) if p is param), None)
+        arguments = []
+        for call in calls:
+            keyword = [
+                a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value
+            ]
+            positional = [a.value for a in call.args if a.keyword is None and not a.star]
+            if keyword:
+                arguments.append(keyword[0])
+            elif position is not None and 0 <= position - shift < len(positional):
+                arguments.append(positional[position - shift])
+            elif param.default is not None:
+                arguments.append(param.default)
+            else:
+                return None
+        return arguments
+
+    def values(self, expression: cst.BaseExpression, depth: int = 0) -> list[cst.BaseExpression] | None:
+        """The expressions a variable may hold, following assignments, `self.x = ...` in its class
+        and parameters to every call site; None when unknown."""
+        if depth > 8:
+            return None
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            owner = self.enclosing_class(expression)
+            held = m.Assign(
+                targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
+            )
+            # (the matcher checked each: an Assign)
+            assigns = cast(list[cst.Assign], m.findall(owner, held)) if owner is not None else []
+            return self.values_of_all([a.value for a in assigns], depth) if assigns else None
+        if not isinstance(expression, cst.Name):
+            return [expression]
+        assignments = self.index.assignments(expression)
+        if not assignments:
+            return None
+        found = []
+        for assignment in assignments:
+            with_item = self.index.parent(cast(cst.CSTNode, self.index.parent(assignment.node)))
+            if isinstance(assignment.node, cst.Param):
+                arguments = self.arguments_at_every_call(assignment.node)
+                more = self.values_of_all(arguments, depth) if arguments is not None else None
+            elif (
+                isinstance(with_item, cst.WithItem)
+                and with_item.asname
+                and with_item.asname.name is assignment.node
+            ):
+                more = self.values_of_all([with_item.item], depth)  # `with tqdm(loader) as bar`
+            else:
+                value = self.index.assigned_value(assignment)
+                more = self.values_of_all([value], depth) if value is not None else None
+            if more is None:
+                return None
+            found += more
+        return found
+
+    def values_of_all(
+        self, expressions: Sequence[cst.BaseExpression], depth: int
+    ) -> list[cst.BaseExpression] | None:
+        found = []
+        for expression in expressions:
+            more = self.values(expression, depth + 1) if is_variable(expression) else [expression]
+            if more is None:
+                return None
+            found += more
+        return found
+
+    def variable_key(self, expression: cst.BaseExpression) -> tuple[object, ...] | None:
+        """What identifies a variable: its scope and name, or its class and `self.<attribute>`."""
+        attribute = self_attribute_name(expression)
+        if attribute is not None:
+            owner = self.enclosing_class(expression)
+            return ("self", id(owner), attribute) if owner is not None else None
+        if isinstance(expression, cst.Name):
+            assignments = self.index.assignments(expression)
+            scope = assignments[0].scope if assignments else self.index.scope(expression)
+            return (id(scope), expression.value)
+        return None
 
 
 def constructor(owner: cst.ClassDef | None) -> cst.FunctionDef | None:

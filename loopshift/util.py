@@ -49,3 +49,8 @@ def opened(statements, closure) -> list:
         for statement in statements
         for s in (list(closure.body.body[:-1]) if statement is closure else [statement])
     ]
+
+
+def is_variable(expression: cst.BaseExpression) -> bool:
+    """A name or an attribute of self: what holds a value across statements."""
+    return isinstance(expression, cst.Name) or self_attribute_name(expression) is not None

@@ -306,6 +306,7 @@ def test_auto_picks_the_trainer_when_it_converts_cleanly() -> None:
     )
 
 
+@pytest.mark.slow  # converts every fixture with both targets
 def test_the_hint_is_given_exactly_where_fabric_converts_without_todos() -> None:
     """The hint's conversion stops at its first TODO; it is given where the whole one has none."""
     hinted = []

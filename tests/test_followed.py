@@ -2,6 +2,7 @@
 every TODO: what `rewritable` names must hold every statement the rewriting changes."""
 
 import libcst as cst
+import pytest
 from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from update_depths import DepthProgram, depth_programs
@@ -45,6 +46,7 @@ def test_rewritable_holds_the_counter_before_a_flat_while() -> None:
     assert check_rewritable_holds_the_changes(FLAT_COUNTED_EPOCHS) == 2  # `epoch = 0` and the loop
 
 
+@pytest.mark.slow  # writes out every fixture
 def test_rewritable_holds_what_the_fixtures_change() -> None:
     changed = sum(check_rewritable_holds_the_changes(case.read_text()) for case in CASES)
     assert changed > 0  # some fixtures are written out: the check above looked at something

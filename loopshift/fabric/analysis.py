@@ -17,10 +17,10 @@ from ..devices import DeviceOracle
 from ..index import CodeIndex
 from ..resolution import constructor
 from ..training import OptimizerDef
-from ..util import self_attribute_name
+from ..util import is_variable, self_attribute_name
 from .batches import BatchAnalysis
 from .facts import FabricFacts, LoaderGroup, Scope, Setup
-from .matching import is_variable, strip_moves
+from .matching import strip_moves
 from .plumbing import PlumbingAnalysis
 from .precision import PrecisionAnalysis
 
@@ -73,117 +73,10 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def builds_fabric(self) -> bool:
         return any(self.index.called_name(call) & FABRIC_CLASSES for call in self.index.nodes(cst.Call))
 
-    def references(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Name] | None:
-        """Every use of a module-level function's or class's name; None when it is not module level."""
-        if not isinstance(self.index.parent(definition), cst.Module):
-            return None
-        scope = self.index.scope(definition)
-        uses = []
-        for assignment in scope.assignments[definition.name.value] if scope is not None else []:
-            if assignment.node is definition:
-                uses += [access.node for access in assignment.references]
-        return uses
-
-    def names_super(self, use: cst.Name) -> bool:
-        """`Owner` in `super(Owner, self)`: a use of a class's name that makes no instance."""
-        argument = self.index.parent(use)
-        call = self.index.parent(argument) if isinstance(argument, cst.Arg) else None
-        return isinstance(call, cst.Call) and m.matches(call.func, m.Name("super"))
-
-    def calls(self, definition: cst.FunctionDef | cst.ClassDef) -> list[cst.Call] | None:
-        """Where a function (or a class, by its constructor) is called; None when its name is also
-        used otherwise (passed as a callback, ...)."""
-        uses = self.references(definition)
-        if uses is None:
-            return None
-        uses = [use for use in uses if not self.names_super(use)]
-        calls = [self.index.parent(use) for use in uses]
-        if not all(isinstance(call, cst.Call) and call.func is use for call, use in zip(calls, uses)):
-            return None
-        return calls
-
-    def arguments_for(self, param: cst.Param) -> list[cst.BaseExpression] | None:
-        """What a parameter receives at every call of its function (constructor calls for __init__)."""
-        function = self.index.enclosing_function(param)
-        owner = self.resolver.method_class(function)
-        if owner is not None and function.name.value == "__init__":
-            calls = self.calls(owner)
-            shift = 1  # Owner(x): x binds the parameter after self
-        elif owner is None:
-            calls, shift = self.calls(function), 0
-        else:
-            return None
-        if not calls:
-            return None
-        params = list(function.params.posonly_params) + list(function.params.params)
-        position = next((i for i, p in enumerate(params) if p is param), None)
-        arguments = []
-        for call in calls:
-            keyword = [
-                a.value for a in call.args if a.keyword is not None and a.keyword.value == param.name.value
-            ]
-            positional = [a.value for a in call.args if a.keyword is None and not a.star]
-            if keyword:
-                arguments.append(keyword[0])
-            elif position is not None and 0 <= position - shift < len(positional):
-                arguments.append(positional[position - shift])
-            elif param.default is not None:
-                arguments.append(param.default)
-            else:
-                return None
-        return arguments
-
-    def values(self, expression: cst.BaseExpression, depth: int = 0) -> list[cst.BaseExpression] | None:
-        """The expressions a variable may hold, following assignments, `self.x = ...` in its class
-        and parameters to every call site; None when unknown."""
-        if depth > 8:
-            return None
-        attribute = self_attribute_name(expression)
-        if attribute is not None:
-            owner = self.resolver.enclosing_class(expression)
-            held = m.Assign(
-                targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.Name(attribute)))]
-            )
-            assigns = [a for a in m.findall(owner, held)] if owner is not None else []
-            return self.values_of_all([a.value for a in assigns], depth) if assigns else None
-        if not isinstance(expression, cst.Name):
-            return [expression]
-        assignments = self.index.assignments(expression)
-        if not assignments:
-            return None
-        found = []
-        for assignment in assignments:
-            with_item = self.index.parent(self.index.parent(assignment.node))
-            if isinstance(assignment.node, cst.Param):
-                arguments = self.arguments_for(assignment.node)
-                more = self.values_of_all(arguments, depth) if arguments is not None else None
-            elif (
-                isinstance(with_item, cst.WithItem)
-                and with_item.asname
-                and with_item.asname.name is assignment.node
-            ):
-                more = self.values_of_all([with_item.item], depth)  # `with tqdm(loader) as bar`
-            else:
-                value = self.index.assigned_value(assignment)
-                more = self.values_of_all([value], depth) if value is not None else None
-            if more is None:
-                return None
-            found += more
-        return found
-
-    def values_of_all(self, expressions, depth: int) -> list[cst.BaseExpression] | None:
-        found = []
-        for expression in expressions:
-            more = self.values(expression, depth + 1) if is_variable(expression) else [expression]
-            if more is None:
-                return None
-            found += more
-        return found
-
     def holders(self, expression: cst.BaseExpression, depth: int = 0) -> set[tuple]:
         """Keys of every variable that holds what `expression` holds: the parameter it is passed as,
         the local it came from, `self.model` and the constructor argument stored there."""
-        key = self.key(expression)
+        key = self.resolver.variable_key(expression)
         if key is None or depth > 8:
             return set()
         keys = {key}
@@ -200,21 +93,10 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             return keys
         for assignment in self.index.assignments(expression):
             if isinstance(assignment.node, cst.Param):
-                for argument in self.arguments_for(assignment.node) or []:
+                for argument in self.resolver.arguments_at_every_call(assignment.node) or []:
                     if is_variable(argument):
                         keys |= self.holders(argument, depth + 1)
         return keys
-
-    def key(self, expression: cst.BaseExpression) -> tuple | None:
-        attribute = self_attribute_name(expression)
-        if attribute is not None:
-            owner = self.resolver.enclosing_class(expression)
-            return ("self", id(owner), attribute) if owner is not None else None
-        if isinstance(expression, cst.Name):
-            assignments = self.index.assignments(expression)
-            scope = assignments[0].scope if assignments else self.index.scope(expression)
-            return (id(scope), expression.value)
-        return None
 
     # -- models with their optimizers, DataLoaders, the device ---------------------------------
     def collect_setups(self) -> None:
@@ -320,12 +202,12 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
     def instances(self, owner: cst.ClassDef) -> list[tuple[cst.SimpleStatementLine, cst.Name]] | None:
         """Every `name = Owner(...)` (device moves aside) outside the class; None when the class
         is used otherwise."""
-        uses = self.references(owner)
+        uses = self.resolver.references(owner)
         if uses is None:
             return None
         found = []
         for use in uses:
-            if self.names_super(use):
+            if self.resolver.names_super(use):
                 continue
             call = self.index.parent(use)
             statement = self.index.statement_of(use)
@@ -495,7 +377,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
 
     def draws_when_iterated(self, iterable: cst.BaseExpression, builders: set[int]) -> bool:
         """Whether iterating an expression may draw random numbers (a DataLoader, or what is unknown)."""
-        values = self.values(iterable) if is_variable(iterable) else [iterable]
+        values = self.resolver.values(iterable) if is_variable(iterable) else [iterable]
         if values is None:
             return True
         for value in values:
@@ -528,7 +410,7 @@ class FabricAnalysis(BatchAnalysis, PrecisionAnalysis, PlumbingAnalysis):
             return False
         for found in returns:
             values = (
-                self.values(found.value)
+                self.resolver.values(found.value)
                 if found.value is not None and is_variable(found.value)
                 else [found.value]
             )

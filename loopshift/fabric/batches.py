@@ -7,7 +7,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from .. import torch_names
-from .matching import comprehension_source, in_move_chain, is_variable, strip_moves
+from ..util import is_variable
+from .matching import comprehension_source, in_move_chain, strip_moves
 
 
 class BatchAnalysis:
@@ -32,7 +33,7 @@ class BatchAnalysis:
         return verdicts[id(iterable), depth]
 
     def finds_loader(self, iterable: cst.BaseExpression, depth: int) -> bool:
-        values = self.values(iterable) if is_variable(iterable) else [iterable]
+        values = self.resolver.values(iterable) if is_variable(iterable) else [iterable]
         if not values or depth > 4:
             return False
         for value in values:
@@ -62,7 +63,7 @@ class BatchAnalysis:
         return bool(draws) and all(self.draws_from_iterator(draw.args[0].value) for draw in draws)
 
     def draws_from_iterator(self, iterator: cst.Name) -> bool:
-        iterators = self.values(iterator) or []
+        iterators = self.resolver.values(iterator) or []
         return bool(iterators) and all(
             m.matches(i, m.Call(func=m.Name("iter"), args=[m.Arg()]))
             and self.iterates_loader(i.args[0].value)
@@ -144,11 +145,11 @@ class BatchAnalysis:
             return False
         small = statement.body[0]
         if isinstance(small, cst.Expr) and in_move_chain(self.oracle, small.value, call):
-            return self.key(strip_moves(self.oracle, small.value)) in holders
+            return self.resolver.variable_key(strip_moves(self.oracle, small.value)) in holders
         if (
             isinstance(small, cst.Assign)
             and len(small.targets) == 1
             and in_move_chain(self.oracle, small.value, call)
         ):
-            return self.key(small.targets[0].target) in holders
+            return self.resolver.variable_key(small.targets[0].target) in holders
         return False

@@ -8,7 +8,6 @@ import libcst as cst
 import libcst.matchers as m
 
 from ..devices import DeviceOracle
-from ..util import self_attribute_name
 
 # `if __name__ == "__main__":`, which every process runs: no condition of the code under it
 MAIN_GUARD = m.If(
@@ -25,10 +24,6 @@ MAIN_GUARD = m.If(
 
 def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
     return next((a.value for a in call.args if a.keyword is not None and a.keyword.value == name), None)
-
-
-def is_variable(expression: cst.BaseExpression) -> bool:
-    return isinstance(expression, cst.Name) or self_attribute_name(expression) is not None
 
 
 def strip_moves(oracle: DeviceOracle, expression: cst.BaseExpression) -> cst.BaseExpression:

@@ -111,7 +111,7 @@ class PlumbingAnalysis:
             names = self.index.called_name(assign.value)
             if (
                 not names & (DATA_PARALLEL | DISTRIBUTED_DATA_PARALLEL)
-                or self.key(assign.targets[0].target) not in holders
+                or self.resolver.variable_key(assign.targets[0].target) not in holders
             ):
                 continue
             facts.data_parallel.append(statement)

@@ -76,7 +76,7 @@ class Wiring:
             if not self.takes_self(function):
                 return False
             return owner is self.home_class or self.thread_class(owner)
-        calls = self.analysis.calls(function)
+        calls = self.analysis.resolver.all_calls(function)
         if not calls or self.index.enclosing_function(function) is not None:
             return False
         if not all(self.reaches(call) for call in calls):
@@ -92,7 +92,7 @@ class Wiring:
             (s for s in owner.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"),
             None,
         )
-        calls = self.analysis.calls(owner)
+        calls = self.analysis.resolver.all_calls(owner)
         if init is None or not calls or not self.self_name(init):
             return False
         self.classes[id(owner)] = init
